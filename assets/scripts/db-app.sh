@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Step "app-db": the app's database and its user, granted once per web-server address
+# with only the privileges the app needs (no GRANT OPTION, no DROP). Users for addresses no longer in the list are
+# dropped. Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP            log prefix
+#   DB_NAME         database name
+#   DB_USER         user name
+#   DB_PASSWORD     its password (secret; reaches MariaDB on stdin, never argv)
+#   WEB_ADDRESSES   web server addresses (array)
+#   PRIVILEGES      privileges on DB_NAME.*
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+sql() { mariadb --protocol=socket -N -B "$@"; }
+
+# quote TEXT : a SQL string literal.
+quote() {
+    local s=${1//\\/\\\\}
+    printf "'%s'" "${s//\'/\'\'}"
+}
+
+apply() {
+    local addr stmts existing
+    stmts="CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+    for addr in "${WEB_ADDRESSES[@]}"; do
+        stmts+="
+CREATE USER IF NOT EXISTS $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
+ALTER USER $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
+GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(quote "$DB_USER")@$(quote "$addr");"
+    done
+    existing=$(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
+    while read -r addr; do
+        [[ -n "$addr" ]] || continue
+        if ! printf '%s\n' "${WEB_ADDRESSES[@]}" | grep -qxF "$addr"; then
+            stmts+="
+DROP USER $(quote "$DB_USER")@$(quote "$addr");"
+            info "dropping $DB_USER@$addr (no longer a web server)"
+        fi
+    done <<<"$existing"
+    sql <<<"$stmts"
+    info "database $DB_NAME and user $DB_USER for ${#WEB_ADDRESSES[@]} web server(s) ready"
+}
+
+delete() {
+    local addr
+    systemctl is-active --quiet mariadb || return 0
+    while read -r addr; do
+        [[ -n "$addr" ]] && sql <<<"DROP USER IF EXISTS $(quote "$DB_USER")@$(quote "$addr");"
+    done < <(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
+    info "removed user $DB_USER; database $DB_NAME is data and stays"
+}
+
+main() {
+    case "${1:-apply}" in
+    apply) apply ;;
+    delete) delete ;;
+    *) fatal "unknown action '$1': expected apply or delete" ;;
+    esac
+}
+
+main "$@" </dev/null

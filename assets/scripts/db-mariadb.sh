@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Step "mariadb": MariaDB from Debian with the rendered config and secure defaults
+# (no anonymous users, no test database, root by unix socket only).
+# Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP              log prefix
+#   SERVER_CNF_B64    static settings; a change restarts MariaDB
+#   CONN_CNF_B64      max_connections; a change is applied live
+#   MAX_CONNECTIONS   the value in CONN_CNF_B64
+#   PURGE_ON_DELETE   "true" to delete the data directory on delete
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+readonly CONF_DIR=/etc/mysql/mariadb.conf.d
+readonly SERVER_CNF=$CONF_DIR/60-pi-cluster.cnf
+readonly CONN_CNF=$CONF_DIR/61-pi-cluster-connections.cnf
+
+check_config() {
+    # mariadbd parses every option file and exits non-zero on an unknown or bad option.
+    mariadbd --help --verbose >/dev/null 2>"$1" || {
+        cat "$1" >&2
+        return 1
+    }
+}
+
+secure_defaults() {
+    mariadb --protocol=socket <<'SQL'
+DELETE FROM mysql.global_priv WHERE User = '';
+DROP DATABASE IF EXISTS test;
+DELETE FROM mysql.db WHERE Db = 'test' OR Db = 'test\_%';
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket;
+FLUSH PRIVILEGES;
+SQL
+}
+
+apply() {
+    apt_install mariadb-server
+    local restart=0 conn=0 err
+    err=$(mktemp)
+    put_file "$SERVER_CNF_B64" "$SERVER_CNF" 0644 && restart=1
+    put_file "$CONN_CNF_B64" "$CONN_CNF" 0644 && conn=1
+    check_config "$err" || fatal "MariaDB rejected the rendered config (see above); fix the stack config and run pulumi up again"
+    rm -f "$err"
+    systemctl is-enabled --quiet mariadb || systemctl enable --quiet mariadb
+    if ! systemctl is-active --quiet mariadb; then
+        systemctl start mariadb
+        info "mariadb started"
+    elif ((restart)); then
+        systemctl restart mariadb
+        info "mariadb restarted for its new config"
+    elif ((conn)); then
+        mariadb --protocol=socket -e "SET GLOBAL max_connections = ${MAX_CONNECTIONS}"
+        info "max_connections set to ${MAX_CONNECTIONS} live"
+    fi
+    secure_defaults
+    info "mariadb $(mariadb --protocol=socket -N -e 'SELECT VERSION()') ready"
+}
+
+delete() {
+    systemctl disable --now --quiet mariadb 2>/dev/null || true
+    remove_paths "$SERVER_CNF" "$CONN_CNF"
+    apt_purge mariadb-server mariadb-server-core mariadb-client mariadb-client-core mariadb-common
+    if [[ "$PURGE_ON_DELETE" == "true" ]]; then
+        remove_paths /var/lib/mysql
+        info "data purged (purgeDataOnDestroy=true)"
+    else
+        info "data kept in /var/lib/mysql (set purgeDataOnDestroy to delete it)"
+    fi
+}
+
+main() {
+    case "${1:-apply}" in
+    apply) apply ;;
+    delete) delete ;;
+    *) fatal "unknown action '$1': expected apply or delete" ;;
+    esac
+}
+
+main "$@" </dev/null

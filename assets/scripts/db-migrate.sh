@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Step "migrate": applies the app's versioned schema migrations in order, each once,
+# recording it in schema_migrations. Run as root via `sudo bash -s -- apply`.
+# Reads:
+#   STEP          log prefix
+#   DB_NAME       database
+#   MIGRATIONS    pairs of (version, base64 SQL), in order (array)
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+sql() { mariadb --protocol=socket -N -B "$DB_NAME" "$@"; }
+
+apply() {
+    local i version applied=0
+    sql <<'SQL'
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version VARCHAR(191) NOT NULL PRIMARY KEY,
+    applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+SQL
+    for ((i = 0; i < ${#MIGRATIONS[@]}; i += 2)); do
+        version=${MIGRATIONS[i]}
+        [[ "$version" =~ ^[0-9]{3}_[a-z0-9_]+$ ]] || fatal "migration name '$version' must look like 001_create_notes"
+        if [[ -n "$(sql -e "SELECT 1 FROM schema_migrations WHERE version = '$version'")" ]]; then
+            continue
+        fi
+        info "applying migration $version"
+        printf '%s' "${MIGRATIONS[i + 1]}" | base64 -d | sql || fatal "migration $version failed; fix it and run pulumi up again (earlier ones stay applied)"
+        sql -e "INSERT INTO schema_migrations (version) VALUES ('$version')"
+        applied=$((applied + 1))
+    done
+    info "schema up to date ($applied applied now, $(sql -e 'SELECT COUNT(*) FROM schema_migrations') in total)"
+}
+
+delete() {
+    info "the schema is data and stays"
+}
+
+main() {
+    case "${1:-apply}" in
+    apply) apply ;;
+    delete) delete ;;
+    *) fatal "unknown action '$1': expected apply or delete" ;;
+    esac
+}
+
+main "$@" </dev/null

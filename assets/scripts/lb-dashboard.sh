@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Step "dashboard": unpacks a dashboard build into the static root and switches to it.
+# nginx serves files, so no reload is needed. Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP       log prefix
+#   ARTIFACT   the uploaded tarball of the Angular build
+#   WWW_DIR    static root parent (current -> releases/<sha>)
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+apply() {
+    if unpack_release "$ARTIFACT" "$WWW_DIR"; then
+        info "dashboard switched"
+    else
+        info "dashboard unchanged"
+    fi
+    prune_uploads "$ARTIFACT"
+}
+
+delete() {
+    # Back to the placeholder; the nginx step removes the directory itself.
+    if [[ -d "$WWW_DIR/placeholder" ]]; then
+        ln -sfn "$WWW_DIR/placeholder" "$WWW_DIR/current.new" && mv -T "$WWW_DIR/current.new" "$WWW_DIR/current"
+    fi
+    remove_paths "$WWW_DIR/releases"
+}
+
+main() {
+    case "${1:-apply}" in
+    apply) apply ;;
+    delete) delete ;;
+    *) fatal "unknown action '$1': expected apply or delete" ;;
+    esac
+}
+
+main "$@" </dev/null

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Step "nginx": installs nginx from Debian and prepares the static root.
+# Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP               log prefix
+#   WWW_DIR            where dashboard releases and cluster.json live
+#   PLACEHOLDER_B64    the page served at / until a dashboard release is installed
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+apply() {
+    apt_install nginx
+    install -d -m 0755 "$WWW_DIR" "$WWW_DIR/releases" "$WWW_DIR/placeholder"
+    put_file "$PLACEHOLDER_B64" "$WWW_DIR/placeholder/index.html" 0644 || true
+    if [[ ! -e "$WWW_DIR/current" ]]; then
+        ln -sfn "$WWW_DIR/placeholder" "$WWW_DIR/current"
+    fi
+    # Debian's default site would answer before ours on port 80.
+    remove_paths /etc/nginx/sites-enabled/default
+    systemctl is-enabled --quiet nginx || systemctl enable --quiet nginx
+    if ! systemctl is-active --quiet nginx; then
+        nginx -t -q || fatal "nginx -t failed: see the message above"
+        systemctl start nginx
+    fi
+    info "nginx $(nginx -v 2>&1 | sed 's|.*/||') ready"
+}
+
+delete() {
+    systemctl disable --now --quiet nginx 2>/dev/null || true
+    apt_purge nginx nginx-common
+    remove_paths "$WWW_DIR"
+}
+
+main() {
+    case "${1:-apply}" in
+    apply) apply ;;
+    delete) delete ;;
+    *) fatal "unknown action '$1': expected apply or delete" ;;
+    esac
+}
+
+main "$@" </dev/null

@@ -1,0 +1,148 @@
+// PiCluster composes the Database, the WebServers and the LoadBalancer, and wires them:
+// the DB address reaches the web servers' env; the web addresses reach the nginx upstream.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { Artifact } from "./artifacts";
+import { ClusterConfig } from "./config";
+import { Database } from "./database";
+import { LoadBalancer } from "./loadBalancer";
+import { roleFirewall, Topology } from "./render/firewall";
+import { WebServer } from "./webServer";
+
+/** Bumped when an output below changes shape; StackReference consumers check it. */
+export const OUTPUTS_CONTRACT_VERSION = 1;
+
+export interface PiClusterArgs {
+    /** The validated stack config. Required. */
+    config: ClusterConfig;
+    /** Built tarballs shipped to the Pis. Required (dashboard optional: a placeholder page is served without it). */
+    artifacts: { app: Artifact; pm2: Artifact; dashboard?: Artifact };
+}
+
+export class PiCluster extends pulumi.ComponentResource {
+    public readonly contractVersion: pulumi.Output<number>;
+    public readonly lbUrl: pulumi.Output<string>;
+    public readonly apiUrl: pulumi.Output<string>;
+    public readonly dashboardUrl: pulumi.Output<string>;
+    public readonly webServers: pulumi.Output<{ name: string; address: string }[]>;
+    public readonly database: pulumi.Output<{ host: string; port: number; name: string; user: string }>;
+    /** The app user's password (secret). */
+    public readonly dbPassword: pulumi.Output<string>;
+
+    constructor(name: string, args: PiClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pi-cluster:cluster:PiCluster", name, {}, opts);
+        const c = args.config;
+        const ssh = { user: c.sshUser, privateKey: c.sshPrivateKey };
+        const topology: Topology = {
+            managementCidr: c.managementCidr,
+            lbAddress: c.loadBalancer.address,
+            webAddresses: c.webServers.map((w) => w.address),
+            dbAddress: c.database.address,
+            appPort: c.appPort,
+            dbPort: c.dbPort,
+            httpPort: c.httpPort,
+        };
+
+        const password = new random.RandomPassword(
+            `${name}-db-password`,
+            // Letters and digits only: the value travels through SQL, env files and shells.
+            { length: 32, special: false },
+            { parent: this },
+        );
+
+        const db = new Database(
+            c.database.name,
+            {
+                address: c.database.address,
+                sshPort: c.database.sshPort,
+                hostKey: c.database.hostKey,
+                ...ssh,
+                firewall: roleFirewall("db", topology, c.database.sshPort),
+                webAddresses: topology.webAddresses,
+                password: password.result,
+                port: c.dbPort,
+                poolSize: c.dbPoolSize,
+                connectionHeadroom: c.dbConnectionHeadroom,
+                innodbBufferPoolSize: c.innodbBufferPoolSize,
+                innodbLogFileSize: c.innodbLogFileSize,
+                purgeDataOnDestroy: c.purgeDataOnDestroy,
+                unattendedUpgrades: c.unattendedUpgrades,
+            },
+            { parent: this },
+        );
+
+        const webs: WebServer[] = [];
+        for (const w of c.webServers) {
+            webs.push(
+                new WebServer(
+                    w.name,
+                    {
+                        address: w.address,
+                        sshPort: w.sshPort,
+                        hostKey: w.hostKey,
+                        ...ssh,
+                        firewall: roleFirewall("web", topology, w.sshPort),
+                        app: args.artifacts.app,
+                        pm2: args.artifacts.pm2,
+                        port: c.appPort,
+                        dbHost: db.address,
+                        dbPort: db.port,
+                        dbName: db.dbName,
+                        dbUser: db.dbUser,
+                        dbPassword: password.result,
+                        dbReady: db.ready,
+                        poolSize: c.dbPoolSize,
+                        corsOrigins: c.corsOrigins,
+                        // One server at a time: a new release never takes every server down at once.
+                        rollAfter: webs.length > 0 ? webs[webs.length - 1].appStep : undefined,
+                        unattendedUpgrades: c.unattendedUpgrades,
+                    },
+                    { parent: this },
+                ),
+            );
+        }
+
+        const lb = new LoadBalancer(
+            c.loadBalancer.name,
+            {
+                address: c.loadBalancer.address,
+                sshPort: c.loadBalancer.sshPort,
+                hostKey: c.loadBalancer.hostKey,
+                ...ssh,
+                firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
+                backends: webs.map((w) => pulumi.all([w.nodeName, w.address]).apply(([n, a]) => ({ name: n, address: a }))),
+                backendsReady: webs.map((w) => w.appStep),
+                database: pulumi.all([db.address]).apply(([a]) => ({ name: c.database.name, address: a })),
+                appPort: c.appPort,
+                httpPort: c.httpPort,
+                managementCidr: c.managementCidr,
+                dashboard: args.artifacts.dashboard,
+                refreshSeconds: c.dashboardRefreshSeconds,
+                requestTimeoutMs: c.dashboardRequestTimeoutMs,
+                unattendedUpgrades: c.unattendedUpgrades,
+            },
+            { parent: this },
+        );
+
+        this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);
+        this.lbUrl = lb.url;
+        this.apiUrl = pulumi.interpolate`${lb.url}/api/`;
+        this.dashboardUrl = pulumi.interpolate`${lb.url}/`;
+        this.webServers = pulumi.all(webs.map((w) => pulumi.all([w.nodeName, w.address]))).apply((pairs) =>
+            pairs.map(([n, a]) => ({ name: n, address: a })),
+        );
+        this.database = pulumi
+            .all([db.address, db.port, db.dbName, db.dbUser])
+            .apply(([host, port, dbName, user]) => ({ host, port, name: dbName, user }));
+        this.dbPassword = pulumi.secret(password.result);
+        this.registerOutputs({
+            contractVersion: this.contractVersion,
+            lbUrl: this.lbUrl,
+            apiUrl: this.apiUrl,
+            dashboardUrl: this.dashboardUrl,
+            webServers: this.webServers,
+            database: this.database,
+            dbPassword: this.dbPassword,
+        });
+    }
+}

@@ -1,0 +1,155 @@
+// The database Pi: MariaDB with a rendered config, secure defaults, the app's database
+// and user (granted per web-server address), and the app's schema migrations.
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { Host } from "./host";
+import { FirewallSpec } from "./render/firewall";
+import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
+import { b64, renderScript } from "./render/shell";
+import { Connection, remoteStep } from "./remote";
+
+export const DB_NAME = "webapp_db";
+export const DB_USER = "webapp_user";
+/** What the app needs and nothing more: no DDL, no GRANT OPTION, no DROP. */
+export const APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE";
+export const MIGRATIONS_DIR = path.join(__dirname, "..", "assets", "app", "migrations");
+
+export interface DatabaseArgs {
+    /** The Pi's address; MariaDB binds to it. Required. */
+    address: pulumi.Input<string>;
+    /** SSH port. Default 22. */
+    sshPort?: pulumi.Input<number>;
+    /** SSH user. Default "pi". */
+    user?: pulumi.Input<string>;
+    /** SSH private key (secret). Required. */
+    privateKey: pulumi.Input<string>;
+    /** Pinned SSH host key. Default unset (not checked). */
+    hostKey?: pulumi.Input<string>;
+    /** Firewall rules (3306 from the web servers only). Required. */
+    firewall: FirewallSpec;
+    /** Web server addresses that get a database user. Required. */
+    webAddresses: string[];
+    /** The app user's password (secret). Required. */
+    password: pulumi.Input<string>;
+    /** MariaDB port. Default 3306. */
+    port?: number;
+    /** Connections each web server's pool may hold. Default 10. */
+    poolSize?: number;
+    /** Connections beyond the pools, for admin and backups. Default 20. */
+    connectionHeadroom?: number;
+    /** InnoDB buffer pool. Default "512M". */
+    innodbBufferPoolSize?: string;
+    /** InnoDB redo log size. Default "128M". */
+    innodbLogFileSize?: string;
+    /** Delete /var/lib/mysql when the stack is destroyed. Default false. */
+    purgeDataOnDestroy?: boolean;
+    /** Install unattended security upgrades. Default true. */
+    unattendedUpgrades?: boolean;
+}
+
+/** Reads assets/app/migrations/NNN_name.sql in order, as (version, base64) pairs. */
+export function readMigrations(dir = MIGRATIONS_DIR): string[] {
+    return fs
+        .readdirSync(dir)
+        .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+        .sort()
+        .flatMap((f) => [f.replace(/\.sql$/, ""), b64(fs.readFileSync(path.join(dir, f), "utf8"))]);
+}
+
+export class Database extends pulumi.ComponentResource {
+    public readonly address: pulumi.Output<string>;
+    public readonly port: pulumi.Output<number>;
+    public readonly dbName: pulumi.Output<string>;
+    public readonly dbUser: pulumi.Output<string>;
+    /** Steps after which the app can connect: MariaDB runs, the user exists, the schema is migrated. */
+    public readonly ready: pulumi.Resource[];
+    public readonly connection: pulumi.Output<Connection>;
+
+    constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pi-cluster:db:Database", name, {}, opts);
+        const port = args.port ?? 3306;
+        const host = new Host(
+            name,
+            {
+                address: args.address,
+                sshPort: args.sshPort,
+                user: args.user,
+                privateKey: args.privateKey,
+                hostKey: args.hostKey,
+                firewall: args.firewall,
+                unattendedUpgrades: args.unattendedUpgrades,
+            },
+            { parent: this },
+        );
+        this.connection = host.connection;
+        const conns = maxConnections(args.webAddresses.length, args.poolSize ?? 10, args.connectionHeadroom ?? 20);
+
+        const mariadb = remoteStep(
+            `${name}-mariadb`,
+            {
+                connection: host.connection,
+                script: pulumi.output(args.address).apply((address) =>
+                    renderScript("db-mariadb", {
+                        STEP: `${name}-mariadb`,
+                        SERVER_CNF_B64: b64(
+                            renderMariadbConfig({
+                                bindAddress: address,
+                                port,
+                                innodbBufferPoolSize: args.innodbBufferPoolSize ?? "512M",
+                                innodbLogFileSize: args.innodbLogFileSize ?? "128M",
+                            }),
+                        ),
+                        CONN_CNF_B64: b64(renderMaxConnections(conns)),
+                        MAX_CONNECTIONS: conns,
+                        PURGE_ON_DELETE: args.purgeDataOnDestroy ?? false,
+                    }),
+                ),
+            },
+            { parent: this, dependsOn: host.ready },
+        );
+
+        const appDb = remoteStep(
+            `${name}-app-db`,
+            {
+                connection: host.connection,
+                secret: true,
+                script: pulumi.secret(
+                    pulumi.output(args.password).apply((password) =>
+                        renderScript("db-app", {
+                            STEP: `${name}-app-db`,
+                            DB_NAME,
+                            DB_USER,
+                            DB_PASSWORD: password,
+                            WEB_ADDRESSES: [...args.webAddresses].sort(),
+                            PRIVILEGES: APP_PRIVILEGES,
+                        }),
+                    ),
+                ),
+            },
+            { parent: this, dependsOn: [mariadb] },
+        );
+
+        const migrate = remoteStep(
+            `${name}-migrate`,
+            {
+                connection: host.connection,
+                script: renderScript("db-migrate", { STEP: `${name}-migrate`, DB_NAME, MIGRATIONS: readMigrations() }),
+            },
+            { parent: this, dependsOn: [appDb] },
+        );
+
+        this.address = pulumi.output(args.address);
+        this.port = pulumi.output(port);
+        this.dbName = pulumi.output(DB_NAME);
+        this.dbUser = pulumi.output(DB_USER);
+        this.ready = [appDb, migrate];
+        this.registerOutputs({
+            address: this.address,
+            port: this.port,
+            dbName: this.dbName,
+            dbUser: this.dbUser,
+            connection: this.connection,
+        });
+    }
+}

@@ -1,0 +1,101 @@
+// What every Pi gets before its role: wait for SSH, base packages with unattended
+// security upgrades, and the nftables firewall of its security group.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
+import { b64, renderScript } from "./render/shell";
+import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
+import { Connection, remoteStep } from "./remote";
+
+export interface HostArgs {
+    /** The Pi's address. Required. */
+    address: pulumi.Input<string>;
+    /** SSH port. Default 22. */
+    sshPort?: pulumi.Input<number>;
+    /** SSH user with passwordless sudo. Default "pi". */
+    user?: pulumi.Input<string>;
+    /** SSH private key text (a secret). Required. */
+    privateKey: pulumi.Input<string>;
+    /** The Pi's SSH host key ("ssh-ed25519 AAAA..."); unset means the key is not checked. Default unset. */
+    hostKey?: pulumi.Input<string>;
+    /** The firewall rules of this Pi's role. Required. */
+    firewall: FirewallSpec;
+    /** Install unattended security upgrades. Default true. */
+    unattendedUpgrades?: boolean;
+    /** Extra Debian packages every Pi of this role needs. Default none. */
+    packages?: string[];
+}
+
+export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
+
+export class Host extends pulumi.ComponentResource {
+    /** The SSH connection every step on this Pi uses. */
+    public readonly connection: pulumi.Output<Connection>;
+    public readonly address: pulumi.Output<string>;
+    /** Steps of the role run after these: SSH answered, base installed, firewall loaded. */
+    public readonly ready: pulumi.Resource[];
+    /** What `uname -m` said on first contact (aarch64 on a Pi, x86_64 in the lab). */
+    public readonly architecture: pulumi.Output<string>;
+
+    constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pi-cluster:host:Host", name, {}, opts);
+        const user = args.user ?? "pi";
+        this.address = pulumi.output(args.address);
+        this.connection = pulumi.output({
+            host: args.address,
+            port: args.sshPort ?? 22,
+            user,
+            privateKey: args.privateKey,
+            hostKey: args.hostKey,
+            // A Pi that is still booting refuses connections for a while.
+            dialErrorLimit: 30,
+            perDialTimeout: 10,
+        }) as pulumi.Output<Connection>;
+
+        const waitSsh = new command.remote.Command(
+            `${name}-wait-ssh`,
+            {
+                connection: this.connection,
+                // Passwordless sudo is what every later step relies on; fail here if it is missing.
+                create: "sudo -n true && uname -m",
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this, customTimeouts: { create: "10m" } },
+        );
+        this.architecture = waitSsh.stdout;
+
+        const base = remoteStep(
+            `${name}-base`,
+            {
+                connection: this.connection,
+                script: pulumi.output(user).apply((u) =>
+                    renderScript("host-base", {
+                        STEP: `${name}-base`,
+                        SSH_USER: u,
+                        PACKAGES: [...BASE_PACKAGES, ...(args.packages ?? [])],
+                        UNATTENDED: args.unattendedUpgrades ?? true,
+                        AUTO_UPGRADES_B64: b64(renderAutoUpgrades()),
+                        UU_POLICY_B64: b64(renderUnattendedPolicy()),
+                    }),
+                ),
+            },
+            { parent: this, dependsOn: [waitSsh] },
+        );
+
+        const firewall = remoteStep(
+            `${name}-firewall`,
+            {
+                connection: this.connection,
+                script: renderScript("host-firewall", {
+                    STEP: `${name}-firewall`,
+                    RULESET_B64: b64(renderFirewall(args.firewall)),
+                    UNIT_B64: b64(renderFirewallUnit()),
+                }),
+            },
+            { parent: this, dependsOn: [base] },
+        );
+
+        this.ready = [base, firewall];
+        this.registerOutputs({ connection: this.connection, address: this.address, architecture: this.architecture });
+    }
+}

@@ -1,0 +1,141 @@
+// The load-balancer Pi: nginx from Debian doing round-robin over the web servers,
+// proxying /api/, and serving the dashboard.
+import * as pulumi from "@pulumi/pulumi";
+import { Artifact } from "./artifacts";
+import { Host } from "./host";
+import { FirewallSpec } from "./render/firewall";
+import { Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage } from "./render/nginx";
+import { b64, renderScript } from "./render/shell";
+import { Connection, remoteStep, upload } from "./remote";
+
+export const WWW_DIR = "/var/www/pi-cluster";
+export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
+
+export interface LoadBalancerArgs {
+    /** The Pi's address. Required. */
+    address: pulumi.Input<string>;
+    /** SSH port. Default 22. */
+    sshPort?: pulumi.Input<number>;
+    /** SSH user. Default "pi". */
+    user?: pulumi.Input<string>;
+    /** SSH private key (secret). Required. */
+    privateKey: pulumi.Input<string>;
+    /** Pinned SSH host key. Default unset (not checked). */
+    hostKey?: pulumi.Input<string>;
+    /** Firewall rules (80/443 from anywhere). Required. */
+    firewall: FirewallSpec;
+    /** The web servers, from the WebServer outputs. Required, at least one. */
+    backends: pulumi.Input<pulumi.Input<Backend>[]>;
+    /** The upstream changes only after these (each web server's app step). Required. */
+    backendsReady: pulumi.Resource[];
+    /** The database, for cluster.json. Required. */
+    database: pulumi.Input<Backend>;
+    /** The app's port on the web servers. Default 3000. */
+    appPort?: number;
+    /** nginx's port. Default 80. */
+    httpPort?: number;
+    /** Who may reach stub_status and the per-node routes. Required. */
+    managementCidr: string;
+    /** The dashboard build; unset serves a placeholder page. Default unset. */
+    dashboard?: Artifact;
+    /** Dashboard refresh period. Default 10. */
+    refreshSeconds?: number;
+    /** Dashboard per-request timeout. Default 4000. */
+    requestTimeoutMs?: number;
+    /** Install unattended security upgrades. Default true. */
+    unattendedUpgrades?: boolean;
+}
+
+export class LoadBalancer extends pulumi.ComponentResource {
+    public readonly nodeName: pulumi.Output<string>;
+    public readonly address: pulumi.Output<string>;
+    public readonly url: pulumi.Output<string>;
+    public readonly connection: pulumi.Output<Connection>;
+
+    constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pi-cluster:lb:LoadBalancer", name, {}, opts);
+        const httpPort = args.httpPort ?? 80;
+        const host = new Host(
+            name,
+            {
+                address: args.address,
+                sshPort: args.sshPort,
+                user: args.user,
+                privateKey: args.privateKey,
+                hostKey: args.hostKey,
+                firewall: args.firewall,
+                unattendedUpgrades: args.unattendedUpgrades,
+            },
+            { parent: this },
+        );
+        this.connection = host.connection;
+
+        const nginx = remoteStep(
+            `${name}-nginx`,
+            {
+                connection: host.connection,
+                script: renderScript("lb-nginx", {
+                    STEP: `${name}-nginx`,
+                    WWW_DIR,
+                    PLACEHOLDER_B64: b64(renderPlaceholderPage()),
+                }),
+            },
+            { parent: this, dependsOn: host.ready },
+        );
+
+        if (args.dashboard) {
+            const dashUpload = upload(
+                `${name}-dashboard-upload`,
+                { connection: host.connection, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
+                { parent: this, dependsOn: host.ready },
+            );
+            remoteStep(
+                `${name}-dashboard`,
+                {
+                    connection: host.connection,
+                    script: renderScript("lb-dashboard", { STEP: `${name}-dashboard`, ARTIFACT: dashUpload.remotePath, WWW_DIR }),
+                },
+                { parent: this, dependsOn: [nginx, dashUpload.copy] },
+            );
+        }
+
+        const site = pulumi
+            .all([args.address, args.backends, args.database])
+            .apply(([address, backends, database]) => {
+                const web = backends as Backend[];
+                return renderScript("lb-nginx-conf", {
+                    STEP: `${name}-nginx-conf`,
+                    SITE_B64: b64(
+                        renderNginxSite({
+                            backends: web,
+                            appPort: args.appPort ?? 3000,
+                            httpPort,
+                            managementCidr: args.managementCidr,
+                            staticRoot: `${WWW_DIR}/current`,
+                            clusterJsonPath: CLUSTER_JSON,
+                        }),
+                    ),
+                    CLUSTER_JSON_B64: b64(
+                        renderClusterJson({
+                            loadBalancer: { name, address },
+                            webServers: web,
+                            database,
+                            refreshSeconds: args.refreshSeconds ?? 10,
+                            requestTimeoutMs: args.requestTimeoutMs ?? 4000,
+                        }),
+                    ),
+                    CLUSTER_JSON,
+                });
+            });
+        remoteStep(
+            `${name}-nginx-conf`,
+            { connection: host.connection, script: site },
+            { parent: this, dependsOn: [nginx, ...args.backendsReady] },
+        );
+
+        this.nodeName = pulumi.output(name);
+        this.address = pulumi.output(args.address);
+        this.url = pulumi.interpolate`http://${args.address}${httpPort === 80 ? "" : `:${httpPort}`}`;
+        this.registerOutputs({ nodeName: this.nodeName, address: this.address, url: this.url, connection: this.connection });
+    }
+}

@@ -1,0 +1,54 @@
+// How a component runs a step on a Pi: a rendered script on stdin to `sudo bash -s`.
+// The command text is fixed, so it never carries a secret and never changes; the
+// script (stdin) changes exactly when what it installs changes, which makes Pulumi
+// update that step and nothing else. Delete runs the same script with "delete".
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+
+export type Connection = command.types.input.remote.ConnectionArgs;
+
+export const APPLY = "sudo bash -s -- apply";
+export const DELETE = "sudo bash -s -- delete";
+export const UPLOAD_DIR = "/var/lib/pi-cluster/incoming";
+
+export interface StepArgs {
+    connection: pulumi.Input<Connection>;
+    /** The rendered script (see components/render/shell.ts). */
+    script: pulumi.Input<string>;
+    /** True when the script carries a secret: stdout is then not logged (stderr still is). */
+    secret?: boolean;
+}
+
+export function remoteStep(
+    name: string,
+    args: StepArgs,
+    opts: pulumi.CustomResourceOptions & { parent: pulumi.Resource },
+): command.remote.Command {
+    return new command.remote.Command(
+        name,
+        {
+            connection: args.connection,
+            create: APPLY,
+            delete: DELETE,
+            stdin: args.script,
+            addPreviousOutputInEnv: false,
+            logging: args.secret ? "stderr" : "stdoutAndStderr",
+        },
+        { customTimeouts: { create: "30m", update: "30m", delete: "15m" }, ...opts },
+    );
+}
+
+/** Uploads a tarball to the Pi's upload directory under a name that carries its hash. */
+export function upload(
+    name: string,
+    args: { connection: pulumi.Input<Connection>; kind: string; file: string; sha: string },
+    opts: pulumi.CustomResourceOptions & { parent: pulumi.Resource },
+): { copy: command.remote.CopyToRemote; remotePath: string } {
+    const remotePath = `${UPLOAD_DIR}/${args.kind}-${args.sha}.tgz`;
+    const copy = new command.remote.CopyToRemote(
+        name,
+        { connection: args.connection, source: new pulumi.asset.FileAsset(args.file), remotePath },
+        { customTimeouts: { create: "15m", update: "15m" }, ...opts },
+    );
+    return { copy, remotePath };
+}

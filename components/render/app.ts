@@ -1,0 +1,96 @@
+// What a web server runs: PM2's ecosystem file, its systemd unit and the app's env file.
+
+export const APP_NAME = "pi-cluster-app";
+export const APP_USER = "pi-cluster-app";
+export const APP_HOME = "/var/lib/pi-cluster-app";
+export const APP_DIR = "/opt/pi-cluster/app";
+export const PM2_DIR = "/opt/pi-cluster/pm2";
+export const APP_ENV_FILE = "/etc/pi-cluster/app.env";
+export const ECOSYSTEM_FILE = "/etc/pi-cluster/ecosystem.config.js";
+
+export interface EcosystemArgs {
+    port: number;
+}
+
+/** The seed's PM2 settings. DB settings come from the 0600 env file, never from here. */
+export function renderEcosystem(a: EcosystemArgs): string {
+    const app = {
+        name: APP_NAME,
+        script: `${APP_DIR}/current/dist/index.js`,
+        cwd: `${APP_DIR}/current`,
+        instances: 1,
+        exec_mode: "fork",
+        autorestart: true,
+        max_memory_restart: "400M",
+        node_args: [`--env-file=${APP_ENV_FILE}`],
+        // The app sends "ready" once listening, and drains on SIGINT within 10 s.
+        wait_ready: true,
+        listen_timeout: 15000,
+        kill_timeout: 12000,
+        env: { NODE_ENV: "production", PORT: String(a.port) },
+    };
+    return `// Managed by pi-cluster; rendered by components/render/app.ts.
+module.exports = ${JSON.stringify({ apps: [app] }, null, 2)};
+`;
+}
+
+/** PM2 as a systemd service (the shape `pm2 startup systemd` writes), so it survives a reboot. */
+export function renderPm2Unit(): string {
+    const pm2 = `${PM2_DIR}/current/node_modules/pm2/bin/pm2`;
+    return `# Managed by pi-cluster; rendered by components/render/app.ts.
+[Unit]
+Description=pi-cluster web app under PM2
+Documentation=https://pm2.keymetrics.io/
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=forking
+User=${APP_USER}
+Group=${APP_USER}
+Environment=PM2_HOME=${APP_HOME}/.pm2
+PIDFile=${APP_HOME}/.pm2/pm2.pid
+LimitNOFILE=65536
+ExecStart=/usr/bin/node ${pm2} start ${ECOSYSTEM_FILE}
+ExecReload=/usr/bin/node ${pm2} reload ${ECOSYSTEM_FILE} --update-env
+ExecStop=/usr/bin/node ${pm2} kill
+Restart=on-failure
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export interface AppEnvArgs {
+    nodeName: string;
+    dbHost: string;
+    dbPort: number;
+    dbName: string;
+    dbUser: string;
+    dbPassword: string;
+    dbPoolSize: number;
+    corsOrigins: string[];
+}
+
+function envLine(key: string, value: string): string {
+    if (/[\n\r]/.test(value)) throw new Error(`env value for ${key} must be one line`);
+    return `${key}=${JSON.stringify(value)}`;
+}
+
+/** The app's env file (node --env-file syntax). Holds the DB password: installed 0600. */
+export function renderAppEnv(a: AppEnvArgs): string {
+    return (
+        [
+            "# Managed by pi-cluster. Holds a secret: mode 0600, owner " + APP_USER + ".",
+            envLine("NODE_NAME", a.nodeName),
+            envLine("DB_HOST", a.dbHost),
+            envLine("DB_PORT", String(a.dbPort)),
+            envLine("DB_NAME", a.dbName),
+            envLine("DB_USER", a.dbUser),
+            envLine("DB_PASSWORD", a.dbPassword),
+            envLine("DB_POOL_SIZE", String(a.dbPoolSize)),
+            envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
+        ].join("\n") + "\n"
+    );
+}

@@ -1,0 +1,141 @@
+// The seed's security groups as nftables rules. Pure: topology in, ruleset text out.
+
+export type Role = "lb" | "web" | "db";
+
+/** One inbound allowance. `from` is a list of IPv4 addresses/CIDRs, or "any". */
+export interface InboundRule {
+    port: number;
+    from: string[] | "any";
+    comment: string;
+}
+
+/** One outbound allowance to cluster peers. */
+export interface OutboundRule {
+    port: number;
+    to: string[];
+    comment: string;
+}
+
+export interface FirewallSpec {
+    role: Role;
+    /** SSH is accepted only from here. */
+    managementCidr: string;
+    sshPort: number;
+    inbound: InboundRule[];
+    outbound: OutboundRule[];
+}
+
+export interface Topology {
+    managementCidr: string;
+    lbAddress: string;
+    webAddresses: string[];
+    dbAddress: string;
+    appPort: number;
+    dbPort: number;
+    httpPort: number;
+}
+
+/**
+ * The rules each role gets, straight from the seed's security groups:
+ * LB 80/443 from anywhere; web the app port from the LB only; DB 3306 from the web
+ * servers only; SSH from the management network everywhere.
+ */
+export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpec {
+    const base = { role, managementCidr: t.managementCidr, sshPort };
+    switch (role) {
+        case "lb":
+            return {
+                ...base,
+                inbound: [
+                    { port: t.httpPort, from: "any", comment: "http from anywhere" },
+                    { port: 443, from: "any", comment: "https from anywhere" },
+                ],
+                outbound: [{ port: t.appPort, to: t.webAddresses, comment: "proxy to the web servers" }],
+            };
+        case "web":
+            return {
+                ...base,
+                inbound: [{ port: t.appPort, from: [t.lbAddress], comment: "app from the load balancer only" }],
+                outbound: [{ port: t.dbPort, to: [t.dbAddress], comment: "mariadb on the database" }],
+            };
+        case "db":
+            return {
+                ...base,
+                inbound: [{ port: t.dbPort, from: t.webAddresses, comment: "mariadb from the web servers only" }],
+                outbound: [],
+            };
+    }
+}
+
+function set(items: (string | number)[]): string {
+    return items.length === 1 ? String(items[0]) : `{ ${items.join(", ")} }`;
+}
+
+/**
+ * Renders the ruleset. It owns only `table inet pi_cluster` and replaces it in one
+ * transaction, so it never touches other tables and never leaves the Pi half-filtered.
+ */
+export function renderFirewall(spec: FirewallSpec): string {
+    const input = spec.inbound
+        .filter((r) => r.from === "any" || r.from.length > 0)
+        .map((r) =>
+            r.from === "any"
+                ? `        tcp dport ${r.port} accept comment "${r.comment}"`
+                : `        ip saddr ${set(r.from)} tcp dport ${r.port} accept comment "${r.comment}"`,
+        );
+    const output = spec.outbound
+        .filter((r) => r.to.length > 0)
+        .map((r) => `        ip daddr ${set(r.to)} tcp dport ${r.port} accept comment "${r.comment}"`);
+    return `#!/usr/sbin/nft -f
+# Managed by pi-cluster (role: ${spec.role}); rendered by components/render/firewall.ts.
+# Everything not accepted below is dropped.
+table inet pi_cluster
+delete table inet pi_cluster
+table inet pi_cluster {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        ct state established,related accept
+        ct state invalid drop
+        iifname "lo" accept
+        meta l4proto { icmp, ipv6-icmp } accept comment "ping, path MTU discovery, IPv6 neighbours"
+        ip saddr ${spec.managementCidr} tcp dport ${spec.sshPort} accept comment "ssh from the management network"
+${input.join("\n")}
+    }
+
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+    }
+
+    chain output {
+        type filter hook output priority filter; policy drop;
+        ct state established,related accept
+        oifname "lo" accept
+        meta l4proto { icmp, ipv6-icmp } accept
+        udp dport { 53, 67, 123, 547 } accept comment "dns, dhcp, ntp, dhcpv6"
+        tcp dport { 53, 80, 443 } accept comment "dns, package mirrors"
+${output.join("\n")}
+    }
+}
+`.replace(/\n\n(?=\s*})/g, "\n");
+}
+
+/** The unit that loads the ruleset at boot, before the network comes up. */
+export function renderFirewallUnit(): string {
+    return `# Managed by pi-cluster.
+[Unit]
+Description=pi-cluster firewall (nftables table inet pi_cluster)
+DefaultDependencies=no
+Before=network-pre.target
+Wants=network-pre.target
+After=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f /etc/pi-cluster/firewall.nft
+ExecStop=/usr/sbin/nft delete table inet pi_cluster
+
+[Install]
+WantedBy=sysinit.target
+`;
+}

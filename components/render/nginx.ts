@@ -1,0 +1,182 @@
+// The load balancer's nginx site. Pure: topology in, config text out.
+
+export interface Backend {
+    name: string;
+    address: string;
+}
+
+export interface NginxSiteArgs {
+    backends: Backend[];
+    appPort: number;
+    httpPort: number;
+    /** Who may reach stub_status and the per-node routes. */
+    managementCidr: string;
+    /** The dashboard's static root (a symlink to the current release). */
+    staticRoot: string;
+    /** Where the rendered cluster.json lives. */
+    clusterJsonPath: string;
+}
+
+/** nginx upstream names allow [A-Za-z0-9_]; host names may hold dashes. */
+export function upstreamName(nodeName: string): string {
+    return `pi_node_${nodeName.replace(/[^A-Za-z0-9]/g, "_")}`;
+}
+
+// add_header in a location replaces the server's, so every location repeats these.
+const SECURITY_HEADERS = [
+    `add_header X-Content-Type-Options "nosniff" always;`,
+    `add_header X-Frame-Options "DENY" always;`,
+    `add_header Referrer-Policy "no-referrer" always;`,
+    `add_header Content-Security-Policy "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'" always;`,
+];
+
+function headers(indent: string, extra: string[] = []): string {
+    return [...extra, ...SECURITY_HEADERS].map((h) => `${indent}${h}`).join("\n");
+}
+
+const PROXY_COMMON = `        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;`;
+
+export function renderNginxSite(a: NginxSiteArgs): string {
+    if (a.backends.length === 0) throw new Error("renderNginxSite: backends must not be empty");
+    const servers = a.backends
+        .map((b) => `    server ${b.address}:${a.appPort} max_fails=1 fail_timeout=10s; # ${b.name}`)
+        .join("\n");
+    const nodeUpstreams = a.backends
+        .map(
+            (b) => `upstream ${upstreamName(b.name)} {
+    # max_fails=0: a probe of one node must always try it, never short-circuit.
+    server ${b.address}:${a.appPort} max_fails=0;
+    keepalive 2;
+}`,
+        )
+        .join("\n\n");
+    const nodeLocations = a.backends
+        .map(
+            (b) => `    location /api/nodes/${b.name}/ {
+        allow ${a.managementCidr};
+        allow 127.0.0.1;
+        deny all;
+        proxy_pass http://${upstreamName(b.name)}/;
+${PROXY_COMMON}
+        proxy_next_upstream off;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 5s;
+${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+    }`,
+        )
+        .join("\n\n");
+    return `# Managed by pi-cluster; rendered by components/render/nginx.ts. Edits are overwritten.
+
+# Round-robin (nginx's default) over every web server, with passive health checks:
+# one failure takes a server out for fail_timeout.
+upstream pi_cluster_backend {
+${servers}
+    keepalive 16;
+}
+
+${nodeUpstreams}
+
+server {
+    listen ${a.httpPort} default_server;
+    server_name _;
+    server_tokens off;
+
+    root ${a.staticRoot};
+    index index.html;
+
+    gzip on;
+    gzip_vary on;
+    gzip_min_length 512;
+    gzip_types text/plain text/css application/javascript application/json image/svg+xml;
+
+    client_max_body_size 64k;
+
+${headers("    ")}
+
+    # The whole API, round-robin; the trailing slash strips /api, as in the seed.
+    location /api/ {
+        proxy_pass http://pi_cluster_backend/;
+${PROXY_COMMON}
+        # Retry another server only where it is safe: nginx never retries POST, LOCK or
+        # PATCH unless told to with non_idempotent.
+        proxy_next_upstream error timeout http_502 http_503 http_504;
+        proxy_next_upstream_tries 3;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 30s;
+${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+    }
+
+${nodeLocations}
+
+    location = /api/lb/stub_status {
+        allow ${a.managementCidr};
+        allow 127.0.0.1;
+        deny all;
+        stub_status;
+        access_log off;
+${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+    }
+
+    location = /cluster.json {
+        alias ${a.clusterJsonPath};
+        default_type application/json;
+${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
+    }
+
+    # Build output with a content hash in its name never changes: cache it for a year.
+    location ~* "-[A-Za-z0-9]{8,}\\.(?:js|css|woff2?|ttf|svg|png|jpe?g|webp|ico)$" {
+        try_files $uri =404;
+${headers("        ", [`add_header Cache-Control "public, max-age=31536000, immutable" always;`])}
+    }
+
+    # index.html names the hashed files, so browsers must revalidate it every time.
+    location = /index.html {
+${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
+    }
+
+    location / {
+        try_files $uri $uri/ /index.html;
+${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
+    }
+}
+`;
+}
+
+export interface ClusterJsonArgs {
+    loadBalancer: Backend;
+    webServers: Backend[];
+    database: Backend;
+    refreshSeconds: number;
+    requestTimeoutMs: number;
+}
+
+/** The dashboard's view of the cluster, served as /cluster.json (contract version 1). */
+export function renderClusterJson(a: ClusterJsonArgs): string {
+    const pick = (b: Backend) => ({ name: b.name, address: b.address });
+    return (
+        JSON.stringify(
+            {
+                version: 1,
+                loadBalancer: pick(a.loadBalancer),
+                webServers: a.webServers.map(pick),
+                database: pick(a.database),
+                dashboard: { refreshSeconds: a.refreshSeconds, requestTimeoutMs: a.requestTimeoutMs },
+            },
+            null,
+            2,
+        ) + "\n"
+    );
+}
+
+/** Shown at / until a dashboard release is installed. */
+export function renderPlaceholderPage(): string {
+    return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>pi-cluster</title></head>
+<body><h1>pi-cluster</h1><p>The dashboard is not installed yet. The API is at <a href="/api/">/api/</a>.</p></body></html>
+`;
+}

@@ -1,0 +1,180 @@
+// The resource graph PiCluster builds, checked on its inputs with Pulumi's mocks.
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { decodeVar, FAKE_PASSWORD, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded, recorder, settle } from "./helpers";
+
+const recorded = installMocks();
+
+type Mod = typeof import("../../components");
+let mod: Mod;
+
+async function build(webs: number): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
+    recorded.clear();
+    const config = mod.parseConfig(rawConfig(webs));
+    const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
+    await promiseOf(cluster.webServers);
+    await settle(recorded);
+    return { cluster, res: new Map(recorded) };
+}
+
+function byName(res: Map<string, Recorded>, name: string, type = "command:remote:Command"): Recorded {
+    const r = res.get(`${type}::${name}`);
+    if (!r) throw new Error(`no ${type} named ${name}; have: ${[...res.values()].map((x) => x.name).join(", ")}`);
+    return r;
+}
+
+/** A script's text with every VAR_B64 value decoded next to it. */
+function revealed(script: string): string {
+    const decoded = [...script.matchAll(/^[A-Z0-9_]+_B64='([A-Za-z0-9+/=]*)'$/gm)].map((m) => Buffer.from(m[1], "base64").toString("utf8"));
+    return [script, ...decoded].join("\n");
+}
+
+function commands(res: Map<string, Recorded>): Recorded[] {
+    return [...res.values()].filter((r) => r.type === "command:remote:Command");
+}
+
+describe("PiCluster resource graph", function () {
+    before(async () => {
+        mod = await import("../../components");
+    });
+
+    for (const webs of [1, 2, 5]) {
+        it(`builds one LB, ${webs} web server(s) and one DB, each with its own steps`, async () => {
+            const { res } = await build(webs);
+            const names = [...res.values()].map((r) => `${r.type}::${r.name}`);
+            const count = (t: string) => names.filter((n) => n.startsWith(`${t}::`)).length;
+            assert.strictEqual(count("pi-cluster:cluster:PiCluster"), 1);
+            assert.strictEqual(count("pi-cluster:lb:LoadBalancer"), 1);
+            assert.strictEqual(count("pi-cluster:web:WebServer"), webs);
+            assert.strictEqual(count("pi-cluster:db:Database"), 1);
+            assert.strictEqual(count("pi-cluster:host:Host"), webs + 2);
+            assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 1);
+            for (let i = 1; i <= webs; i++) {
+                for (const step of ["wait-ssh", "base", "firewall", "node", "pm2", "app"]) byName(res, `pi-web${i}-${step}`);
+                byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
+            }
+            for (const step of ["wait-ssh", "base", "firewall", "nginx", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
+            for (const step of ["wait-ssh", "base", "firewall", "mariadb", "app-db", "migrate"]) byName(res, `pi-db-${step}`);
+            // 6 steps + 2 uploads per web server; 6 + 1 upload on the LB; 6 on the DB.
+            assert.strictEqual(commands(res).length, webs * 6 + 6 + 6);
+        });
+    }
+
+    it("wires the DB address into every web server's env file", async () => {
+        const { res } = await build(2);
+        for (const w of ["pi-web1", "pi-web2"]) {
+            const env = decodeVar(byName(res, `${w}-app`).inputs.stdin, "ENV_B64");
+            assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
+            assert.match(env, new RegExp(`^NODE_NAME="${w}"$`, "m"));
+            assert.match(env, new RegExp(`^DB_PASSWORD="${FAKE_PASSWORD}"$`, "m"));
+        }
+    });
+
+    it("wires every web address into the nginx upstream and cluster.json", async () => {
+        const { res } = await build(5);
+        const script = byName(res, "pi-lb-nginx-conf").inputs.stdin;
+        const site = decodeVar(script, "SITE_B64");
+        const upstream = /upstream pi_cluster_backend \{([^}]*)\}/.exec(site)![1];
+        const servers = [...upstream.matchAll(/server (\S+) /g)].map((m) => m[1]);
+        assert.deepStrictEqual(servers, ["10.254.0.122:3000", "10.254.0.123:3000", "10.254.0.125:3000", "10.254.0.126:3000", "10.254.0.127:3000"]);
+        const cluster = JSON.parse(decodeVar(script, "CLUSTER_JSON_B64"));
+        assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), ["pi-web1", "pi-web2", "pi-web3", "pi-web4", "pi-web5"]);
+        assert.strictEqual(cluster.database.address, "10.254.0.124");
+    });
+
+    it("orders steps: ssh, base, firewall, role; app after DB user and schema; upstream after apps", async () => {
+        const { res } = await build(2);
+        assert.deepStrictEqual(byName(res, "pi-web1-base").dependsOn, ["pi-web1-wait-ssh"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-firewall").dependsOn, ["pi-web1-base"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-node").dependsOn, ["pi-web1-base", "pi-web1-firewall"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-app").dependsOn, ["pi-web1-pm2", "pi-web1-app-upload", "pi-db-app-db", "pi-db-migrate"]);
+        // Rolling: the second server's app step follows the first's.
+        assert.deepStrictEqual(byName(res, "pi-web2-app").dependsOn, ["pi-web2-pm2", "pi-web2-app-upload", "pi-db-app-db", "pi-db-migrate", "pi-web1-app"]);
+        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx", "pi-web1-app", "pi-web2-app"]);
+        assert.deepStrictEqual(byName(res, "pi-db-migrate").dependsOn, ["pi-db-app-db"]);
+        // Hosts provision in parallel: no host's base waits on another host.
+        for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
+            assert.deepStrictEqual(byName(res, `${h}-wait-ssh`).dependsOn, []);
+        }
+    });
+
+    it("never puts the DB password or the SSH key in a command's text", async () => {
+        const { res } = await build(2);
+        for (const c of commands(res)) {
+            for (const field of ["create", "update", "delete"]) {
+                const text = String(c.inputs[field] ?? "");
+                assert.ok(!text.includes(FAKE_PASSWORD), `${c.name}.${field} holds the password`);
+                assert.ok(!text.includes("PRIVATE KEY"), `${c.name}.${field} holds the key`);
+            }
+            if (c.inputs.create !== undefined && !c.name.endsWith("-wait-ssh")) {
+                assert.strictEqual(c.inputs.create, "sudo bash -s -- apply", c.name);
+                assert.strictEqual(c.inputs.delete, "sudo bash -s -- delete", c.name);
+            }
+        }
+        const secretCarriers = commands(res).filter((c) => revealed(String(c.inputs.stdin ?? "")).includes(FAKE_PASSWORD)).map((c) => c.name).sort();
+        assert.deepStrictEqual(secretCarriers, ["pi-db-app-db", "pi-web1-app", "pi-web2-app"]);
+        for (const name of secretCarriers) {
+            const r = byName(res, name);
+            assert.strictEqual(r.inputs.logging, "stderr", `${name} must not log stdout`);
+            const stdin = (r.resource as unknown as { stdin: pulumi.Output<string> }).stdin;
+            assert.strictEqual(await pulumi.isSecret(stdin), true, `${name}.stdin must be a secret`);
+        }
+    });
+
+    it("gives each role the firewall of its security group", async () => {
+        const { res } = await build(2);
+        const rules = (host: string) => decodeVar(byName(res, `${host}-firewall`).inputs.stdin, "RULESET_B64");
+        const lb = rules("pi-lb");
+        assert.match(lb, /^\s+tcp dport 80 accept/m);
+        assert.match(lb, /^\s+tcp dport 443 accept/m);
+        assert.doesNotMatch(lb, /dport 3000 accept.*\n.*input/);
+        for (const w of ["pi-web1", "pi-web2"]) {
+            const web = rules(w);
+            assert.match(web, /^\s+ip saddr 10\.254\.0\.121 tcp dport 3000 accept/m);
+            assert.doesNotMatch(web, /^\s+tcp dport (80|443|3306) accept/m);
+        }
+        const db = rules("pi-db");
+        assert.match(db, /^\s+ip saddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3306 accept/m);
+        assert.doesNotMatch(db, /10\.254\.0\.121 tcp dport 3306/);
+        for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
+            assert.match(rules(h), /^\s+ip saddr 10\.254\.0\.0\/24 tcp dport 22 accept/m);
+            assert.match(rules(h), /type filter hook input priority filter; policy drop;/);
+        }
+    });
+
+    it("grants the DB user per web-server address, never '%'", async () => {
+        const { res } = await build(2);
+        const script = byName(res, "pi-db-app-db").inputs.stdin as string;
+        assert.match(script, /^WEB_ADDRESSES=\('10\.254\.0\.122' '10\.254\.0\.123'\)$/m);
+        assert.match(script, /^PRIVILEGES='SELECT, INSERT, UPDATE, DELETE'$/m);
+        assert.doesNotMatch(script, /'%'/);
+    });
+
+    it("sizes max_connections from web servers x pool size + headroom", async () => {
+        const { res } = await build(5);
+        const cnf = decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "CONN_CNF_B64");
+        assert.match(cnf, /^max_connections = 70$/m);
+    });
+
+    it("uploads artifacts under names that carry their hash, and pins host keys", async () => {
+        const { res } = await build(1);
+        const up = byName(res, "pi-web1-app-upload", "command:remote:CopyToRemote");
+        assert.strictEqual(up.inputs.remotePath, "/var/lib/pi-cluster/incoming/app-aaaaaaaaaaaaaaaa.tgz");
+        assert.match(byName(res, "pi-web1-app").inputs.stdin, /^ARTIFACT='\/var\/lib\/pi-cluster\/incoming\/app-aaaaaaaaaaaaaaaa\.tgz'$/m);
+        assert.match(byName(res, "pi-web1-base").inputs.connection.hostKey, /^ssh-ed25519 /);
+        assert.strictEqual(byName(res, "pi-web1-base").inputs.connection.user, "pi");
+    });
+
+    it("exports the outputs contract, with the password as a secret", async () => {
+        const { cluster } = await build(2);
+        assert.strictEqual(await promiseOf(cluster.contractVersion), 1);
+        assert.strictEqual(await promiseOf(cluster.lbUrl), "http://10.254.0.121");
+        assert.strictEqual(await promiseOf(cluster.apiUrl), "http://10.254.0.121/api/");
+        assert.deepStrictEqual(await promiseOf(cluster.webServers), [
+            { name: "pi-web1", address: "10.254.0.122" },
+            { name: "pi-web2", address: "10.254.0.123" },
+        ]);
+        assert.deepStrictEqual(await promiseOf(cluster.database), { host: "10.254.0.124", port: 3306, name: "webapp_db", user: "webapp_user" });
+        assert.strictEqual(await pulumi.isSecret(cluster.dbPassword), true);
+    });
+});

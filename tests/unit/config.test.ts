@@ -1,0 +1,84 @@
+// Bad stack config fails with a message naming the key, before any resource exists.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { ConfigError, cidrContains, ipv4ToNumber, parseConfig } from "../../components/config";
+import { rawConfig, tmpDir } from "./helpers";
+
+function rejects(mutate: (c: any) => void, key: RegExp, expected: RegExp): void {
+    const c = rawConfig(2);
+    mutate(c);
+    assert.throws(
+        () => parseConfig(c),
+        (e: Error) => {
+            assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+            assert.match(e.message, key);
+            assert.match(e.message, expected);
+            return true;
+        },
+    );
+}
+
+describe("stack config", () => {
+    it("accepts the lab's topology and fills the defaults", () => {
+        const c = parseConfig(rawConfig(2));
+        assert.strictEqual(c.appPort, 3000);
+        assert.strictEqual(c.dbPort, 3306);
+        assert.strictEqual(c.dbPoolSize, 10);
+        assert.strictEqual(c.purgeDataOnDestroy, false);
+        assert.strictEqual(c.webServers[1].sshPort, 22);
+    });
+
+    it("accepts the production file's topology", () => {
+        const text = fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.production.yaml"), "utf8");
+        assert.match(text, /pi-cluster:managementCidr: 192\.168\.254\.0\/24/);
+        for (const a of ["121", "122", "123", "124"]) assert.match(text, new RegExp(`address: 192\\.168\\.254\\.${a}$`, "m"));
+    });
+
+    it("rejects a missing web server list", () => rejects((c) => delete c.webServers, /pi-cluster:webServers/, /expected a list of web servers/));
+    it("rejects an empty web server list", () => rejects((c) => (c.webServers = []), /pi-cluster:webServers/, /at least one web server/));
+    it("rejects duplicate names", () =>
+        rejects((c) => (c.webServers[1].name = "pi-web1"), /pi-cluster:webServers\[1\]\.name/, /duplicate host name "pi-web1"/));
+    it("rejects duplicate addresses", () =>
+        rejects((c) => (c.database.address = "10.254.0.122"), /pi-cluster:database\.address/, /duplicate address 10\.254\.0\.122/));
+    for (const bad of ["10.254.0.300", "10.254.0", "10.254.0.1.2", "ten.0.0.1", "010.254.0.1", ""]) {
+        it(`rejects the malformed IPv4 address ${JSON.stringify(bad)}`, () =>
+            rejects((c) => (c.webServers[0].address = bad), /pi-cluster:webServers\[0\]\.address/, /expected an IPv4 address/));
+    }
+    for (const bad of [0, 65536, -1, 3000.5, "http"]) {
+        it(`rejects the port ${JSON.stringify(bad)}`, () => rejects((c) => (c.appPort = bad), /pi-cluster:appPort/, /port/));
+    }
+    it("rejects an SSH port out of range on a host", () =>
+        rejects((c) => (c.database.sshPort = 70000), /pi-cluster:database\.sshPort/, /between 1 and 65535/));
+    it("rejects a missing SSH key setting", () => rejects((c) => delete c.sshPrivateKeyPath, /pi-cluster:sshPrivateKeyPath/, /expected the path of an SSH private key/));
+    it("rejects an SSH key path that does not exist", () =>
+        rejects((c) => (c.sshPrivateKeyPath = "/nonexistent/id_ed25519"), /pi-cluster:sshPrivateKeyPath/, /readable SSH private key file.*ENOENT/));
+    it("rejects an SSH key file that holds no private key", () => {
+        const f = path.join(tmpDir("pi-key-"), "id.pub");
+        fs.writeFileSync(f, "ssh-ed25519 AAAA comment\n");
+        rejects((c) => (c.sshPrivateKeyPath = f), /pi-cluster:sshPrivateKeyPath/, /OpenSSH\/PEM format/);
+    });
+    it("rejects a management CIDR that does not contain the hosts", () =>
+        rejects((c) => (c.managementCidr = "192.168.254.0/24"), /pi-cluster:managementCidr/, /10\.254\.0\.121 \(loadBalancer\) is outside 192\.168\.254\.0\/24/));
+    it("rejects a malformed management CIDR", () => rejects((c) => (c.managementCidr = "10.254.0.0/33"), /pi-cluster:managementCidr/, /IPv4 CIDR/));
+    it("rejects a host name that is not a valid host name", () =>
+        rejects((c) => (c.loadBalancer.name = "Pi LB"), /pi-cluster:loadBalancer\.name/, /lower-case host name/));
+    it("rejects a host key that is not an SSH public key", () =>
+        rejects((c) => (c.database.hostKey = "not-a-key"), /pi-cluster:database\.hostKey/, /SSH public host key/));
+    it("rejects the app port equal to the HTTP port", () => rejects((c) => (c.appPort = 80), /pi-cluster:appPort/, /other than httpPort/));
+    it("names every bad key at once", () => {
+        const c = rawConfig(2);
+        c.appPort = 0;
+        (c.webServers as any[])[0].address = "x";
+        assert.throws(() => parseConfig(c), (e: Error) => /appPort/.test(e.message) && /webServers\[0\]\.address/.test(e.message));
+    });
+
+    it("does IPv4 and CIDR arithmetic right", () => {
+        assert.strictEqual(ipv4ToNumber("255.255.255.255"), 0xffffffff);
+        assert.strictEqual(ipv4ToNumber("256.0.0.1"), undefined);
+        assert.ok(cidrContains("10.254.0.0/24", "10.254.0.255"));
+        assert.ok(!cidrContains("10.254.0.0/24", "10.254.1.0"));
+        assert.ok(cidrContains("0.0.0.0/0", "192.168.254.121"));
+        assert.ok(cidrContains("10.254.0.124/32", "10.254.0.124"));
+    });
+});

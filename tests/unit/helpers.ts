@@ -1,0 +1,126 @@
+// Shared fixtures for the unit tests: a valid raw config, fake artifacts, and Pulumi
+// mocks that record every resource with its inputs and resource options.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
+
+export function tmpDir(prefix: string): string {
+    return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function writeKey(dir = tmpDir("pi-key-")): string {
+    const file = path.join(dir, "id_ed25519");
+    fs.writeFileSync(file, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfake\n-----END OPENSSH PRIVATE KEY-----\n", { mode: 0o600 });
+    return file;
+}
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5xdkq0aWSwD1Nb4l1IXnXy8rlzvEMWMZ8b8MZzOlkp";
+
+/** A valid raw config with `webs` web servers, in the shape `pulumi config` holds. */
+export function rawConfig(webs = 2, keyPath = writeKey()): Record<string, unknown> {
+    return {
+        sshUser: "pi",
+        sshPrivateKeyPath: keyPath,
+        managementCidr: "10.254.0.0/24",
+        loadBalancer: { name: "pi-lb", address: "10.254.0.121", hostKey: HOST_KEY },
+        webServers: Array.from({ length: webs }, (_, i) => ({
+            name: `pi-web${i + 1}`,
+            address: `10.254.0.${i < 2 ? 122 + i : 123 + i}`,
+            hostKey: HOST_KEY,
+        })),
+        database: { name: "pi-db", address: "10.254.0.124", hostKey: HOST_KEY },
+    };
+}
+
+export function fakeArtifacts(): { app: { path: string; sha: string }; pm2: { path: string; sha: string }; dashboard: { path: string; sha: string } } {
+    const dir = tmpDir("pi-artifacts-");
+    const make = (kind: string, sha: string) => {
+        const p = path.join(dir, `${kind}.tgz`);
+        fs.writeFileSync(p, kind);
+        return { path: p, sha };
+    };
+    return { app: make("app", "aaaaaaaaaaaaaaaa"), pm2: make("pm2", "bbbbbbbbbbbbbbbb"), dashboard: make("dashboard", "cccccccccccccccc") };
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** Mocks see secret inputs wrapped in Pulumi's secret envelope; tests want the values. */
+function unwrapSecrets(v: any): any {
+    if (Array.isArray(v)) return v.map(unwrapSecrets);
+    if (v && typeof v === "object") {
+        if (v[SECRET_SIG] !== undefined && "value" in v) return unwrapSecrets(v.value);
+        return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
+    }
+    return v;
+}
+
+export interface Recorded {
+    type: string;
+    name: string;
+    inputs: Record<string, any>;
+    resource?: pulumi.Resource;
+    dependsOn: string[];
+    parent?: string;
+}
+
+/** Installs mocks; every registered resource lands in the returned map, by name and type. */
+export function installMocks(): Map<string, Recorded> {
+    const recorded = new Map<string, Recorded>();
+    pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                const key = `${args.type}::${args.name}`;
+                const entry = recorded.get(key) ?? { type: args.type, name: args.name, inputs: {}, dependsOn: [] };
+                entry.inputs = unwrapSecrets(args.inputs);
+                recorded.set(key, entry);
+                const state: Record<string, unknown> = { ...args.inputs };
+                if (args.type === "random:index/randomPassword:RandomPassword") state.result = FAKE_PASSWORD;
+                if (args.type === "command:remote:Command") {
+                    state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : "ok";
+                    state.stderr = "";
+                }
+                return { id: `${args.name}-id`, state };
+            },
+            call: (args: pulumi.runtime.MockCallArgs) => args.inputs,
+        },
+        "pi-cluster",
+        "unit",
+        false,
+    );
+    return recorded;
+}
+
+/** A transformation that records each resource's object, parent and dependsOn names. */
+export function recorder(recorded: Map<string, Recorded>): pulumi.ResourceTransformation {
+    return (args) => {
+        const key = `${args.type}::${args.name}`;
+        const entry = recorded.get(key) ?? { type: args.type, name: args.name, inputs: {}, dependsOn: [] };
+        entry.resource = args.resource;
+        const deps = args.opts.dependsOn;
+        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
+        entry.dependsOn = list.map((r) => (r as unknown as { __name?: string }).__name ?? "?");
+        entry.parent = (args.opts.parent as unknown as { __name?: string } | undefined)?.__name;
+        recorded.set(key, entry);
+        return undefined;
+    };
+}
+
+export function promiseOf<T>(o: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => o.apply(resolve));
+}
+
+/** Waits until the engine mock has seen every resource the recorder saw. */
+export async function settle(recorded: Map<string, Recorded>): Promise<void> {
+    const all = [...recorded.values()].filter((r) => r.resource);
+    await Promise.all(all.map((r) => promiseOf(r.resource!.urn)));
+}
+
+/** Decodes a rendered step script's VAR_B64='...' line. */
+export function decodeVar(script: string, name: string): string {
+    const m = new RegExp(`^${name}='([A-Za-z0-9+/=]*)'$`, "m").exec(script);
+    if (!m) throw new Error(`no ${name} in script`);
+    return Buffer.from(m[1], "base64").toString("utf8");
+}

@@ -1,0 +1,246 @@
+// Renderers: exact key lines, and the real validators (nginx -t, MariaDB's option
+// parser, nft -c, bash -n and shellcheck) on what they render.
+import * as assert from "assert";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { renderAppEnv, renderEcosystem, renderPm2Unit } from "../../components/render/app";
+import { renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
+import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
+import { renderClusterJson, renderNginxSite, upstreamName } from "../../components/render/nginx";
+import { renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
+import { tmpDir } from "./helpers";
+
+const topology: Topology = {
+    managementCidr: "10.254.0.0/24",
+    lbAddress: "10.254.0.121",
+    webAddresses: ["10.254.0.122", "10.254.0.123"],
+    dbAddress: "10.254.0.124",
+    appPort: 3000,
+    dbPort: 3306,
+    httpPort: 80,
+};
+
+const isRoot = process.getuid?.() === 0;
+
+function site(): string {
+    return renderNginxSite({
+        backends: [
+            { name: "pi-web1", address: "10.254.0.122" },
+            { name: "pi-web2", address: "10.254.0.123" },
+        ],
+        appPort: 3000,
+        httpPort: 80,
+        managementCidr: "10.254.0.0/24",
+        staticRoot: "/var/www/pi-cluster/current",
+        clusterJsonPath: "/var/lib/pi-cluster/cluster.json",
+    });
+}
+
+describe("nginx site", () => {
+    it("round-robins over every web server with passive health checks and keepalive", () => {
+        const s = site();
+        assert.match(s, /upstream pi_cluster_backend \{\n    server 10\.254\.0\.122:3000 max_fails=1 fail_timeout=10s; # pi-web1\n    server 10\.254\.0\.123:3000 max_fails=1 fail_timeout=10s; # pi-web2\n    keepalive 16;\n\}/);
+        assert.doesNotMatch(s, /^\s*(least_conn|ip_hash|hash|random)\b/m, "round-robin is nginx's default; no other method");
+    });
+
+    it("strips /api/ like the seed and retries only idempotent requests", () => {
+        const s = site();
+        assert.match(s, /location \/api\/ \{\n        proxy_pass http:\/\/pi_cluster_backend\/;/);
+        assert.match(s, /proxy_next_upstream error timeout http_502 http_503 http_504;/);
+        assert.doesNotMatch(s, /proxy_next_upstream [^;]*non_idempotent/);
+        assert.match(s, /proxy_set_header Connection "";/);
+    });
+
+    it("serves the dashboard with the SPA fallback and the seed's cache headers", () => {
+        const s = site();
+        assert.match(s, /location \/ \{\n        try_files \$uri \$uri\/ \/index\.html;/);
+        assert.match(s, /location = \/index\.html \{\n        add_header Cache-Control "no-cache" always;/);
+        assert.match(s, /add_header Cache-Control "public, max-age=31536000, immutable" always;/);
+        assert.match(s, /server_tokens off;/);
+        assert.match(s, /gzip on;/);
+    });
+
+    it("keeps stub_status and per-node routes to the management network", () => {
+        const s = site();
+        assert.match(s, /location = \/api\/lb\/stub_status \{\n        allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;\n        stub_status;/);
+        assert.match(s, /location \/api\/nodes\/pi-web2\/ \{\n        allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;\n        proxy_pass http:\/\/pi_node_pi_web2\/;/);
+        assert.strictEqual(upstreamName("pi-web2"), "pi_node_pi_web2");
+    });
+
+    it("repeats the security headers in every location that sets its own", () => {
+        const s = site();
+        const locations = s.split(/\n    location /).slice(1);
+        for (const loc of locations) {
+            if (/add_header/.test(loc)) assert.match(loc, /X-Content-Type-Options "nosniff"/, `location ${loc.split("\n")[0]}`);
+        }
+    });
+
+    it("passes nginx -t", function () {
+        const dir = tmpDir("pi-nginx-");
+        fs.writeFileSync(path.join(dir, "site.conf"), site());
+        fs.writeFileSync(
+            path.join(dir, "nginx.conf"),
+            `pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  fastcgi_temp_path ${dir};\n  uwsgi_temp_path ${dir};\n  scgi_temp_path ${dir};\n  include ${dir}/site.conf;\n}\n`,
+        );
+        const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
+        assert.strictEqual(r.error, undefined, "nginx must be installed (apt-get install nginx-light)");
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(r.stderr, /syntax is ok/);
+    });
+
+    it("refuses an empty backend list", () => {
+        assert.throws(() => renderNginxSite({ ...({} as any), backends: [] }), /backends must not be empty/);
+    });
+
+    it("renders cluster.json in contract version 1", () => {
+        const j = JSON.parse(
+            renderClusterJson({
+                loadBalancer: { name: "pi-lb", address: "10.254.0.121" },
+                webServers: [{ name: "pi-web1", address: "10.254.0.122" }],
+                database: { name: "pi-db", address: "10.254.0.124" },
+                refreshSeconds: 10,
+                requestTimeoutMs: 4000,
+            }),
+        );
+        assert.deepStrictEqual(j, {
+            version: 1,
+            loadBalancer: { name: "pi-lb", address: "10.254.0.121" },
+            webServers: [{ name: "pi-web1", address: "10.254.0.122" }],
+            database: { name: "pi-db", address: "10.254.0.124" },
+            dashboard: { refreshSeconds: 10, requestTimeoutMs: 4000 },
+        });
+    });
+});
+
+describe("firewall", () => {
+    it("renders the web role: app port from the LB only, ssh from management, drop the rest", () => {
+        const r = renderFirewall(roleFirewall("web", topology));
+        assert.match(r, /^table inet pi_cluster\ndelete table inet pi_cluster\ntable inet pi_cluster \{$/m);
+        assert.match(r, /^        ip saddr 10\.254\.0\.121 tcp dport 3000 accept comment "app from the load balancer only"$/m);
+        assert.match(r, /^        ip saddr 10\.254\.0\.0\/24 tcp dport 22 accept/m);
+        assert.match(r, /^        ip daddr 10\.254\.0\.124 tcp dport 3306 accept/m);
+        assert.match(r, /chain forward \{\n        type filter hook forward priority filter; policy drop;\n    \}/);
+    });
+
+    it("renders the db role: 3306 from the web servers only and no outbound to peers", () => {
+        const r = renderFirewall(roleFirewall("db", topology));
+        assert.match(r, /^        ip saddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3306 accept/m);
+        assert.doesNotMatch(r, /ip daddr/);
+    });
+
+    it("renders the lb role: 80 and 443 from anywhere, proxy to the web servers", () => {
+        const r = renderFirewall(roleFirewall("lb", topology));
+        assert.match(r, /^        tcp dport 80 accept comment "http from anywhere"$/m);
+        assert.match(r, /^        tcp dport 443 accept comment "https from anywhere"$/m);
+        assert.match(r, /^        ip daddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3000 accept/m);
+    });
+
+    it("is accepted by nft -c", function () {
+        if (!isRoot) this.skip(); // nft -c needs CAP_NET_ADMIN; CI runs as root
+        for (const role of ["lb", "web", "db"] as const) {
+            const dir = tmpDir("pi-nft-");
+            const f = path.join(dir, `${role}.nft`);
+            fs.writeFileSync(f, renderFirewall(roleFirewall(role, topology)));
+            // In a fresh network namespace, so checking never touches this machine's rules.
+            const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", f], { encoding: "utf8" });
+            assert.strictEqual(r.status, 0, `${role}: ${r.stderr}`);
+        }
+    });
+});
+
+describe("mariadb config", () => {
+    const cnf = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M" });
+
+    it("binds to the DB's address, uses utf8mb4 and logs slow queries", () => {
+        assert.match(cnf, /^bind-address = 10\.254\.0\.124$/m);
+        assert.match(cnf, /^character-set-server = utf8mb4$/m);
+        assert.match(cnf, /^innodb_buffer_pool_size = 512M$/m);
+        assert.match(cnf, /^innodb_flush_neighbors = 0$/m);
+        assert.match(cnf, /^slow_query_log = 1$/m);
+    });
+
+    it("derives max_connections from web servers x pool + headroom", () => {
+        assert.strictEqual(maxConnections(2, 10, 20), 40);
+        assert.match(renderMaxConnections(40), /^max_connections = 40$/m);
+    });
+
+    it("is accepted by MariaDB's own option parser", () => {
+        const dir = tmpDir("pi-cnf-");
+        const f = path.join(dir, "my.cnf");
+        fs.writeFileSync(f, cnf + renderMaxConnections(40).replace("[mariadbd]\n", ""));
+        const r = spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"], { encoding: "utf8" });
+        assert.strictEqual(r.error, undefined, "mariadbd must be installed (apt-get install mariadb-server)");
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(r.stdout, /^innodb-flush-neighbors\s+0$/m);
+        assert.match(r.stdout, /^max-connections\s+40$/m);
+        // And it fails on a bad option, so the check above can fail.
+        fs.appendFileSync(f, "no_such_option = 1\n");
+        assert.notStrictEqual(spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"]).status, 0);
+    });
+});
+
+describe("web server files", () => {
+    it("renders the seed's PM2 settings", () => {
+        const eco = renderEcosystem({ port: 3000 });
+        const apps = new Function("module", `${eco}; return module.exports;`)({}).apps;
+        assert.strictEqual(apps.length, 1);
+        assert.strictEqual(apps[0].name, "pi-cluster-app");
+        assert.strictEqual(apps[0].instances, 1);
+        assert.strictEqual(apps[0].autorestart, true);
+        assert.strictEqual(apps[0].max_memory_restart, "400M");
+        assert.deepStrictEqual(apps[0].env, { NODE_ENV: "production", PORT: "3000" });
+        assert.doesNotMatch(eco, /DB_PASSWORD/);
+    });
+
+    it("runs PM2 under systemd as its own user, reloading rather than restarting", () => {
+        const u = renderPm2Unit();
+        assert.match(u, /^User=pi-cluster-app$/m);
+        assert.match(u, /^ExecReload=.* reload \/etc\/pi-cluster\/ecosystem\.config\.js --update-env$/m);
+        assert.match(u, /^WantedBy=multi-user\.target$/m);
+    });
+
+    it("writes the env file node --env-file reads", () => {
+        const env = renderAppEnv({
+            nodeName: "pi-web1", dbHost: "10.254.0.124", dbPort: 3306, dbName: "webapp_db", dbUser: "webapp_user",
+            dbPassword: "abc", dbPoolSize: 10, corsOrigins: ["http://a", "http://b"],
+        });
+        assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
+        assert.match(env, /^DB_PASSWORD="abc"$/m);
+        assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
+        assert.throws(() => renderAppEnv({ nodeName: "x\ny" } as any), /one line/);
+    });
+});
+
+describe("step scripts", () => {
+    it("quotes any text as one shell word", () => {
+        const nasty = `a'b"c $(rm -rf /) \`x\` \\ \n`;
+        const out = execFileSync("bash", ["-c", `x=${shellQuote(nasty)}; printf %s "$x"`], { encoding: "utf8" });
+        assert.strictEqual(out, nasty);
+        assert.strictEqual(shellVars({ B: ["x y", "z"], A: 1 }), "A='1'\nB=('x y' 'z')");
+        assert.throws(() => shellVars({ bad: "x" }), /UPPER_SNAKE_CASE/);
+    });
+
+    const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh") && f !== "lib.sh");
+    for (const file of scripts) {
+        it(`${file} renders to a script that bash and shellcheck accept`, () => {
+            const vars: Record<string, string | string[]> = { STEP: "test" };
+            const header = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8").split("\n# @vars")[0];
+            for (const m of header.matchAll(/^#\s+([A-Z][A-Z0-9_]+)\s/gm)) vars[m[1]] = m[1].endsWith("S") && /array/.test(header.split(m[1])[1].split("\n")[0]) ? ["a", "b"] : "x";
+            const script = renderScript(file.replace(/\.sh$/, ""), vars);
+            assert.doesNotMatch(script, /# @vars|# @lib/);
+            assert.match(script, /\nmain "\$@" <\/dev\/null\n$/);
+            const dir = tmpDir("pi-sh-");
+            const f = path.join(dir, file);
+            fs.writeFileSync(f, script);
+            execFileSync("bash", ["-n", f]);
+            const sc = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", f], { encoding: "utf8" });
+            assert.strictEqual(sc.error, undefined, "shellcheck must be installed (apt-get install shellcheck)");
+            assert.strictEqual(sc.status, 0, sc.stdout);
+        });
+    }
+
+    it("refuses a template without a vars line", () => {
+        assert.throws(() => renderScript("lib", {}), /no "# @vars" line/);
+    });
+});
