@@ -1,0 +1,158 @@
+import { computed, DestroyRef, inject, Injectable, signal } from '@angular/core';
+import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from './data/cluster-config';
+import { fetchWithTimeout } from './data/fetch-with-timeout';
+import { appendSample, pruneHistories } from './data/history';
+import { deriveDb, deriveLb, deriveOverall, deriveWebNode, pendingLb, pendingWebNode } from './data/node-state';
+import { ClusterConfig, LbView, Sample, WebNodeView } from './data/types';
+
+/** The LB's URLs (docs/contracts.md, "The load balancer's URLs"), relative to the page's base href. */
+export const URLS = {
+  config: 'cluster.json',
+  stubStatus: 'api/lb/stub_status',
+  node: (name: string) => `api/nodes/${encodeURIComponent(name)}/`,
+};
+
+/**
+ * Polls the LB and every web server on its own clock and timeout, and exposes the result as
+ * signals. Each response updates its own node as soon as it arrives, so a slow or dead node
+ * never delays the others.
+ */
+@Injectable({ providedIn: 'root' })
+export class ClusterService {
+  private readonly search = typeof location === 'undefined' ? '' : location.search;
+
+  readonly config = signal<ClusterConfig | null>(null);
+  readonly configError = signal<string | null>(null);
+  readonly lb = signal<LbView | null>(null);
+  readonly webNodes = signal<WebNodeView[]>([]);
+  readonly histories = signal<ReadonlyMap<string, readonly Sample[]>>(new Map());
+  readonly lastUpdated = signal<number | null>(null);
+  readonly refreshing = signal(false);
+  /** Epoch ms when the page started polling, to measure time to first complete render. */
+  readonly startedAt = Date.now();
+
+  readonly refreshSeconds = computed(() => effectiveRefreshSeconds(this.config(), this.search));
+  readonly db = computed(() => {
+    const config = this.config();
+    return config ? deriveDb(config.database, this.webNodes()) : null;
+  });
+  readonly overall = computed(() =>
+    deriveOverall({ configError: this.configError(), lb: this.lb(), webNodes: this.webNodes(), db: this.db() }),
+  );
+
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private readonly inFlight = new Set<string>();
+  private stopped = false;
+
+  constructor() {
+    inject(DestroyRef).onDestroy(() => this.stop());
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.refresh();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** One polling round now; the next automatic one follows a full interval later. */
+  refresh(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.stopped) return;
+    this.timer = setTimeout(() => this.refresh(), this.refreshSeconds() * 1000);
+    void this.round();
+  }
+
+  private timeoutMs(): number {
+    return this.config()?.dashboard.requestTimeoutMs ?? DEFAULT_SETTINGS.requestTimeoutMs;
+  }
+
+  private async round(): Promise<void> {
+    this.refreshing.set(true);
+    // Poll the nodes we already know right away, in parallel with re-reading cluster.json
+    // (which picks up a scale-out or scale-in for the next rounds).
+    const known = this.config();
+    const tasks: Promise<void>[] = [this.loadConfig()];
+    if (known) tasks.push(this.pollLb(), ...known.webServers.map((w) => this.pollWeb(w.name)));
+    await Promise.all(tasks);
+    if (!known && this.config()) {
+      const fresh = this.config()!;
+      await Promise.all([this.pollLb(), ...fresh.webServers.map((w) => this.pollWeb(w.name))]);
+    }
+    this.refreshing.set(false);
+  }
+
+  private async loadConfig(): Promise<void> {
+    const outcome = await this.once('config', () => fetchWithTimeout(URLS.config, this.timeoutMs()));
+    if (!outcome) return;
+    if (!outcome.ok) {
+      this.configError.set(outcome.reason);
+      this.touch(outcome.at);
+      return;
+    }
+    try {
+      this.applyConfig(parseClusterConfig(outcome.body));
+      this.configError.set(null);
+    } catch (err) {
+      this.configError.set(err instanceof Error ? err.message : String(err));
+    }
+    this.touch(outcome.at);
+  }
+
+  private applyConfig(config: ClusterConfig): void {
+    const previousRefresh = this.refreshSeconds();
+    this.config.set(config);
+    const old = new Map(this.webNodes().map((n) => [n.name, n]));
+    this.webNodes.set(config.webServers.map((w) => ({ ...(old.get(w.name) ?? pendingWebNode(w)), address: w.address })));
+    this.histories.set(pruneHistories(this.histories(), config.webServers.map((w) => w.name)));
+    const lb = this.lb();
+    this.lb.set(lb ? { ...lb, ...config.loadBalancer } : pendingLb(config.loadBalancer));
+    if (this.refreshSeconds() !== previousRefresh && this.timer !== null && !this.stopped) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.refresh(), this.refreshSeconds() * 1000);
+    }
+  }
+
+  private async pollLb(): Promise<void> {
+    const outcome = await this.once('lb', () => fetchWithTimeout(URLS.stubStatus, this.timeoutMs()));
+    const lb = this.lb();
+    if (!outcome || !lb) return;
+    this.lb.set(deriveLb(lb, outcome));
+    this.touch(outcome.at);
+  }
+
+  private async pollWeb(name: string): Promise<void> {
+    const outcome = await this.once(`web:${name}`, () => fetchWithTimeout(URLS.node(name), this.timeoutMs()));
+    if (!outcome) return;
+    // The node may have left the cluster while its request was out.
+    const current = this.webNodes().find((n) => n.name === name);
+    if (!current) return;
+    const next = deriveWebNode(current, outcome);
+    this.webNodes.update((nodes) => nodes.map((n) => (n.name === name ? next : n)));
+    this.histories.update((h) => {
+      const copy = new Map(h);
+      copy.set(name, appendSample(h.get(name) ?? [], { at: outcome.at, ms: next.responseMs }));
+      return copy;
+    });
+    this.touch(outcome.at);
+  }
+
+  /** Skips a request whose previous one is still out (possible with `?refresh=1`). */
+  private async once<T>(key: string, run: () => Promise<T>): Promise<T | null> {
+    if (this.inFlight.has(key)) return null;
+    this.inFlight.add(key);
+    try {
+      return await run();
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private touch(at: number): void {
+    this.lastUpdated.set(Math.max(at, this.lastUpdated() ?? 0));
+  }
+}

@@ -1,0 +1,40 @@
+import { ChangeDetectionStrategy, Component, input } from '@angular/core';
+import { formatDuration, formatNumber, formatOptional } from '../data/format';
+import { DbView } from '../data/types';
+import { StateBadge } from './state-badge';
+
+@Component({
+  selector: 'app-db-card',
+  imports: [StateBadge],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <article class="card" [attr.data-node]="db().name" data-role="db" [attr.data-state]="db().state">
+      <header class="card-head">
+        <h3>{{ db().name }} <small>database · {{ db().address }}</small></h3>
+        <app-state-badge [state]="db().state" />
+      </header>
+      @if (db().reason) {
+        <p class="reason">{{ db().reason }}</p>
+      }
+      @if (db().db; as d) {
+        <dl class="facts">
+          <dt>Reachable</dt><dd>{{ d.reachable ? 'yes' : 'no' }}</dd>
+          <dt>Version</dt><dd>{{ d.version ?? '—' }}</dd>
+          <dt>Uptime</dt><dd>{{ duration(d.uptimeSeconds) }}</dd>
+          <dt>Connections</dt><dd>{{ num(d.connections) }}</dd>
+          <dt>Queries/s</dt><dd>{{ num(d.queriesPerSecond, 1) }}</dd>
+          <dt>Latency</dt><dd>{{ d.latencyMs === null || d.latencyMs === undefined ? '—' : num(d.latencyMs, 1) + ' ms' }}</dd>
+          <dt>Replication</dt><dd data-field="replication">{{ optional(d.replication) }}</dd>
+          <dt>Last backup</dt><dd data-field="lastBackup">{{ optional(d.lastBackup) }}</dd>
+        </dl>
+        <p class="checked">as seen by {{ db().reportedBy }}</p>
+      }
+    </article>
+  `,
+})
+export class DbCard {
+  readonly db = input.required<DbView>();
+  protected readonly num = formatNumber;
+  protected readonly duration = formatDuration;
+  protected readonly optional = formatOptional;
+}

@@ -1,0 +1,37 @@
+import { ChangeDetectionStrategy, Component, input } from '@angular/core';
+import { formatClock, formatNumber } from '../data/format';
+import { LbView } from '../data/types';
+import { StateBadge } from './state-badge';
+
+@Component({
+  selector: 'app-lb-card',
+  imports: [StateBadge],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <article class="card" [attr.data-node]="lb().name" data-role="lb" [attr.data-state]="lb().state"
+      [attr.data-checked-at]="lb().checkedAt">
+      <header class="card-head">
+        <h3>{{ lb().name }} <small>load balancer · {{ lb().address }}</small></h3>
+        <app-state-badge [state]="lb().state" />
+      </header>
+      @if (lb().reason) {
+        <p class="reason">{{ lb().reason }}</p>
+      }
+      @if (lb().stub; as s) {
+        <dl class="facts">
+          <dt>Active connections</dt><dd>{{ num(s.active) }}</dd>
+          <dt>Requests</dt><dd>{{ num(s.requests) }}</dd>
+          <dt>Requests/s</dt><dd>{{ num(lb().requestsPerSecond, 1) }}</dd>
+          <dt>Accepts / handled</dt><dd>{{ num(s.accepts) }} / {{ num(s.handled) }}</dd>
+          <dt>Reading / writing / waiting</dt><dd>{{ s.reading }} / {{ s.writing }} / {{ s.waiting }}</dd>
+        </dl>
+      }
+      <p class="checked">checked {{ clock(lb().checkedAt) }}</p>
+    </article>
+  `,
+})
+export class LbCard {
+  readonly lb = input.required<LbView>();
+  protected readonly num = formatNumber;
+  protected readonly clock = formatClock;
+}

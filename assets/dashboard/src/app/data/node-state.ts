@@ -1,0 +1,166 @@
+import { requestRate, parseStubStatus } from './stub-status';
+import {
+  AppStatus,
+  DbView,
+  FetchOutcome,
+  HostRef,
+  LbView,
+  Overall,
+  WebNodeView,
+} from './types';
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parses a web server's status JSON; null when it is not the shape docs/contracts.md promises. */
+export function parseAppStatus(text: string): AppStatus | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(raw) || !isRecord(raw['node']) || !isRecord(raw['db']) || !isRecord(raw['requests'])) {
+    return null;
+  }
+  if (typeof raw['db']['reachable'] !== 'boolean') return null;
+  return raw as unknown as AppStatus;
+}
+
+export function pendingWebNode(host: HostRef): WebNodeView {
+  return { ...host, state: 'pending', reason: null, status: null, responseMs: null, checkedAt: null, lastUpAt: null };
+}
+
+/** A web server is up when its own status URL answers 2xx with the status JSON, and down otherwise. */
+export function deriveWebNode(prev: WebNodeView, outcome: FetchOutcome): WebNodeView {
+  if (!outcome.ok) {
+    return { ...prev, state: 'down', reason: outcome.reason, status: null, responseMs: null, checkedAt: outcome.at };
+  }
+  const status = parseAppStatus(outcome.body);
+  if (!status) {
+    return {
+      ...prev,
+      state: 'down',
+      reason: 'answered, but not with the status JSON',
+      status: null,
+      responseMs: null,
+      checkedAt: outcome.at,
+    };
+  }
+  return {
+    ...prev,
+    state: 'up',
+    reason: null,
+    status,
+    responseMs: outcome.elapsedMs,
+    checkedAt: outcome.at,
+    lastUpAt: outcome.at,
+  };
+}
+
+export function pendingLb(host: HostRef): LbView {
+  return { ...host, state: 'pending', reason: null, stub: null, requestsPerSecond: null, checkedAt: null };
+}
+
+/** The LB is up when `/api/lb/stub_status` answers with stub_status text. */
+export function deriveLb(prev: LbView, outcome: FetchOutcome): LbView {
+  if (!outcome.ok) {
+    return { ...prev, state: 'down', reason: outcome.reason, stub: null, requestsPerSecond: null, checkedAt: outcome.at };
+  }
+  const stub = parseStubStatus(outcome.body);
+  if (!stub) {
+    return {
+      ...prev,
+      state: 'down',
+      reason: 'answered, but not with stub_status text',
+      stub: null,
+      requestsPerSecond: null,
+      checkedAt: outcome.at,
+    };
+  }
+  const before = prev.stub && prev.checkedAt !== null ? { stub: prev.stub, at: prev.checkedAt } : null;
+  return {
+    ...prev,
+    state: 'up',
+    reason: null,
+    stub,
+    requestsPerSecond: requestRate(before, { stub, at: outcome.at }),
+    checkedAt: outcome.at,
+  };
+}
+
+/**
+ * The database has no URL of its own on the LB: its state is what the web servers report.
+ * Reachable from any web server means up (the freshest report is shown); unreachable from all
+ * that answered means down; no web server answering means unknown.
+ */
+export function deriveDb(host: HostRef, webNodes: readonly WebNodeView[]): DbView {
+  const reports = webNodes.filter((n) => n.state === 'up' && n.status !== null);
+  if (reports.length === 0) {
+    const pending = webNodes.some((n) => n.state === 'pending');
+    return {
+      ...host,
+      state: pending ? 'pending' : 'unknown',
+      reason: pending ? null : 'no web server answered, so nothing reports on the database',
+      db: null,
+      reportedBy: null,
+    };
+  }
+  const freshest = (list: WebNodeView[]) =>
+    list.reduce((a, b) => (Date.parse(b.status!.generatedAt) > Date.parse(a.status!.generatedAt) ? b : a));
+  const reachable = reports.filter((n) => n.status!.db.reachable);
+  if (reachable.length > 0) {
+    const best = freshest(reachable);
+    const blind = reports.filter((n) => !n.status!.db.reachable).map((n) => n.name);
+    return {
+      ...host,
+      state: 'up',
+      reason: blind.length > 0 ? `not reachable from ${blind.join(', ')}` : null,
+      db: best.status!.db,
+      reportedBy: best.name,
+    };
+  }
+  const best = freshest(reports);
+  return {
+    ...host,
+    state: 'down',
+    reason: best.status!.db.error ? `unreachable: ${best.status!.db.error}` : 'unreachable from every web server',
+    db: best.status!.db,
+    reportedBy: best.name,
+  };
+}
+
+/**
+ * The banner. Down: the LB does not answer, or no web server does, or the database is down
+ * (no page can be served then). Degraded: anything less than everything up.
+ */
+export function deriveOverall(input: {
+  configError: string | null;
+  lb: LbView | null;
+  webNodes: readonly WebNodeView[];
+  db: DbView | null;
+}): Overall {
+  const { configError, lb, webNodes, db } = input;
+  if (configError && !lb) return { state: 'down', reasons: [`cannot load /cluster.json: ${configError}`] };
+  if (!lb || lb.state === 'pending' || webNodes.some((n) => n.state === 'pending')) {
+    return { state: 'pending', reasons: ['waiting for the first answers'] };
+  }
+  const down: string[] = [];
+  const degraded: string[] = [];
+  if (lb.state === 'down' && configError) down.push(`load balancer ${lb.name} does not answer (${lb.reason})`);
+  else if (lb.state === 'down') degraded.push(`load balancer status unavailable (${lb.reason})`);
+  else if (configError) degraded.push(`cannot reload /cluster.json: ${configError}`);
+
+  const downWeb = webNodes.filter((n) => n.state === 'down');
+  if (webNodes.length === 0) down.push('no web servers configured');
+  else if (downWeb.length === webNodes.length) down.push('every web server is down');
+  else for (const n of downWeb) degraded.push(`${n.name} is down (${n.reason})`);
+
+  if (db?.state === 'down') down.push(`database ${db.name} is ${db.reason}`);
+  else if (db?.state === 'up' && db.reason) degraded.push(`database ${db.name} ${db.reason}`);
+
+  if (down.length > 0) return { state: 'down', reasons: [...down, ...degraded] };
+  if (degraded.length > 0) return { state: 'degraded', reasons: degraded };
+  return { state: 'healthy', reasons: ['all nodes up'] };
+}

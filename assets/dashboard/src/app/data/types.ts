@@ -1,0 +1,116 @@
+/** `/cluster.json` as rendered by the stack (docs/contracts.md, "The load balancer's URLs"). */
+export interface HostRef {
+  name: string;
+  address: string;
+}
+
+export interface DashboardSettings {
+  refreshSeconds: number;
+  requestTimeoutMs: number;
+}
+
+export interface ClusterConfig {
+  version: number;
+  loadBalancer: HostRef;
+  webServers: HostRef[];
+  database: HostRef;
+  dashboard: DashboardSettings;
+}
+
+/** `GET /api/nodes/<name>/`: the web app's status JSON (docs/contracts.md, "The web app"). */
+export interface AppStatus {
+  node: {
+    name: string;
+    hostname: string;
+    version: string;
+    uptimeSeconds: number;
+    pid: number;
+    memory: { rssBytes: number; heapUsedBytes: number; systemTotalBytes: number; systemFreeBytes: number };
+    load: number[];
+  };
+  requests: { served: number };
+  db: DbStatus;
+  cache?: { hit: boolean; ageMs: number };
+  generatedAt: string;
+}
+
+export interface DbStatus {
+  reachable: boolean;
+  host?: string;
+  version?: string | null;
+  latencyMs?: number | null;
+  uptimeSeconds?: number | null;
+  connections?: number | null;
+  queries?: number | null;
+  queriesPerSecond?: number | null;
+  pool?: { limit: number; inUse: number; free: number } | null;
+  replication: unknown;
+  lastBackup: unknown;
+  error?: string | null;
+}
+
+/** nginx `stub_status` figures (https://nginx.org/en/docs/http/ngx_http_stub_status_module.html). */
+export interface StubStatus {
+  active: number;
+  accepts: number;
+  handled: number;
+  requests: number;
+  reading: number;
+  writing: number;
+  waiting: number;
+}
+
+/** Outcome of one HTTP request. Never an exception: a down node is data, not an error. */
+export type FetchOutcome =
+  | { ok: true; status: number; body: string; elapsedMs: number; at: number }
+  | { ok: false; status: number | null; reason: string; elapsedMs: number; at: number };
+
+export type NodeState = 'pending' | 'up' | 'down';
+export type DbState = 'pending' | 'up' | 'down' | 'unknown';
+export type OverallState = 'pending' | 'healthy' | 'degraded' | 'down';
+
+export interface WebNodeView {
+  name: string;
+  address: string;
+  state: NodeState;
+  /** Why the node is down, or null while up/pending. */
+  reason: string | null;
+  status: AppStatus | null;
+  responseMs: number | null;
+  /** Epoch ms of the last request that finished, and of the last one that succeeded. */
+  checkedAt: number | null;
+  lastUpAt: number | null;
+}
+
+export interface LbView {
+  name: string;
+  address: string;
+  state: NodeState;
+  reason: string | null;
+  stub: StubStatus | null;
+  /** Requests per second since the previous sample; null until there are two samples. */
+  requestsPerSecond: number | null;
+  checkedAt: number | null;
+}
+
+export interface DbView {
+  name: string;
+  address: string;
+  state: DbState;
+  reason: string | null;
+  /** The freshest `db` section among the web servers that answered. */
+  db: DbStatus | null;
+  /** Which web server reported `db`. */
+  reportedBy: string | null;
+}
+
+export interface Overall {
+  state: OverallState;
+  reasons: string[];
+}
+
+export interface Sample {
+  at: number;
+  /** Response time in ms; null when the request failed. */
+  ms: number | null;
+}
