@@ -1,0 +1,57 @@
+import type { Database } from "./pool";
+
+/** What one round of status queries found on the server. */
+export interface DbSample {
+  version: string;
+  latencyMs: number;
+  uptimeSeconds: number;
+  connections: number;
+  queries: number;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`database did not answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * Asks MariaDB for its version, uptime, connection and query counters, timing the first round
+ * trip. The whole probe (getting a connection included) is bounded by `timeoutMs`, so the
+ * status page answers quickly when the server is down or unreachable. No retry.
+ */
+export async function probeDatabase(db: Database, timeoutMs: number): Promise<DbSample> {
+  return withTimeout(
+    db.withConnection(async (conn) => {
+      const started = process.hrtime.bigint();
+      const [versionRows] = await conn.query({ sql: "SELECT VERSION() AS version", timeout: timeoutMs });
+      const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const [statusRows] = await conn.query({
+        sql: "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'Threads_connected', 'Queries')",
+        timeout: timeoutMs,
+      });
+      const status = new Map<string, string>();
+      for (const row of statusRows as Array<{ Variable_name: string; Value: string }>) {
+        status.set(row.Variable_name, row.Value);
+      }
+      return {
+        version: String((versionRows as Array<{ version: string }>)[0]?.version ?? ""),
+        latencyMs,
+        uptimeSeconds: Number(status.get("Uptime") ?? NaN),
+        connections: Number(status.get("Threads_connected") ?? NaN),
+        queries: Number(status.get("Queries") ?? NaN),
+      };
+    }, timeoutMs),
+    timeoutMs,
+  );
+}

@@ -1,0 +1,45 @@
+import { ConfigError, loadConfig, type Config } from "./config";
+import { Database } from "./db/pool";
+import { listen, shutdown } from "./lifecycle";
+import { createApp } from "./server";
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(1);
+  }
+
+  const db = new Database(config.db);
+  const app = createApp({ config, db });
+  const server = await listen(app, config.port);
+  console.log(`${config.nodeName}: app ${config.version} listening on port ${config.port}, database ${config.db.host}:${config.db.port}`);
+  // PM2 with wait_ready waits for this before it counts the process as online.
+  if (process.send) process.send("ready");
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal}: draining in-flight requests`);
+    shutdown(server, app, () => db.close()).then(
+      ({ timedOut }) => {
+        console.log(timedOut ? "stopped (drain timed out, open requests were cut)" : "stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        console.error("shutdown failed:", err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+main().catch((err: unknown) => {
+  console.error("failed to start:", err);
+  process.exit(1);
+});

@@ -1,0 +1,62 @@
+import cors from "cors";
+import express from "express";
+import helmet from "helmet";
+import type { Config } from "./config";
+import type { Database } from "./db/pool";
+import { probeDatabase } from "./db/probe";
+import { errorHandler, notFound } from "./errors";
+import { notesRouter } from "./routes/notes";
+import { statusRouter } from "./routes/status";
+import { ProbeCache } from "./status";
+
+/** Request bodies above this are refused with 413. */
+export const BODY_LIMIT = "16kb";
+/** Bound on the status page's database probe, so it answers quickly when MariaDB is down. */
+export const PROBE_TIMEOUT_MS = 2000;
+
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  probeTimeoutMs?: number;
+  log?: (message: string) => void;
+}
+
+function corsMiddleware(origins: string[]) {
+  if (origins.length === 0) return undefined;
+  return cors({
+    origin: origins.includes("*") ? "*" : origins,
+    methods: ["GET", "HEAD", "POST", "DELETE"],
+    maxAge: 600,
+  });
+}
+
+/** Builds the Express app. It does not listen: index.ts does, and tests use supertest. */
+export function createApp({ config, db, probeTimeoutMs = PROBE_TIMEOUT_MS, log = console.error }: AppDeps): express.Express {
+  const app = express();
+  let served = 0;
+  const probes = new ProbeCache(() => probeDatabase(db, probeTimeoutMs), config.statusCacheMs);
+
+  // Exactly one proxy (the nginx load balancer) sits in front, so req.ip is the client it saw.
+  app.set("trust proxy", 1);
+  app.locals.shuttingDown = false;
+
+  app.use((req, res, next) => {
+    res.on("finish", () => {
+      served++;
+    });
+    // While index.ts drains, tell keep-alive clients (nginx) to open their next request elsewhere.
+    if (req.app.locals.shuttingDown) res.set("Connection", "close");
+    next();
+  });
+  app.use(helmet());
+  const corsHandler = corsMiddleware(config.corsOrigins);
+  if (corsHandler) app.use(corsHandler);
+  app.use(express.json({ limit: BODY_LIMIT }));
+
+  app.use(statusRouter({ config, db, probes, requestsServed: () => served }));
+  app.use("/notes", notesRouter(db));
+
+  app.use(notFound);
+  app.use(errorHandler(log));
+  return app;
+}

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { fork, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { closedPort, testConfig } from "./helpers";
+
+const entry = path.join(__dirname, "..", "src", "index.ts");
+
+function start(env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  let output = "";
+  const child = fork(entry, [], {
+    env: { ...env, TS_NODE_TRANSPILE_ONLY: "true" },
+    execArgv: ["-r", "ts-node/register"],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
+  child.stdout?.on("data", (c) => (output += c));
+  child.stderr?.on("data", (c) => (output += c));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+describe("the app process (src/index.ts)", () => {
+  it("tells PM2 it is ready once listening, serves, and exits 0 on SIGTERM", async () => {
+    const config = testConfig();
+    const port = await closedPort();
+    const { child, output, exit } = start({
+      ...process.env,
+      PORT: String(port),
+      DB_HOST: config.db.host,
+      DB_PORT: String(config.db.port),
+      DB_PASSWORD: config.db.password,
+    });
+    try {
+      const ready = await new Promise((resolve, reject) => {
+        child.once("message", resolve);
+        child.once("exit", (code) => reject(new Error(`exited ${code} before ready: ${output()}`)));
+      });
+      assert.equal(ready, "ready");
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { db: string }).db, "up");
+      child.kill("SIGTERM");
+      assert.equal(await exit, 0);
+      assert.match(output(), /SIGTERM: draining/);
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("exits 1 naming the variable when the environment is invalid", async () => {
+    const { output, exit } = start({ PATH: process.env.PATH, DB_PASSWORD: "x", PORT: "0" });
+    assert.equal(await exit, 1);
+    assert.match(output(), /DB_HOST: required/);
+    assert.match(output(), /PORT: expected an integer from 1 to 65535, got "0"/);
+  });
+});

@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import os from "node:os";
+import { ConfigError, loadConfig } from "../../src/config";
+
+const required = { DB_HOST: "10.254.0.124", DB_PASSWORD: "secret" };
+
+describe("config", () => {
+  it("applies the contract's defaults", () => {
+    const config = loadConfig(required);
+    assert.equal(config.port, 3000);
+    assert.equal(config.nodeName, os.hostname());
+    assert.deepEqual(config.db, {
+      host: "10.254.0.124",
+      port: 3306,
+      database: "webapp_db",
+      user: "webapp_user",
+      password: "secret",
+      poolSize: 10,
+    });
+    assert.deepEqual(config.corsOrigins, []);
+    assert.equal(config.statusCacheMs, 2000);
+  });
+
+  it("reads the version from the app's package.json", () => {
+    assert.equal(loadConfig(required).version, require("../../package.json").version);
+  });
+
+  it("reads every variable", () => {
+    const config = loadConfig({
+      ...required,
+      PORT: "8080",
+      NODE_NAME: "pi-web2",
+      DB_PORT: "3307",
+      DB_NAME: "n",
+      DB_USER: "u",
+      DB_POOL_SIZE: "4",
+      CORS_ORIGINS: "https://a.example, http://b.example:8080/",
+      STATUS_CACHE_MS: "0",
+    });
+    assert.equal(config.port, 8080);
+    assert.equal(config.nodeName, "pi-web2");
+    assert.deepEqual(config.db, { host: "10.254.0.124", port: 3307, database: "n", user: "u", password: "secret", poolSize: 4 });
+    assert.deepEqual(config.corsOrigins, ["https://a.example", "http://b.example:8080"]);
+    assert.equal(config.statusCacheMs, 0);
+  });
+
+  it("names every missing required variable", () => {
+    assert.throws(() => loadConfig({}), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /DB_HOST: required/);
+      assert.match(e.message, /DB_PASSWORD: required/);
+      return true;
+    });
+  });
+
+  it("rejects an out-of-range or non-numeric port with the variable and value", () => {
+    assert.throws(() => loadConfig({ ...required, PORT: "70000" }), /PORT: expected an integer from 1 to 65535, got "70000"/);
+    assert.throws(() => loadConfig({ ...required, DB_POOL_SIZE: "ten" }), /DB_POOL_SIZE: expected an integer from 1 to 1000, got "ten"/);
+  });
+
+  it("rejects a CORS origin that is not scheme://host[:port]", () => {
+    assert.throws(() => loadConfig({ ...required, CORS_ORIGINS: "example.com" }), /CORS_ORIGINS: .*got "example.com"/);
+    assert.throws(() => loadConfig({ ...required, CORS_ORIGINS: "https://a.example/path" }), /CORS_ORIGINS/);
+  });
+});
