@@ -3,8 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { Host } from "./host";
-import { FirewallSpec } from "./render/firewall";
+import { Host, HostArgs } from "./host";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
 import { b64, renderScript } from "./render/shell";
 import { Connection, remoteStep } from "./remote";
@@ -15,19 +14,8 @@ export const DB_USER = "webapp_user";
 export const APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE";
 export const MIGRATIONS_DIR = path.join(__dirname, "..", "assets", "app", "migrations");
 
-export interface DatabaseArgs {
-    /** The Pi's address; MariaDB binds to it. Required. */
-    address: pulumi.Input<string>;
-    /** SSH port. Default 22. */
-    sshPort?: pulumi.Input<number>;
-    /** SSH user. Default "pi". */
-    user?: pulumi.Input<string>;
-    /** SSH private key (secret). Required. */
-    privateKey: pulumi.Input<string>;
-    /** Pinned SSH host key. Default unset (not checked). */
-    hostKey?: pulumi.Input<string>;
-    /** Firewall rules (3306 from the web servers only). Required. */
-    firewall: FirewallSpec;
+/** The Pi (address, SSH, firewall: 3306 from the web servers only) plus what its role needs. */
+export interface DatabaseArgs extends HostArgs {
     /** Web server addresses that get a database user. Required. */
     webAddresses: string[];
     /** The app user's password (secret). Required. */
@@ -44,8 +32,6 @@ export interface DatabaseArgs {
     innodbLogFileSize?: string;
     /** Delete /var/lib/mysql when the stack is destroyed. Default false. */
     purgeDataOnDestroy?: boolean;
-    /** Install unattended security upgrades. Default true. */
-    unattendedUpgrades?: boolean;
 }
 
 /** Reads assets/app/migrations/NNN_name.sql in order, as (version, base64) pairs. */
@@ -69,19 +55,7 @@ export class Database extends pulumi.ComponentResource {
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:db:Database", name, {}, opts);
         const port = args.port ?? 3306;
-        const host = new Host(
-            name,
-            {
-                address: args.address,
-                sshPort: args.sshPort,
-                user: args.user,
-                privateKey: args.privateKey,
-                hostKey: args.hostKey,
-                firewall: args.firewall,
-                unattendedUpgrades: args.unattendedUpgrades,
-            },
-            { parent: this },
-        );
+        const host = new Host(name, args, { parent: this });
         this.connection = host.connection;
         const conns = maxConnections(args.webAddresses.length, args.poolSize ?? 10, args.connectionHeadroom ?? 20);
 

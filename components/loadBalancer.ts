@@ -2,8 +2,7 @@
 // proxying /api/, and serving the dashboard.
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
-import { Host } from "./host";
-import { FirewallSpec } from "./render/firewall";
+import { Host, HostArgs } from "./host";
 import { Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage } from "./render/nginx";
 import { b64, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload } from "./remote";
@@ -11,19 +10,8 @@ import { Connection, remoteStep, upload } from "./remote";
 export const WWW_DIR = "/var/www/pi-cluster";
 export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
 
-export interface LoadBalancerArgs {
-    /** The Pi's address. Required. */
-    address: pulumi.Input<string>;
-    /** SSH port. Default 22. */
-    sshPort?: pulumi.Input<number>;
-    /** SSH user. Default "pi". */
-    user?: pulumi.Input<string>;
-    /** SSH private key (secret). Required. */
-    privateKey: pulumi.Input<string>;
-    /** Pinned SSH host key. Default unset (not checked). */
-    hostKey?: pulumi.Input<string>;
-    /** Firewall rules (80/443 from anywhere). Required. */
-    firewall: FirewallSpec;
+/** The Pi (address, SSH, firewall: 80/443 from anywhere) plus what its role needs. */
+export interface LoadBalancerArgs extends HostArgs {
     /** The web servers, from the WebServer outputs. Required, at least one. */
     backends: pulumi.Input<pulumi.Input<Backend>[]>;
     /** The upstream changes only after these (each web server's app step). Required. */
@@ -42,8 +30,6 @@ export interface LoadBalancerArgs {
     refreshSeconds?: number;
     /** Dashboard per-request timeout. Default 4000. */
     requestTimeoutMs?: number;
-    /** Install unattended security upgrades. Default true. */
-    unattendedUpgrades?: boolean;
 }
 
 export class LoadBalancer extends pulumi.ComponentResource {
@@ -55,19 +41,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:lb:LoadBalancer", name, {}, opts);
         const httpPort = args.httpPort ?? 80;
-        const host = new Host(
-            name,
-            {
-                address: args.address,
-                sshPort: args.sshPort,
-                user: args.user,
-                privateKey: args.privateKey,
-                hostKey: args.hostKey,
-                firewall: args.firewall,
-                unattendedUpgrades: args.unattendedUpgrades,
-            },
-            { parent: this },
-        );
+        const host = new Host(name, args, { parent: this });
         this.connection = host.connection;
 
         const nginx = remoteStep(

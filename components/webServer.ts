@@ -2,28 +2,16 @@
 // built on the deploying machine and shipped as an artifact.
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
-import { Host } from "./host";
+import { Host, HostArgs } from "./host";
 import {
     APP_DIR, APP_ENV_FILE, APP_HOME, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
     renderAppEnv, renderEcosystem, renderPm2Unit,
 } from "./render/app";
-import { FirewallSpec } from "./render/firewall";
 import { b64, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload } from "./remote";
 
-export interface WebServerArgs {
-    /** The Pi's address. Required. */
-    address: pulumi.Input<string>;
-    /** SSH port. Default 22. */
-    sshPort?: pulumi.Input<number>;
-    /** SSH user. Default "pi". */
-    user?: pulumi.Input<string>;
-    /** SSH private key (secret). Required. */
-    privateKey: pulumi.Input<string>;
-    /** Pinned SSH host key. Default unset (not checked). */
-    hostKey?: pulumi.Input<string>;
-    /** Firewall rules (the app port from the LB only). Required. */
-    firewall: FirewallSpec;
+/** The Pi (address, SSH, firewall: the app port from the LB only) plus what its role needs. */
+export interface WebServerArgs extends HostArgs {
     /** The built app tarball. Required. */
     app: Artifact;
     /** The built PM2 tarball. Required. */
@@ -48,8 +36,6 @@ export interface WebServerArgs {
     corsOrigins?: string[];
     /** The previous web server's app step: releases roll one server at a time. Default none. */
     rollAfter?: pulumi.Resource;
-    /** Install unattended security upgrades. Default true. */
-    unattendedUpgrades?: boolean;
 }
 
 export class WebServer extends pulumi.ComponentResource {
@@ -63,19 +49,7 @@ export class WebServer extends pulumi.ComponentResource {
     constructor(name: string, args: WebServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:web:WebServer", name, {}, opts);
         const port = args.port ?? 3000;
-        const host = new Host(
-            name,
-            {
-                address: args.address,
-                sshPort: args.sshPort,
-                user: args.user,
-                privateKey: args.privateKey,
-                hostKey: args.hostKey,
-                firewall: args.firewall,
-                unattendedUpgrades: args.unattendedUpgrades,
-            },
-            { parent: this },
-        );
+        const host = new Host(name, args, { parent: this });
         this.connection = host.connection;
 
         const node = remoteStep(

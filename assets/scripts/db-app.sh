@@ -54,12 +54,4 @@ delete() {
     info "removed user $DB_USER; database $DB_NAME is data and stays"
 }
 
-main() {
-    case "${1:-apply}" in
-    apply) apply ;;
-    delete) delete ;;
-    *) fatal "unknown action '$1': expected apply or delete" ;;
-    esac
-}
-
 main "$@" </dev/null

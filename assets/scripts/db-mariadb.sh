@@ -71,12 +71,4 @@ delete() {
     fi
 }
 
-main() {
-    case "${1:-apply}" in
-    apply) apply ;;
-    delete) delete ;;
-    *) fatal "unknown action '$1': expected apply or delete" ;;
-    esac
-}
-
 main "$@" </dev/null

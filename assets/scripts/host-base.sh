@@ -41,12 +41,4 @@ delete() {
     remove_paths /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades /etc/apt/apt.conf.d/20auto-upgrades "$UPLOAD_DIR"
 }
 
-main() {
-    case "${1:-apply}" in
-    apply) apply ;;
-    delete) delete ;;
-    *) fatal "unknown action '$1': expected apply or delete" ;;
-    esac
-}
-
 main "$@" </dev/null

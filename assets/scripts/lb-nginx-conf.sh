@@ -48,12 +48,4 @@ delete() {
     if systemctl is-active --quiet nginx && nginx -t -q; then systemctl reload nginx; fi
 }
 
-main() {
-    case "${1:-apply}" in
-    apply) apply ;;
-    delete) delete ;;
-    *) fatal "unknown action '$1': expected apply or delete" ;;
-    esac
-}
-
 main "$@" </dev/null

@@ -99,3 +99,13 @@ prune_uploads() {
     kind=${kind%-*}
     find "$dir" -maxdepth 1 -type f -name "$kind-*" ! -path "$artifact" -delete
 }
+
+# main ACTION : every step script defines apply and delete; Pulumi runs "apply" on
+# create and update, and "delete" on delete.
+main() {
+    case "${1:-apply}" in
+    apply) apply ;;
+    delete) delete ;;
+    *) fatal "unknown action '${1}': expected apply or delete" ;;
+    esac
+}

@@ -64,12 +64,4 @@ delete() {
     remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR"
 }
 
-main() {
-    case "${1:-apply}" in
-    apply) apply ;;
-    delete) delete ;;
-    *) fatal "unknown action '$1': expected apply or delete" ;;
-    esac
-}
-
 main "$@" </dev/null

@@ -37,12 +37,4 @@ delete() {
     systemctl daemon-reload
 }
 
-main() {
-    case "${1:-apply}" in
-    apply) apply ;;
-    delete) delete ;;
-    *) fatal "unknown action '$1': expected apply or delete" ;;
-    esac
-}
-
 main "$@" </dev/null
