@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what the deploying (and testing) machine needs: Debian packages, the npm
+# packages of the stack, the app and the dashboard, and the Pulumi toolchain (built from
+# Go modules when no pulumi is installed). Idempotent: a second run only checks.
+# Run as root (apt-get). Usage: scripts/setup.sh [--deploy-only]
+# Reads:
+#   PI_CLUSTER_SKIP_APT   "1" to skip apt-get (packages installed some other way)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO
+# The lab (debootstrap, nspawn, nftables, iproute2), ssh for the lab hosts, and the real
+# validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium.
+readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux)
+readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium)
+
+info() { printf 'setup: %s\n' "$*" >&2; }
+fatal() {
+    printf 'setup: error: %s\n' "$*" >&2
+    exit 1
+}
+
+install_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    [[ $EUID -eq 0 ]] || fatal "missing Debian packages (${missing[*]}); run as root or install them"
+    info "installing ${missing[*]}"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_node() {
+    command -v node >/dev/null || fatal "Node.js 20 or newer is required (https://nodejs.org or your distribution)"
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    ((major >= 20)) || fatal "Node.js $major found; 20 or newer is required"
+}
+
+npm_ci() {
+    local dir="$1"
+    # npm writes node_modules/.package-lock.json on every install: newer than the lockfile
+    # means node_modules was installed from this lockfile already.
+    if [[ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]]; then
+        return 0
+    fi
+    info "npm ci in ${dir#"$REPO"/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+main() {
+    local deploy_only=0
+    [[ "${1:-}" == "--deploy-only" ]] && deploy_only=1
+    check_node
+    if [[ "${PI_CLUSTER_SKIP_APT:-0}" != "1" ]]; then
+        install_packages "${DEPLOY_PACKAGES[@]}"
+        ((deploy_only)) || install_packages "${TEST_PACKAGES[@]}"
+    fi
+    npm_ci "$REPO"
+    if ((!deploy_only)); then
+        npm_ci "$REPO/assets/app"
+        npm_ci "$REPO/assets/dashboard"
+    fi
+    bash "$REPO/toolchain/ensure.sh" >/dev/null
+    info "ready"
+}
+
+main "$@"

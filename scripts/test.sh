@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of the stack (mocha + Pulumi mocks + real validators), the
+# app's tests against a real MariaDB, the dashboard's unit tests, the toolchain smoke test,
+# then the end-to-end tests on a lab it creates and always tears down.
+# Usage: scripts/test.sh [--unit]     (--unit skips the lab and the end-to-end tests)
+# Run as root on a fresh machine: it installs what it needs (scripts/setup.sh).
+# Reads: PULUMI_CONFIG_PASSPHRASE (default: the lab's, README "The lab")
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO
+readonly LOGS="$REPO/test-output/logs"
+PASSED=0
+FAILED=0
+SUITES_FAILED=()
+
+info() { printf '\n== %s\n' "$*" >&2; }
+
+# suite NAME DIR CMD... : runs a mocha suite, keeps its log and adds up its counts.
+suite() {
+    local name="$1" dir="$2" status=0 passed failed
+    shift 2
+    info "$name"
+    (cd "$dir" && "$@") 2>&1 | tee "$LOGS/$name.log" || status=$?
+    passed=$(grep -Eo '^ *[0-9]+ passing' "$LOGS/$name.log" | awk '{s += $1} END {print s + 0}')
+    failed=$(grep -Eo '^ *[0-9]+ failing' "$LOGS/$name.log" | awk '{s += $1} END {print s + 0}')
+    if ((status != 0 && failed == 0)); then failed=1; fi
+    PASSED=$((PASSED + passed))
+    FAILED=$((FAILED + failed))
+    if ((status != 0)); then SUITES_FAILED+=("$name"); fi
+    return 0
+}
+
+lab_down() {
+    info "lab down"
+    "$REPO/lab/lab" down || true
+}
+
+main() {
+    local unit_only=0
+    [[ "${1:-}" == "--unit" ]] && unit_only=1
+    cd "$REPO"
+    mkdir -p "$LOGS"
+    bash scripts/setup.sh
+    # shellcheck source=../toolchain/env.sh
+    source toolchain/env.sh
+
+    suite unit "$REPO" npx mocha 'tests/unit/**/*.test.ts'
+    suite app "$REPO/assets/app" npm test
+    suite dashboard "$REPO/assets/dashboard" npm test
+    info "toolchain smoke"
+    if bash toolchain/smoke.sh 2>&1 | tee "$LOGS/toolchain-smoke.log"; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); SUITES_FAILED+=(toolchain-smoke); fi
+
+    if ((!unit_only)); then
+        export PULUMI_BACKEND_URL="file://$REPO/.state/backend"
+        export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-pi-cluster-lab}"
+        rm -rf "$REPO/.state/backend" "$REPO/Pulumi.lab.yaml"
+        mkdir -p "$REPO/.state/backend"
+        trap lab_down EXIT
+        info "lab up"
+        lab/lab up
+        suite lab-e2e "$REPO" npx mocha --timeout 0 tests/e2e/lab.test.ts
+        suite cluster-e2e "$REPO" npx mocha --timeout 0 --bail tests/e2e/cluster.test.ts
+    fi
+
+    printf '\n'
+    ((${#SUITES_FAILED[@]} == 0)) || printf 'failed suites: %s\n' "${SUITES_FAILED[*]}"
+    printf 'tests: %d passed, %d failed\n' "$PASSED" "$FAILED"
+    ((FAILED == 0))
+}
+
+main "$@"

@@ -1,0 +1,121 @@
+// Helpers for the end-to-end tests: drive the real lab, the real Pulumi engine and real
+// HTTP through the load balancer. Nothing here is mocked.
+import { execFileSync, spawnSync, SpawnSyncReturns } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+export const REPO = path.join(__dirname, "..", "..");
+export const LAB = path.join(REPO, "lab", "lab");
+export const OUT = path.join(REPO, "test-output");
+export const LB = "10.254.0.121";
+export const LB_URL = `http://${LB}`;
+
+/** Runs a command, throwing with its output when it fails. */
+export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; allowFail?: boolean } = {}): SpawnSyncReturns<string> {
+    const r = spawnSync(cmd, args, {
+        cwd: opts.cwd ?? REPO,
+        env: opts.env ?? process.env,
+        input: opts.input,
+        encoding: "utf8",
+        maxBuffer: 256 * 1024 * 1024,
+    });
+    if (!opts.allowFail && r.status !== 0) {
+        throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+    }
+    return r;
+}
+
+export function lab(...args: string[]): string {
+    return run(LAB, args).stdout;
+}
+
+/** Runs a command on a lab host as pi; returns exit status and output. */
+export function onHost(host: string, command: string): { status: number; out: string } {
+    const r = run(LAB, ["ssh", host, command], { allowFail: true });
+    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+export function pulumi(args: string[], opts: { allowFail?: boolean } = {}): SpawnSyncReturns<string> {
+    return run("pulumi", [...args, "--stack", "lab", "--non-interactive"], { allowFail: opts.allowFail });
+}
+
+export interface EngineEvent {
+    sequence: number;
+    timestamp: number;
+    resourcePreEvent?: { metadata: { op: string; urn: string; type: string } };
+    resOutputsEvent?: { metadata: { op: string; urn: string; type: string } };
+    summaryEvent?: { resourceChanges: Record<string, number>; durationSeconds: number };
+}
+
+export interface UpResult {
+    seconds: number;
+    events: EngineEvent[];
+    /** op -> resource names (the last URN segment), for custom resources only. */
+    changes: Record<string, string[]>;
+    summary: Record<string, number>;
+}
+
+/** `pulumi up` with an engine event log, so the test sees what changed and when. */
+export function up(label: string): UpResult {
+    fs.mkdirSync(OUT, { recursive: true });
+    const log = path.join(OUT, `events-${label}.jsonl`);
+    fs.rmSync(log, { force: true });
+    const started = Date.now();
+    const r = pulumi(["up", "--yes", "--skip-preview", "--event-log", log], { allowFail: true });
+    const seconds = (Date.now() - started) / 1000;
+    fs.writeFileSync(path.join(OUT, `up-${label}.log`), `${r.stdout}\n${r.stderr}`);
+    if (r.status !== 0) throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
+    return { seconds, ...readEvents(log) };
+}
+
+export function readEvents(log: string): { events: EngineEvent[]; changes: Record<string, string[]>; summary: Record<string, number> } {
+    const events = fs
+        .readFileSync(log, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as EngineEvent);
+    const changes: Record<string, string[]> = {};
+    for (const e of events) {
+        const m = e.resourcePreEvent?.metadata;
+        if (!m || m.type.startsWith("pi-cluster:") || m.type.startsWith("pulumi:")) continue;
+        (changes[m.op] ??= []).push(m.urn.split("::").pop()!);
+    }
+    for (const k of Object.keys(changes)) changes[k].sort();
+    const summary = events.find((e) => e.summaryEvent)?.summaryEvent?.resourceChanges ?? {};
+    return { events, changes, summary };
+}
+
+/** Seconds between the first and the last engine event of resources whose name starts with `prefix-`. */
+export function hostShare(events: EngineEvent[], prefix: string): number {
+    const ts = events
+        .filter((e) => {
+            const m = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+            return m && !m.type.startsWith("pi-cluster:") && m.urn.split("::").pop()!.startsWith(`${prefix}-`);
+        })
+        .map((e) => e.timestamp);
+    return ts.length ? Math.max(...ts) - Math.min(...ts) : 0;
+}
+
+export async function http(
+    url: string,
+    init: RequestInit & { timeoutMs?: number } = {},
+): Promise<{ status: number; body: string; json: () => any; headers: Headers }> {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs ?? 10000) });
+    const body = await res.text();
+    return { status: res.status, body, headers: res.headers, json: () => JSON.parse(body) };
+}
+
+/** True when a TCP connect from this machine to host:port completes within `ms`. */
+export function tcpOpenFromMachine(host: string, port: number, ms = 2000): boolean {
+    const r = spawnSync("timeout", [String(ms / 1000), "bash", "-c", `exec 3<>/dev/tcp/${host}/${port}`], { encoding: "utf8" });
+    return r.status === 0;
+}
+
+/** True when a TCP connect from a lab host to host:port completes. */
+export function tcpOpenFromHost(from: string, host: string, port: number): boolean {
+    return onHost(from, `timeout 2 bash -c 'exec 3<>/dev/tcp/${host}/${port}'`).status === 0;
+}
+
+export function sh(cmd: string): string {
+    return execFileSync("bash", ["-c", cmd], { encoding: "utf8" });
+}
