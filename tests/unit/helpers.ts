@@ -67,7 +67,7 @@ export interface Recorded {
 }
 
 /** Installs mocks; every registered resource lands in the returned map, by name and type. */
-export function installMocks(): Map<string, Recorded> {
+export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
     const recorded = new Map<string, Recorded>();
     pulumi.runtime.setMocks(
         {
@@ -77,7 +77,7 @@ export function installMocks(): Map<string, Recorded> {
                 entry.inputs = unwrapSecrets(args.inputs);
                 recorded.set(key, entry);
                 const state: Record<string, unknown> = { ...args.inputs };
-                if (args.type === "random:index/randomPassword:RandomPassword") state.result = FAKE_PASSWORD;
+                if (args.type === "random:index/randomPassword:RandomPassword") state.result = password;
                 if (args.type === "command:remote:Command") {
                     state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : "ok";
                     state.stderr = "";

@@ -1,0 +1,173 @@
+// What must hold of a converged cluster, checked from this machine and from the lab hosts
+// with real HTTP, real TCP and real browsers. Shared by the engine e2e (cluster.test.ts)
+// and the steps e2e (steps.test.ts), so both prove the same things.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { http, lab, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpOpenFromMachine } from "./lib";
+
+export const figures: Record<string, unknown> = {};
+
+export function record(key: string, value: unknown): void {
+    figures[key] = value;
+    fs.mkdirSync(OUT, { recursive: true });
+    fs.writeFileSync(path.join(OUT, "e2e-figures.json"), JSON.stringify(figures, null, 2));
+    console.log(`      figure ${key}: ${JSON.stringify(value)}`);
+}
+
+export async function nodesSeen(requests: number): Promise<string[]> {
+    const seen = new Set<string>();
+    for (let i = 0; i < requests; i++) {
+        const r = await http(`${LB_URL}/api/`);
+        assert.strictEqual(r.status, 200, r.body);
+        seen.add(r.json().node.name);
+    }
+    return [...seen].sort();
+}
+
+export async function waitFor(what: string, seconds: number, check: () => Promise<boolean>): Promise<number> {
+    const started = Date.now();
+    while ((Date.now() - started) / 1000 < seconds) {
+        if (await check().catch(() => false)) return (Date.now() - started) / 1000;
+        await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new Error(`${what} did not happen within ${seconds}s`);
+}
+
+export async function apiFromEveryWebServer(expected: string[]): Promise<void> {
+    assert.deepStrictEqual(await nodesSeen(4 * expected.length), expected);
+    const status = (await http(`${LB_URL}/api/`)).json();
+    assert.strictEqual(status.db.reachable, true, JSON.stringify(status.db));
+    assert.match(status.db.version, /MariaDB/);
+}
+
+export async function healthAndNotes(): Promise<void> {
+    const health = await http(`${LB_URL}/api/health`);
+    assert.strictEqual(health.status, 200);
+    assert.strictEqual(health.json().status, "ok");
+    const title = `e2e ${Date.now()}`;
+    const created = await http(`${LB_URL}/api/notes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ title, body: "written through the load balancer" }),
+    });
+    assert.strictEqual(created.status, 201, created.body);
+    const id = created.json().id;
+    // Read it back twice so both web servers (round-robin) serve it from MariaDB.
+    for (let i = 0; i < 2; i++) {
+        const got = await http(`${LB_URL}/api/notes/${id}`);
+        assert.strictEqual(got.status, 200, got.body);
+        assert.strictEqual(got.json().title, title);
+    }
+    const bad = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.strictEqual(bad.status, 400);
+    assert.match(bad.body, /title/);
+}
+
+export async function staticAndInternalRoutes(webServers: string[]): Promise<void> {
+    const index = await http(`${LB_URL}/`);
+    assert.strictEqual(index.status, 200);
+    assert.match(index.headers.get("cache-control") ?? "", /no-cache/);
+    assert.strictEqual(index.headers.get("server"), "nginx");
+    assert.strictEqual(index.headers.get("x-content-type-options"), "nosniff");
+    const asset = /src="(main-[A-Za-z0-9]+\.js)"/.exec(index.body);
+    assert.ok(asset, "index.html names a hashed main bundle");
+    const js = await http(`${LB_URL}/${asset![1]}`);
+    assert.match(js.headers.get("cache-control") ?? "", /max-age=31536000/);
+    const spa = await http(`${LB_URL}/some/deep/link`);
+    assert.strictEqual(spa.status, 200);
+    assert.strictEqual(spa.body, index.body);
+    const cluster = (await http(`${LB_URL}/cluster.json`)).json();
+    assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), webServers);
+    const stub = await http(`${LB_URL}/api/lb/stub_status`);
+    assert.match(stub.body, /^Active connections: \d+/);
+    for (const w of webServers) {
+        const node = await http(`${LB_URL}/api/nodes/${w}/`);
+        assert.strictEqual(node.json().node.name, w);
+    }
+}
+
+export function securityGroups(): void {
+    const web1 = "10.254.0.122";
+    const db = "10.254.0.124";
+    const matrix: [string, string, number, boolean][] = [
+        ["pi-web1", db, 3306, true],
+        ["pi-web2", db, 3306, true],
+        ["pi-lb", db, 3306, false],
+        ["pi-lb", web1, 3000, true],
+        ["pi-db", web1, 3000, false],
+        ["pi-web2", web1, 3000, false],
+        ["pi-web1", LB, 80, true],
+    ];
+    assert.deepStrictEqual(matrix.map(([from, to, port]) => [from, to, port, tcpOpenFromHost(from, to, port)]), matrix);
+    // This machine is on the management network: ssh and http yes, app and db no.
+    const fromMachine: [string, number, boolean][] = [
+        [LB, 80, true], [LB, 22, true], [web1, 22, true], [db, 22, true],
+        [web1, 3000, false], [db, 3306, false], [LB, 3000, false],
+    ];
+    assert.deepStrictEqual(fromMachine.map(([h, p]) => [h, p, tcpOpenFromMachine(h, p)]), fromMachine);
+}
+
+export function passwordStaysHidden(password: string, webServers: string[]): void {
+    for (const h of [...webServers, "pi-db", "pi-lb"]) {
+        const ps = onHost(h, "ps -eo args");
+        assert.strictEqual(ps.status, 0);
+        assert.ok(!ps.out.includes(password), `password in ${h}'s process list`);
+        const logs = onHost(h, "sudo journalctl --no-pager -q | cat");
+        assert.ok(!logs.out.includes(password), `password in ${h}'s journal`);
+    }
+    for (const w of webServers) {
+        assert.strictEqual(onHost(w, "sudo stat -c '%a %U' /etc/pi-cluster/app.env").out.trim(), "600 pi-cluster-app");
+        assert.notStrictEqual(onHost(w, "cat /etc/pi-cluster/app.env").status, 0, "pi must not read the env file without sudo");
+    }
+    const local = run("ps", ["-eo", "args"]).stdout;
+    assert.ok(!local.includes(password), "password in this machine's process list");
+}
+
+export async function survivesPowerCut(host: string): Promise<void> {
+    let ok = 0;
+    const failures: string[] = [];
+    let stopped = false;
+    const started = Date.now();
+    while (Date.now() - started < 25000) {
+        if (!stopped && Date.now() - started > 3000) {
+            lab("stop", host);
+            stopped = true;
+        }
+        try {
+            const r = await http(`${LB_URL}/api/health`, { timeoutMs: 8000 });
+            if (r.status === 200) ok++;
+            else failures.push(`${r.status} ${r.body.slice(0, 80)}`);
+        } catch (e) {
+            failures.push(String(e));
+        }
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    record("faultRequests", { ok, failed: failures.length });
+    assert.ok(stopped);
+    assert.deepStrictEqual(failures, []);
+    assert.ok(ok > 50, `only ${ok} requests in 25 s`);
+    lab("start", host);
+    const back = await waitFor(`${host} serving again`, 180, async () => (await http(`${LB_URL}/api/nodes/${host}/health`, { timeoutMs: 3000 })).status === 200);
+    record("backAfterBootSeconds", back);
+}
+
+export function dashboardInBrowser(): void {
+    const r = run("npm", ["run", "e2e"], {
+        cwd: path.join(REPO, "assets", "dashboard"),
+        env: { ...process.env, LB_URL, LAB: path.join(REPO, "lab", "lab") },
+        allowFail: true,
+    });
+    fs.writeFileSync(path.join(OUT, "dashboard-e2e.log"), `${r.stdout}\n${r.stderr}`);
+    assert.strictEqual(r.status, 0, `${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`);
+    const timings = path.join(OUT, "dashboard-e2e.json");
+    if (fs.existsSync(timings)) record("dashboard", JSON.parse(fs.readFileSync(timings, "utf8")));
+}
+
+export function removedButDataKept(): void {
+    assert.notStrictEqual(onHost("pi-lb", "command -v nginx").status, 0, "nginx still installed");
+    assert.notStrictEqual(onHost("pi-web1", "command -v node").status, 0, "node still installed");
+    assert.notStrictEqual(onHost("pi-db", "command -v mariadbd").status, 0, "mariadb still installed");
+    assert.strictEqual(onHost("pi-db", "sudo test -d /var/lib/mysql/webapp_db").status, 0, "the data must be kept");
+    assert.notStrictEqual(onHost("pi-web1", "sudo nft list table inet pi_cluster").status, 0, "firewall table still there");
+}
