@@ -63,8 +63,13 @@ main() {
         npm_ci "$REPO/assets/app"
         npm_ci "$REPO/assets/dashboard"
     fi
-    bash "$REPO/toolchain/ensure.sh" >/dev/null
-    info "ready"
+    local toolchain=0
+    bash "$REPO/toolchain/ensure.sh" >/dev/null || toolchain=$?
+    case "$toolchain" in
+    0) info "ready" ;;
+    3) info "ready, except the Pulumi provider plugins (see above): deployments cannot run here" ;;
+    *) fatal "toolchain/ensure.sh failed" ;;
+    esac
 }
 
 main "$@"

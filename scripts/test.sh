@@ -24,8 +24,8 @@ suite() {
     shift 2
     info "$name"
     (cd "$dir" && "$@") 2>&1 | tee "$LOGS/$name.log" || status=$?
-    passed=$(grep -Eo '^ *[0-9]+ passing' "$LOGS/$name.log" | awk '{s += $1} END {print s + 0}')
-    failed=$(grep -Eo '^ *[0-9]+ failing' "$LOGS/$name.log" | awk '{s += $1} END {print s + 0}')
+    passed=$(awk '/^ *[0-9]+ passing/ {s += $1} END {print s + 0}' "$LOGS/$name.log")
+    failed=$(awk '/^ *[0-9]+ failing/ {s += $1} END {print s + 0}' "$LOGS/$name.log")
     if ((status != 0 && failed == 0)); then failed=1; fi
     PASSED=$((PASSED + passed))
     FAILED=$((FAILED + failed))
