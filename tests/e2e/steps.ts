@@ -74,8 +74,8 @@ export async function planSteps(raw: Record<string, unknown>, password: string):
         if (r.type === "command:remote:Command") {
             steps.push({ name: r.name, kind: "command", host, create: r.inputs.create, delete: r.inputs.delete, stdin: r.inputs.stdin, deps: r.dependsOn });
         } else {
-            const source = r.inputs.source as { path?: string } | undefined;
-            const file = source?.path ?? (r.resource as unknown as { __file?: string }).__file;
+            // A FileAsset; its path is a promise.
+            const file = await (r.inputs.source as { path: Promise<string> }).path;
             steps.push({ name: r.name, kind: "copy", host, file, remotePath: r.inputs.remotePath, deps: r.dependsOn });
         }
     }

@@ -50,7 +50,8 @@ const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 /** Mocks see secret inputs wrapped in Pulumi's secret envelope; tests want the values. */
 function unwrapSecrets(v: any): any {
     if (Array.isArray(v)) return v.map(unwrapSecrets);
-    if (v && typeof v === "object") {
+    // Only plain objects: assets and archives arrive as class instances and stay as they are.
+    if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
         if (v[SECRET_SIG] !== undefined && "value" in v) return unwrapSecrets(v.value);
         return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
     }
