@@ -94,11 +94,14 @@ delete table inet pi_cluster
 table inet pi_cluster {
     chain input {
         type filter hook input priority filter; policy drop;
+        iifname "lo" accept
+        # Before the conntrack rules: when this ruleset is first loaded, conntrack picks up
+        # the deploying SSH session mid-stream, cannot know its window scaling, and would
+        # call its packets invalid (the session then hangs).
+        ip saddr ${spec.managementCidr} tcp dport ${spec.sshPort} accept comment "ssh from the management network"
         ct state established,related accept
         ct state invalid drop
-        iifname "lo" accept
         meta l4proto { icmp, ipv6-icmp } accept comment "ping, path MTU discovery, IPv6 neighbours"
-        ip saddr ${spec.managementCidr} tcp dport ${spec.sshPort} accept comment "ssh from the management network"
 ${input.join("\n")}
     }
 
@@ -108,8 +111,9 @@ ${input.join("\n")}
 
     chain output {
         type filter hook output priority filter; policy drop;
-        ct state established,related accept
         oifname "lo" accept
+        ip daddr ${spec.managementCidr} tcp sport ${spec.sshPort} accept comment "ssh replies, as above"
+        ct state established,related accept
         meta l4proto { icmp, ipv6-icmp } accept
         udp dport { 53, 67, 123, 547 } accept comment "dns, dhcp, ntp, dhcpv6"
         tcp dport { 53, 80, 443 } accept comment "dns, package mirrors"

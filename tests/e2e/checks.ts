@@ -34,6 +34,22 @@ export async function waitFor(what: string, seconds: number, check: () => Promis
     throw new Error(`${what} did not happen within ${seconds}s`);
 }
 
+/**
+ * Waits until round-robin through the LB reaches exactly `expected`: `systemctl reload nginx`
+ * returns before the new workers take over, so a scale shows up a moment later.
+ */
+export async function rotationBecomes(expected: string[], seconds = 20): Promise<void> {
+    let last: string[] = [];
+    try {
+        await waitFor(`the LB rotation to become ${expected.join(", ")}`, seconds, async () => {
+            last = await nodesSeen(4 * expected.length);
+            return JSON.stringify(last) === JSON.stringify(expected);
+        });
+    } catch (e) {
+        throw new Error(`${(e as Error).message}; last seen: ${last.join(", ")}`);
+    }
+}
+
 export async function apiFromEveryWebServer(expected: string[]): Promise<void> {
     assert.deepStrictEqual(await nodesSeen(4 * expected.length), expected);
     const status = (await http(`${LB_URL}/api/`)).json();

@@ -120,13 +120,16 @@ describe("firewall", () => {
         assert.match(r, /^        ip saddr 10\.254\.0\.121 tcp dport 3000 accept comment "app from the load balancer only"$/m);
         assert.match(r, /^        ip saddr 10\.254\.0\.0\/24 tcp dport 22 accept/m);
         assert.match(r, /^        ip daddr 10\.254\.0\.124 tcp dport 3306 accept/m);
+        // SSH is accepted before conntrack can call a picked-up session invalid.
+        assert.ok(r.indexOf("tcp dport 22 accept") < r.indexOf("ct state invalid drop"));
+        assert.ok(r.indexOf("tcp sport 22 accept") < r.lastIndexOf("ct state established,related accept"));
         assert.match(r, /chain forward \{\n        type filter hook forward priority filter; policy drop;\n    \}/);
     });
 
     it("renders the db role: 3306 from the web servers only and no outbound to peers", () => {
         const r = renderFirewall(roleFirewall("db", topology));
         assert.match(r, /^        ip saddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3306 accept/m);
-        assert.doesNotMatch(r, /ip daddr/);
+        assert.doesNotMatch(r, /ip daddr \S+ tcp dport/);
     });
 
     it("renders the lb role: 80 and 443 from anywhere, proxy to the web servers", () => {
