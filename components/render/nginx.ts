@@ -106,8 +106,13 @@ ${PROXY_COMMON}
         # PATCH unless told to with non_idempotent.
         proxy_next_upstream error timeout http_502 http_503 http_504;
         proxy_next_upstream_tries 3;
-        proxy_connect_timeout 2s;
-        proxy_read_timeout 30s;
+        # A Pi that loses power sends no RST: a request already written to a kept-alive
+        # connection waits for the read timeout before nginx tries the next server. The
+        # app answers in milliseconds, so a few seconds bound that stall (measured in the
+        # lab's power-cut test; at 30 s requests timed out at the client).
+        proxy_connect_timeout 1s;
+        proxy_send_timeout 5s;
+        proxy_read_timeout 5s;
 ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
     }
 

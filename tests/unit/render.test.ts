@@ -49,6 +49,8 @@ describe("nginx site", () => {
         assert.match(s, /location \/api\/ \{\n        proxy_pass http:\/\/pi_cluster_backend\/;/);
         assert.match(s, /proxy_next_upstream error timeout http_502 http_503 http_504;/);
         assert.doesNotMatch(s, /proxy_next_upstream [^;]*non_idempotent/);
+        // A powered-off server must not stall a request for long before the retry.
+        assert.match(s, /location \/api\/ \{[^}]*proxy_read_timeout 5s;/);
         assert.match(s, /proxy_set_header Connection "";/);
     });
 
