@@ -32,7 +32,7 @@ main() {
     cd "$REPO"
     bash scripts/setup.sh --deploy-only
     local toolchain=0
-    # shellcheck source=../toolchain/env.sh
+    # shellcheck source=/dev/null
     source toolchain/env.sh || toolchain=$?
     if ((toolchain == 3)); then
         fatal "the Pulumi toolchain has no command/random provider plugin (toolchain/ensure.sh says why); a deployment needs them"

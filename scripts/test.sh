@@ -45,7 +45,7 @@ main() {
     mkdir -p "$LOGS"
     bash scripts/setup.sh
     # 3: the CLI and language host work, but the command/random plugins could not be had.
-    # shellcheck source=../toolchain/env.sh
+    # shellcheck source=/dev/null
     source toolchain/env.sh || TOOLCHAIN_STATUS=$?
     ((TOOLCHAIN_STATUS == 0 || TOOLCHAIN_STATUS == 3)) || { echo "toolchain: cannot continue" >&2; exit 1; }
 
@@ -67,7 +67,9 @@ main() {
         rm -rf "$REPO/.state/backend" "$REPO/Pulumi.lab.yaml"
         mkdir -p "$REPO/.state/backend"
         trap lab_down EXIT
-        info "lab up"
+        # A fresh lab: hosts left by an earlier run (even a killed one) are not bare.
+        info "lab down, then up"
+        lab/lab down
         lab/lab up
         suite lab-e2e "$REPO" npx mocha --timeout 0 tests/e2e/lab.test.ts
         if ((TOOLCHAIN_STATUS == 0)); then
