@@ -96,17 +96,18 @@ const schema = z
             const where = at.join(".");
             const dupName = seenNames.get(h.name);
             if (dupName) {
-                ctx.addIssue({ code: "custom", path: [...at, "name"], message: `duplicate host name "${h.name}" (also used by ${dupName})` });
+                ctx.addIssue({ code: "custom", params: { whole: true }, path: [...at, "name"], message: `duplicate host name "${h.name}" (also used by ${dupName})` });
             }
             seenNames.set(h.name, where);
             const dupAddr = seenAddresses.get(h.address);
             if (dupAddr) {
-                ctx.addIssue({ code: "custom", path: [...at, "address"], message: `duplicate address ${h.address} (also used by ${dupAddr})` });
+                ctx.addIssue({ code: "custom", params: { whole: true }, path: [...at, "address"], message: `duplicate address ${h.address} (also used by ${dupAddr})` });
             }
             seenAddresses.set(h.address, where);
-            if (!cidrContains(c.managementCidr, h.address)) {
+            if (ipv4ToNumber(h.address) !== undefined && !cidrContains(c.managementCidr, h.address)) {
                 ctx.addIssue({
                     code: "custom",
+                    params: { whole: true },
                     path: ["managementCidr"],
                     message: `expected a network that contains every host, but ${h.address} (${where}) is outside ${c.managementCidr}`,
                 });
@@ -115,6 +116,7 @@ const schema = z
         if (!c.sshPrivateKey && !c.sshPrivateKeyPath) {
             ctx.addIssue({
                 code: "custom",
+                params: { whole: true },
                 path: ["sshPrivateKeyPath"],
                 message: "expected the path of an SSH private key (or the secret sshPrivateKey)",
             });
@@ -132,8 +134,11 @@ export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivat
     sshPrivateKey: pulumi.Output<string>;
 }
 
-/** Thrown for bad stack config; the message names every bad key. */
-export class ConfigError extends Error {}
+/**
+ * Thrown for bad stack config; the message names every bad key. A RunError, so Pulumi
+ * prints just the message, not a stack trace.
+ */
+export class ConfigError extends pulumi.RunError {}
 
 function formatPath(p: PropertyKey[]): string {
     return p.reduce<string>((acc, seg) => (typeof seg === "number" ? `${acc}[${seg}]` : `${acc}.${String(seg)}`), "pi-cluster:").replace(":.", ":");
@@ -167,7 +172,8 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
     const result = schema.safeParse(secretKey ? { ...raw, sshPrivateKey: "(secret)" } : raw);
     if (!result.success) {
         const lines = result.error.issues.map((i) => {
-            const got = i.code === "custom" ? "" : `, got ${describe(valueAt(raw, i.path))}`;
+            const own = i.code === "custom" && (i as { params?: { whole?: boolean } }).params?.whole;
+            const got = own ? "" : `, got ${describe(valueAt(raw, i.path))}`;
             return `  ${formatPath(i.path)}: ${i.message}${got}`;
         });
         throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the stack (mocha + Pulumi mocks + real validators), the
 # app's tests against a real MariaDB, the dashboard's unit tests, the toolchain smoke test,
-# then the end-to-end tests on a lab it creates and always tears down.
+# bad config through the real engine's preview, then the end-to-end tests on a lab it
+# creates and always tears down.
 # Usage: scripts/test.sh [--unit]     (--unit skips the lab and the end-to-end tests)
 # Run as root on a fresh machine: it installs what it needs (scripts/setup.sh).
 # Reads: PULUMI_CONFIG_PASSPHRASE (default: the lab's, README "The lab")
@@ -60,6 +61,8 @@ main() {
     3) PASSED=$((PASSED + 1)); BLOCKED+=("toolchain smoke with the command/random plugins") ;;
     *) FAILED=$((FAILED + 1)); SUITES_FAILED+=(toolchain-smoke) ;;
     esac
+
+    suite preview "$REPO" npx mocha --timeout 120000 tests/e2e/preview.test.ts
 
     if ((!unit_only)); then
         export PULUMI_BACKEND_URL="file://$REPO/.state/backend"

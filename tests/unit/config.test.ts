@@ -82,3 +82,18 @@ describe("stack config", () => {
         assert.ok(cidrContains("10.254.0.124/32", "10.254.0.124"));
     });
 });
+
+describe("stack config messages", () => {
+    it("shows the bad value beside the key, and skips the CIDR check for a malformed address", () => {
+        const c = rawConfig(2);
+        (c.webServers as any[])[1].address = "10.254.0.300";
+        assert.throws(
+            () => parseConfig(c),
+            (e: Error) => {
+                assert.match(e.message, /pi-cluster:webServers\[1\]\.address: expected an IPv4 address such as 192\.168\.254\.122, got "10\.254\.0\.300"/);
+                assert.doesNotMatch(e.message, /managementCidr/);
+                return true;
+            },
+        );
+    });
+});
