@@ -126,7 +126,6 @@ const schema = z
         }
     });
 
-export type HostSpec = z.infer<typeof host>;
 type Parsed = z.infer<typeof schema>;
 
 export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath"> {

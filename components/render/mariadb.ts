@@ -51,8 +51,3 @@ export function renderMaxConnections(n: number): string {
 max_connections = ${n}
 `;
 }
-
-/** A SQL string literal for MariaDB (backslash and quote escaped). */
-export function sqlString(value: string): string {
-    return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
-}
