@@ -93,6 +93,15 @@ function pack(from: string, entries: string[], out: string): void {
     );
 }
 
+/** Everything the cluster ships, each built only when its sources changed. */
+export function buildClusterArtifacts(): { app: Artifact; pm2: Artifact; dashboard: Artifact } {
+    return {
+        app: buildArtifact(APP_ARTIFACT),
+        pm2: buildArtifact(PM2_ARTIFACT),
+        dashboard: buildArtifact(DASHBOARD_ARTIFACT),
+    };
+}
+
 /** Returns the artifact for `spec`, building it only when no tarball exists for its source hash. */
 export function buildArtifact(spec: ArtifactSpec, cacheDir = path.join(REPO, ".build")): Artifact {
     const src = path.join(REPO, spec.source);

@@ -15,8 +15,8 @@ export const OUTPUTS_CONTRACT_VERSION = 1;
 export interface PiClusterArgs {
     /** The validated stack config. Required. */
     config: ClusterConfig;
-    /** Built tarballs shipped to the Pis. Required (dashboard optional: a placeholder page is served without it). */
-    artifacts: { app: Artifact; pm2: Artifact; dashboard?: Artifact };
+    /** Built tarballs shipped to the Pis. Required. */
+    artifacts: { app: Artifact; pm2: Artifact; dashboard: Artifact };
 }
 
 export class PiCluster extends pulumi.ComponentResource {

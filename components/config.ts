@@ -196,11 +196,8 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
     return { ...rest, sshPrivateKey: pulumi.secret(key) };
 }
 
-const KEYS = [
-    "sshUser", "sshPrivateKeyPath", "sshPrivateKey", "managementCidr", "loadBalancer", "webServers", "database",
-    "appPort", "dbPort", "httpPort", "dbPoolSize", "dbConnectionHeadroom", "innodbBufferPoolSize", "innodbLogFileSize",
-    "corsOrigins", "dashboardRefreshSeconds", "dashboardRequestTimeoutMs", "unattendedUpgrades", "purgeDataOnDestroy",
-] as const;
+// Every key the schema knows, so a new key is read as soon as it is declared there.
+const KEYS = Object.keys(schema.shape);
 
 /** Reads the stack's `pi-cluster:*` config and validates it. */
 export function loadConfig(): ClusterConfig {

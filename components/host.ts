@@ -22,8 +22,6 @@ export interface HostArgs {
     firewall: FirewallSpec;
     /** Install unattended security upgrades. Default true. */
     unattendedUpgrades?: boolean;
-    /** Extra Debian packages every Pi of this role needs. Default none. */
-    packages?: string[];
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
@@ -72,7 +70,7 @@ export class Host extends pulumi.ComponentResource {
                     renderScript("host-base", {
                         STEP: `${name}-base`,
                         SSH_USER: u,
-                        PACKAGES: [...BASE_PACKAGES, ...(args.packages ?? [])],
+                        PACKAGES: BASE_PACKAGES,
                         UNATTENDED: args.unattendedUpgrades ?? true,
                         AUTO_UPGRADES_B64: b64(renderAutoUpgrades()),
                         UU_POLICY_B64: b64(renderUnattendedPolicy()),

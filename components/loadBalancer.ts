@@ -24,8 +24,8 @@ export interface LoadBalancerArgs extends HostArgs {
     httpPort?: number;
     /** Who may reach stub_status and the per-node routes. Required. */
     managementCidr: string;
-    /** The dashboard build; unset serves a placeholder page. Default unset. */
-    dashboard?: Artifact;
+    /** The dashboard build (a placeholder page is served until it is unpacked). Required. */
+    dashboard: Artifact;
     /** Dashboard refresh period. Default 10. */
     refreshSeconds?: number;
     /** Dashboard per-request timeout. Default 4000. */
@@ -57,21 +57,19 @@ export class LoadBalancer extends pulumi.ComponentResource {
             { parent: this, dependsOn: host.ready },
         );
 
-        if (args.dashboard) {
-            const dashUpload = upload(
-                `${name}-dashboard-upload`,
-                { connection: host.connection, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
-                { parent: this, dependsOn: host.ready },
-            );
-            remoteStep(
-                `${name}-dashboard`,
-                {
-                    connection: host.connection,
-                    script: renderScript("lb-dashboard", { STEP: `${name}-dashboard`, ARTIFACT: dashUpload.remotePath, WWW_DIR }),
-                },
-                { parent: this, dependsOn: [nginx, dashUpload.copy] },
-            );
-        }
+        const dashUpload = upload(
+            `${name}-dashboard-upload`,
+            { connection: host.connection, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
+            { parent: this, dependsOn: host.ready },
+        );
+        remoteStep(
+            `${name}-dashboard`,
+            {
+                connection: host.connection,
+                script: renderScript("lb-dashboard", { STEP: `${name}-dashboard`, ARTIFACT: dashUpload.remotePath, WWW_DIR }),
+            },
+            { parent: this, dependsOn: [nginx, dashUpload.copy] },
+        );
 
         const site = pulumi
             .all([args.address, args.backends, args.database])

@@ -36,11 +36,13 @@ remove_paths() {
     done
 }
 
+is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+
 # apt_install PKG... : installs the packages that are missing, and nothing else.
 apt_install() {
     local missing=() p
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+        is_installed "$p" || missing+=("$p")
     done
     ((${#missing[@]})) || return 0
     # Package lists older than an hour are refreshed; a fresh Pi has none at all.
@@ -59,7 +61,7 @@ apt_install() {
 apt_purge() {
     local present=() p
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' && present+=("$p")
+        if is_installed "$p"; then present+=("$p"); fi
     done
     ((${#present[@]})) || return 0
     info "removing ${present[*]}"

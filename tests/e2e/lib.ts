@@ -1,6 +1,6 @@
 // Helpers for the end-to-end tests: drive the real lab, the real Pulumi engine and real
 // HTTP through the load balancer. Nothing here is mocked.
-import { execFileSync, spawnSync, SpawnSyncReturns } from "child_process";
+import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 
@@ -114,8 +114,4 @@ export function tcpOpenFromMachine(host: string, port: number, ms = 2000): boole
 /** True when a TCP connect from a lab host to host:port completes. */
 export function tcpOpenFromHost(from: string, host: string, port: number): boolean {
     return onHost(from, `timeout 2 bash -c 'exec 3<>/dev/tcp/${host}/${port}'`).status === 0;
-}
-
-export function sh(cmd: string): string {
-    return execFileSync("bash", ["-c", cmd], { encoding: "utf8" });
 }

@@ -46,19 +46,7 @@ export async function planSteps(raw: Record<string, unknown>, password: string):
     const recorded = installMocks(password);
     const mod = await import("../../components");
     const config = mod.parseConfig(raw);
-    const hasDashboard = fs.existsSync(path.join(REPO, mod.DASHBOARD_ARTIFACT.source, "package.json"));
-    const cluster = new mod.PiCluster(
-        "pi-cluster",
-        {
-            config,
-            artifacts: {
-                app: mod.buildArtifact(mod.APP_ARTIFACT),
-                pm2: mod.buildArtifact(mod.PM2_ARTIFACT),
-                dashboard: hasDashboard ? mod.buildArtifact(mod.DASHBOARD_ARTIFACT) : undefined,
-            },
-        },
-        { transformations: [recorder(recorded)] },
-    );
+    const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: mod.buildClusterArtifacts() }, { transformations: [recorder(recorded)] });
     await promiseOf(cluster.webServers);
     await settle(recorded);
     const hosts = new Map<string, string>();
