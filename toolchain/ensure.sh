@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Make the pinned Pulumi toolchain available and print its bin dir on stdout.
 # Logs go to stderr; build logs go to <cache>/<key>/logs/.
-# Exit status: 0 complete; 3 the CLI is built but a plugin could not be had (bin dir still
-# printed); anything else, failure.
+# Exit status: 0 complete; anything else, failure (it says which part and why).
 #
 # Order of preference:
 #   1. a pulumi already on PATH whose plugins cover the pins (real users have one);
 #   2. the cache: ${PI_CLUSTER_CACHE}/toolchain/<key>/bin, key = hash of versions.env;
-#   3. a build from Go modules into the cache (CLI, nodejs language host, command and
-#      random providers), each binary built in a temp dir and renamed into bin/.
+#   3. a build into the cache, each binary built in a temp dir and renamed into bin/:
+#      the CLI from Go modules; the nodejs language host and the command and random
+#      providers from the upstream source tarballs in PI_CLUSTER_PULUMI_SOURCES, each
+#      checked against its sha256 first (the Go module proxy refuses those modules).
 #
 # Variables read:
 #   PI_CLUSTER_CACHE              cache root (default /var/cache/pi-cluster)
+#   PI_CLUSTER_PULUMI_SOURCES     dir of the upstream source tarballs (default
+#                                 <checkout>/../shared/pulumi-sources when it exists)
 #   PI_CLUSTER_TOOLCHAIN          auto (default): prefer a pulumi on PATH;
 #                                 build: ignore it and use the cache or build
 #   PI_CLUSTER_TOOLCHAIN_REBUILD  1: ignore a pulumi on PATH, delete this key's bin/, build
@@ -29,9 +32,6 @@ readonly VERSIONS_FILE="$TOOLCHAIN_DIR/versions.env"
 # The binaries a complete toolchain has; the stamp is written only when all exist.
 readonly PARTS=(pulumi pulumi-language-nodejs pulumi-resource-command pulumi-resource-random)
 readonly STAMP=.complete
-# Exit status when the CLI is there but some plugin could not be had: callers can still
-# use the CLI (stdout has the bin dir), and know a deployment cannot run.
-readonly EXIT_INCOMPLETE=3
 
 WORK_DIR=""
 LOG_DIR=""
@@ -59,10 +59,10 @@ load_versions() {
     value="${BASH_REMATCH[2]}"
     printf -v "$key" '%s' "$value"
   done <"$VERSIONS_FILE"
-  local required=(PULUMI_VERSION PULUMI_PKG_MODULE PULUMI_SDK_MODULE PULUMI_LANGUAGE_NODEJS_MODULE
-    PULUMI_LANGUAGE_NODEJS_VERSION PULUMI_LANGUAGE_NODEJS_PACKAGE
-    COMMAND_VERSION COMMAND_MODULE COMMAND_MODULE_VERSION
-    RANDOM_VERSION RANDOM_MODULE RANDOM_MODULE_VERSION RANDOM_SHIM_MODULE)
+  local required=(PULUMI_VERSION PULUMI_PKG_MODULE PULUMI_SDK_MODULE
+    LANGUAGE_NODEJS_VERSION LANGUAGE_NODEJS_TARBALL LANGUAGE_NODEJS_SHA256
+    COMMAND_VERSION COMMAND_TARBALL COMMAND_SHA256
+    RANDOM_VERSION RANDOM_TARBALL RANDOM_SHA256)
   for key in "${required[@]}"; do
     [[ -n "${!key:-}" ]] || fatal "$VERSIONS_FILE does not set $key"
   done
@@ -162,18 +162,6 @@ release_build() {
     -ldflags "-s -w -X $version_flag" "$@"
 }
 
-# Fails fast, with the proxy's own words, when a module version cannot be had.
-module_dir() {
-  local spec="$1" json dir
-  json="$(go mod download -json "$spec" 2>/dev/null || true)"
-  dir="$(node -e '
-    let t = ""; process.stdin.on("data", (d) => (t += d)).on("end", () => {
-      let m = {}; try { m = JSON.parse(t); } catch {}
-      if (m.Dir) console.log(m.Dir); else { console.error(m.Error || "no answer"); process.exit(1); }
-    });' <<<"$json" 2>&1)" || { info "cannot download $spec: $dir"; return 1; }
-  printf '%s\n' "$dir"
-}
-
 # A throwaway main module that requires exactly the pinned modules; pkg/go.mod's local
 # replaces stop `go install pkg@version`, and replaces in dependencies are ignored anyway.
 wrapper_module() {
@@ -204,79 +192,68 @@ build_cli() {
     -o "$out" "$PULUMI_PKG_MODULE/cmd/pulumi")
 }
 
+# Where the upstream source tarballs are: PI_CLUSTER_PULUMI_SOURCES, else the shared
+# directory beside the checkout (as on the project's build machines and in CI).
+sources_dir() {
+  local dir="${PI_CLUSTER_PULUMI_SOURCES:-}"
+  if [[ -z "$dir" && -d "$REPO_DIR/../shared/pulumi-sources" ]]; then
+    dir="$(cd "$REPO_DIR/../shared/pulumi-sources" && pwd)"
+  fi
+  [[ -n "$dir" ]] || { info "no source tarballs: set PI_CLUSTER_PULUMI_SOURCES to the directory holding them (docs/toolchain.md)"; return 1; }
+  [[ -d "$dir" ]] || { info "PI_CLUSTER_PULUMI_SOURCES=$dir is not a directory"; return 1; }
+  printf '%s\n' "$dir"
+}
+
+# unpack_source TARBALL SHA256 DEST: checks the tarball's sha256, then unpacks it into DEST.
+# A tarball whose hash differs is never unpacked: it is not the reviewed upstream source.
+unpack_source() {
+  local name="$1" want="$2" dest="$3" dir file got
+  dir="$(sources_dir)" || return 1
+  file="$dir/$name"
+  [[ -f "$file" ]] || { info "missing $file (docs/toolchain.md says where it comes from)"; return 1; }
+  got="$(sha256sum "$file" | cut -d' ' -f1)"
+  [[ "$got" == "$want" ]] || { info "sha256 of $file is $got, expected $want (toolchain/versions.env); refusing to build from it"; return 1; }
+  mkdir -p "$dest"
+  tar -xzf "$file" -C "$dest" --strip-components=1 --no-same-owner
+}
+
+# The language host's go.mod points pkg and sdk at ../../.. with local replaces; build it
+# against the same release from the module proxy instead.
 build_language_nodejs() {
-  local out="$1" dir="$WORK_DIR/language-nodejs"
-  module_dir "$PULUMI_LANGUAGE_NODEJS_MODULE@$PULUMI_LANGUAGE_NODEJS_VERSION" >/dev/null || return 1
-  wrapper_module "$dir" pulumi-language-nodejs "$PULUMI_LANGUAGE_NODEJS_PACKAGE" \
-    "$PULUMI_LANGUAGE_NODEJS_MODULE@$PULUMI_LANGUAGE_NODEJS_VERSION" \
-    ${PULUMI_LANGUAGE_NODEJS_REPLACE:+"$PULUMI_LANGUAGE_NODEJS_REPLACE"}
-  # Stamped with the release it really comes from, so `pulumi about` tells the truth.
-  (cd "$dir" && release_build "$PULUMI_SDK_MODULE/go/common/version.Version=$PULUMI_LANGUAGE_NODEJS_VERSION" \
-    -o "$out" "$PULUMI_LANGUAGE_NODEJS_PACKAGE")
-}
-
-build_command() {
-  local out="$1" gobin="$WORK_DIR/command-bin"
-  module_dir "$COMMAND_MODULE@$COMMAND_MODULE_VERSION" >/dev/null || return 1
-  mkdir -p "$gobin"
-  # provider/go.mod has no replaces, so go install works; upstream stamps the generic
-  # version (no "v"), see VERSION_GENERIC in pulumi-command's Makefile.
-  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -tags osusergo,grpcnotrace \
-    -ldflags "-s -w -X $COMMAND_MODULE/pkg/version.Version=$COMMAND_VERSION" \
-    "$COMMAND_MODULE/cmd/pulumi-resource-command@$COMMAND_MODULE_VERSION"
-  mv -f "$gobin/pulumi-resource-command" "$out"
-}
-
-# The shim module is a sibling go.mod inside provider/, so the module zip leaves it out.
-write_random_shim() {
-  local dir="$1"
-  mkdir -p "$dir"
+  local out="$1" src="$WORK_DIR/language-nodejs" sdk_version="v$LANGUAGE_NODEJS_VERSION"
+  unpack_source "$LANGUAGE_NODEJS_TARBALL" "$LANGUAGE_NODEJS_SHA256" "$src" || return 1
   (
-    cd "$dir"
-    go mod init "$RANDOM_SHIM_MODULE" >/dev/null 2>&1
-    go mod edit -require "$RANDOM_SHIM_FRAMEWORK" -require "$RANDOM_SHIM_UPSTREAM"
-    cat >shim.go <<'EOF'
-// Package shim exposes the upstream provider, whose package is internal to its module.
-package shim
-
-import (
-	tfpf "github.com/hashicorp/terraform-plugin-framework/provider"
-	"github.com/terraform-providers/terraform-provider-random/internal/provider"
-)
-
-func NewProvider() tfpf.Provider {
-	return provider.New()
-}
-EOF
+    cd "$src/sdk/nodejs/cmd/pulumi-language-nodejs"
+    go mod edit -dropreplace "$PULUMI_PKG_MODULE" -dropreplace "$PULUMI_SDK_MODULE" \
+      -require "$PULUMI_PKG_MODULE@$sdk_version" -require "$PULUMI_SDK_MODULE@$sdk_version"
     go mod tidy
+    release_build "$PULUMI_SDK_MODULE/go/common/version.Version=$sdk_version" -o "$out" .
   )
 }
 
+# Upstream's Makefile stamps the version without "v" (VERSION_GENERIC).
+build_command() {
+  local out="$1" src="$WORK_DIR/command"
+  unpack_source "$COMMAND_TARBALL" "$COMMAND_SHA256" "$src" || return 1
+  (cd "$src/provider" && release_build "github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
+    -o "$out" ./cmd/pulumi-resource-command)
+}
+
 build_random() {
-  local out="$1" src dir="$WORK_DIR/random" cmd=cmd/pulumi-resource-random
-  src="$(module_dir "$RANDOM_MODULE@$RANDOM_MODULE_VERSION")" || return 1
-  cp -R "$src" "$dir"
-  chmod -R u+w "$dir"
-  write_random_shim "$dir/shim"
+  local out="$1" src="$WORK_DIR/random" cmd=cmd/pulumi-resource-random
+  unpack_source "$RANDOM_TARBALL" "$RANDOM_SHA256" "$src" || return 1
   (
-    cd "$dir"
-    go mod edit -replace "$RANDOM_SHIM_MODULE=./shim" \
-      ${RANDOM_SDK_REPLACE:+-replace "$RANDOM_SDK_REPLACE"}
-    go mod tidy
-    # schema-embed.json is generated at release time: upstream runs
-    # `VERSION=<version> go generate cmd/pulumi-resource-random/main.go`.
-    VERSION="$RANDOM_VERSION" go generate "./$cmd" || true
-    if [[ ! -s "$cmd/schema-embed.json" ]]; then
-      node -e '
-        const fs = require("fs");
-        const [dir, version] = process.argv.slice(1);
-        const schema = JSON.parse(fs.readFileSync(`${dir}/schema.json`, "utf8"));
-        schema.version = version;
-        fs.writeFileSync(`${dir}/schema-embed.json`, JSON.stringify(schema));
-      ' "$cmd" "$RANDOM_VERSION"
-    fi
+    cd "$src/provider"
+    # schema-embed.json is generated at release time from schema.json with the version set.
+    node -e '
+      const fs = require("fs");
+      const [dir, version] = process.argv.slice(1);
+      const schema = JSON.parse(fs.readFileSync(`${dir}/schema.json`, "utf8"));
+      schema.version = version;
+      fs.writeFileSync(`${dir}/schema-embed.json`, JSON.stringify(schema));
+    ' "$cmd" "$RANDOM_VERSION"
     # The bridge refuses to start without a semver version; upstream stamps it without "v".
-    release_build "$RANDOM_MODULE/pkg/version.Version=$RANDOM_VERSION" -o "$out" "./$cmd"
+    release_build "github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version=$RANDOM_VERSION" -o "$out" "./$cmd"
   )
 }
 
@@ -344,16 +321,11 @@ use_cache_or_build() {
       check_stamped_version "$bin_dir"
       info "using the built CLI with the missing parts found on PATH or in the plugin cache"
     else
-      info "the toolchain in $bin_dir is incomplete (see above and $LOG_DIR).
-  Parts that the Go module proxy refuses cannot be built on this machine. Either
-  - put a real Pulumi install (CLI, pulumi-language-nodejs, plugins) on PATH, or
-  - install the plugin binaries into the plugin cache with the built CLI:
-      $bin_dir/pulumi plugin install resource command $COMMAND_VERSION --file <pulumi-resource-command>
-      $bin_dir/pulumi plugin install resource random $RANDOM_VERSION --file <pulumi-resource-random>
-    then run this again."
       flock -u 9
-      printf '%s\n' "$bin_dir"
-      exit "$EXIT_INCOMPLETE"
+      fatal "the toolchain in $bin_dir is incomplete (see above and $LOG_DIR). Supply what is missing:
+  - the source tarballs (PI_CLUSTER_PULUMI_SOURCES, docs/toolchain.md), or
+  - a real Pulumi install (CLI, pulumi-language-nodejs, plugins command $COMMAND_VERSION and random $RANDOM_VERSION) on PATH,
+  then run this again."
     fi
   fi
   flock -u 9

@@ -9,14 +9,13 @@
 #   PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION.
 #
 # No `set -euo pipefail` here: a sourced file would change the caller's shell options.
-# Failure returns non-zero instead, so `source toolchain/env.sh || exit 1` works. Status 3
-# means the CLI is set up but a provider plugin could not be had (see ensure.sh).
+# Failure returns non-zero instead, so `source toolchain/env.sh || exit 1` works.
 
 pi_cluster_toolchain_env() {
   local ensure bin_dir status=0
   ensure="$(dirname "${BASH_SOURCE[0]}")/ensure.sh"
   bin_dir="$(bash "$ensure")" || status=$?
-  if ((status != 0 && status != 3)); then
+  if ((status != 0)); then
     printf 'toolchain: error: %s failed; see the messages above\n' "$ensure" >&2
     return "$status"
   fi
@@ -26,8 +25,6 @@ pi_cluster_toolchain_env() {
   # Offline: no update nag, and a missing plugin is an error rather than a download.
   export PULUMI_SKIP_UPDATE_CHECK=true
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-  # 3: the CLI works but a plugin is missing; the caller decides what that means.
-  return "$status"
 }
 
 pi_cluster_toolchain_env
