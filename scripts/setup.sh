@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the deploying (and testing) machine needs: Debian packages, the npm
 # packages of the stack, the app and the dashboard, and the Pulumi toolchain (built from
-# Go modules when no pulumi is installed). Idempotent: a second run only checks.
+# Go modules and the upstream source tarballs when no pulumi is installed). Idempotent: a second run only checks.
 # Run as root (apt-get). Usage: scripts/setup.sh [--deploy-only]
 # Reads:
 #   PI_CLUSTER_SKIP_APT   "1" to skip apt-get (packages installed some other way)
@@ -63,13 +63,8 @@ main() {
         npm_ci "$REPO/assets/app"
         npm_ci "$REPO/assets/dashboard"
     fi
-    local toolchain=0
-    bash "$REPO/toolchain/ensure.sh" >/dev/null || toolchain=$?
-    case "$toolchain" in
-    0) info "ready" ;;
-    3) info "ready, except the Pulumi provider plugins (see above): deployments cannot run here" ;;
-    *) fatal "toolchain/ensure.sh failed" ;;
-    esac
+    bash "$REPO/toolchain/ensure.sh" >/dev/null || fatal "toolchain/ensure.sh failed (see above)"
+    info "ready"
 }
 
 main "$@"
