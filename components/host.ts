@@ -25,6 +25,10 @@ export interface HostArgs {
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
+/** SSH dials before the first step on a Pi gives up (a Pi that is still booting). */
+export const FIRST_CONTACT_DIAL_ATTEMPTS = 30;
+/** SSH dials before any later step gives up: a Pi that is down fails `up` in about a minute. */
+export const STEP_DIAL_ATTEMPTS = 5;
 
 export class Host extends pulumi.ComponentResource {
     /** The SSH connection every step on this Pi uses. */
@@ -39,21 +43,26 @@ export class Host extends pulumi.ComponentResource {
         super("pi-cluster:host:Host", name, {}, opts);
         const user = args.user ?? "pi";
         this.address = pulumi.output(args.address);
-        this.connection = pulumi.output({
-            host: args.address,
-            port: args.sshPort ?? 22,
-            user,
-            privateKey: args.privateKey,
-            hostKey: args.hostKey,
-            // A Pi that is still booting refuses connections for a while.
-            dialErrorLimit: 30,
-            perDialTimeout: 10,
-        }) as pulumi.Output<Connection>;
+        const connect = (dialErrorLimit: number) =>
+            pulumi.output({
+                host: args.address,
+                port: args.sshPort ?? 22,
+                user,
+                privateKey: args.privateKey,
+                hostKey: args.hostKey,
+                dialErrorLimit,
+                perDialTimeout: 10,
+            }) as pulumi.Output<Connection>;
+        // Every step after first contact gives up after a few dials: a Pi that is down makes
+        // `pulumi up` fail within about a minute, naming the step (and so the host), rather
+        // than hang. The provider retries a dial with a growing delay of at most 5 s.
+        this.connection = connect(STEP_DIAL_ATTEMPTS);
 
         const waitSsh = new command.remote.Command(
             `${name}-wait-ssh`,
             {
-                connection: this.connection,
+                // A Pi that is still booting refuses connections for a while.
+                connection: connect(FIRST_CONTACT_DIAL_ATTEMPTS),
                 // Passwordless sudo is what every later step relies on; fail here if it is missing.
                 create: "sudo -n true && uname -m",
                 addPreviousOutputInEnv: false,
