@@ -7,6 +7,7 @@ import { ClusterConfig } from "./config";
 import { Database } from "./database";
 import { LoadBalancer } from "./loadBalancer";
 import { roleFirewall, Topology } from "./render/firewall";
+import { Node, renamedHosts } from "./renames";
 import { WebServer } from "./webServer";
 
 /** Bumped when an output below changes shape; StackReference consumers check it. */
@@ -17,6 +18,8 @@ export interface PiClusterArgs {
     config: ClusterConfig;
     /** Built tarballs shipped to the Pis. Required. */
     artifacts: { app: Artifact; pm2: Artifact; dashboard: Artifact };
+    /** The hosts of the last deployment (its `nodes` output), to carry renames over. Default none. */
+    previousNodes?: Node[];
 }
 
 export class PiCluster extends pulumi.ComponentResource {
@@ -26,6 +29,8 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly dashboardUrl: pulumi.Output<string>;
     public readonly webServers: pulumi.Output<{ name: string; address: string }[]>;
     public readonly database: pulumi.Output<{ host: string; port: number; name: string; user: string }>;
+    /** Every Pi with its role; the next deployment reads it to recognise a renamed host. */
+    public readonly nodes: pulumi.Output<Node[]>;
     /** The app user's password (secret). */
     public readonly dbPassword: pulumi.Output<string>;
 
@@ -41,6 +46,19 @@ export class PiCluster extends pulumi.ComponentResource {
             appPort: c.appPort,
             dbPort: c.dbPort,
             httpPort: c.httpPort,
+        };
+
+        const nodes: Node[] = [
+            { name: c.loadBalancer.name, address: c.loadBalancer.address, role: "lb" },
+            ...c.webServers.map((w) => ({ name: w.name, address: w.address, role: "web" as const })),
+            { name: c.database.name, address: c.database.address, role: "db" },
+        ];
+        const renames = renamedHosts(args.previousNodes ?? [], nodes);
+        // A renamed host's component, and through the SDK's name-prefix rule every step
+        // under it, is the same resource as before: its steps update in place.
+        const hostOpts = (hostName: string): pulumi.ComponentResourceOptions => {
+            const old = renames.get(hostName);
+            return { parent: this, ...(old ? { aliases: [{ name: old }] } : {}) };
         };
 
         const password = new random.RandomPassword(
@@ -68,7 +86,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 purgeDataOnDestroy: c.purgeDataOnDestroy,
                 unattendedUpgrades: c.unattendedUpgrades,
             },
-            { parent: this },
+            hostOpts(c.database.name),
         );
 
         const webs: WebServer[] = [];
@@ -97,7 +115,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         rollAfter: webs.length > 0 ? webs[webs.length - 1].appStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
                     },
-                    { parent: this },
+                    hostOpts(w.name),
                 ),
             );
         }
@@ -121,7 +139,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,
                 unattendedUpgrades: c.unattendedUpgrades,
             },
-            { parent: this },
+            hostOpts(c.loadBalancer.name),
         );
 
         this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);
@@ -135,6 +153,7 @@ export class PiCluster extends pulumi.ComponentResource {
             .all([db.address, db.port, db.dbName, db.dbUser])
             .apply(([host, port, dbName, user]) => ({ host, port, name: dbName, user }));
         this.dbPassword = pulumi.secret(password.result);
+        this.nodes = pulumi.output(nodes);
         this.registerOutputs({
             contractVersion: this.contractVersion,
             lbUrl: this.lbUrl,
@@ -143,6 +162,7 @@ export class PiCluster extends pulumi.ComponentResource {
             webServers: this.webServers,
             database: this.database,
             dbPassword: this.dbPassword,
+            nodes: this.nodes,
         });
     }
 }

@@ -5,3 +5,5 @@ export * from "./database";
 export * from "./host";
 export * from "./loadBalancer";
 export * from "./webServer";
+export * from "./previous";
+export * from "./renames";
