@@ -1,6 +1,5 @@
 // What must hold of a converged cluster, checked from this machine and from the lab hosts
-// with real HTTP, real TCP and real browsers. Shared by the engine e2e (cluster.test.ts)
-// and the steps e2e (steps.test.ts), so both prove the same things.
+// with real HTTP, real TCP and real browsers, for the engine e2e (cluster.test.ts).
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
@@ -57,7 +56,8 @@ export async function apiFromEveryWebServer(expected: string[]): Promise<void> {
     assert.match(status.db.version, /MariaDB/);
 }
 
-export async function healthAndNotes(): Promise<void> {
+/** Checks /api/health and writes a note through the LB; returns the note's id. */
+export async function healthAndNotes(): Promise<number> {
     const health = await http(`${LB_URL}/api/health`);
     assert.strictEqual(health.status, 200);
     assert.strictEqual(health.json().status, "ok");
@@ -78,6 +78,7 @@ export async function healthAndNotes(): Promise<void> {
     const bad = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     assert.strictEqual(bad.status, 400);
     assert.match(bad.body, /title/);
+    return id;
 }
 
 export async function staticAndInternalRoutes(webServers: string[]): Promise<void> {
@@ -124,20 +125,43 @@ export function securityGroups(): void {
     assert.deepStrictEqual(fromMachine.map(([h, p]) => [h, p, tcpOpenFromMachine(h, p)]), fromMachine);
 }
 
+/**
+ * The ways a secret could sit in text: plain, hex, and base64 at each of the three byte
+ * alignments it can have inside a longer encoded text (standard and URL-safe alphabets).
+ */
+export function secretEncodings(secret: string): string[] {
+    const out = new Set([secret, Buffer.from(secret).toString("hex"), Buffer.from(secret).toString("hex").toUpperCase()]);
+    for (let pad = 0; pad < 3; pad++) {
+        const b64 = Buffer.from("\0".repeat(pad) + secret).toString("base64");
+        // Skip the characters that also encode the padding, and the last partial group.
+        const core = b64.slice(Math.ceil((pad * 4) / 3), Math.floor(((pad + secret.length) * 4) / 3));
+        out.add(core);
+        out.add(core.replace(/\+/g, "-").replace(/\//g, "_"));
+    }
+    return [...out];
+}
+
+export function assertNoSecret(secret: string, text: string, where: string): void {
+    const found = secretEncodings(secret).filter((e) => text.includes(e));
+    assert.deepStrictEqual(found, [], `the password is in ${where}`);
+}
+
 export function passwordStaysHidden(password: string, webServers: string[]): void {
+    // The encoded forms must be findable, or the checks below could never fail.
+    const envFile = Buffer.from(`DB_HOST=10.254.0.124\nDB_PASSWORD=${password}\nDB_POOL=10\n`).toString("base64");
+    assert.throws(() => assertNoSecret(password, envFile, "a base64 env file"));
     for (const h of [...webServers, "pi-db", "pi-lb"]) {
         const ps = onHost(h, "ps -eo args");
         assert.strictEqual(ps.status, 0);
-        assert.ok(!ps.out.includes(password), `password in ${h}'s process list`);
+        assertNoSecret(password, ps.out, `${h}'s process list`);
         const logs = onHost(h, "sudo journalctl --no-pager -q | cat");
-        assert.ok(!logs.out.includes(password), `password in ${h}'s journal`);
+        assertNoSecret(password, logs.out, `${h}'s journal`);
     }
     for (const w of webServers) {
         assert.strictEqual(onHost(w, "sudo stat -c '%a %U' /etc/pi-cluster/app.env").out.trim(), "600 pi-cluster-app");
         assert.notStrictEqual(onHost(w, "cat /etc/pi-cluster/app.env").status, 0, "pi must not read the env file without sudo");
     }
-    const local = run("ps", ["-eo", "args"]).stdout;
-    assert.ok(!local.includes(password), "password in this machine's process list");
+    assertNoSecret(password, run("ps", ["-eo", "args"]).stdout, "this machine's process list");
 }
 
 export async function survivesPowerCut(host: string): Promise<void> {
@@ -180,10 +204,15 @@ export function dashboardInBrowser(): void {
     if (fs.existsSync(timings)) record("dashboard", JSON.parse(fs.readFileSync(timings, "utf8")));
 }
 
-export function removedButDataKept(): void {
+/** After destroy: no stack service, package or firewall on any host; the DB's data kept. */
+export function removedButDataKept(hosts: string[]): void {
     assert.notStrictEqual(onHost("pi-lb", "command -v nginx").status, 0, "nginx still installed");
     assert.notStrictEqual(onHost("pi-web1", "command -v node").status, 0, "node still installed");
     assert.notStrictEqual(onHost("pi-db", "command -v mariadbd").status, 0, "mariadb still installed");
     assert.strictEqual(onHost("pi-db", "sudo test -d /var/lib/mysql/webapp_db").status, 0, "the data must be kept");
-    assert.notStrictEqual(onHost("pi-web1", "sudo nft list table inet pi_cluster").status, 0, "firewall table still there");
+    for (const h of hosts) {
+        assert.notStrictEqual(onHost(h, "sudo nft list table inet pi_cluster").status, 0, `firewall table still on ${h}`);
+        const units = onHost(h, "systemctl list-unit-files 'pi-cluster*' --no-legend | cat").out.trim();
+        assert.strictEqual(units, "", `${h} still has units: ${units}`);
+    }
 }

@@ -1,89 +1,270 @@
 // The cluster end to end on the lab with the real Pulumi engine, in Molecule's order:
-// converge, idempotence, verify, scale, fault, destroy. Needs the complete toolchain
-// (the command and random plugins); scripts/test.sh runs it when ensure.sh has them.
+// converge, idempotence, verify, change, scale, fault, destroy. One converged lab is shared
+// by every case; each case states exactly which resources the engine touches and what the
+// hosts show afterwards. This is the project's one end-to-end path.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record } from "./checks";
-import { hostShare, lab, OUT, pulumi, run, up, UpResult } from "./lib";
+import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
+import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up } from "./lib";
 
-const WEB3_STEPS = ["pi-web3-app", "pi-web3-app-upload", "pi-web3-base", "pi-web3-firewall", "pi-web3-node", "pi-web3-pm2", "pi-web3-pm2-upload", "pi-web3-wait-ssh"];
+const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
+const ADDRESSES: Record<string, string> = {
+    "10.254.0.121": "pi-lb",
+    "10.254.0.122": "pi-web1",
+    "10.254.0.123": "pi-web2",
+    "10.254.0.124": "pi-db",
+    "10.254.0.125": "pi-web3",
+};
+const HOST_STEPS = ["base", "firewall", "wait-ssh"];
+const WEB_STEPS = [...HOST_STEPS, "app", "app-upload", "node", "pm2", "pm2-upload"];
+const steps = (host: string, names: string[]) => names.map((s) => `${host}-${s}`);
+const sorted = (xs: string[]) => [...xs].sort();
+
+const ALL_STEPS = sorted([
+    "pi-cluster-db-password",
+    ...steps("pi-lb", [...HOST_STEPS, "dashboard", "dashboard-upload", "nginx", "nginx-conf"]),
+    ...steps("pi-web1", WEB_STEPS),
+    ...steps("pi-web2", WEB_STEPS),
+    ...steps("pi-db", [...HOST_STEPS, "app-db", "mariadb", "migrate"]),
+]);
+const WEB3_STEPS = steps("pi-web3", WEB_STEPS).sort();
 // Adding or removing a web server touches its peers only where they name it.
 const SCALE_UPDATES = ["pi-db-app-db", "pi-db-firewall", "pi-db-mariadb", "pi-lb-firewall", "pi-lb-nginx-conf"];
+const APP_STEPS = sorted([...steps("pi-web1", ["app", "app-upload"]), ...steps("pi-web2", ["app", "app-upload"])]);
+const PM2_STEPS = sorted([...steps("pi-web1", ["pm2", "pm2-upload"]), ...steps("pi-web2", ["pm2", "pm2-upload"])]);
+
+// A release of the app: one more compiled module, so the shipped tarball changes. Its text is
+// fixed, so every run of this suite builds it once and finds it in .build/ after that.
+const RELEASE_FILE = path.join(REPO, "assets", "app", "src", "e2e-release.ts");
+const RELEASE_TEXT = "// Written and removed by tests/e2e/cluster.test.ts: a release that differs from main.\nexport const E2E_RELEASE = 1;\n";
+
+function release(on: boolean): void {
+    if (on) fs.writeFileSync(RELEASE_FILE, RELEASE_TEXT);
+    else fs.rmSync(RELEASE_FILE, { force: true });
+}
+
+function currentRelease(host: string, dir = "/opt/pi-cluster/app"): string {
+    return onHost(host, `readlink ${dir}/current`).out.trim();
+}
+
+async function clusterJson(): Promise<{ dashboard: { refreshSeconds: number } }> {
+    return (await http(`${LB_URL}/cluster.json`)).json();
+}
 
 describe("the cluster on the lab, with the Pulumi engine", function () {
     let password = "";
+    let noteId = 0;
 
     before(() => {
         const status = lab("status");
-        for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) assert.match(status, new RegExp(`^${h}\\s.*running`, "m"));
-        run("pulumi", ["stack", "select", "--create", "lab", "--non-interactive"]);
+        for (const h of HOSTS) assert.match(status, new RegExp(`^${h}\\s.*running`, "m"));
+        pulumi(["stack", "select", "--create"]);
     });
 
-    it("converges 4 bare hosts with one pulumi up", () => {
+    after(() => release(false));
+
+    it("converges 4 bare hosts with one pulumi up, creating exactly the cluster's steps", () => {
         const r = up("converge");
-        assert.ok((r.summary.create ?? 0) > 30, `expected a cold create, got ${JSON.stringify(r.summary)}`);
+        assert.deepStrictEqual(r.changes, { create: ALL_STEPS });
         record("convergeSeconds", r.seconds);
-        record("convergeHostShareSeconds", Object.fromEntries(["pi-lb", "pi-web1", "pi-web2", "pi-db"].map((h) => [h, hostShare(r.events, h)])));
+        record("convergeHostShareSeconds", Object.fromEntries(HOSTS.map((h) => [h, hostShare(r.events, h)])));
         password = pulumi(["stack", "output", "dbPassword", "--show-secrets"]).stdout.trim();
         assert.match(password, /^[A-Za-z0-9]{32}$/);
     });
 
-    it("reports no changes on a second run (preview and up)", () => {
+    it("changes nothing on a second run: preview, up, and every managed file and process on the hosts", () => {
+        const before = clusterState(HOSTS);
+        let started = Date.now();
         pulumi(["preview", "--expect-no-changes", "--diff"]);
-        const r: UpResult = up("noop");
-        const changed = Object.entries(r.summary).filter(([op, n]) => op !== "same" && n > 0);
-        assert.deepStrictEqual(changed, [], `second up changed: ${JSON.stringify(r.changes)}`);
+        record("noopPreviewSeconds", (Date.now() - started) / 1000);
+        started = Date.now();
+        const r = up("noop");
+        assert.deepStrictEqual(r.changes, {}, `second up changed: ${JSON.stringify(r.changes)}`);
         record("noopUpSeconds", r.seconds);
-        record("noopUpChanges", changed.length);
+        assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
+        assert.ok(before["pi-web1"].some((l) => l.startsWith("proc ")), "the snapshot sees the app's processes");
+        assert.ok(before["pi-db"].some((l) => l.includes("/etc/mysql/mariadb.conf.d/")), "the snapshot sees my.cnf");
+    });
+
+    it("changes nothing on the hosts when every step's script runs again as the engine ran it", async () => {
+        const before = clusterState(HOSTS);
+        const ran = await rerunEngineSteps(ADDRESSES);
+        assert.deepStrictEqual(sorted(ran), ALL_STEPS.filter((s) => !s.endsWith("-upload") && s !== "pi-cluster-db-password"));
+        assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
     });
 
     it("answers /api/ from both web servers through the LB", () => checks.apiFromEveryWebServer(["pi-web1", "pi-web2"]));
-    it("serves /api/health and round-trips a note through the LB", () => checks.healthAndNotes());
+    it("serves /api/health and round-trips a note through the LB", async () => {
+        noteId = await checks.healthAndNotes();
+    });
     it("serves the dashboard, cluster.json and the internal routes", () => checks.staticAndInternalRoutes(["pi-web1", "pi-web2"]));
     it("enforces the security groups between the lab hosts", () => checks.securityGroups());
 
-    it("keeps the DB password out of state, command output, process lists and world-readable files", () => {
+    it("keeps the DB password, plain or encoded, out of state, engine output, process lists and world-readable files", () => {
+        password ||= pulumi(["stack", "output", "dbPassword", "--show-secrets"]).stdout.trim();
         const exported = pulumi(["stack", "export"]).stdout;
-        assert.ok(!exported.includes(password), "plaintext password in `pulumi stack export`");
+        checks.assertNoSecret(password, exported, "`pulumi stack export`");
         assert.ok(exported.includes("4dabf18193072939515e22adb298388d"), "secrets are stored encrypted");
         for (const log of fs.readdirSync(OUT).filter((f) => /^up-.*\.log$|^events-.*\.jsonl$/.test(f))) {
-            assert.ok(!fs.readFileSync(path.join(OUT, log), "utf8").includes(password), `password in ${log}`);
+            checks.assertNoSecret(password, fs.readFileSync(path.join(OUT, log), "utf8"), log);
         }
         checks.passwordStaysHidden(password, ["pi-web1", "pi-web2"]);
+    });
+
+    it("updates only the LB's nginx-conf step when a dashboard setting changes, and back", async () => {
+        for (const [label, change, refresh] of [
+            ["lb-setting", () => setConfig("dashboardRefreshSeconds", "7"), 7],
+            ["lb-setting-back", () => removeConfig("dashboardRefreshSeconds"), 10],
+        ] as const) {
+            const before = clusterState(HOSTS);
+            change();
+            const r = up(label);
+            assert.deepStrictEqual(r.changes, { update: ["pi-lb-nginx-conf"] });
+            assert.strictEqual((await clusterJson()).dashboard.refreshSeconds, refresh);
+            // On the hosts, only cluster.json changed: no service restarted, nothing else rewritten.
+            const diff = stateDiff(before, clusterState(HOSTS));
+            assert.deepStrictEqual(diff.filter((l) => !l.startsWith("pi-lb: ") || !l.endsWith("/var/lib/pi-cluster/cluster.json")), []);
+            assert.strictEqual(diff.length, 2, diff.join("\n"));
+        }
+    });
+
+    it("rolls an app release out with only the app steps, one web server at a time, and back", async () => {
+        const old = currentRelease("pi-web1");
+        for (const [label, on] of [["release", true], ["release-back", false]] as const) {
+            release(on);
+            const r = up(label);
+            assert.deepStrictEqual(r.changes, { update: APP_STEPS });
+            // pi-web2 starts only after pi-web1 finished (healthy), so one server is always up.
+            assert.ok(opSpan(r.events, "update", "pi-web1-app").end < opSpan(r.events, "update", "pi-web2-app").start, "the release did not roll");
+            const now = currentRelease("pi-web1");
+            assert.strictEqual(currentRelease("pi-web2"), now);
+            assert.ok(on ? now !== old : now === old, `pi-web1 runs ${now}; before the release it ran ${old}`);
+            await checks.rotationBecomes(["pi-web1", "pi-web2"]);
+            record(`${label}Seconds`, r.seconds);
+        }
+    });
+
+    it("updates only the PM2 steps for a PM2 version bump, and back", async () => {
+        const dir = path.join(REPO, "assets", "pm2");
+        const saved = ["package.json", "package-lock.json"].map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")] as const);
+        const wanted = JSON.parse(saved[0][1]).dependencies.pm2 as string;
+        const other = "6.0.13";
+        assert.notStrictEqual(wanted, other);
+        try {
+            run("npm", ["install", "--package-lock-only", "--save-exact", "--no-audit", "--no-fund", `pm2@${other}`], { cwd: dir });
+            const r = up("pm2-bump");
+            assert.deepStrictEqual(r.changes, { update: PM2_STEPS });
+            for (const w of ["pi-web1", "pi-web2"]) {
+                assert.strictEqual(onHost(w, "node -p \"require('/opt/pi-cluster/pm2/current/node_modules/pm2/package.json').version\"").out.trim(), other);
+            }
+            await checks.rotationBecomes(["pi-web1", "pi-web2"]);
+        } finally {
+            for (const [f, text] of saved) fs.writeFileSync(path.join(dir, f), text);
+        }
+        const back = up("pm2-back");
+        assert.deepStrictEqual(back.changes, { update: PM2_STEPS });
+        assert.strictEqual(onHost("pi-web2", "node -p \"require('/opt/pi-cluster/pm2/current/node_modules/pm2/package.json').version\"").out.trim(), wanted);
+    });
+
+    it("fails an up within a minute when a Pi is down, names it, leaves the others serving, and converges after power returns", async () => {
+        lab("stop", "pi-web2");
+        release(true);
+        try {
+            const failed = up("host-down", { allowFail: true });
+            assert.notStrictEqual(failed.status, 0, "up must fail while pi-web2 is down");
+            assert.match(failed.output, /pi-web2-app-upload[\s\S]*10\.254\.0\.123:22/);
+            assert.ok(failed.seconds < 90, `the failure took ${failed.seconds}s`);
+            record("hostDownFailSeconds", failed.seconds);
+            // Nothing on the other Pis was left half-done: pi-web1 serves whichever release
+            // it has, completely, and the LB keeps serving through it.
+            assert.strictEqual((await http(`${LB_URL}/api/nodes/pi-web1/health`)).status, 200);
+            for (let i = 0; i < 6; i++) assert.strictEqual((await http(`${LB_URL}/api/health`)).status, 200);
+            assert.deepStrictEqual(failed.changes.delete, undefined);
+            assert.deepStrictEqual(failed.changes.create, undefined);
+        } finally {
+            lab("start", "pi-web2");
+        }
+        const back = up("host-back");
+        assert.ok(back.changes.update?.includes("pi-web2-app"), JSON.stringify(back.changes));
+        assert.deepStrictEqual(back.changes.create, undefined);
+        assert.strictEqual(currentRelease("pi-web2"), currentRelease("pi-web1"));
+        await checks.rotationBecomes(["pi-web1", "pi-web2"]);
+        release(false);
+        assert.deepStrictEqual(up("host-down-release-back").changes, { update: APP_STEPS });
     });
 
     it("scales out to 3 web servers: provisions only pi-web3 and updates what names it", async () => {
         lab("up", "--web", "3");
         const r = up("scale-out");
-        assert.deepStrictEqual(r.changes.create, WEB3_STEPS);
-        assert.deepStrictEqual(r.changes.update, SCALE_UPDATES);
-        assert.strictEqual(r.changes.delete, undefined);
+        assert.deepStrictEqual(r.changes, { create: WEB3_STEPS, update: SCALE_UPDATES });
         record("scaleOutSeconds", r.seconds);
-        record("scaleOutChanges", (r.changes.create?.length ?? 0) + (r.changes.update?.length ?? 0));
         await checks.rotationBecomes(["pi-web1", "pi-web2", "pi-web3"]);
     });
 
     it("scales back in to 2: the LB drops pi-web3 before its services are torn down", async () => {
         lab("config", "--web", "2");
         const r = up("scale-in");
-        assert.deepStrictEqual(r.changes.delete, WEB3_STEPS);
-        assert.deepStrictEqual(r.changes.update, SCALE_UPDATES);
-        const seq = (op: string, name: string) =>
-            r.events.find((e) => e.resourcePreEvent?.metadata.op === op && e.resourcePreEvent.metadata.urn.endsWith(`::${name}`))!.sequence;
-        assert.ok(seq("update", "pi-lb-nginx-conf") < seq("delete", "pi-web3-app"), "upstream changed before the app was stopped");
+        assert.deepStrictEqual(r.changes, { delete: WEB3_STEPS, update: SCALE_UPDATES });
+        assert.ok(opSpan(r.events, "update", "pi-lb-nginx-conf").end < opSpan(r.events, "delete", "pi-web3-app").start, "upstream changed after the app was stopped");
+        record("scaleInSeconds", r.seconds);
         await checks.rotationBecomes(["pi-web1", "pi-web2"]);
         lab("remove", "pi-web3");
+    });
+
+    it("renames a web server in place: its steps update under the new name, nothing is deleted or created", async () => {
+        for (const [label, from, to] of [["rename", "pi-web2", "pi-web9"], ["rename-back", "pi-web9", "pi-web2"]] as const) {
+            pulumi(["config", "set", "--path", "webServers[1].name", to]);
+            const r = up(label);
+            assert.deepStrictEqual(r.changes.create, undefined, JSON.stringify(r.changes));
+            assert.deepStrictEqual(r.changes.delete, undefined, JSON.stringify(r.changes));
+            assert.deepStrictEqual(r.changes.update, sorted(["pi-lb-nginx-conf", ...steps(to, ["app", "base", "firewall", "node", "pm2"])]));
+            const urns = pulumi(["stack", "export"]).stdout;
+            assert.ok(!urns.includes(`::${from}-`), `the state still has ${from}'s steps`);
+            await checks.rotationBecomes(sorted(["pi-web1", to]));
+            record(`${label}Seconds`, r.seconds);
+        }
+        lab("config", "--web", "2");
+        assert.deepStrictEqual(up("rename-noop").changes, {});
     });
 
     it("keeps serving while pi-web1 loses power, and takes it back after", () => checks.survivesPowerCut("pi-web1"));
     it("shows every node live on the dashboard in a real browser, and a down node within 20 s", () => checks.dashboardInBrowser());
 
-    it("destroys what it installed and keeps the database's data", () => {
+    it("applies a purgeDataOnDestroy flip as an update of the DB's mariadb step only, either way", () => {
+        for (const [label, change] of [
+            ["purge-on", () => setConfig("purgeDataOnDestroy", "true")],
+            ["purge-off", () => removeConfig("purgeDataOnDestroy")],
+        ] as const) {
+            change();
+            assert.deepStrictEqual(up(label).changes, { update: ["pi-db-mariadb"] });
+        }
+    });
+
+    it("destroys what it installed, keeps the database's data, and leaves no firewall", () => {
+        const r = up("before-destroy");
+        assert.deepStrictEqual(r.changes, {});
         const started = Date.now();
         pulumi(["destroy", "--yes", "--skip-preview"]);
         record("destroySeconds", (Date.now() - started) / 1000);
-        checks.removedButDataKept();
+        checks.removedButDataKept(HOSTS);
+    });
+
+    it("finds the old rows after a new up on the kept data", async () => {
+        const r = up("reconverge");
+        assert.deepStrictEqual(r.changes, { create: ALL_STEPS });
+        record("reconvergeSeconds", r.seconds);
+        const got = await http(`${LB_URL}/api/notes/${noteId}`);
+        assert.strictEqual(got.status, 200, got.body);
+    });
+
+    it("deletes the data at destroy when purgeDataOnDestroy is set", () => {
+        setConfig("purgeDataOnDestroy", "true");
+        assert.deepStrictEqual(up("purge-before-destroy").changes, { update: ["pi-db-mariadb"] });
+        pulumi(["destroy", "--yes", "--skip-preview"]);
+        assert.notStrictEqual(onHost("pi-db", "sudo test -e /var/lib/mysql").status, 0, "purge must delete /var/lib/mysql");
+        removeConfig("purgeDataOnDestroy");
     });
 });

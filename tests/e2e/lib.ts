@@ -2,6 +2,7 @@
 // HTTP through the load balancer. Nothing here is mocked.
 import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 export const REPO = path.join(__dirname, "..", "..");
@@ -35,8 +36,16 @@ export function onHost(host: string, command: string): { status: number; out: st
     return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
 
-export function pulumi(args: string[], opts: { allowFail?: boolean } = {}): SpawnSyncReturns<string> {
-    return run("pulumi", [...args, "--stack", "lab", "--non-interactive"], { allowFail: opts.allowFail });
+export function pulumi(args: string[], opts: { allowFail?: boolean; cwd?: string } = {}): SpawnSyncReturns<string> {
+    return run("pulumi", [...args, "--stack", "lab", "--non-interactive"], { allowFail: opts.allowFail, cwd: opts.cwd });
+}
+
+export function setConfig(key: string, value: string): void {
+    pulumi(["config", "set", key, value]);
+}
+
+export function removeConfig(key: string): void {
+    pulumi(["config", "rm", key]);
 }
 
 export interface EngineEvent {
@@ -44,10 +53,15 @@ export interface EngineEvent {
     timestamp: number;
     resourcePreEvent?: { metadata: { op: string; urn: string; type: string } };
     resOutputsEvent?: { metadata: { op: string; urn: string; type: string } };
+    resOpFailedEvent?: { metadata: { op: string; urn: string; type: string } };
     summaryEvent?: { resourceChanges: Record<string, number>; durationSeconds: number };
 }
 
 export interface UpResult {
+    /** pulumi's exit status. */
+    status: number;
+    /** Its stdout and stderr, as a user would see them. */
+    output: string;
     seconds: number;
     events: EngineEvent[];
     /** op -> resource names (the last URN segment), for custom resources only. */
@@ -55,25 +69,55 @@ export interface UpResult {
     summary: Record<string, number>;
 }
 
-/** `pulumi up` with an engine event log, so the test sees what changed and when. */
-export function up(label: string): UpResult {
+/**
+ * `pulumi up` with an engine event log, so the test sees what changed and when.
+ *
+ * The raw event log holds secrets in plaintext (the SDK's debug diagnostics echo every
+ * RegisterResource response), so it is written to a private temp dir, reduced to the
+ * metadata the tests read, and deleted; only the reduced copy lands in test-output/.
+ * `--event-log` exists only with PULUMI_DEBUG_COMMANDS=true.
+ */
+export function up(label: string, opts: { allowFail?: boolean } = {}): UpResult {
     fs.mkdirSync(OUT, { recursive: true });
-    const log = path.join(OUT, `events-${label}.jsonl`);
-    fs.rmSync(log, { force: true });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-events-"));
+    const log = path.join(dir, "events.jsonl");
     const started = Date.now();
-    const r = pulumi(["up", "--yes", "--skip-preview", "--event-log", log], { allowFail: true });
-    const seconds = (Date.now() - started) / 1000;
-    fs.writeFileSync(path.join(OUT, `up-${label}.log`), `${r.stdout}\n${r.stderr}`);
-    if (r.status !== 0) throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
-    return { seconds, ...readEvents(log) };
+    let r: SpawnSyncReturns<string>;
+    try {
+        r = run("pulumi", ["up", "--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"], {
+            env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" },
+            allowFail: true,
+        });
+        const seconds = (Date.now() - started) / 1000;
+        const output = `${r.stdout}\n${r.stderr}`;
+        fs.writeFileSync(path.join(OUT, `up-${label}.log`), output);
+        const parsed = readEvents(log);
+        fs.writeFileSync(path.join(OUT, `events-${label}.jsonl`), parsed.events.map((e) => JSON.stringify(e)).join("\n") + "\n");
+        if (r.status !== 0 && !opts.allowFail) {
+            throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
+        }
+        return { status: r.status ?? -1, output, seconds, ...parsed };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 }
 
+/** Reads an engine event log, keeping only the metadata of resource and summary events. */
 export function readEvents(log: string): { events: EngineEvent[]; changes: Record<string, string[]>; summary: Record<string, number> } {
-    const events = fs
-        .readFileSync(log, "utf8")
+    const meta = (m?: { op: string; urn: string; type: string }) => (m ? { metadata: { op: m.op, urn: m.urn, type: m.type } } : undefined);
+    const events: EngineEvent[] = (fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "")
         .split("\n")
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as EngineEvent);
+        .map((l) => JSON.parse(l) as EngineEvent)
+        .filter((e) => e.resourcePreEvent || e.resOutputsEvent || e.resOpFailedEvent || e.summaryEvent)
+        .map((e) => ({
+            sequence: e.sequence,
+            timestamp: e.timestamp,
+            resourcePreEvent: meta(e.resourcePreEvent?.metadata),
+            resOutputsEvent: meta(e.resOutputsEvent?.metadata),
+            resOpFailedEvent: meta(e.resOpFailedEvent?.metadata),
+            summaryEvent: e.summaryEvent && { resourceChanges: e.summaryEvent.resourceChanges, durationSeconds: e.summaryEvent.durationSeconds },
+        }));
     const changes: Record<string, string[]> = {};
     for (const e of events) {
         const m = e.resourcePreEvent?.metadata;
@@ -81,8 +125,18 @@ export function readEvents(log: string): { events: EngineEvent[]; changes: Recor
         (changes[m.op] ??= []).push(m.urn.split("::").pop()!);
     }
     for (const k of Object.keys(changes)) changes[k].sort();
+    delete changes.same;
     const summary = events.find((e) => e.summaryEvent)?.summaryEvent?.resourceChanges ?? {};
     return { events, changes, summary };
+}
+
+/** The engine sequence numbers at which `name` started and finished an operation. */
+export function opSpan(events: EngineEvent[], op: string, name: string): { start: number; end: number } {
+    const is = (m?: { op: string; urn: string }) => m?.op === op && m.urn.endsWith(`::${name}`);
+    const start = events.find((e) => is(e.resourcePreEvent?.metadata));
+    const end = events.find((e) => is(e.resOutputsEvent?.metadata));
+    if (!start || !end) throw new Error(`no ${op} of ${name} in this run`);
+    return { start: start.sequence, end: end.sequence };
 }
 
 /** Seconds between the first and the last engine event of resources whose name starts with `prefix-`. */
