@@ -26,9 +26,27 @@ export interface HostArgs {
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
 
+/**
+ * The SSH connection every step on this Pi uses. It holds the private key, so it is a
+ * secret as a whole, and it is an input of the steps only: never a component output,
+ * which would put the key in the state a second time for no reader that needs it.
+ */
+export function hostConnection(args: HostArgs): pulumi.Output<Connection> {
+    return pulumi.secret(
+        pulumi.output({
+            host: args.address,
+            port: args.sshPort ?? 22,
+            user: args.user ?? "pi",
+            privateKey: args.privateKey,
+            hostKey: args.hostKey,
+            // A Pi that is still booting refuses connections for a while.
+            dialErrorLimit: 30,
+            perDialTimeout: 10,
+        }),
+    ) as pulumi.Output<Connection>;
+}
+
 export class Host extends pulumi.ComponentResource {
-    /** The SSH connection every step on this Pi uses. */
-    public readonly connection: pulumi.Output<Connection>;
     public readonly address: pulumi.Output<string>;
     /** Steps of the role run after these: SSH answered, base installed, firewall loaded. */
     public readonly ready: pulumi.Resource[];
@@ -39,21 +57,12 @@ export class Host extends pulumi.ComponentResource {
         super("pi-cluster:host:Host", name, {}, opts);
         const user = args.user ?? "pi";
         this.address = pulumi.output(args.address);
-        this.connection = pulumi.output({
-            host: args.address,
-            port: args.sshPort ?? 22,
-            user,
-            privateKey: args.privateKey,
-            hostKey: args.hostKey,
-            // A Pi that is still booting refuses connections for a while.
-            dialErrorLimit: 30,
-            perDialTimeout: 10,
-        }) as pulumi.Output<Connection>;
+        const connection = hostConnection(args);
 
         const waitSsh = new command.remote.Command(
             `${name}-wait-ssh`,
             {
-                connection: this.connection,
+                connection,
                 // Passwordless sudo is what every later step relies on; fail here if it is missing.
                 create: "sudo -n true && uname -m",
                 addPreviousOutputInEnv: false,
@@ -65,7 +74,7 @@ export class Host extends pulumi.ComponentResource {
         const base = remoteStep(
             `${name}-base`,
             {
-                connection: this.connection,
+                connection,
                 script: pulumi.output(user).apply((u) =>
                     renderScript("host-base", {
                         STEP: `${name}-base`,
@@ -83,7 +92,7 @@ export class Host extends pulumi.ComponentResource {
         const firewall = remoteStep(
             `${name}-firewall`,
             {
-                connection: this.connection,
+                connection,
                 script: renderScript("host-firewall", {
                     STEP: `${name}-firewall`,
                     RULESET_B64: b64(renderFirewall(args.firewall)),
@@ -94,6 +103,6 @@ export class Host extends pulumi.ComponentResource {
         );
 
         this.ready = [base, firewall];
-        this.registerOutputs({ connection: this.connection, address: this.address, architecture: this.architecture });
+        this.registerOutputs({ address: this.address, architecture: this.architecture });
     }
 }
