@@ -44,19 +44,35 @@ const port = z
     .min(1, { message: "expected a port between 1 and 65535" })
     .max(65535, { message: "expected a port between 1 and 65535" });
 
-const host = z.object(
-    {
-        name: z.string().regex(NAME, { message: "expected a lower-case host name such as pi-web1" }),
-        address: ipv4,
-        hostKey: z
-            .string()
-            .trim()
-            .regex(HOST_KEY, { message: "expected an SSH public host key such as 'ssh-ed25519 AAAA...'" })
-            .optional(),
-        sshPort: port.default(22),
-    },
-    { message: "expected an object with name and address" },
-);
+const host = z
+    .object(
+        {
+            name: z.string().regex(NAME, { message: "expected a lower-case host name such as pi-web1" }),
+            address: ipv4,
+            hostKey: z
+                .string()
+                .trim()
+                .regex(HOST_KEY, { message: "expected an SSH public host key such as 'ssh-ed25519 AAAA...'" })
+                .optional(),
+            sshPort: port.default(22),
+        },
+        { message: "expected an object with name and address" },
+    )
+    .superRefine((h, ctx) => {
+        // Required everywhere, the lab included (lab/lab writes each host's key): without
+        // it, any machine that answers at the address would be sent the DB password.
+        if (h.hostKey === undefined) {
+            const port = h.sshPort === 22 ? "" : `-p ${h.sshPort} `;
+            ctx.addIssue({
+                code: "custom",
+                params: { whole: true },
+                path: ["hostKey"],
+                message: `expected the Pi's SSH host key, so the stack talks to this Pi and no other; get it from a network you trust with \`ssh-keyscan ${port}-t ed25519 ${h.address} | cut -d' ' -f2-\``,
+            });
+        }
+        })
+    // Only reached when the check above passed.
+    .transform((h) => ({ ...h, hostKey: h.hostKey as string }));
 
 const byteSize = z.string().regex(/^\d+[KMG]?$/, { message: "expected a size such as 512M" });
 

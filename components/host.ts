@@ -16,8 +16,8 @@ export interface HostArgs {
     user?: pulumi.Input<string>;
     /** SSH private key text (a secret). Required. */
     privateKey: pulumi.Input<string>;
-    /** The Pi's SSH host key ("ssh-ed25519 AAAA..."); unset means the key is not checked. Default unset. */
-    hostKey?: pulumi.Input<string>;
+    /** The Pi's SSH host key ("ssh-ed25519 AAAA..."); steps refuse a host that shows another. Required. */
+    hostKey: pulumi.Input<string>;
     /** The firewall rules of this Pi's role. Required. */
     firewall: FirewallSpec;
     /** Install unattended security upgrades. Default true. */

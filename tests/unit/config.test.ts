@@ -2,8 +2,22 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import * as yaml from "js-yaml";
 import { ConfigError, cidrContains, ipv4ToNumber, parseConfig } from "../../components/config";
-import { rawConfig, tmpDir } from "./helpers";
+import { HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
+
+/** Pulumi.production.yaml as shipped, as `pulumi config` would hand it over, with a key file that exists here. */
+function productionConfig(): Record<string, any> {
+    const doc = yaml.load(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.production.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const raw = Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k.replace(/^pi-cluster:/, ""), v]));
+    return { ...raw, sshPrivateKeyPath: writeKey() };
+}
+
+/** What an operator adds to the production file before the first `pulumi up` (its header says how). */
+function withHostKeys(raw: Record<string, any>): Record<string, any> {
+    const add = (h: object) => ({ ...h, hostKey: HOST_KEY });
+    return { ...raw, loadBalancer: add(raw.loadBalancer), webServers: raw.webServers.map(add), database: add(raw.database) };
+}
 
 function rejects(mutate: (c: any) => void, key: RegExp, expected: RegExp): void {
     const c = rawConfig(2);
@@ -29,11 +43,41 @@ describe("stack config", () => {
         assert.strictEqual(c.webServers[1].sshPort, 22);
     });
 
-    it("accepts the production file's topology", () => {
-        const text = fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.production.yaml"), "utf8");
-        assert.match(text, /pi-cluster:managementCidr: 192\.168\.254\.0\/24/);
-        for (const a of ["121", "122", "123", "124"]) assert.match(text, new RegExp(`address: 192\\.168\\.254\\.${a}$`, "m"));
+    it("accepts the production file's topology once its host keys are set", () => {
+        const c = parseConfig(withHostKeys(productionConfig()));
+        assert.strictEqual(c.managementCidr, "192.168.254.0/24");
+        assert.deepStrictEqual(
+            [c.loadBalancer, ...c.webServers, c.database].map((h) => `${h.name} ${h.address}`),
+            ["pi-lb 192.168.254.121", "pi-web1 192.168.254.122", "pi-web2 192.168.254.123", "pi-db 192.168.254.124"],
+        );
     });
+
+    it("rejects the production file as shipped, naming each missing host key and how to get it", () => {
+        assert.throws(
+            () => parseConfig(productionConfig()),
+            (e: Error) => {
+                for (const [key, address] of [
+                    ["loadBalancer", "121"],
+                    ["webServers\\[0\\]", "122"],
+                    ["webServers\\[1\\]", "123"],
+                    ["database", "124"],
+                ]) {
+                    assert.match(e.message, new RegExp(`pi-cluster:${key}\\.hostKey: expected the Pi's SSH host key.*\`ssh-keyscan -t ed25519 192\\.168\\.254\\.${address} \\| cut -d' ' -f2-\``));
+                }
+                return true;
+            },
+        );
+    });
+
+    it("rejects a host without a host key, with the keyscan command for its SSH port", () =>
+        rejects(
+            (c) => {
+                delete c.webServers[1].hostKey;
+                c.webServers[1].sshPort = 2222;
+            },
+            /pi-cluster:webServers\[1\]\.hostKey: expected the Pi's SSH host key/,
+            /`ssh-keyscan -p 2222 -t ed25519 10\.254\.0\.123 \| cut -d' ' -f2-`/,
+        ));
 
     it("rejects a missing web server list", () => rejects((c) => delete c.webServers, /pi-cluster:webServers/, /expected a list of web servers/));
     it("rejects an empty web server list", () => rejects((c) => (c.webServers = []), /pi-cluster:webServers/, /at least one web server/));

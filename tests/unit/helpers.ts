@@ -20,7 +20,7 @@ export function writeKey(dir = tmpDir("pi-key-")): string {
     return file;
 }
 
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5xdkq0aWSwD1Nb4l1IXnXy8rlzvEMWMZ8b8MZzOlkp";
+export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5xdkq0aWSwD1Nb4l1IXnXy8rlzvEMWMZ8b8MZzOlkp";
 
 /** A valid raw config with `webs` web servers, in the shape `pulumi config` holds. */
 export function rawConfig(webs = 2, keyPath = writeKey()): Record<string, unknown> {
