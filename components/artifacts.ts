@@ -16,7 +16,7 @@ export interface Artifact {
 
 export interface ArtifactSpec {
     kind: string;
-    /** Source directory, relative to the repo root. */
+    /** Source directory, relative to the repo root (or absolute). */
     source: string;
     /** Shell commands run in a scratch copy of the source. */
     build: string[];
@@ -72,8 +72,43 @@ function fileSha(file: string): string {
     return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex").slice(0, 16);
 }
 
+// npm settings a build may need to reach its registry through this machine's network:
+// where the registry and cache are, the proxy, and the TLS trust for either. Names as npm
+// reads them from npm_config_<name>, lower-cased with "-" as "_".
+const NPM_SETTINGS = new Set([
+    "registry", "cache", "offline", "prefer_offline", "prefer_online",
+    "proxy", "https_proxy", "noproxy", "strict_ssl", "ca", "cafile",
+    "userconfig", "globalconfig",
+]);
+const PROXY_VARS = new Set(["http_proxy", "https_proxy", "no_proxy"]);
+
+/**
+ * The environment a build command gets. Under `pulumi up` the process environment holds
+ * PULUMI_CONFIG, the stack config with its secrets decrypted (the SSH key among them),
+ * and every dependency's install script would see it. So a build gets an allowlist only:
+ * PATH and HOME, npm's registry, cache and proxy settings, the machine's proxy, and
+ * NG_CLI_ANALYTICS=false, so `ng` never stops to ask about analytics.
+ */
+export function buildEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(env)) {
+        if (value === undefined) continue;
+        const lower = name.toLowerCase();
+        const npm = lower.startsWith("npm_config_") ? lower.slice("npm_config_".length).replace(/-/g, "_") : undefined;
+        const keep =
+            name === "PATH" ||
+            name === "HOME" ||
+            PROXY_VARS.has(lower) ||
+            // "@scope:registry" points a package scope at its own registry.
+            (npm !== undefined && (NPM_SETTINGS.has(npm) || /^@[^:]+:registry$/.test(npm)));
+        if (keep) out[name] = value;
+    }
+    out.NG_CLI_ANALYTICS = "false";
+    return out;
+}
+
 function run(cmd: string, cwd: string): void {
-    execFileSync("bash", ["-c", cmd], { cwd, stdio: ["ignore", 2, 2], env: { ...process.env, NG_CLI_ANALYTICS: "false" } });
+    execFileSync("bash", ["-c", cmd], { cwd, stdio: ["ignore", 2, 2], env: buildEnv(process.env) });
 }
 
 /** Packs deterministically (sorted names, fixed times and owners), so equal trees give equal bytes. */
@@ -104,7 +139,7 @@ export function buildClusterArtifacts(): { app: Artifact; pm2: Artifact; dashboa
 
 /** Returns the artifact for `spec`, building it only when no tarball exists for its source hash. */
 export function buildArtifact(spec: ArtifactSpec, cacheDir = path.join(REPO, ".build")): Artifact {
-    const src = path.join(REPO, spec.source);
+    const src = path.resolve(REPO, spec.source);
     const out = path.join(cacheDir, `${spec.kind}-${sourceHash(src)}.tgz`);
     if (!fs.existsSync(out)) {
         fs.mkdirSync(cacheDir, { recursive: true });

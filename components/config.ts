@@ -5,6 +5,11 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { APP_MAX_MEMORY_MB } from "./render/app";
+import { HTTPS_PORT } from "./render/firewall";
+import { maxConnections } from "./render/mariadb";
+
+const NAMESPACE = "pi-cluster";
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/;
@@ -44,7 +49,11 @@ const port = z
     .min(1, { message: "expected a port between 1 and 65535" })
     .max(65535, { message: "expected a port between 1 and 65535" });
 
-const host = z.object(
+/** The seed sized the database for a 2 GB Pi; without a ramMb, every Pi is taken to be one. */
+export const DEFAULT_RAM_MB = 2048;
+
+// Strict: an unknown field (a typo such as "sshport") fails instead of being ignored.
+const hostObject = z.strictObject(
     {
         name: z.string().regex(NAME, { message: "expected a lower-case host name such as pi-web1" }),
         address: ipv4,
@@ -54,14 +63,66 @@ const host = z.object(
             .regex(HOST_KEY, { message: "expected an SSH public host key such as 'ssh-ed25519 AAAA...'" })
             .optional(),
         sshPort: port.default(22),
+        // From 256 MB (the first Pi) to 16 GB (the largest Pi 5).
+        ramMb: z
+            .number({ message: "expected the Pi's RAM in MB, such as 2048 for a 2 GB Pi" })
+            .int({ message: "expected the Pi's RAM in whole MB, such as 2048" })
+            .min(256, { message: "expected the Pi's RAM in MB, at least 256" })
+            .max(16384, { message: "expected the Pi's RAM in MB, at most 16384" })
+            .default(DEFAULT_RAM_MB),
     },
     { message: "expected an object with name and address" },
 );
 
+const host = hostObject
+    .superRefine((h, ctx) => {
+        // Required everywhere, the lab included (lab/lab writes each host's key): without
+        // it, any machine that answers at the address would be sent the DB password.
+        if (h.hostKey === undefined) {
+            const port = h.sshPort === 22 ? "" : `-p ${h.sshPort} `;
+            ctx.addIssue({
+                code: "custom",
+                params: { whole: true },
+                path: ["hostKey"],
+                message: `expected the Pi's SSH host key, so the stack talks to this Pi and no other; get it from a network you trust with \`ssh-keyscan ${port}-t ed25519 ${h.address} | cut -d' ' -f2-\``,
+            });
+        }
+    })
+    // Only reached when the check above passed.
+    .transform((h) => ({ ...h, hostKey: h.hostKey as string }));
+
 const byteSize = z.string().regex(/^\d+[KMG]?$/, { message: "expected a size such as 512M" });
 
+/** Mebibytes in a size such as "512M" (a bare number is bytes, as MariaDB reads it). */
+export function sizeToMb(size: string): number {
+    const m = /^(\d+)([KMG]?)$/.exec(size);
+    if (!m) throw new Error(`sizeToMb: not a size: ${size}`);
+    const scale = { "": 1 / (1024 * 1024), K: 1 / 1024, M: 1, G: 1024 }[m[2] as "" | "K" | "M" | "G"];
+    return Math.ceil(Number(m[1]) * scale);
+}
+
+/**
+ * What MariaDB may take on the DB Pi, in MB, with the OS beside it. Estimates, not
+ * measurements:
+ * - the buffer pool takes about 10% more than its size for its control structures
+ *   (MariaDB's knowledge base, "InnoDB Buffer Pool");
+ * - each connection can hold about 3 MB of per-thread buffers at MariaDB's defaults
+ *   (sort 2M, join 256K, read_rnd 256K, read 128K, thread stack 292K);
+ * - 512 MB is kept for the rest: MariaDB's default key and Aria page caches are 128 MB
+ *   each, which leaves about 256 MB for Raspberry Pi OS Lite, sshd and mariadbd itself.
+ */
+export function mariadbMemoryMb(bufferPoolSize: string, connections: number): { pool: number; connections: number; reserve: number; total: number } {
+    const pool = Math.ceil(sizeToMb(bufferPoolSize) * 1.1);
+    const conn = connections * 3;
+    const reserve = 512;
+    return { pool, connections: conn, reserve, total: pool + conn + reserve };
+}
+
+/** What a web server needs, in MB: the app up to PM2's restart limit, and about 256 MB for the OS, Node.js and PM2's daemon. */
+export const WEB_MEMORY_MB = APP_MAX_MEMORY_MB + 256;
+
 const schema = z
-    .object({
+    .strictObject({
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, { message: "expected a user name such as pi" }).default("pi"),
         sshPrivateKeyPath: z.string().min(1).optional(),
         sshPrivateKey: z.string().min(1).optional(),
@@ -124,7 +185,75 @@ const schema = z
         if (c.appPort === c.httpPort) {
             ctx.addIssue({ code: "custom", path: ["appPort"], message: `expected a port other than httpPort (${c.httpPort})` });
         }
+
+        // Two services on one port of one Pi cannot both listen. Each entry is a port the
+        // stack gives a service on that Pi; a clash is reported at the later entry, so a
+        // host's own sshPort is named rather than the cluster-wide port it collides with.
+        const lb = c.loadBalancer;
+        clashes(ctx, lb.name, [
+            // The LB's firewall accepts 443 from anywhere: SSH there would face the internet.
+            { path: ["httpPort"], port: HTTPS_PORT, what: `${HTTPS_PORT}, which the load balancer keeps for HTTPS (open to anyone)` },
+            { path: ["httpPort"], port: c.httpPort, what: `pi-cluster:httpPort (${c.httpPort}), where nginx listens` },
+            { path: ["loadBalancer", "sshPort"], port: lb.sshPort, what: "" },
+        ]);
+        c.webServers.forEach((w, i) =>
+            clashes(ctx, w.name, [
+                { path: ["appPort"], port: c.appPort, what: `pi-cluster:appPort (${c.appPort}), where the app listens` },
+                { path: ["webServers", i, "sshPort"], port: w.sshPort, what: "" },
+            ]),
+        );
+        clashes(ctx, c.database.name, [
+            { path: ["dbPort"], port: c.dbPort, what: `pi-cluster:dbPort (${c.dbPort}), where MariaDB listens` },
+            { path: ["database", "sshPort"], port: c.database.sshPort, what: "" },
+        ]);
+
+        const connections = maxConnections(c.webServers.length, c.dbPoolSize, c.dbConnectionHeadroom);
+        const db = mariadbMemoryMb(c.innodbBufferPoolSize, connections);
+        if (db.total > c.database.ramMb) {
+            ctx.addIssue({
+                code: "custom",
+                params: { whole: true },
+                path: ["innodbBufferPoolSize"],
+                message:
+                    `expected MariaDB to fit in ${c.database.name}'s ${c.database.ramMb} MB (pi-cluster:database.ramMb), but it needs ${db.total} MB: ` +
+                    `${db.pool} for the ${c.innodbBufferPoolSize} buffer pool and its structures, ${db.connections} for ${connections} connections at 3 MB, ` +
+                    `${db.reserve} for the OS and MariaDB's other caches; lower innodbBufferPoolSize or set the Pi's real ramMb`,
+            });
+        }
+        c.webServers.forEach((w, i) => {
+            if (w.ramMb < WEB_MEMORY_MB) {
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["webServers", i, "ramMb"],
+                    message: `expected at least ${WEB_MEMORY_MB} MB on a web server: PM2 lets the app grow to ${APP_MAX_MEMORY_MB} MB before restarting it, and the OS, Node.js and PM2 take about 256 MB`,
+                });
+            }
+        });
     });
+
+interface Listener {
+    path: (string | number)[];
+    port: number;
+    /** How a later clash names this port; unused for the last entry. */
+    what: string;
+}
+
+function clashes(ctx: z.RefinementCtx, host: string, listeners: Listener[]): void {
+    const seen = new Map<number, Listener>();
+    for (const l of listeners) {
+        const first = seen.get(l.port);
+        if (first) {
+            // The value is given here, as a defaulted sshPort has none in the raw config.
+            ctx.addIssue({ code: "custom", params: { whole: true }, path: l.path, message: `expected a port other than ${first.what} on ${host}, got ${l.port}` });
+        } else {
+            seen.set(l.port, l);
+        }
+    }
+}
+
+// The keys each level knows, straight from the schema, for the unknown-key messages.
+const KEYS = Object.keys(schema.shape);
+const HOST_FIELDS = Object.keys(hostObject.shape);
 
 type Parsed = z.infer<typeof schema>;
 
@@ -140,7 +269,34 @@ export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivat
 export class ConfigError extends pulumi.RunError {}
 
 function formatPath(p: PropertyKey[]): string {
-    return p.reduce<string>((acc, seg) => (typeof seg === "number" ? `${acc}[${seg}]` : `${acc}.${String(seg)}`), "pi-cluster:").replace(":.", ":");
+    return p.reduce<string>((acc, seg) => (typeof seg === "number" ? `${acc}[${seg}]` : `${acc}.${String(seg)}`), `${NAMESPACE}:`).replace(":.", ":");
+}
+
+function editDistance(a: string, b: string): number {
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        const row = [i];
+        for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = row;
+    }
+    return prev[b.length];
+}
+
+/** The known key a typo most likely meant, if one is close. */
+function closestKey(key: string, known: string[]): string | undefined {
+    const scored = known
+        .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
+        .filter(({ k, d }) => d <= Math.max(2, Math.floor(k.length / 4)))
+        .sort((x, y) => x.d - y.d);
+    return scored[0]?.k;
+}
+
+// The value of an unknown key is never shown: it may be a secret set under a mistyped name.
+function unknownKey(path: PropertyKey[], key: string): string {
+    const known = path.length === 0 ? KEYS : HOST_FIELDS;
+    const near = closestKey(key, known);
+    const expected = path.length === 0 ? "the keys are listed in Pulumi.yaml" : `expected one of ${known.join(", ")}`;
+    return `  ${formatPath([...path, key])}: unknown key${near ? `, did you mean ${near}?` : `; ${expected}`}`;
 }
 
 function describe(value: unknown): string {
@@ -170,7 +326,8 @@ function expandHome(p: string): string {
 export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Output<string>): ClusterConfig {
     const result = schema.safeParse(secretKey ? { ...raw, sshPrivateKey: "(secret)" } : raw);
     if (!result.success) {
-        const lines = result.error.issues.map((i) => {
+        const lines = result.error.issues.flatMap((i) => {
+            if (i.code === "unrecognized_keys") return i.keys.map((k) => unknownKey(i.path, k));
             const own = i.code === "custom" && (i as { params?: { whole?: boolean } }).params?.whole;
             const got = own ? "" : `, got ${describe(valueAt(raw, i.path))}`;
             return `  ${formatPath(i.path)}: ${i.message}${got}`;
@@ -196,14 +353,18 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
     return { ...rest, sshPrivateKey: pulumi.secret(key) };
 }
 
-// Every key the schema knows, so a new key is read as soon as it is declared there.
-const KEYS = Object.keys(schema.shape);
-
-/** Reads the stack's `pi-cluster:*` config and validates it. */
+/**
+ * Reads every `pi-cluster:*` key the stack sets, not only the known ones, so that a
+ * mistyped key fails validation instead of being silently ignored. Other namespaces
+ * belong to Pulumi and providers and are left alone.
+ */
 export function loadConfig(): ClusterConfig {
-    const cfg = new pulumi.Config("pi-cluster");
+    const cfg = new pulumi.Config(NAMESPACE);
     const raw: Record<string, unknown> = {};
-    for (const key of KEYS) {
+    const keys = Object.keys(pulumi.runtime.allConfig())
+        .filter((k) => k.startsWith(`${NAMESPACE}:`))
+        .map((k) => k.slice(NAMESPACE.length + 1));
+    for (const key of keys) {
         if (key === "sshPrivateKey") continue;
         const text = cfg.get(key);
         if (text === undefined) continue;

@@ -3,10 +3,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { Host, HostArgs } from "./host";
+import { Host, HostArgs, hostConnection } from "./host";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
 import { b64, renderScript } from "./render/shell";
-import { Connection, remoteStep } from "./remote";
+import { remoteStep } from "./remote";
 
 export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
@@ -50,19 +50,18 @@ export class Database extends pulumi.ComponentResource {
     public readonly dbUser: pulumi.Output<string>;
     /** Steps after which the app can connect: MariaDB runs, the user exists, the schema is migrated. */
     public readonly ready: pulumi.Resource[];
-    public readonly connection: pulumi.Output<Connection>;
 
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:db:Database", name, {}, opts);
         const port = args.port ?? 3306;
         const host = new Host(name, args, { parent: this });
-        this.connection = host.connection;
+        const connection = hostConnection(args);
         const conns = maxConnections(args.webAddresses.length, args.poolSize ?? 10, args.connectionHeadroom ?? 20);
 
         const mariadb = remoteStep(
             `${name}-mariadb`,
             {
-                connection: host.connection,
+                connection,
                 script: pulumi.output(args.address).apply((address) =>
                     renderScript("db-mariadb", {
                         STEP: `${name}-mariadb`,
@@ -86,7 +85,7 @@ export class Database extends pulumi.ComponentResource {
         const appDb = remoteStep(
             `${name}-app-db`,
             {
-                connection: host.connection,
+                connection,
                 secret: true,
                 script: pulumi.secret(
                     pulumi.output(args.password).apply((password) =>
@@ -107,7 +106,7 @@ export class Database extends pulumi.ComponentResource {
         const migrate = remoteStep(
             `${name}-migrate`,
             {
-                connection: host.connection,
+                connection,
                 script: renderScript("db-migrate", { STEP: `${name}-migrate`, DB_NAME, MIGRATIONS: readMigrations() }),
             },
             { parent: this, dependsOn: [appDb] },
@@ -123,7 +122,6 @@ export class Database extends pulumi.ComponentResource {
             port: this.port,
             dbName: this.dbName,
             dbUser: this.dbUser,
-            connection: this.connection,
         });
     }
 }

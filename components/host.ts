@@ -16,8 +16,8 @@ export interface HostArgs {
     user?: pulumi.Input<string>;
     /** SSH private key text (a secret). Required. */
     privateKey: pulumi.Input<string>;
-    /** The Pi's SSH host key ("ssh-ed25519 AAAA..."); unset means the key is not checked. Default unset. */
-    hostKey?: pulumi.Input<string>;
+    /** The Pi's SSH host key ("ssh-ed25519 AAAA..."); steps refuse a host that shows another. Required. */
+    hostKey: pulumi.Input<string>;
     /** The firewall rules of this Pi's role. Required. */
     firewall: FirewallSpec;
     /** Install unattended security upgrades. Default true. */
@@ -30,9 +30,29 @@ export const FIRST_CONTACT_DIAL_ATTEMPTS = 30;
 /** SSH dials before any later step gives up: a Pi that is down fails `up` in about a minute. */
 export const STEP_DIAL_ATTEMPTS = 5;
 
+/**
+ * The SSH connection every step on this Pi uses. It holds the private key, so it is a
+ * secret as a whole, and it is an input of the steps only: never a component output,
+ * which would put the key in the state a second time for no reader that needs it.
+ */
+export function hostConnection(args: HostArgs, dialErrorLimit = STEP_DIAL_ATTEMPTS): pulumi.Output<Connection> {
+    return pulumi.secret(
+        pulumi.output({
+            host: args.address,
+            port: args.sshPort ?? 22,
+            user: args.user ?? "pi",
+            privateKey: args.privateKey,
+            hostKey: args.hostKey,
+            // Every step after first contact gives up after a few dials: a Pi that is down
+            // makes `pulumi up` fail within about a minute, naming the step (and so the
+            // host), rather than hang. The provider retries a dial with a growing delay.
+            dialErrorLimit,
+            perDialTimeout: 10,
+        }),
+    ) as pulumi.Output<Connection>;
+}
+
 export class Host extends pulumi.ComponentResource {
-    /** The SSH connection every step on this Pi uses. */
-    public readonly connection: pulumi.Output<Connection>;
     public readonly address: pulumi.Output<string>;
     /** Steps of the role run after these: SSH answered, base installed, firewall loaded. */
     public readonly ready: pulumi.Resource[];
@@ -43,26 +63,13 @@ export class Host extends pulumi.ComponentResource {
         super("pi-cluster:host:Host", name, {}, opts);
         const user = args.user ?? "pi";
         this.address = pulumi.output(args.address);
-        const connect = (dialErrorLimit: number) =>
-            pulumi.output({
-                host: args.address,
-                port: args.sshPort ?? 22,
-                user,
-                privateKey: args.privateKey,
-                hostKey: args.hostKey,
-                dialErrorLimit,
-                perDialTimeout: 10,
-            }) as pulumi.Output<Connection>;
-        // Every step after first contact gives up after a few dials: a Pi that is down makes
-        // `pulumi up` fail within about a minute, naming the step (and so the host), rather
-        // than hang. The provider retries a dial with a growing delay of at most 5 s.
-        this.connection = connect(STEP_DIAL_ATTEMPTS);
+        const connection = hostConnection(args);
 
         const waitSsh = new command.remote.Command(
             `${name}-wait-ssh`,
             {
                 // A Pi that is still booting refuses connections for a while.
-                connection: connect(FIRST_CONTACT_DIAL_ATTEMPTS),
+                connection: hostConnection(args, FIRST_CONTACT_DIAL_ATTEMPTS),
                 // Passwordless sudo is what every later step relies on; fail here if it is missing.
                 create: "sudo -n true && uname -m",
                 addPreviousOutputInEnv: false,
@@ -74,7 +81,7 @@ export class Host extends pulumi.ComponentResource {
         const base = remoteStep(
             `${name}-base`,
             {
-                connection: this.connection,
+                connection,
                 script: pulumi.output(user).apply((u) =>
                     renderScript("host-base", {
                         STEP: `${name}-base`,
@@ -92,7 +99,7 @@ export class Host extends pulumi.ComponentResource {
         const firewall = remoteStep(
             `${name}-firewall`,
             {
-                connection: this.connection,
+                connection,
                 script: renderScript("host-firewall", {
                     STEP: `${name}-firewall`,
                     RULESET_B64: b64(renderFirewall(args.firewall)),
@@ -103,6 +110,6 @@ export class Host extends pulumi.ComponentResource {
         );
 
         this.ready = [base, firewall];
-        this.registerOutputs({ connection: this.connection, address: this.address, architecture: this.architecture });
+        this.registerOutputs({ address: this.address, architecture: this.architecture });
     }
 }

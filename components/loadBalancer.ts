@@ -2,10 +2,10 @@
 // proxying /api/, and serving the dashboard.
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
-import { Host, HostArgs } from "./host";
+import { Host, HostArgs, hostConnection } from "./host";
 import { Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage } from "./render/nginx";
 import { b64, renderScript } from "./render/shell";
-import { Connection, remoteStep, upload } from "./remote";
+import { remoteStep, upload } from "./remote";
 
 export const WWW_DIR = "/var/www/pi-cluster";
 export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
@@ -36,18 +36,17 @@ export class LoadBalancer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
     public readonly url: pulumi.Output<string>;
-    public readonly connection: pulumi.Output<Connection>;
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:lb:LoadBalancer", name, {}, opts);
         const httpPort = args.httpPort ?? 80;
         const host = new Host(name, args, { parent: this });
-        this.connection = host.connection;
+        const connection = hostConnection(args);
 
         const nginx = remoteStep(
             `${name}-nginx`,
             {
-                connection: host.connection,
+                connection,
                 script: renderScript("lb-nginx", {
                     STEP: `${name}-nginx`,
                     WWW_DIR,
@@ -59,13 +58,13 @@ export class LoadBalancer extends pulumi.ComponentResource {
 
         const dashUpload = upload(
             `${name}-dashboard-upload`,
-            { connection: host.connection, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
+            { connection, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
             { parent: this, dependsOn: host.ready },
         );
         remoteStep(
             `${name}-dashboard`,
             {
-                connection: host.connection,
+                connection,
                 script: renderScript("lb-dashboard", { STEP: `${name}-dashboard`, ARTIFACT: dashUpload.remotePath, WWW_DIR }),
             },
             { parent: this, dependsOn: [nginx, dashUpload.copy] },
@@ -101,13 +100,13 @@ export class LoadBalancer extends pulumi.ComponentResource {
             });
         remoteStep(
             `${name}-nginx-conf`,
-            { connection: host.connection, script: site },
+            { connection, script: site },
             { parent: this, dependsOn: [nginx, ...args.backendsReady] },
         );
 
         this.nodeName = pulumi.output(name);
         this.address = pulumi.output(args.address);
         this.url = pulumi.interpolate`http://${args.address}${httpPort === 80 ? "" : `:${httpPort}`}`;
-        this.registerOutputs({ nodeName: this.nodeName, address: this.address, url: this.url, connection: this.connection });
+        this.registerOutputs({ nodeName: this.nodeName, address: this.address, url: this.url });
     }
 }

@@ -2,13 +2,13 @@
 // built on the deploying machine and shipped as an artifact.
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
-import { Host, HostArgs } from "./host";
+import { Host, HostArgs, hostConnection } from "./host";
 import {
     APP_DIR, APP_ENV_FILE, APP_HOME, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
     renderAppEnv, renderEcosystem, renderPm2Unit,
 } from "./render/app";
 import { b64, renderScript } from "./render/shell";
-import { Connection, remoteStep, upload } from "./remote";
+import { remoteStep, upload } from "./remote";
 
 /** The Pi (address, SSH, firewall: the app port from the LB only) plus what its role needs. */
 export interface WebServerArgs extends HostArgs {
@@ -42,7 +42,6 @@ export class WebServer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
     public readonly port: pulumi.Output<number>;
-    public readonly connection: pulumi.Output<Connection>;
     /** The step that (re)starts the app and waits for /health; the LB waits on it. */
     public readonly appStep: pulumi.Resource;
 
@@ -50,12 +49,12 @@ export class WebServer extends pulumi.ComponentResource {
         super("pi-cluster:web:WebServer", name, {}, opts);
         const port = args.port ?? 3000;
         const host = new Host(name, args, { parent: this });
-        this.connection = host.connection;
+        const connection = hostConnection(args);
 
         const node = remoteStep(
             `${name}-node`,
             {
-                connection: host.connection,
+                connection,
                 script: renderScript("web-node", { STEP: `${name}-node`, APP_USER, APP_HOME }),
             },
             { parent: this, dependsOn: host.ready },
@@ -63,13 +62,13 @@ export class WebServer extends pulumi.ComponentResource {
 
         const pm2Upload = upload(
             `${name}-pm2-upload`,
-            { connection: host.connection, kind: "pm2", file: args.pm2.path, sha: args.pm2.sha },
+            { connection, kind: "pm2", file: args.pm2.path, sha: args.pm2.sha },
             { parent: this, dependsOn: host.ready },
         );
         const pm2 = remoteStep(
             `${name}-pm2`,
             {
-                connection: host.connection,
+                connection,
                 script: renderScript("web-pm2", {
                     STEP: `${name}-pm2`,
                     ARTIFACT: pm2Upload.remotePath,
@@ -82,7 +81,7 @@ export class WebServer extends pulumi.ComponentResource {
 
         const appUpload = upload(
             `${name}-app-upload`,
-            { connection: host.connection, kind: "app", file: args.app.path, sha: args.app.sha },
+            { connection, kind: "app", file: args.app.path, sha: args.app.sha },
             { parent: this, dependsOn: host.ready },
         );
         const env = pulumi
@@ -102,7 +101,7 @@ export class WebServer extends pulumi.ComponentResource {
         const app = remoteStep(
             `${name}-app`,
             {
-                connection: host.connection,
+                connection,
                 secret: true,
                 script: pulumi.secret(
                     env.apply((envText) =>
@@ -131,6 +130,6 @@ export class WebServer extends pulumi.ComponentResource {
         this.nodeName = pulumi.output(name);
         this.address = pulumi.output(args.address);
         this.port = pulumi.output(port);
-        this.registerOutputs({ nodeName: this.nodeName, address: this.address, port: this.port, connection: this.connection });
+        this.registerOutputs({ nodeName: this.nodeName, address: this.address, port: this.port });
     }
 }

@@ -7,6 +7,8 @@ export const APP_DIR = "/opt/pi-cluster/app";
 export const PM2_DIR = "/opt/pi-cluster/pm2";
 export const APP_ENV_FILE = "/etc/pi-cluster/app.env";
 export const ECOSYSTEM_FILE = "/etc/pi-cluster/ecosystem.config.js";
+/** The seed's PM2 max_memory_restart: PM2 restarts the app past this resident size. */
+export const APP_MAX_MEMORY_MB = 400;
 
 export interface EcosystemArgs {
     port: number;
@@ -21,7 +23,7 @@ export function renderEcosystem(a: EcosystemArgs): string {
         instances: 1,
         exec_mode: "fork",
         autorestart: true,
-        max_memory_restart: "400M",
+        max_memory_restart: `${APP_MAX_MEMORY_MB}M`,
         node_args: [`--env-file=${APP_ENV_FILE}`],
         // The app sends "ready" once listening, and drains on SIGINT within 10 s.
         wait_ready: true,

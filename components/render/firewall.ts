@@ -2,6 +2,9 @@
 
 export type Role = "lb" | "web" | "db";
 
+/** The load balancer keeps 443 open for HTTPS, whatever httpPort is. */
+export const HTTPS_PORT = 443;
+
 /** One inbound allowance. `from` is a list of IPv4 addresses/CIDRs, or "any". */
 export interface InboundRule {
     port: number;
@@ -48,7 +51,7 @@ export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpe
                 ...base,
                 inbound: [
                     { port: t.httpPort, from: "any", comment: "http from anywhere" },
-                    { port: 443, from: "any", comment: "https from anywhere" },
+                    { port: HTTPS_PORT, from: "any", comment: "https from anywhere" },
                 ],
                 outbound: [{ port: t.appPort, to: t.webAddresses, comment: "proxy to the web servers" }],
             };

@@ -34,6 +34,18 @@ function headers(indent: string, extra: string[] = []): string {
     return [...extra, ...SECURITY_HEADERS].map((h) => `${indent}${h}`).join("\n");
 }
 
+// The app's helmet sends its own X-Frame-Options (SAMEORIGIN, where nginx says DENY),
+// Content-Security-Policy, Referrer-Policy and X-Content-Type-Options, so /api/ answers
+// carried each header twice. nginx drops the app's copies rather than the app dropping
+// helmet: nginx is the one edge for the dashboard and the API alike, so one policy set
+// here covers both, and the app keeps helmet's defaults for whoever reaches it directly
+// (a local curl on the Pi, its tests).
+const HIDE_UPSTREAM_SECURITY_HEADERS = SECURITY_HEADERS.map((h) => `proxy_hide_header ${h.split(" ")[1]};`);
+
+function hideUpstream(indent: string): string {
+    return HIDE_UPSTREAM_SECURITY_HEADERS.map((h) => `${indent}${h}`).join("\n");
+}
+
 const PROXY_COMMON = `        proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;
@@ -57,12 +69,13 @@ export function renderNginxSite(a: NginxSiteArgs): string {
         .join("\n\n");
     const nodeLocations = a.backends
         .map(
-            (b) => `    location /api/nodes/${b.name}/ {
+            (b) => `    location ^~ /api/nodes/${b.name}/ {
         allow ${a.managementCidr};
         allow 127.0.0.1;
         deny all;
         proxy_pass http://${upstreamName(b.name)}/;
 ${PROXY_COMMON}
+${hideUpstream("        ")}
         proxy_next_upstream off;
         proxy_connect_timeout 2s;
         proxy_read_timeout 5s;
@@ -99,9 +112,14 @@ server {
 ${headers("    ")}
 
     # The whole API, round-robin; the trailing slash strips /api, as in the seed.
-    location /api/ {
+    # ^~ here and on the per-node routes: without it the asset regex below wins for any
+    # API path ending like a hashed file (/api/x-12345678.js), which nginx would then look
+    # for on disk, past the per-node routes' allow/deny. "location /" keeps no ^~, as the
+    # regex must win there.
+    location ^~ /api/ {
         proxy_pass http://pi_cluster_backend/;
 ${PROXY_COMMON}
+${hideUpstream("        ")}
         # Retry another server only where it is safe: nginx never retries POST, LOCK or
         # PATCH unless told to with non_idempotent.
         proxy_next_upstream error timeout http_502 http_503 http_504;

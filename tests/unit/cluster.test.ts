@@ -1,15 +1,20 @@
 // The resource graph PiCluster builds, checked on its inputs with Pulumi's mocks.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { decodeVar, FAKE_PASSWORD, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded, recorder, settle } from "./helpers";
+import {
+    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
+    recordRegisteredOutputs, recorder, settle,
+} from "./helpers";
 
 const recorded = installMocks();
+const registeredOutputs = recordRegisteredOutputs();
 
 type Mod = typeof import("../../components");
 let mod: Mod;
 
 async function build(webs: number): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
     recorded.clear();
+    registeredOutputs.clear();
     const config = mod.parseConfig(rawConfig(webs));
     const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
     await promiseOf(cluster.webServers);
@@ -46,6 +51,15 @@ function inputAccepts(ruleset: string): string[] {
 
 function commands(res: Map<string, Recorded>): Recorded[] {
     return [...res.values()].filter((r) => r.type === "command:remote:Command");
+}
+
+/** Each pi-cluster component's registered outputs, by name, once every component has registered them. */
+async function componentOutputs(res: Map<string, Recorded>): Promise<Map<string, unknown>> {
+    const components = [...res.values()].filter((r) => r.type.startsWith("pi-cluster:") && r.resource);
+    const urns = await Promise.all(components.map((r) => promiseOf(r.resource!.urn)));
+    // registerOutputs reaches the engine asynchronously, after its outputs resolve.
+    for (let i = 0; i < 200 && !urns.every((u) => registeredOutputs.has(u)); i++) await new Promise((r) => setTimeout(r, 10));
+    return new Map(components.map((r, i) => [`${r.type}::${r.name}`, registeredOutputs.get(urns[i])]));
 }
 
 describe("PiCluster resource graph", function () {
@@ -134,6 +148,33 @@ describe("PiCluster resource graph", function () {
             const stdin = (r.resource as unknown as { stdin: pulumi.Output<string> }).stdin;
             assert.strictEqual(await pulumi.isSecret(stdin), true, `${name}.stdin must be a secret`);
         }
+    });
+
+    it("puts the SSH private key in no component's outputs, and hands it to every step as a secret", async () => {
+        const { res } = await build(2);
+        const outputs = await componentOutputs(res);
+        // PiCluster, LB, 2 web servers, DB, and a Host under each Pi.
+        assert.strictEqual(outputs.size, 1 + 4 + 4);
+        const keyLine = FAKE_PRIVATE_KEY.split("\n")[1];
+        for (const [name, registered] of outputs) {
+            assert.notStrictEqual(registered, undefined, `${name} registered no outputs`);
+            const text = JSON.stringify(registered);
+            assert.ok(!text.includes(keyLine) && !text.includes("PRIVATE KEY"), `${name}'s outputs carry the SSH key: ${text}`);
+        }
+        const steps = [...res.values()].filter((r) => r.type.startsWith("command:remote:"));
+        assert.ok(steps.length > 0);
+        for (const r of steps) {
+            assert.strictEqual(r.inputs.connection.privateKey, FAKE_PRIVATE_KEY, `${r.name} needs the key to connect`);
+            const connection = (r.resource as unknown as { connection: pulumi.Output<unknown> }).connection;
+            assert.strictEqual(await pulumi.isSecret(connection), true, `${r.name}.connection must be a secret`);
+        }
+    });
+
+    it("makes the SSH connection a secret even when the key it is given is not", async () => {
+        const firewall = { role: "web" as const, managementCidr: "10.254.0.0/24", sshPort: 22, inbound: [], outbound: [] };
+        const connection = mod.hostConnection({ address: "10.254.0.122", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA", firewall });
+        assert.strictEqual(await pulumi.isSecret(connection), true);
+        assert.strictEqual((await promiseOf(connection)).privateKey, FAKE_PRIVATE_KEY);
     });
 
     it("gives each role exactly the inbound ports of its security group", async () => {

@@ -2,22 +2,41 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigError, cidrContains, ipv4ToNumber, parseConfig } from "../../components/config";
+import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
-import { rawConfig, tmpDir, writeKey } from "./helpers";
+import { ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, sizeToMb } from "../../components/config";
+import { HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
 
-function rejects(mutate: (c: any) => void, key: RegExp, expected: RegExp): void {
+/** Pulumi.production.yaml as shipped, as `pulumi config` would hand it over, with a key file that exists here. */
+function productionConfig(): Record<string, any> {
+    const doc = yaml.load(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.production.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const raw = Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k.replace(/^pi-cluster:/, ""), v]));
+    return { ...raw, sshPrivateKeyPath: writeKey() };
+}
+
+/** What an operator adds to the production file before the first `pulumi up` (its header says how). */
+function withHostKeys(raw: Record<string, any>): Record<string, any> {
+    const add = (h: object) => ({ ...h, hostKey: HOST_KEY });
+    return { ...raw, loadBalancer: add(raw.loadBalancer), webServers: raw.webServers.map(add), database: add(raw.database) };
+}
+
+/** The ConfigError message for the lab's config changed by `mutate`. */
+function messageOf(mutate: (c: any) => void): string {
     const c = rawConfig(2);
     mutate(c);
-    assert.throws(
-        () => parseConfig(c),
-        (e: Error) => {
-            assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
-            assert.match(e.message, key);
-            assert.match(e.message, expected);
-            return true;
-        },
-    );
+    try {
+        parseConfig(c);
+    } catch (e) {
+        assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+        return e.message;
+    }
+    throw new assert.AssertionError({ message: "expected the config to be rejected" });
+}
+
+function rejects(mutate: (c: any) => void, key: RegExp, expected: RegExp): void {
+    const m = messageOf(mutate);
+    assert.match(m, key);
+    assert.match(m, expected);
 }
 
 describe("stack config", () => {
@@ -30,14 +49,8 @@ describe("stack config", () => {
         assert.strictEqual(c.webServers[1].sshPort, 22);
     });
 
-    it("accepts the production file's topology through the real config loader", () => {
-        const file = yaml.load(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.production.yaml"), "utf8")) as {
-            config: Record<string, unknown>;
-        };
-        // The stack's values as `pulumi config` hands them over: namespace stripped. Only the
-        // key file is this machine's (the production file names the operator's ~/.ssh key).
-        const raw = Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k.replace(/^pi-cluster:/, ""), v]));
-        const c = parseConfig({ ...raw, sshPrivateKeyPath: writeKey() });
+    it("accepts the production file's topology once its host keys are set", () => {
+        const c = parseConfig(withHostKeys(productionConfig()));
         assert.strictEqual(c.managementCidr, "192.168.254.0/24");
         assert.deepStrictEqual(
             [c.loadBalancer, ...c.webServers, c.database].map((h) => `${h.name} ${h.address}`),
@@ -45,6 +58,33 @@ describe("stack config", () => {
         );
         assert.strictEqual(c.sshUser, "pi");
     });
+
+    it("rejects the production file as shipped, naming each missing host key and how to get it", () => {
+        assert.throws(
+            () => parseConfig(productionConfig()),
+            (e: Error) => {
+                for (const [key, address] of [
+                    ["loadBalancer", "121"],
+                    ["webServers\\[0\\]", "122"],
+                    ["webServers\\[1\\]", "123"],
+                    ["database", "124"],
+                ]) {
+                    assert.match(e.message, new RegExp(`pi-cluster:${key}\\.hostKey: expected the Pi's SSH host key.*\`ssh-keyscan -t ed25519 192\\.168\\.254\\.${address} \\| cut -d' ' -f2-\``));
+                }
+                return true;
+            },
+        );
+    });
+
+    it("rejects a host without a host key, with the keyscan command for its SSH port", () =>
+        rejects(
+            (c) => {
+                delete c.webServers[1].hostKey;
+                c.webServers[1].sshPort = 2222;
+            },
+            /pi-cluster:webServers\[1\]\.hostKey: expected the Pi's SSH host key/,
+            /`ssh-keyscan -p 2222 -t ed25519 10\.254\.0\.123 \| cut -d' ' -f2-`/,
+        ));
 
     it("rejects a missing web server list", () => rejects((c) => delete c.webServers, /pi-cluster:webServers/, /expected a list of web servers/));
     it("rejects an empty web server list", () => rejects((c) => (c.webServers = []), /pi-cluster:webServers/, /at least one web server/));
@@ -77,6 +117,88 @@ describe("stack config", () => {
     it("rejects a host key that is not an SSH public key", () =>
         rejects((c) => (c.database.hostKey = "not-a-key"), /pi-cluster:database\.hostKey/, /SSH public host key/));
     it("rejects the app port equal to the HTTP port", () => rejects((c) => (c.appPort = 80), /pi-cluster:appPort/, /other than httpPort/));
+    it("rejects an unknown key, suggesting the key it most likely meant, without showing its value", () => {
+        const m = messageOf((c) => (c.dbPoolsize = "Secret0Typo0Value"));
+        assert.match(m, /pi-cluster:dbPoolsize: unknown key, did you mean dbPoolSize\?/);
+        assert.doesNotMatch(m, /Secret0Typo0Value/);
+    });
+    it("rejects an unknown key that resembles none, pointing at the declared keys", () =>
+        rejects((c) => (c.tlsMode = "strict"), /pi-cluster:tlsMode: unknown key; the keys are listed in Pulumi\.yaml/, /./));
+    it("rejects an unknown field in a host, suggesting the field it most likely meant", () => {
+        const m = messageOf((c) => (c.webServers[1].sshport = 2222));
+        assert.match(m, /pi-cluster:webServers\[1\]\.sshport: unknown key, did you mean sshPort\?/);
+        assert.doesNotMatch(m, /2222/);
+    });
+    it("lists a host's fields when an unknown field resembles none", () =>
+        rejects((c) => (c.database.role = "db"), /pi-cluster:database\.role: unknown key/, /expected one of name, address, hostKey, sshPort, ramMb$/m));
+    it("reports an unknown key beside the other bad keys", () => {
+        const m = messageOf((c) => {
+            c.dbPoolsize = 12;
+            c.appPort = 0;
+        });
+        assert.match(m, /pi-cluster:dbPoolsize: unknown key/);
+        assert.match(m, /pi-cluster:appPort: expected a port between 1 and 65535, got 0/);
+    });
+
+    it("rejects nginx's port equal to the load balancer's SSH port", () =>
+        rejects(
+            (c) => (c.loadBalancer.sshPort = 80),
+            /pi-cluster:loadBalancer\.sshPort: expected a port other than pi-cluster:httpPort \(80\), where nginx listens on pi-lb, got 80/,
+            /./,
+        ));
+    it("rejects the load balancer's SSH on 443, which its firewall opens to anyone", () =>
+        rejects((c) => (c.loadBalancer.sshPort = 443), /pi-cluster:loadBalancer\.sshPort: expected a port other than 443, which the load balancer keeps for HTTPS/, /got 443/));
+    it("rejects httpPort on 443, which is kept for HTTPS", () =>
+        rejects((c) => (c.httpPort = 443), /pi-cluster:httpPort: expected a port other than 443, which the load balancer keeps for HTTPS \(open to anyone\) on pi-lb, got 443/, /./));
+    it("rejects the app's port equal to a web server's SSH port, on that web server only", () => {
+        const m = messageOf((c) => (c.webServers[1].sshPort = 3000));
+        assert.match(m, /pi-cluster:webServers\[1\]\.sshPort: expected a port other than pi-cluster:appPort \(3000\), where the app listens on pi-web2, got 3000/);
+        assert.doesNotMatch(m, /webServers\[0\]/);
+    });
+    it("rejects MariaDB's port equal to the database's SSH port", () =>
+        rejects(
+            (c) => (c.dbPort = 22),
+            /pi-cluster:database\.sshPort: expected a port other than pi-cluster:dbPort \(22\), where MariaDB listens on pi-db, got 22/,
+            /./,
+        ));
+    it("accepts the same port for different services on different Pis", () => {
+        const c = rawConfig(2);
+        c.dbPort = 3000;
+        (c.loadBalancer as any).sshPort = 3306;
+        (c.database as any).sshPort = 3000 + 1;
+        assert.strictEqual(parseConfig(c).dbPort, 3000);
+    });
+
+    it("takes every Pi to have the seed's 2 GB, and fits the default buffer pool in it", () => {
+        const c = parseConfig(rawConfig(5));
+        assert.deepStrictEqual([c.loadBalancer, ...c.webServers, c.database].map((h) => h.ramMb), [2048, 2048, 2048, 2048, 2048, 2048, 2048]);
+        // 512M + 10% = 564, 5 x 10 + 20 = 70 connections x 3 = 210, reserve 512.
+        assert.deepStrictEqual(mariadbMemoryMb("512M", 70), { pool: 564, connections: 210, reserve: 512, total: 1286 });
+    });
+    it("rejects a buffer pool the database Pi cannot hold, with the numbers", () =>
+        rejects(
+            (c) => (c.database.ramMb = 1024),
+            /pi-cluster:innodbBufferPoolSize: expected MariaDB to fit in pi-db's 1024 MB \(pi-cluster:database\.ramMb\), but it needs 1196 MB: /,
+            /564 for the 512M buffer pool and its structures, 120 for 40 connections at 3 MB, 512 for the OS and MariaDB's other caches/,
+        ));
+    it("rejects a buffer pool too large for the default 2 GB Pi", () =>
+        rejects((c) => (c.innodbBufferPoolSize = "2G"), /pi-cluster:innodbBufferPoolSize: expected MariaDB to fit in pi-db's 2048 MB/, /needs 2885 MB: 2253 for the 2G buffer pool/));
+    it("accepts a smaller buffer pool on a 1 GB database Pi", () => {
+        const c = rawConfig(2);
+        (c.database as any).ramMb = 1024;
+        c.innodbBufferPoolSize = "256M";
+        assert.strictEqual(parseConfig(c).database.ramMb, 1024);
+    });
+    it("rejects a web server with less RAM than PM2 lets the app take", () =>
+        rejects((c) => (c.webServers[0].ramMb = 512), /pi-cluster:webServers\[0\]\.ramMb: expected at least 656 MB on a web server/, /restarting it.*, got 512$/m));
+    it("rejects a RAM size no Pi has", () => rejects((c) => (c.loadBalancer.ramMb = 100), /pi-cluster:loadBalancer\.ramMb/, /at least 256, got 100/));
+    it("converts sizes as MariaDB reads them", () => {
+        assert.strictEqual(sizeToMb("512M"), 512);
+        assert.strictEqual(sizeToMb("2G"), 2048);
+        assert.strictEqual(sizeToMb("1024K"), 1);
+        assert.strictEqual(sizeToMb("134217728"), 128);
+    });
+
     it("names every bad key at once", () => {
         const c = rawConfig(2);
         c.appPort = 0;
@@ -91,6 +213,28 @@ describe("stack config", () => {
         assert.ok(!cidrContains("10.254.0.0/24", "10.254.1.0"));
         assert.ok(cidrContains("0.0.0.0/0", "192.168.254.121"));
         assert.ok(cidrContains("10.254.0.124/32", "10.254.0.124"));
+    });
+});
+
+describe("loading the stack config", () => {
+    /** The lab's config as the language host hands it over: every value as text, under its namespace. */
+    function stackConfig(extra: Record<string, string>): Record<string, string> {
+        const entries = Object.entries(rawConfig(2)).map(([k, v]) => [`pi-cluster:${k}`, typeof v === "string" ? v : JSON.stringify(v)]);
+        return { ...Object.fromEntries(entries), ...extra };
+    }
+
+    afterEach(() => pulumi.runtime.setAllConfig({}));
+
+    it("reads the pi-cluster keys and leaves other namespaces alone", () => {
+        pulumi.runtime.setAllConfig(stackConfig({ "pi-cluster:dbPoolSize": "12", "aws:region": "eu-west-1", "pulumi:tags": "{}" }));
+        const c = loadConfig();
+        assert.strictEqual(c.dbPoolSize, 12);
+        assert.strictEqual(c.webServers[1].address, "10.254.0.123");
+    });
+
+    it("rejects a mistyped pi-cluster key that the schema does not read", () => {
+        pulumi.runtime.setAllConfig(stackConfig({ "pi-cluster:dbPoolsize": "12" }));
+        assert.throws(() => loadConfig(), (e: Error) => e instanceof ConfigError && /pi-cluster:dbPoolsize: unknown key, did you mean dbPoolSize\?/.test(e.message));
     });
 });
 

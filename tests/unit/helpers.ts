@@ -11,13 +11,16 @@ export function tmpDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** The fake SSH private key writeKey writes; no output may ever carry it. */
+export const FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfake0Key0That0Must0Not0Leak\n-----END OPENSSH PRIVATE KEY-----\n";
+
 export function writeKey(dir = tmpDir("pi-key-")): string {
     const file = path.join(dir, "id_ed25519");
-    fs.writeFileSync(file, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfake\n-----END OPENSSH PRIVATE KEY-----\n", { mode: 0o600 });
+    fs.writeFileSync(file, FAKE_PRIVATE_KEY, { mode: 0o600 });
     return file;
 }
 
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5xdkq0aWSwD1Nb4l1IXnXy8rlzvEMWMZ8b8MZzOlkp";
+export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5xdkq0aWSwD1Nb4l1IXnXy8rlzvEMWMZ8b8MZzOlkp";
 
 /** A valid raw config with `webs` web servers, in the shape `pulumi config` holds. */
 export function rawConfig(webs = 2, keyPath = writeKey()): Record<string, unknown> {
@@ -92,6 +95,24 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
         false,
     );
     return recorded;
+}
+
+/**
+ * Records what each component hands the engine in registerOutputs, by URN, as the
+ * engine receives it (serialized, secrets still in their envelope): what lands in the
+ * state. Call after installMocks.
+ */
+export function recordRegisteredOutputs(): Map<string, unknown> {
+    const outputs = new Map<string, unknown>();
+    const monitor = pulumi.runtime.getMonitor() as unknown as {
+        registerResourceOutputs(req: { getUrn(): string; getOutputs(): { toJavaScript(): unknown } | undefined }, cb: unknown): void;
+    };
+    const original = monitor.registerResourceOutputs.bind(monitor);
+    monitor.registerResourceOutputs = (req, cb) => {
+        outputs.set(req.getUrn(), req.getOutputs()?.toJavaScript() ?? {});
+        original(req, cb);
+    };
+    return outputs;
 }
 
 /** A transformation that records each resource's object, parent and dependsOn names. */

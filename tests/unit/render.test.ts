@@ -1,8 +1,10 @@
 // Renderers: exact key lines, and the real validators (nginx -t, MariaDB's option
 // parser, nft -c, bash -n and shellcheck) on what they render.
 import * as assert from "assert";
-import { execFileSync, spawnSync } from "child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
 import * as path from "path";
 import { renderAppEnv, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
@@ -22,6 +24,44 @@ const topology: Topology = {
 };
 
 const isRoot = process.getuid?.() === 0;
+
+/** An nginx.conf around dir/site.conf that needs nothing outside dir but mime.types. */
+function writeNginxConf(dir: string, top = ""): void {
+    fs.writeFileSync(
+        path.join(dir, "nginx.conf"),
+        `${top}pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  fastcgi_temp_path ${dir};\n  uwsgi_temp_path ${dir};\n  scgi_temp_path ${dir};\n  include ${dir}/site.conf;\n}\n`,
+    );
+}
+
+interface Answer {
+    status: number;
+    body: string;
+    /** Every header line as sent, so a header sent twice shows twice. */
+    raw: [string, string][];
+}
+
+function get(port: number, urlPath: string): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+        http.get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+            let body = "";
+            res.on("data", (d) => (body += d));
+            res.on("end", () => {
+                const raw: [string, string][] = [];
+                for (let i = 0; i < res.rawHeaders.length; i += 2) raw.push([res.rawHeaders[i].toLowerCase(), res.rawHeaders[i + 1]]);
+                resolve({ status: res.statusCode ?? 0, body, raw });
+            });
+        }).on("error", reject);
+    });
+}
+
+function freePort(): Promise<number> {
+    return new Promise((resolve) => {
+        const srv = net.createServer().listen(0, "127.0.0.1", () => {
+            const port = (srv.address() as net.AddressInfo).port;
+            srv.close(() => resolve(port));
+        });
+    });
+}
 
 function site(): string {
     return renderNginxSite({
@@ -46,11 +86,11 @@ describe("nginx site", () => {
 
     it("strips /api/ like the seed and retries only idempotent requests", () => {
         const s = site();
-        assert.match(s, /location \/api\/ \{\n        proxy_pass http:\/\/pi_cluster_backend\/;/);
+        assert.match(s, /location \^~ \/api\/ \{\n        proxy_pass http:\/\/pi_cluster_backend\/;/);
         assert.match(s, /proxy_next_upstream error timeout http_502 http_503 http_504;/);
         assert.doesNotMatch(s, /proxy_next_upstream [^;]*non_idempotent/);
         // A powered-off server must not stall a request for long before the retry.
-        assert.match(s, /location \/api\/ \{[^}]*proxy_read_timeout 5s;/);
+        assert.match(s, /location \^~ \/api\/ \{[^}]*proxy_read_timeout 5s;/);
         assert.match(s, /proxy_set_header Connection "";/);
     });
 
@@ -66,7 +106,7 @@ describe("nginx site", () => {
     it("keeps stub_status and per-node routes to the management network", () => {
         const s = site();
         assert.match(s, /location = \/api\/lb\/stub_status \{\n        allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;\n        stub_status;/);
-        assert.match(s, /location \/api\/nodes\/pi-web2\/ \{\n        allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;\n        proxy_pass http:\/\/pi_node_pi_web2\/;/);
+        assert.match(s, /location \^~ \/api\/nodes\/pi-web2\/ \{\n        allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;\n        proxy_pass http:\/\/pi_node_pi_web2\/;/);
         assert.strictEqual(upstreamName("pi-web2"), "pi_node_pi_web2");
     });
 
@@ -78,13 +118,28 @@ describe("nginx site", () => {
         }
     });
 
+    it("lets no regex location take an /api/ path, but lets the asset regex take the rest", () => {
+        const s = site();
+        const prefixes = [...s.matchAll(/^    location (\^~ )?(\/\S*) \{$/gm)].map((m) => `${m[1] ?? ""}${m[2]}`);
+        assert.deepStrictEqual(prefixes, ["^~ /api/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "/"]);
+    });
+
+    it("hides the app's own copies of the security headers it sets, on every proxied location", () => {
+        const s = site();
+        const proxied = s.split(/\n    location /).slice(1).filter((loc) => /proxy_pass/.test(loc));
+        assert.strictEqual(proxied.length, 3);
+        for (const loc of proxied) {
+            const set = [...loc.matchAll(/add_header (\S+) /g)].map((m) => m[1]).filter((h) => h !== "Cache-Control");
+            const hidden = [...loc.matchAll(/proxy_hide_header (\S+);/g)].map((m) => m[1]);
+            assert.deepStrictEqual(hidden, set, `location ${loc.split("\n")[0]}`);
+            assert.ok(hidden.includes("X-Frame-Options"));
+        }
+    });
+
     it("passes nginx -t", function () {
         const dir = tmpDir("pi-nginx-");
         fs.writeFileSync(path.join(dir, "site.conf"), site());
-        fs.writeFileSync(
-            path.join(dir, "nginx.conf"),
-            `pid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  fastcgi_temp_path ${dir};\n  uwsgi_temp_path ${dir};\n  scgi_temp_path ${dir};\n  include ${dir}/site.conf;\n}\n`,
-        );
+        writeNginxConf(dir);
         const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
         assert.strictEqual(r.error, undefined, "nginx must be installed (apt-get install nginx-light)");
         assert.strictEqual(r.status, 0, r.stderr);
@@ -112,6 +167,95 @@ describe("nginx site", () => {
             database: { name: "pi-db", address: "10.254.0.124" },
             dashboard: { refreshSeconds: 10, requestTimeoutMs: 4000 },
         });
+    });
+});
+
+describe("nginx site, served", function () {
+    // The rendered site run by a real nginx in front of a stand-in app that sends
+    // helmet's headers, on loopback ports only.
+    this.timeout(20000);
+    const dir = tmpDir("pi-nginx-run-");
+    let app: http.Server;
+    let nginx: ChildProcess | undefined;
+    let port = 0;
+
+    before(async () => {
+        app = http.createServer((req, res) => {
+            res.setHeader("X-Frame-Options", "SAMEORIGIN");
+            res.setHeader("Content-Security-Policy", "default-src 'self'");
+            res.setHeader("Referrer-Policy", "no-referrer");
+            res.setHeader("X-Content-Type-Options", "nosniff");
+            res.setHeader("Content-Type", "application/json");
+            res.end(JSON.stringify({ app: req.url }));
+        });
+        await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+        port = await freePort();
+        const www = path.join(dir, "www");
+        fs.mkdirSync(www);
+        fs.writeFileSync(path.join(www, "index.html"), "<!doctype html><title>dashboard</title>\n");
+        fs.writeFileSync(path.join(www, "main-ABCD1234.js"), "console.log('static');\n");
+        fs.writeFileSync(path.join(dir, "cluster.json"), "{}\n");
+        const text = renderNginxSite({
+            backends: [{ name: "pi-web1", address: "127.0.0.1" }],
+            appPort: (app.address() as net.AddressInfo).port,
+            httpPort: port,
+            managementCidr: "10.254.0.0/24",
+            staticRoot: www,
+            clusterJsonPath: path.join(dir, "cluster.json"),
+        });
+        // Loopback only: the test must not open a port to the machine's networks.
+        fs.writeFileSync(path.join(dir, "site.conf"), text.replace(`listen ${port} default_server;`, `listen 127.0.0.1:${port} default_server;`));
+        // One process, in the foreground, as whoever runs the tests.
+        writeNginxConf(dir, "daemon off;\nmaster_process off;\n");
+        nginx = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+        let stderr = "";
+        nginx.stderr!.on("data", (d) => (stderr += d));
+        for (let i = 0; ; i++) {
+            const up = await new Promise<boolean>((resolve) => {
+                const c = net.connect(port, "127.0.0.1", () => c.end(() => resolve(true))).on("error", () => resolve(false));
+            });
+            if (up) break;
+            if (i > 100 || nginx.exitCode !== null) throw new Error(`nginx did not start: ${stderr}`);
+            await new Promise((r) => setTimeout(r, 50));
+        }
+    });
+
+    after(async () => {
+        nginx?.kill("SIGTERM");
+        await new Promise<void>((resolve) => app.close(() => resolve()));
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    const count = (a: Answer, name: string) => a.raw.filter(([k]) => k === name.toLowerCase()).map(([, v]) => v);
+
+    it("sends each security header once on an API answer, with nginx's value", async () => {
+        const a = await get(port, "/api/health");
+        assert.strictEqual(a.status, 200);
+        assert.deepStrictEqual(JSON.parse(a.body), { app: "/health" });
+        assert.deepStrictEqual(count(a, "X-Frame-Options"), ["DENY"]);
+        assert.strictEqual(count(a, "Content-Security-Policy").length, 1);
+        assert.match(count(a, "Content-Security-Policy")[0], /frame-ancestors 'none'/);
+        assert.deepStrictEqual(count(a, "Referrer-Policy"), ["no-referrer"]);
+        assert.deepStrictEqual(count(a, "X-Content-Type-Options"), ["nosniff"]);
+    });
+
+    it("proxies API paths that look like hashed assets instead of serving them from disk", async () => {
+        for (const [url, upstream] of [
+            ["/api/main-ABCD1234.js", "/main-ABCD1234.js"],
+            ["/api/nodes/pi-web1/main-ABCD1234.js", "/main-ABCD1234.js"],
+        ]) {
+            const a = await get(port, url);
+            assert.strictEqual(a.status, 200, url);
+            assert.deepStrictEqual(JSON.parse(a.body), { app: upstream }, url);
+        }
+    });
+
+    it("still serves hashed assets outside /api/ from disk, cached for a year", async () => {
+        const a = await get(port, "/main-ABCD1234.js");
+        assert.strictEqual(a.status, 200);
+        assert.strictEqual(a.body, "console.log('static');\n");
+        assert.deepStrictEqual(count(a, "Cache-Control"), ["public, max-age=31536000, immutable"]);
+        assert.deepStrictEqual(count(a, "X-Frame-Options"), ["DENY"]);
     });
 });
 
