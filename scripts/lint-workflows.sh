@@ -19,6 +19,7 @@ readonly ACTIONLINT_VERSION=v1.7.12
 readonly ACTIONLINT_MODULE=github.com/rhysd/actionlint
 readonly EXIT_NO_GO=3
 BUILD_DIR=""
+ACTIONLINT_BIN=""
 
 info() { printf 'lint-workflows: %s\n' "$*" >&2; }
 fatal() {
@@ -28,8 +29,7 @@ fatal() {
 
 cleanup() { [[ -z "$BUILD_DIR" ]] || rm -rf "$BUILD_DIR"; }
 
-# Prints the path of the cached actionlint, building it first if it is missing. Runs in a
-# command substitution, a subshell, so it sets its own EXIT trap for the build dir.
+# Sets ACTIONLINT_BIN to the cached actionlint, building it first if it is missing.
 ensure_actionlint() {
     local dir="${PI_CLUSTER_CACHE:-/var/cache/pi-cluster}/tools/actionlint-$ACTIONLINT_VERSION"
     local bin="$dir/actionlint"
@@ -44,10 +44,10 @@ ensure_actionlint() {
         flock 9
         if [[ ! -x "$bin" ]]; then
             info "building actionlint $ACTIONLINT_VERSION into $dir (once)"
-            trap cleanup EXIT
             BUILD_DIR="$(mktemp -d "$dir/build.XXXXXX")"
             GOBIN="$BUILD_DIR" CGO_ENABLED=0 go install -trimpath \
-                "$ACTIONLINT_MODULE/cmd/actionlint@$ACTIONLINT_VERSION" >&2
+                "$ACTIONLINT_MODULE/cmd/actionlint@$ACTIONLINT_VERSION" >&2 \
+                || fatal "go install $ACTIONLINT_MODULE/cmd/actionlint@$ACTIONLINT_VERSION failed (see above)"
             # A rename on the same file system: readers see no binary or the whole one.
             mv -f "$BUILD_DIR/actionlint" "$bin"
             cleanup
@@ -56,23 +56,25 @@ ensure_actionlint() {
         flock -u 9
     fi
     local got
-    got="$("$bin" -version | head -n 1)"
+    got="$("$bin" -version)"
+    got="${got%%$'\n'*}"
     [[ "$got" == "$ACTIONLINT_VERSION" ]] || fatal "$bin reports version '$got', expected $ACTIONLINT_VERSION; delete it to rebuild"
-    printf '%s\n' "$bin"
+    ACTIONLINT_BIN="$bin"
 }
 
 main() {
-    local dir="${1:-$REPO/.github/workflows}" bin
+    local dir="${1:-$REPO/.github/workflows}"
+    trap cleanup EXIT
     [[ -d "$dir" ]] || fatal "no workflow directory $dir"
     shopt -s nullglob
     local files=("$dir"/*.yml "$dir"/*.yaml)
     shopt -u nullglob
     # A wrong directory must not pass as "no findings".
     ((${#files[@]})) || fatal "no workflow (*.yml, *.yaml) in $dir"
-    bin="$(ensure_actionlint)"
+    ensure_actionlint
     command -v shellcheck >/dev/null || info "shellcheck is not on PATH: run: scripts are not checked"
     info "actionlint $ACTIONLINT_VERSION on ${#files[@]} workflow(s) in $dir"
-    "$bin" -config-file "$REPO/.github/actionlint.yaml" "${files[@]}"
+    "$ACTIONLINT_BIN" -config-file "$REPO/.github/actionlint.yaml" "${files[@]}"
     info "no findings"
 }
 
