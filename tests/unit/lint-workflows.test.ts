@@ -13,8 +13,11 @@ function lint(dir?: string): SpawnSyncReturns<string> {
     return spawnSync("bash", [SCRIPT, ...(dir ? [dir] : [])], { encoding: "utf8" });
 }
 
+const made: string[] = [];
+
 function workflowDir(files: Record<string, string>): string {
     const dir = tmpDir("pi-workflows-");
+    made.push(dir);
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
     return dir;
 }
@@ -33,6 +36,10 @@ describe("scripts/lint-workflows.sh (actionlint)", function () {
             console.log("      skipped: go is not installed, so actionlint cannot be built here");
             this.skip();
         }
+    });
+
+    after(() => {
+        for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
     });
 
     it("passes the repo's workflows with no finding", () => {
