@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { renderNginxSite } from "../../components/render/nginx";
 
 export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
 
@@ -145,4 +146,19 @@ export function decodeVar(script: string, name: string): string {
     const m = new RegExp(`^${name}='([A-Za-z0-9+/=]*)'$`, "m").exec(script);
     if (!m) throw new Error(`no ${name} in script`);
     return Buffer.from(m[1], "base64").toString("utf8");
+}
+
+/** The nginx site of the lab's two web servers, as the stack renders it. */
+export function labNginxSite(): string {
+    return renderNginxSite({
+        backends: [
+            { name: "pi-web1", address: "10.254.0.122" },
+            { name: "pi-web2", address: "10.254.0.123" },
+        ],
+        appPort: 3000,
+        httpPort: 80,
+        managementCidr: "10.254.0.0/24",
+        staticRoot: "/var/www/pi-cluster/current",
+        clusterJsonPath: "/var/lib/pi-cluster/cluster.json",
+    });
 }

@@ -11,7 +11,7 @@ import { renderFirewall, roleFirewall, Topology } from "../../components/render/
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
 import { renderClusterJson, renderNginxSite, upstreamName } from "../../components/render/nginx";
 import { renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
-import { tmpDir } from "./helpers";
+import { labNginxSite, tmpDir } from "./helpers";
 
 const topology: Topology = {
     managementCidr: "10.254.0.0/24",
@@ -63,19 +63,7 @@ function freePort(): Promise<number> {
     });
 }
 
-function site(): string {
-    return renderNginxSite({
-        backends: [
-            { name: "pi-web1", address: "10.254.0.122" },
-            { name: "pi-web2", address: "10.254.0.123" },
-        ],
-        appPort: 3000,
-        httpPort: 80,
-        managementCidr: "10.254.0.0/24",
-        staticRoot: "/var/www/pi-cluster/current",
-        clusterJsonPath: "/var/lib/pi-cluster/cluster.json",
-    });
-}
+const site = labNginxSite;
 
 describe("nginx site", () => {
     it("round-robins over every web server with passive health checks and keepalive", () => {
