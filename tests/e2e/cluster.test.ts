@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record } from "./checks";
+import { consumerAgainstLab } from "./consumer";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up } from "./lib";
 
@@ -228,6 +229,32 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         }
         lab("config", "--web", "2");
         assert.deepStrictEqual(up("rename-noop").changes, {});
+    });
+
+    it("serves its outputs contract to a StackReference consumer, which refuses a version it does not know", async () => {
+        const r = await consumerAgainstLab({
+            backendUrl: process.env.PULUMI_BACKEND_URL!,
+            passphrase: process.env.PULUMI_CONFIG_PASSPHRASE!,
+            clusterStack: "organization/pi-cluster/lab",
+        });
+        record("consumerSeconds", r.seconds);
+    });
+
+    it("previews a pending change as Markdown with every Pi powered off: a preview needs no SSH", () => {
+        for (const h of HOSTS) lab("stop", h);
+        try {
+            setConfig("dashboardRefreshSeconds", "8");
+            const r = run("bash", ["scripts/preview.sh", "--stack", "lab"]);
+            assert.match(r.stdout, /pi-lb-nginx-conf/);
+            assert.match(r.stdout, /\|\s*`pi-lb`\s*\|/);
+            assert.match(r.stdout, /^-\s.*"refreshSeconds": 10/m);
+            assert.match(r.stdout, /^\+\s.*"refreshSeconds": 8/m);
+            fs.writeFileSync(path.join(OUT, "preview-hosts-off.md"), r.stdout);
+        } finally {
+            removeConfig("dashboardRefreshSeconds");
+            for (const h of HOSTS) lab("start", h);
+        }
+        assert.deepStrictEqual(up("after-hosts-off").changes, {});
     });
 
     it("keeps serving while pi-web1 loses power, and takes it back after", () => checks.survivesPowerCut("pi-web1"));
