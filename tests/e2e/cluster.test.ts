@@ -7,18 +7,12 @@ import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record } from "./checks";
+import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { consumerAgainstLab } from "./consumer";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up } from "./lib";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
-const ADDRESSES: Record<string, string> = {
-    "10.254.0.121": "pi-lb",
-    "10.254.0.122": "pi-web1",
-    "10.254.0.123": "pi-web2",
-    "10.254.0.124": "pi-db",
-    "10.254.0.125": "pi-web3",
-};
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];
 const WEB_STEPS = [...HOST_STEPS, "app", "app-upload", "node", "pm2", "pm2-upload"];
 const steps = (host: string, names: string[]) => names.map((s) => `${host}-${s}`);
@@ -47,8 +41,12 @@ function release(on: boolean): void {
     else fs.rmSync(RELEASE_FILE, { force: true });
 }
 
-function currentRelease(host: string, dir = "/opt/pi-cluster/app"): string {
-    return onHost(host, `readlink ${dir}/current`).out.trim();
+function currentRelease(host: string): string {
+    return onHost(host, `readlink ${APP_DIR}/current`).out.trim();
+}
+
+function pm2Version(host: string): string {
+    return onHost(host, `node -p "require('${PM2_DIR}/current/node_modules/pm2/package.json').version"`).out.trim();
 }
 
 async function clusterJson(): Promise<{ dashboard: { refreshSeconds: number } }> {
@@ -90,9 +88,9 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         assert.ok(before["pi-db"].some((l) => l.includes("/etc/mysql/mariadb.conf.d/")), "the snapshot sees my.cnf");
     });
 
-    it("changes nothing on the hosts when every step's script runs again as the engine ran it", async () => {
+    it("changes nothing on the hosts when every step's script runs again as the engine ran it", () => {
         const before = clusterState(HOSTS);
-        const ran = await rerunEngineSteps(ADDRESSES);
+        const ran = rerunEngineSteps();
         assert.deepStrictEqual(sorted(ran), ALL_STEPS.filter((s) => !s.endsWith("-upload") && s !== "pi-cluster-db-password"));
         assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
     });
@@ -159,7 +157,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             const r = up("pm2-bump");
             assert.deepStrictEqual(r.changes, { update: PM2_STEPS });
             for (const w of ["pi-web1", "pi-web2"]) {
-                assert.strictEqual(onHost(w, "node -p \"require('/opt/pi-cluster/pm2/current/node_modules/pm2/package.json').version\"").out.trim(), other);
+                assert.strictEqual(pm2Version(w), other);
             }
             await checks.rotationBecomes(["pi-web1", "pi-web2"]);
         } finally {
@@ -167,7 +165,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         }
         const back = up("pm2-back");
         assert.deepStrictEqual(back.changes, { update: PM2_STEPS });
-        assert.strictEqual(onHost("pi-web2", "node -p \"require('/opt/pi-cluster/pm2/current/node_modules/pm2/package.json').version\"").out.trim(), wanted);
+        assert.strictEqual(pm2Version("pi-web2"), wanted);
     });
 
     it("fails an up within a minute when a Pi is down, names it, leaves the others serving, and converges after power returns", async () => {

@@ -2,10 +2,9 @@
 // host itself rather than by log lines: the checksum of every file the stack manages, the
 // firewall ruleset, and the start of every process it runs. Also re-runs the engine's own
 // steps (the exact command and stdin from the stack's state) to prove they are idempotent.
-import { spawn } from "child_process";
 import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { WWW_DIR } from "../../components/loadBalancer";
-import { LAB, onHost, pulumi } from "./lib";
+import { onHost, pulumi } from "./lib";
 
 /** The files, links and processes the stack manages on a Pi; everything else may change. */
 const SNAPSHOT = String.raw`
@@ -70,9 +69,12 @@ function revealed(v: unknown): any {
 
 /**
  * Runs every remote step's create command again, with the exact stdin the engine sent, in
- * the order the state lists them (a dependency order). The decrypted state stays in memory.
+ * the order the state lists them (a dependency order), on the hosts the stack's `nodes`
+ * output names. The decrypted state stays in memory.
  */
-export async function rerunEngineSteps(hostsByAddress: Record<string, string>): Promise<string[]> {
+export function rerunEngineSteps(): string[] {
+    const nodes = JSON.parse(pulumi(["stack", "output", "nodes", "--json"]).stdout) as { name: string; address: string }[];
+    const hostsByAddress = Object.fromEntries(nodes.map((n) => [n.address, n.name]));
     const state = JSON.parse(pulumi(["stack", "export", "--show-secrets"]).stdout) as { deployment: { resources: StateResource[] } };
     const ran: string[] = [];
     for (const r of state.deployment.resources) {
@@ -81,20 +83,9 @@ export async function rerunEngineSteps(hostsByAddress: Record<string, string>): 
         const host = hostsByAddress[address];
         if (!host) throw new Error(`${r.urn} runs on an unknown address ${address}`);
         const name = r.urn.split("::").pop()!;
-        const res = await ssh(host, revealed(r.inputs.create), revealed(r.inputs.stdin) ?? "");
+        const res = onHost(host, revealed(r.inputs.create), revealed(r.inputs.stdin) ?? "");
         if (res.status !== 0) throw new Error(`${name} on ${host} exited ${res.status} when run again:\n${res.out.slice(-3000)}`);
         ran.push(name);
     }
     return ran;
-}
-
-function ssh(host: string, command: string, input: string): Promise<{ status: number; out: string }> {
-    return new Promise((resolve) => {
-        const child = spawn(LAB, ["ssh", host, command], { stdio: ["pipe", "pipe", "pipe"] });
-        let out = "";
-        child.stdout.on("data", (d) => (out += d));
-        child.stderr.on("data", (d) => (out += d));
-        child.on("close", (code) => resolve({ status: code ?? -1, out }));
-        child.stdin.end(input);
-    });
 }

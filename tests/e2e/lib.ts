@@ -31,8 +31,8 @@ export function lab(...args: string[]): string {
 }
 
 /** Runs a command on a lab host as pi; returns exit status and output. */
-export function onHost(host: string, command: string): { status: number; out: string } {
-    const r = run(LAB, ["ssh", host, command], { allowFail: true });
+export function onHost(host: string, command: string, input?: string): { status: number; out: string } {
+    const r = run(LAB, ["ssh", host, command], { allowFail: true, input });
     return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -54,7 +54,6 @@ export interface EngineEvent {
     resourcePreEvent?: { metadata: { op: string; urn: string; type: string } };
     resOutputsEvent?: { metadata: { op: string; urn: string; type: string } };
     resOpFailedEvent?: { metadata: { op: string; urn: string; type: string } };
-    summaryEvent?: { resourceChanges: Record<string, number>; durationSeconds: number };
 }
 
 export interface UpResult {
@@ -66,7 +65,6 @@ export interface UpResult {
     events: EngineEvent[];
     /** op -> resource names (the last URN segment), for custom resources only. */
     changes: Record<string, string[]>;
-    summary: Record<string, number>;
 }
 
 /**
@@ -102,21 +100,20 @@ export function up(label: string, opts: { allowFail?: boolean } = {}): UpResult 
     }
 }
 
-/** Reads an engine event log, keeping only the metadata of resource and summary events. */
-export function readEvents(log: string): { events: EngineEvent[]; changes: Record<string, string[]>; summary: Record<string, number> } {
+/** Reads an engine event log, keeping only the metadata of resource events. */
+export function readEvents(log: string): { events: EngineEvent[]; changes: Record<string, string[]> } {
     const meta = (m?: { op: string; urn: string; type: string }) => (m ? { metadata: { op: m.op, urn: m.urn, type: m.type } } : undefined);
     const events: EngineEvent[] = (fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "")
         .split("\n")
         .filter(Boolean)
         .map((l) => JSON.parse(l) as EngineEvent)
-        .filter((e) => e.resourcePreEvent || e.resOutputsEvent || e.resOpFailedEvent || e.summaryEvent)
+        .filter((e) => e.resourcePreEvent || e.resOutputsEvent || e.resOpFailedEvent)
         .map((e) => ({
             sequence: e.sequence,
             timestamp: e.timestamp,
             resourcePreEvent: meta(e.resourcePreEvent?.metadata),
             resOutputsEvent: meta(e.resOutputsEvent?.metadata),
             resOpFailedEvent: meta(e.resOpFailedEvent?.metadata),
-            summaryEvent: e.summaryEvent && { resourceChanges: e.summaryEvent.resourceChanges, durationSeconds: e.summaryEvent.durationSeconds },
         }));
     const changes: Record<string, string[]> = {};
     for (const e of events) {
@@ -126,8 +123,7 @@ export function readEvents(log: string): { events: EngineEvent[]; changes: Recor
     }
     for (const k of Object.keys(changes)) changes[k].sort();
     delete changes.same;
-    const summary = events.find((e) => e.summaryEvent)?.summaryEvent?.resourceChanges ?? {};
-    return { events, changes, summary };
+    return { events, changes };
 }
 
 /** The engine sequence numbers at which `name` started and finished an operation. */
