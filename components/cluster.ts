@@ -5,6 +5,7 @@ import * as random from "@pulumi/random";
 import { Artifact } from "./artifacts";
 import { ClusterConfig } from "./config";
 import { Database } from "./database";
+import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
@@ -61,6 +62,32 @@ export class PiCluster extends pulumi.ComponentResource {
             return { parent: this, ...(old ? { aliases: [{ name: old }] } : {}) };
         };
 
+        const lbHost = {
+            address: c.loadBalancer.address,
+            sshPort: c.loadBalancer.sshPort,
+            hostKey: c.loadBalancer.hostKey,
+            ...ssh,
+            firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
+        };
+        // The web servers' drain and admit steps run on the load balancer, over this.
+        const lbConnection = hostConnection(lbHost);
+        const lb = new LoadBalancer(
+            c.loadBalancer.name,
+            {
+                ...lbHost,
+                backends: c.webServers.map((w) => ({ name: w.name, address: w.address, maintenance: w.cordon })),
+                database: { name: c.database.name, address: c.database.address },
+                appPort: c.appPort,
+                httpPort: c.httpPort,
+                managementCidr: c.managementCidr,
+                dashboard: args.artifacts.dashboard,
+                refreshSeconds: c.dashboardRefreshSeconds,
+                requestTimeoutMs: c.dashboardRequestTimeoutMs,
+                unattendedUpgrades: c.unattendedUpgrades,
+            },
+            hostOpts(c.loadBalancer.name),
+        );
+
         const password = new random.RandomPassword(
             `${name}-db-password`,
             // Letters and digits only: the value travels through SQL, env files and shells.
@@ -77,6 +104,8 @@ export class PiCluster extends pulumi.ComponentResource {
                 ...ssh,
                 firewall: roleFirewall("db", topology, c.database.sshPort),
                 webAddresses: topology.webAddresses,
+                // A removed web server leaves the load balancer before it loses the database.
+                clientsAfter: [lb.nginxConf],
                 password: password.result,
                 port: c.dbPort,
                 poolSize: c.dbPoolSize,
@@ -111,36 +140,18 @@ export class PiCluster extends pulumi.ComponentResource {
                         dbReady: db.ready,
                         poolSize: c.dbPoolSize,
                         corsOrigins: c.corsOrigins,
-                        // One server at a time: a new release never takes every server down at once.
-                        rollAfter: webs.length > 0 ? webs[webs.length - 1].appStep : undefined,
+                        lb: { connection: lbConnection, httpPort: c.httpPort, nginxConf: lb.nginxConf },
+                        cordon: w.cordon,
+                        healthTimeoutSeconds: c.rolloutHealthTimeoutSeconds,
+                        // One server at a time: drained, restarted, healthy and serving
+                        // through the load balancer before the next one drains.
+                        rollAfter: webs.length > 0 ? webs[webs.length - 1].admitStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
                     },
                     hostOpts(w.name),
                 ),
             );
         }
-
-        const lb = new LoadBalancer(
-            c.loadBalancer.name,
-            {
-                address: c.loadBalancer.address,
-                sshPort: c.loadBalancer.sshPort,
-                hostKey: c.loadBalancer.hostKey,
-                ...ssh,
-                firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
-                backends: webs.map((w) => pulumi.all([w.nodeName, w.address]).apply(([n, a]) => ({ name: n, address: a }))),
-                backendsReady: webs.map((w) => w.appStep),
-                database: pulumi.all([db.address]).apply(([a]) => ({ name: c.database.name, address: a })),
-                appPort: c.appPort,
-                httpPort: c.httpPort,
-                managementCidr: c.managementCidr,
-                dashboard: args.artifacts.dashboard,
-                refreshSeconds: c.dashboardRefreshSeconds,
-                requestTimeoutMs: c.dashboardRequestTimeoutMs,
-                unattendedUpgrades: c.unattendedUpgrades,
-            },
-            hostOpts(c.loadBalancer.name),
-        );
 
         this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);
         this.lbUrl = lb.url;

@@ -74,7 +74,9 @@ const hostObject = z.strictObject(
     { message: "expected an object with name and address" },
 );
 
-const host = hostObject
+/** A host must name its SSH host key; the check is shared by every kind of host. */
+function requireHostKey<T extends z.ZodType<{ address: string; sshPort: number; hostKey?: string }>>(object: T) {
+    return object
     .superRefine((h, ctx) => {
         // Required everywhere, the lab included (lab/lab writes each host's key): without
         // it, any machine that answers at the address would be sent the DB password.
@@ -90,6 +92,23 @@ const host = hostObject
     })
     // Only reached when the check above passed.
     .transform((h) => ({ ...h, hostKey: h.hostKey as string }));
+}
+
+const host = requireHostKey(hostObject);
+
+/** A web server may also be cordoned: kept installed, but out of the load balancer. */
+const webHost = requireHostKey(
+    hostObject.extend({
+        cordon: z.boolean({ message: "expected true (keep this server out of the load balancer, in maintenance) or false" }).default(false),
+    }),
+);
+
+/** The longest any rollout step waits for an app to become healthy; the drain lease is derived from it. */
+const healthTimeout = z
+    .number({ message: "expected seconds, such as 60" })
+    .int({ message: "expected whole seconds, such as 60" })
+    .min(10, { message: "expected at least 10 seconds (Node.js, the app and its pool need a few to start)" })
+    .max(600, { message: "expected at most 600 seconds" });
 
 const byteSize = z.string().regex(/^\d+[KMG]?$/, { message: "expected a size such as 512M" });
 
@@ -128,9 +147,10 @@ const schema = z
         sshPrivateKey: z.string().min(1).optional(),
         managementCidr: cidr,
         loadBalancer: host,
-        webServers: z.array(host, { message: "expected a list of web servers" }).min(1, {
+        webServers: z.array(webHost, { message: "expected a list of web servers" }).min(1, {
             message: "expected at least one web server",
         }),
+        rolloutHealthTimeoutSeconds: healthTimeout.default(60),
         database: host,
         appPort: port.default(3000),
         dbPort: port.default(3306),
@@ -180,6 +200,13 @@ const schema = z
                 params: { whole: true },
                 path: ["sshPrivateKeyPath"],
                 message: "expected the path of an SSH private key (or the secret sshPrivateKey)",
+            });
+        }
+        if (c.webServers.length > 0 && c.webServers.every((w) => w.cordon)) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["webServers"],
+                message: "expected at least one web server without cordon: true, or nothing would serve",
             });
         }
         if (c.appPort === c.httpPort) {

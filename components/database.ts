@@ -4,7 +4,9 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
+import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients } from "./render/firewall";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
+import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { b64, renderScript } from "./render/shell";
 import { remoteStep } from "./remote";
 
@@ -16,8 +18,10 @@ export const MIGRATIONS_DIR = path.join(__dirname, "..", "assets", "app", "migra
 
 /** The Pi (address, SSH, firewall: 3306 from the web servers only) plus what its role needs. */
 export interface DatabaseArgs extends HostArgs {
-    /** Web server addresses that get a database user. Required. */
+    /** Web server addresses that get a database user and reach 3306. Required. */
     webAddresses: string[];
+    /** Grants and the 3306 rule change only after these (the LB's config, which drains a removed server). Default none. */
+    clientsAfter?: pulumi.Resource[];
     /** The app user's password (secret). Required. */
     password: pulumi.Input<string>;
     /** MariaDB port. Default 3306. */
@@ -76,6 +80,8 @@ export class Database extends pulumi.ComponentResource {
                         CONN_CNF_B64: b64(renderMaxConnections(conns)),
                         MAX_CONNECTIONS: conns,
                         PURGE_ON_DELETE: args.purgeDataOnDestroy ?? false,
+                        DROPIN: dropInPath("mariadb"),
+                        DROPIN_B64: b64(renderRestartDropIn("mariadb")),
                     }),
                 ),
             },
@@ -96,11 +102,14 @@ export class Database extends pulumi.ComponentResource {
                             DB_PASSWORD: password,
                             WEB_ADDRESSES: [...args.webAddresses].sort(),
                             PRIVILEGES: APP_PRIVILEGES,
+                            CLIENTS_FILE: DB_CLIENTS_FILE,
+                            CLIENTS_B64: b64(renderDbClients(args.webAddresses, port)),
+                            RULESET: FIREWALL_RULESET,
                         }),
                     ),
                 ),
             },
-            { parent: this, dependsOn: [mariadb] },
+            { parent: this, dependsOn: [mariadb, ...(args.clientsAfter ?? [])] },
         );
 
         const migrate = remoteStep(

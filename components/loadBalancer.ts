@@ -3,7 +3,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
-import { Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage } from "./render/nginx";
+import { Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
+import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { b64, renderScript } from "./render/shell";
 import { remoteStep, upload } from "./remote";
 
@@ -12,10 +13,11 @@ export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
 
 /** The Pi (address, SSH, firewall: 80/443 from anywhere) plus what its role needs. */
 export interface LoadBalancerArgs extends HostArgs {
-    /** The web servers, from the WebServer outputs. Required, at least one. */
-    backends: pulumi.Input<pulumi.Input<Backend>[]>;
-    /** The upstream changes only after these (each web server's app step). Required. */
-    backendsReady: pulumi.Resource[];
+    /**
+     * The web servers, for the per-node routes and cluster.json. Required, at least one.
+     * Their round-robin membership is not here: each WebServer drains and admits itself.
+     */
+    backends: WebBackend[];
     /** The database, for cluster.json. Required. */
     database: pulumi.Input<Backend>;
     /** The app's port on the web servers. Default 3000. */
@@ -36,6 +38,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
     public readonly url: pulumi.Output<string>;
+    /** The site step: web servers join the round-robin after it; on a scale-in it drains the removed ones. */
+    public readonly nginxConf: pulumi.Resource;
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:lb:LoadBalancer", name, {}, opts);
@@ -51,6 +55,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
                     STEP: `${name}-nginx`,
                     WWW_DIR,
                     PLACEHOLDER_B64: b64(renderPlaceholderPage()),
+                    DROPIN: dropInPath("nginx"),
+                    DROPIN_B64: b64(renderRestartDropIn("nginx")),
                 }),
             },
             { parent: this, dependsOn: host.ready },
@@ -71,9 +77,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
         );
 
         const site = pulumi
-            .all([args.address, args.backends, args.database])
-            .apply(([address, backends, database]) => {
-                const web = backends as Backend[];
+            .all([args.address, args.database])
+            .apply(([address, database]) => {
+                const web = args.backends;
                 return renderScript("lb-nginx-conf", {
                     STEP: `${name}-nginx-conf`,
                     SITE_B64: b64(
@@ -96,13 +102,11 @@ export class LoadBalancer extends pulumi.ComponentResource {
                         }),
                     ),
                     CLUSTER_JSON,
+                    NODES: web.map((w) => w.name),
                 });
             });
-        remoteStep(
-            `${name}-nginx-conf`,
-            { connection, script: site },
-            { parent: this, dependsOn: [nginx, ...args.backendsReady] },
-        );
+        // Depends on no web server: a dead one never blocks a change of the site.
+        this.nginxConf = remoteStep(`${name}-nginx-conf`, { connection, script: site }, { parent: this, dependsOn: [nginx] });
 
         this.nodeName = pulumi.output(name);
         this.address = pulumi.output(args.address);

@@ -1,5 +1,8 @@
 // A web-server Pi: Node.js from Debian, the pinned PM2 under systemd, and the app,
-// built on the deploying machine and shipped as an artifact.
+// built on the deploying machine and shipped as an artifact. Its place in the load
+// balancer's round-robin is its own too: anything that restarts the app runs between a
+// drain and an admit step on the load balancer, one web server after the other.
+import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
@@ -8,7 +11,33 @@ import {
     renderAppEnv, renderEcosystem, renderPm2Unit,
 } from "./render/app";
 import { b64, renderScript } from "./render/shell";
-import { remoteStep, upload } from "./remote";
+import { Connection, remoteStep, upload } from "./remote";
+
+/** What a web server needs of the load balancer to drain and admit itself. */
+export interface LoadBalancerLink {
+    /** SSH to the load balancer. */
+    connection: pulumi.Input<Connection>;
+    /** nginx's port there, for the probe through the load balancer. */
+    httpPort: number;
+    /** The site step, which includes the members' directory. */
+    nginxConf: pulumi.Resource;
+}
+
+/**
+ * How long a drained server may stay out before its lease puts it back (once healthy):
+ * longer than the worst rollout of one server (a start that fails its health check, then
+ * the rollback's start), so the lease only acts when the `up` failed or was interrupted.
+ */
+export function drainLeaseSeconds(healthTimeoutSeconds: number): number {
+    return 2 * healthTimeoutSeconds + 30;
+}
+
+/** A short digest of what a web server runs: the drain and admit steps re-run when it changes. */
+export function rolloutFingerprint(scripts: string[]): string {
+    const h = crypto.createHash("sha256");
+    for (const s of scripts) h.update(s).update("\0");
+    return h.digest("hex").slice(0, 16);
+}
 
 /** The Pi (address, SSH, firewall: the app port from the LB only) plus what its role needs. */
 export interface WebServerArgs extends HostArgs {
@@ -34,51 +63,49 @@ export interface WebServerArgs extends HostArgs {
     poolSize?: number;
     /** CORS origins the app allows. Default none (same origin only). */
     corsOrigins?: string[];
-    /** The previous web server's app step: releases roll one server at a time. Default none. */
+    /** The load balancer this server drains from and joins. Required. */
+    lb: LoadBalancerLink;
+    /** Keep the server installed but out of the load balancer, its steps untouched. Default false. */
+    cordon?: boolean;
+    /** Seconds a (re)started app has to become healthy before a rollback. Default 60. */
+    healthTimeoutSeconds?: number;
+    /** The previous web server's admit step: rollouts go one server at a time. Default none. */
     rollAfter?: pulumi.Resource;
 }
+
+const LB_STEPS = ["drain", "admit"];
 
 export class WebServer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
     public readonly port: pulumi.Output<number>;
-    /** The step that (re)starts the app and waits for /health; the LB waits on it. */
-    public readonly appStep: pulumi.Resource;
+    /** The step after which this server serves through the load balancer; the next server rolls after it. */
+    public readonly admitStep: pulumi.Resource;
 
     constructor(name: string, args: WebServerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("pi-cluster:web:WebServer", name, {}, opts);
+        super("pi-cluster:web:WebServer", name, {}, withCordon(name, args.cordon ?? false, opts));
         const port = args.port ?? 3000;
+        const healthTimeout = args.healthTimeoutSeconds ?? 60;
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);
 
-        const node = remoteStep(
-            `${name}-node`,
-            {
-                connection,
-                script: renderScript("web-node", { STEP: `${name}-node`, APP_USER, APP_HOME }),
-            },
-            { parent: this, dependsOn: host.ready },
-        );
-
+        // What restarts the app, rendered first: the drain step carries its fingerprint.
+        const nodeScript = renderScript("web-node", { STEP: `${name}-node`, APP_USER, APP_HOME });
         const pm2Upload = upload(
             `${name}-pm2-upload`,
             { connection, kind: "pm2", file: args.pm2.path, sha: args.pm2.sha },
             { parent: this, dependsOn: host.ready },
         );
-        const pm2 = remoteStep(
-            `${name}-pm2`,
-            {
-                connection,
-                script: renderScript("web-pm2", {
-                    STEP: `${name}-pm2`,
-                    ARTIFACT: pm2Upload.remotePath,
-                    PM2_DIR,
-                    UNIT_B64: b64(renderPm2Unit()),
-                }),
-            },
-            { parent: this, dependsOn: [node, pm2Upload.copy] },
-        );
-
+        const pm2Script = renderScript("web-pm2", {
+            STEP: `${name}-pm2`,
+            NODE: name,
+            ARTIFACT: pm2Upload.remotePath,
+            PM2_DIR,
+            APP_HOME,
+            UNIT_B64: b64(renderPm2Unit()),
+            PORT: port,
+            HEALTH_TIMEOUT: healthTimeout,
+        });
         const appUpload = upload(
             `${name}-app-upload`,
             { connection, kind: "app", file: args.app.path, sha: args.app.sha },
@@ -98,38 +125,87 @@ export class WebServer extends pulumi.ComponentResource {
                     corsOrigins: args.corsOrigins ?? [],
                 }),
             );
+        const appScript = pulumi.secret(
+            env.apply((envText) =>
+                renderScript("web-app", {
+                    STEP: `${name}-app`,
+                    NODE: name,
+                    ARTIFACT: appUpload.remotePath,
+                    APP_DIR,
+                    APP_USER,
+                    APP_HOME,
+                    ENV_FILE: APP_ENV_FILE,
+                    ENV_B64: b64(envText),
+                    ECOSYSTEM_FILE,
+                    ECOSYSTEM_B64: b64(renderEcosystem({ port })),
+                    PORT: port,
+                    HEALTH_TIMEOUT: healthTimeout,
+                }),
+            ),
+        );
+        // A digest of the three scripts and of the Pi's host key (a replaced Pi has a new one:
+        // it is drained, rebuilt and admitted again). One-way, so a preview may show it.
+        const rollout = pulumi.unsecret(
+            pulumi.all([args.hostKey, appScript]).apply(([hostKey, app]) => rolloutFingerprint([hostKey, nodeScript, pm2Script, app])),
+        );
+        const member = (mode: "drain" | "admit") =>
+            pulumi.all([args.address, rollout]).apply(([address, fingerprint]) =>
+                renderScript("lb-member", {
+                    STEP: `${name}-${mode}`,
+                    MODE: mode,
+                    NODE: name,
+                    SERVER: `${address}:${port}`,
+                    HTTP_PORT: args.lb.httpPort,
+                    CORDONED: args.cordon ?? false,
+                    LEASE_SECONDS: drainLeaseSeconds(healthTimeout),
+                    ROLLOUT: fingerprint,
+                }),
+            );
+
+        const drain = remoteStep(
+            `${name}-drain`,
+            { connection: args.lb.connection, script: member("drain") },
+            { parent: this, dependsOn: [args.lb.nginxConf, ...(args.rollAfter ? [args.rollAfter] : [])] },
+        );
+
+        const node = remoteStep(
+            `${name}-node`,
+            { connection, script: nodeScript },
+            { parent: this, dependsOn: [...host.ready, drain] },
+        );
+        const pm2 = remoteStep(
+            `${name}-pm2`,
+            { connection, script: pm2Script },
+            { parent: this, dependsOn: [node, pm2Upload.copy, drain] },
+        );
         const app = remoteStep(
             `${name}-app`,
-            {
-                connection,
-                secret: true,
-                script: pulumi.secret(
-                    env.apply((envText) =>
-                        renderScript("web-app", {
-                            STEP: `${name}-app`,
-                            ARTIFACT: appUpload.remotePath,
-                            APP_DIR,
-                            APP_USER,
-                            ENV_FILE: APP_ENV_FILE,
-                            ENV_B64: b64(envText),
-                            ECOSYSTEM_FILE,
-                            ECOSYSTEM_B64: b64(renderEcosystem({ port })),
-                            PORT: port,
-                            HEALTH_TIMEOUT: 90,
-                        }),
-                    ),
-                ),
-            },
-            {
-                parent: this,
-                dependsOn: [pm2, appUpload.copy, ...args.dbReady, ...(args.rollAfter ? [args.rollAfter] : [])],
-            },
+            { connection, secret: true, script: appScript },
+            { parent: this, dependsOn: [pm2, appUpload.copy, drain, ...args.dbReady] },
         );
-        this.appStep = app;
+        this.admitStep = remoteStep(
+            `${name}-admit`,
+            { connection: args.lb.connection, script: member("admit") },
+            { parent: this, dependsOn: [app, args.lb.nginxConf] },
+        );
 
         this.nodeName = pulumi.output(name);
         this.address = pulumi.output(args.address);
         this.port = pulumi.output(port);
         this.registerOutputs({ nodeName: this.nodeName, address: this.address, port: this.port });
     }
+}
+
+/**
+ * A cordoned server keeps what it has: every step on the Pi ignores new inputs, so a dead
+ * or suspect server never blocks a change elsewhere. Only its drain and admit steps (on
+ * the load balancer) follow the config, to keep it out of the round-robin.
+ */
+function withCordon(name: string, cordon: boolean, opts?: pulumi.ComponentResourceOptions): pulumi.ComponentResourceOptions | undefined {
+    if (!cordon) return opts;
+    const keep: pulumi.ResourceTransformation = (a) => {
+        if (a.type.startsWith("pi-cluster:") || LB_STEPS.some((step) => a.name === `${name}-${step}`)) return undefined;
+        return { props: a.props, opts: pulumi.mergeOptions(a.opts, { ignoreChanges: ["*"] }) };
+    };
+    return { ...opts, transformations: [...(opts?.transformations ?? []), keep] };
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Step "app-db": the app's database and its user, granted once per web-server address
-# with only the privileges the app needs (no GRANT OPTION, no DROP). Users for addresses no longer in the list are
-# dropped. Run as root via `sudo bash -s -- apply|delete`.
+# with only the privileges the app needs (no GRANT OPTION, no DROP), and the firewall rule
+# that lets exactly those addresses reach MariaDB (a file the Pi's ruleset includes).
+# Users and rule entries for addresses no longer in the list are dropped. The stack runs
+# this step after the load balancer's config, so on a scale-in the server has left the
+# load balancer before it loses the database. Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP            log prefix
 #   DB_NAME         database name
@@ -9,6 +12,8 @@
 #   DB_PASSWORD     its password (secret; reaches MariaDB on stdin, never argv)
 #   WEB_ADDRESSES   web server addresses (array)
 #   PRIVILEGES      privileges on DB_NAME.*
+#   CLIENTS_B64     the firewall rule for the web servers;  CLIENTS_FILE its path
+#   RULESET         the Pi's ruleset, which includes CLIENTS_FILE
 set -euo pipefail
 
 # @vars
@@ -42,11 +47,26 @@ DROP USER $(quote "$DB_USER")@$(quote "$addr");"
         fi
     done <<<"$existing"
     sql <<<"$stmts"
+    # Grants first, then the rule: on a scale-out the new server finds its user in place;
+    # on a scale-in it is already out of the load balancer, so neither order drops a request.
+    local reload=0
+    pending_begin db-clients && reload=1
+    put_file "$CLIENTS_B64" "$CLIENTS_FILE" 0644 && reload=1
+    if ((reload)); then
+        nft -f "$RULESET"
+        info "firewall reloaded: 3306 open to ${WEB_ADDRESSES[*]}"
+    fi
+    pending_done db-clients
     info "database $DB_NAME and user $DB_USER for ${#WEB_ADDRESSES[@]} web server(s) ready"
 }
 
 delete() {
     local addr
+    if [[ -f "$CLIENTS_FILE" ]]; then
+        rm -f "$CLIENTS_FILE"
+        [[ -f "$RULESET" ]] && nft -f "$RULESET"
+        info "removed the firewall rule for the web servers"
+    fi
     systemctl is-active --quiet mariadb || return 0
     while read -r addr; do
         [[ -n "$addr" ]] && sql <<<"DROP USER IF EXISTS $(quote "$DB_USER")@$(quote "$addr");"

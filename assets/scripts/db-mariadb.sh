@@ -8,6 +8,7 @@
 #   CONN_CNF_B64      max_connections; a change is applied live
 #   MAX_CONNECTIONS   the value in CONN_CNF_B64
 #   PURGE_ON_DELETE   "true" to delete the data directory on delete
+#   DROPIN_B64        mariadb.service drop-in: restart on failure;  DROPIN its path
 set -euo pipefail
 
 # @vars
@@ -40,10 +41,15 @@ apply() {
     apt_install mariadb-server
     local restart=0 conn=0 err
     err=$(mktemp)
+    pending_begin mariadb-restart && restart=1
+    if put_file "$DROPIN_B64" "$DROPIN" 0644; then
+        systemctl daemon-reload
+    fi
     put_file "$SERVER_CNF_B64" "$SERVER_CNF" 0644 && restart=1
     put_file "$CONN_CNF_B64" "$CONN_CNF" 0644 && conn=1
     check_config "$err" || fatal "MariaDB rejected the rendered config (see above); fix the stack config and run pulumi up again"
     rm -f "$err"
+    hold_point written
     systemctl is-enabled --quiet mariadb || systemctl enable --quiet mariadb
     if ! systemctl is-active --quiet mariadb; then
         systemctl start mariadb
@@ -55,13 +61,15 @@ apply() {
         mariadb --protocol=socket -e "SET GLOBAL max_connections = ${MAX_CONNECTIONS}"
         info "max_connections set to ${MAX_CONNECTIONS} live"
     fi
+    pending_done mariadb-restart
     secure_defaults
     info "mariadb $(mariadb --protocol=socket -N -e 'SELECT VERSION()') ready"
 }
 
 delete() {
     systemctl disable --now --quiet mariadb 2>/dev/null || true
-    remove_paths "$SERVER_CNF" "$CONN_CNF"
+    remove_paths "$SERVER_CNF" "$CONN_CNF" "$(dirname "$DROPIN")"
+    systemctl daemon-reload
     apt_purge mariadb-server mariadb-server-core mariadb-client mariadb-client-core mariadb-common
     if [[ "$PURGE_ON_DELETE" == "true" ]]; then
         remove_paths /var/lib/mysql

@@ -5,6 +5,7 @@
 #   STEP               log prefix
 #   WWW_DIR            where dashboard releases and cluster.json live
 #   PLACEHOLDER_B64    the page served at / until a dashboard release is installed
+#   DROPIN_B64         nginx.service drop-in: restart on failure;  DROPIN its path
 set -euo pipefail
 
 # @vars
@@ -12,7 +13,11 @@ set -euo pipefail
 # @lib
 
 apply() {
-    apt_install nginx
+    # curl: the drain and admit steps probe through nginx and the web servers with it.
+    apt_install nginx curl
+    if put_file "$DROPIN_B64" "$DROPIN" 0644; then
+        systemctl daemon-reload
+    fi
     install -d -m 0755 "$WWW_DIR" "$WWW_DIR/releases" "$WWW_DIR/placeholder"
     put_file "$PLACEHOLDER_B64" "$WWW_DIR/placeholder/index.html" 0644 || true
     if [[ ! -e "$WWW_DIR/current" ]]; then
@@ -31,6 +36,8 @@ apply() {
 delete() {
     systemctl disable --now --quiet nginx 2>/dev/null || true
     apt_purge nginx nginx-common
+    remove_paths "$(dirname "$DROPIN")"
+    systemctl daemon-reload
     remove_paths "$WWW_DIR"
 }
 

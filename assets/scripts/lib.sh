@@ -10,7 +10,9 @@ fatal() {
 }
 
 # put_file B64 DEST MODE [OWNER:GROUP]
-# Installs DEST from base64 text when its content, mode or owner differs.
+# Installs DEST from base64 text when its content, mode or owner differs. The new text
+# is written beside DEST and renamed over it, so DEST is never half-written, whenever
+# the step is killed.
 # Returns 0 when it changed DEST and 1 when DEST was already right.
 put_file() {
     local data="$1" dest="$2" mode="$3" owner="${4:-root:root}" tmp
@@ -20,9 +22,47 @@ put_file() {
         rm -f "$tmp"
         return 1
     fi
-    install -D -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$tmp" "$dest"
+    install -D -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$tmp" "$dest.pi-cluster-new"
+    mv -f "$dest.pi-cluster-new" "$dest"
     rm -f "$tmp"
     info "updated $dest"
+}
+
+# Restarts and reloads are owed from the moment a step starts changing what a service
+# reads until the service has taken it in. The debt is a file, written before the first
+# change, so a step killed in between (SSH drop, Ctrl-C, timeout) pays it on its next run
+# instead of seeing "nothing changed" and skipping the restart.
+readonly PENDING_DIR=/var/lib/pi-cluster/pending
+
+# pending_begin NAME : records that NAME's restart may be owed. Returns 0 when a previous
+# run left it owed (so the caller restarts whatever it finds), 1 otherwise.
+pending_begin() {
+    local mark="$PENDING_DIR/$1"
+    install -d -m 0700 "$PENDING_DIR"
+    if [[ -e "$mark" ]]; then
+        info "an earlier run stopped before applying $1: applying it now"
+        return 0
+    fi
+    : >"$mark"
+    sync "$PENDING_DIR"
+    return 1
+}
+
+# pending_done NAME : the service has taken in every change.
+pending_done() { rm -f "$PENDING_DIR/$1"; }
+
+# hold_point NAME : a fault-injection point for the tests. When the file
+# /run/pi-cluster/hold/$STEP.NAME exists, the step says so (NAME.reached) and waits until
+# the file is removed (at most 10 minutes); otherwise it does nothing.
+hold_point() {
+    local hold="/run/pi-cluster/hold/${STEP}.$1" i
+    [[ -e "$hold" ]] || return 0
+    : >"$hold.reached"
+    info "held at $1 (remove $hold to go on)"
+    for ((i = 0; i < 3000; i++)); do
+        [[ -e "$hold" ]] || return 0
+        sleep 0.2
+    done
 }
 
 # remove_paths PATH... : deletes what exists, says what it removed.
@@ -69,7 +109,7 @@ apt_purge() {
 }
 
 # unpack_release TARBALL DIR : unpacks TARBALL into DIR/releases/<sha> once, points
-# DIR/current at it atomically and keeps the two newest releases.
+# DIR/current at it atomically and keeps it and the release it replaced.
 # Returns 0 when current moved and 1 when it already pointed there.
 unpack_release() {
     local tarball="$1" dir="$2" sha target
@@ -85,11 +125,13 @@ unpack_release() {
     if [[ "$(readlink "$dir/current" 2>/dev/null)" == "$target" ]]; then
         return 1
     fi
+    local previous
+    previous=$(readlink "$dir/current" 2>/dev/null || true)
     ln -sfn "$target" "$dir/current.new"
     mv -T "$dir/current.new" "$dir/current"
     info "switched $dir/current to release $sha"
-    # shellcheck disable=SC2012 # release names are hex, so ls is safe here
-    ls -1dt "$dir"/releases/* | tail -n +3 | { grep -v -x -F "$target" || true; } | xargs -r rm -rf --
+    # Keep the new release and the one it replaced (a rollback needs it); drop the rest.
+    find "$dir/releases" -mindepth 1 -maxdepth 1 -type d ! -path "$target" ! -path "${previous:-/nonexistent}" -exec rm -rf -- {} +
 }
 
 # prune_uploads ARTIFACT : deletes older uploads of the same kind (same name up to the
@@ -100,6 +142,36 @@ prune_uploads() {
     kind=$(basename "$artifact")
     kind=${kind%-*}
     find "$dir" -maxdepth 1 -type f -name "$kind-*" ! -path "$artifact" -delete
+}
+
+# app_healthy PORT : true when the app on this Pi answers /health with 200 and reaches its
+# database. Uses node (every web server has it) so that no HTTP client is assumed.
+app_healthy() {
+    node -e '
+        const http = require("http");
+        const req = http.get({ host: "127.0.0.1", port: Number(process.argv[1]), path: "/health", timeout: 2000 }, (res) => {
+            let b = ""; res.on("data", (c) => (b += c));
+            res.on("end", () => {
+                let db = "";
+                try { db = JSON.parse(b).db; } catch { /* not JSON: unhealthy */ }
+                process.exit(res.statusCode === 200 && db === "up" ? 0 : 1);
+            });
+        });
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        req.on("error", () => process.exit(1));' "$1" 2>/dev/null
+}
+
+# wait_app_healthy PORT SECONDS : waits until app_healthy; returns 1 when SECONDS pass first.
+wait_app_healthy() {
+    local deadline=$((SECONDS + $2))
+    while ((SECONDS < deadline)); do
+        if app_healthy "$1"; then
+            info "healthy: /health answers 200 and the database is reachable"
+            return 0
+        fi
+        sleep 1
+    done
+    return 1
 }
 
 # main ACTION : every step script defines apply and delete; Pulumi runs "apply" on

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Step "app": unpacks an app release, installs its env file (0600, holds the DB password)
-# and PM2 ecosystem, then starts or reloads the app and waits until it is healthy, so
-# the next web server rolls only after this one serves again.
+# and PM2 ecosystem, then (re)starts the app and waits until it is healthy. The load
+# balancer has drained this server before the step runs (the drain step) and admits it
+# again after (the admit step), so the restart is never seen by a client.
+#
+# A release that is not healthy within HEALTH_TIMEOUT seconds is rolled back: the previous
+# release, env file and ecosystem come back, the app restarts on them, and the step fails
+# naming this server with the tail of the app's log. The next web server is not touched.
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP            log prefix
+#   NODE            this web server's name, for messages
 #   ARTIFACT        uploaded tarball of the built app (dist/, package.json, node_modules/)
 #   APP_DIR         install directory (current -> releases/<sha>)
 #   APP_USER        the user PM2 runs as
+#   APP_HOME        its home (PM2_HOME is APP_HOME/.pm2, with the app's logs)
 #   ENV_FILE        path of the env file;  ENV_B64 its content (secret)
 #   ECOSYSTEM_FILE  path of the ecosystem; ECOSYSTEM_B64 its content
 #   PORT            the app's port, for the health check
-#   HEALTH_TIMEOUT  seconds to wait for /health
+#   HEALTH_TIMEOUT  seconds a started app has to answer /health with the database reachable
 set -euo pipefail
 
 # @vars
@@ -19,49 +26,89 @@ set -euo pipefail
 # @lib
 
 readonly SERVICE=pi-cluster-app.service
+readonly SAVED=/var/lib/pi-cluster/app-previous
 
-wait_healthy() {
-    local deadline=$((SECONDS + HEALTH_TIMEOUT)) body
-    while ((SECONDS < deadline)); do
-        if body=$(node -e '
-            const http = require("http");
-            const req = http.get({ host: "127.0.0.1", port: Number(process.argv[1]), path: "/health", timeout: 2000 }, (res) => {
-                let b = ""; res.on("data", (c) => (b += c));
-                res.on("end", () => { process.stdout.write(b); process.exit(res.statusCode === 200 ? 0 : 1); });
-            });
-            req.on("timeout", () => req.destroy(new Error("timeout")));
-            req.on("error", () => process.exit(1));' "$PORT" 2>/dev/null); then
-            info "healthy: $body"
-            return 0
-        fi
-        sleep 1
+app_log_tail() {
+    local f
+    for f in "$APP_HOME/.pm2/logs/pi-cluster-app-error.log" "$APP_HOME/.pm2/logs/pi-cluster-app-out.log"; do
+        [[ -f "$f" ]] && { echo "--- tail of $f"; tail -n 15 "$f"; }
     done
-    journalctl -u "$SERVICE" -n 30 --no-pager >&2 || true
-    fatal "the app did not answer /health on port $PORT within ${HEALTH_TIMEOUT}s: see the log above and $APP_DIR/current"
+    echo "--- journalctl -u $SERVICE"
+    journalctl -u "$SERVICE" -n 10 --no-pager 2>/dev/null || true
+}
+
+# stage_previous : copies what runs now (release, env file, ecosystem) aside; keep_previous
+# makes that the rollback point once this run has changed something.
+stage_previous() {
+    rm -rf "$SAVED.new"
+    install -d -m 0700 "$SAVED.new"
+    readlink "$APP_DIR/current" >"$SAVED.new/release" 2>/dev/null || true
+    [[ -f "$ENV_FILE" ]] && cp -p "$ENV_FILE" "$SAVED.new/env"
+    [[ -f "$ECOSYSTEM_FILE" ]] && cp -p "$ECOSYSTEM_FILE" "$SAVED.new/ecosystem"
+    return 0
+}
+
+keep_previous() {
+    rm -rf "$SAVED"
+    mv "$SAVED.new" "$SAVED"
+}
+
+# rollback : puts the saved release and files back and restarts on them.
+# Returns 1 when there is nothing to go back to, or when that is not healthy either.
+rollback() {
+    local release
+    release=$(cat "$SAVED/release" 2>/dev/null || true)
+    [[ -n "$release" && -d "$release" && -f "$SAVED/env" ]] || return 1
+    ln -sfn "$release" "$APP_DIR/current.new"
+    mv -T "$APP_DIR/current.new" "$APP_DIR/current"
+    cp -p "$SAVED/env" "$ENV_FILE"
+    [[ -f "$SAVED/ecosystem" ]] && cp -p "$SAVED/ecosystem" "$ECOSYSTEM_FILE"
+    info "rolling back to release $(basename "$release")"
+    systemctl restart "$SERVICE"
+    wait_app_healthy "$PORT" "$HEALTH_TIMEOUT"
 }
 
 apply() {
-    local changed=0
+    local changed=0 resumed=0 log
+    pending_begin app-restart && changed=1 resumed=1
+    stage_previous
     unpack_release "$ARTIFACT" "$APP_DIR" && changed=1
     prune_uploads "$ARTIFACT"
     put_file "$ENV_B64" "$ENV_FILE" 0600 "$APP_USER:$APP_USER" && changed=1
     put_file "$ECOSYSTEM_B64" "$ECOSYSTEM_FILE" 0644 && changed=1
+    # The rollback point is what ran before this change; a run that resumes one stopped
+    # half-way keeps the point that run saved.
+    if ((changed && !resumed)); then keep_previous; else rm -rf "$SAVED.new"; fi
+    hold_point written
     systemctl is-enabled --quiet "$SERVICE" || systemctl enable --quiet "$SERVICE"
     if ! systemctl is-active --quiet "$SERVICE"; then
         systemctl start "$SERVICE"
         info "app started"
     elif ((changed)); then
-        systemctl reload "$SERVICE"
-        info "app reloaded"
+        # The server is drained: a restart (a new PM2 daemon environment, the new env file)
+        # costs no request, where a reload of one instance is a restart anyway.
+        systemctl restart "$SERVICE"
+        info "app restarted"
     else
         info "app unchanged"
     fi
-    wait_healthy
+    if wait_app_healthy "$PORT" "$HEALTH_TIMEOUT"; then
+        pending_done app-restart
+        return 0
+    fi
+    log=$(app_log_tail 2>&1)
+    if ((changed)) && rollback; then
+        pending_done app-restart
+        fatal "$NODE: the new release did not answer /health with the database reachable within ${HEALTH_TIMEOUT}s; rolled back to the previous release, which is healthy. The rollout stops here; servers after $NODE keep the old release.
+$log"
+    fi
+    fatal "$NODE: the app is not healthy within ${HEALTH_TIMEOUT}s and there is no healthy release to roll back to; see $APP_DIR/current.
+$log"
 }
 
 delete() {
     systemctl disable --now --quiet "$SERVICE" 2>/dev/null || true
-    remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR"
+    remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
 }
 
 main "$@" </dev/null

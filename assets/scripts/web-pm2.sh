@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Step "pm2": unpacks the pinned PM2 build and installs its systemd unit.
+# Step "pm2": unpacks the pinned PM2 build and installs its systemd unit. A new PM2 or
+# unit restarts the app (the load balancer has drained this server first) and waits
+# until it is healthy again.
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP       log prefix
+#   NODE       this web server's name, for messages
+#   APP_HOME   the app user's home (PM2's logs)
 #   ARTIFACT   uploaded tarball holding node_modules/pm2
 #   PM2_DIR    install directory (current -> releases/<sha>)
 #   UNIT_B64   /etc/systemd/system/pi-cluster-app.service
+#   PORT            the app's port, for the health check after a restart
+#   HEALTH_TIMEOUT  seconds the restarted app has to become healthy
 set -euo pipefail
 
 # @vars
@@ -15,19 +21,25 @@ set -euo pipefail
 readonly UNIT=/etc/systemd/system/pi-cluster-app.service
 
 apply() {
-    local moved=0
-    unpack_release "$ARTIFACT" "$PM2_DIR" && moved=1
+    local changed=0
+    pending_begin pm2-restart && changed=1
+    unpack_release "$ARTIFACT" "$PM2_DIR" && changed=1
     prune_uploads "$ARTIFACT"
     [[ -f "$PM2_DIR/current/node_modules/pm2/bin/pm2" ]] || fatal "the PM2 artifact has no node_modules/pm2/bin/pm2"
-    if put_file "$UNIT_B64" "$UNIT" 0644; then
+    put_file "$UNIT_B64" "$UNIT" 0644 && changed=1
+    hold_point written
+    if ((changed)); then
         systemd-analyze verify "$UNIT" || fatal "systemd-analyze verify rejected $UNIT"
         systemctl daemon-reload
+        if systemctl is-active --quiet pi-cluster-app.service; then
+            # A new PM2 must take over its own daemon; the app restarts under it.
+            systemctl restart pi-cluster-app.service
+            wait_app_healthy "$PORT" "$HEALTH_TIMEOUT" ||
+                fatal "$NODE: the app is not healthy ${HEALTH_TIMEOUT}s after PM2 restarted; see journalctl -u pi-cluster-app and $APP_HOME/.pm2/logs"
+            info "PM2 restarted the app"
+        fi
     fi
-    if ((moved)) && systemctl is-active --quiet pi-cluster-app.service; then
-        # A new PM2 must take over its own daemon; the app restarts under it.
-        systemctl restart pi-cluster-app.service
-        info "PM2 upgraded and restarted"
-    fi
+    pending_done pm2-restart
     info "pm2 $(node -p "require('$PM2_DIR/current/node_modules/pm2/package.json').version") installed"
 }
 

@@ -19,6 +19,11 @@ export interface OutboundRule {
     comment: string;
 }
 
+/** Rules that other steps own (the database's clients) live in files the ruleset includes. */
+export const FIREWALL_INCLUDE_DIR = "/etc/pi-cluster/firewall.d";
+export const FIREWALL_RULESET = "/etc/pi-cluster/firewall.nft";
+export const DB_CLIENTS_FILE = `${FIREWALL_INCLUDE_DIR}/db-clients.nft`;
+
 export interface FirewallSpec {
     role: Role;
     /** SSH is accepted only from here. */
@@ -26,6 +31,8 @@ export interface FirewallSpec {
     sshPort: number;
     inbound: InboundRule[];
     outbound: OutboundRule[];
+    /** Include the input rules in FIREWALL_INCLUDE_DIR (owned by other steps). Default false. */
+    includeDir?: boolean;
 }
 
 export interface Topology {
@@ -62,11 +69,9 @@ export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpe
                 outbound: [{ port: t.dbPort, to: [t.dbAddress], comment: "mariadb on the database" }],
             };
         case "db":
-            return {
-                ...base,
-                inbound: [{ port: t.dbPort, from: t.webAddresses, comment: "mariadb from the web servers only" }],
-                outbound: [],
-            };
+            // 3306 from the web servers is in DB_CLIENTS_FILE, written by the database's
+            // app-db step together with the grants (see renderDbClients).
+            return { ...base, inbound: [], outbound: [], includeDir: true };
     }
 }
 
@@ -105,7 +110,7 @@ table inet pi_cluster {
         ct state established,related accept
         ct state invalid drop
         meta l4proto { icmp, ipv6-icmp } accept comment "ping, path MTU discovery, IPv6 neighbours"
-${input.join("\n")}
+${[...input, ...(spec.includeDir ? [`        include "${FIREWALL_INCLUDE_DIR}/*.nft"`] : [])].join("\n")}
     }
 
     chain forward {
@@ -126,6 +131,16 @@ ${output.join("\n")}
 `.replace(/\n\n(?=\s*})/g, "\n");
 }
 
+/**
+ * The database's input rule for its clients: 3306 from the web servers only. The app-db
+ * step owns it with the grants, so both follow a scale-in only after the load balancer.
+ */
+export function renderDbClients(webAddresses: string[], dbPort: number): string {
+    const header = "# Managed by pi-cluster; rendered by components/render/firewall.ts (renderDbClients).\n";
+    if (webAddresses.length === 0) return header;
+    return `${header}ip saddr ${set([...webAddresses].sort())} tcp dport ${dbPort} accept comment "mariadb from the web servers only"\n`;
+}
+
 /** The unit that loads the ruleset at boot, before the network comes up. */
 export function renderFirewallUnit(): string {
     return `# Managed by pi-cluster.
@@ -139,7 +154,7 @@ After=local-fs.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/sbin/nft -f /etc/pi-cluster/firewall.nft
+ExecStart=/usr/sbin/nft -f ${FIREWALL_RULESET}
 ExecStop=/usr/sbin/nft delete table inet pi_cluster
 
 [Install]

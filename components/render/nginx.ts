@@ -5,6 +5,14 @@ export interface Backend {
     address: string;
 }
 
+/** A web server as the dashboard sees it: a cordoned one is in maintenance. */
+export interface WebBackend extends Backend {
+    maintenance?: boolean;
+}
+
+/** Each web server's round-robin membership is its own file here (see assets/scripts/lb-member.sh). */
+export const UPSTREAM_MEMBERS_DIR = "/etc/nginx/pi-cluster/upstream";
+
 export interface NginxSiteArgs {
     backends: Backend[];
     appPort: number;
@@ -15,6 +23,8 @@ export interface NginxSiteArgs {
     staticRoot: string;
     /** Where the rendered cluster.json lives. */
     clusterJsonPath: string;
+    /** The members' directory the upstream includes. Default UPSTREAM_MEMBERS_DIR. */
+    membersDir?: string;
 }
 
 /** nginx upstream names allow [A-Za-z0-9_]; host names may hold dashes. */
@@ -55,9 +65,6 @@ const PROXY_COMMON = `        proxy_http_version 1.1;
 
 export function renderNginxSite(a: NginxSiteArgs): string {
     if (a.backends.length === 0) throw new Error("renderNginxSite: backends must not be empty");
-    const servers = a.backends
-        .map((b) => `    server ${b.address}:${a.appPort} max_fails=1 fail_timeout=10s; # ${b.name}`)
-        .join("\n");
     const nodeUpstreams = a.backends
         .map(
             (b) => `upstream ${upstreamName(b.name)} {
@@ -85,10 +92,15 @@ ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
         .join("\n\n");
     return `# Managed by pi-cluster; rendered by components/render/nginx.ts. Edits are overwritten.
 
-# Round-robin (nginx's default) over every web server, with passive health checks:
-# one failure takes a server out for fail_timeout.
+# Round-robin (nginx's default) over the web servers, with passive health checks: one
+# connection error or timeout takes a server out for fail_timeout. A 503 from the app (its
+# database is down) is an answer, not a failure: it goes to the client with Retry-After.
+# Each web server is one file in the directory below, written by its drain and admit
+# steps: "down" while it restarts or is cordoned, up once it serves.
 upstream pi_cluster_backend {
-${servers}
+    # Never used (down); keeps the block valid before the first web server is admitted.
+    server 127.0.0.1:${a.appPort} down;
+    include ${a.membersDir ?? UPSTREAM_MEMBERS_DIR}/*.conf;
     keepalive 16;
 }
 
@@ -121,8 +133,9 @@ ${headers("    ")}
 ${PROXY_COMMON}
 ${hideUpstream("        ")}
         # Retry another server only where it is safe: nginx never retries POST, LOCK or
-        # PATCH unless told to with non_idempotent.
-        proxy_next_upstream error timeout http_502 http_503 http_504;
+        # PATCH once sent unless told to with non_idempotent. Not on 503: that is the app
+        # saying the database is down, and every server would say the same.
+        proxy_next_upstream error timeout;
         proxy_next_upstream_tries 3;
         # A Pi that loses power sends no RST: a request already written to a kept-alive
         # connection waits for the read timeout before nginx tries the next server. The
@@ -172,7 +185,7 @@ ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
 
 export interface ClusterJsonArgs {
     loadBalancer: Backend;
-    webServers: Backend[];
+    webServers: WebBackend[];
     database: Backend;
     refreshSeconds: number;
     requestTimeoutMs: number;
@@ -186,7 +199,7 @@ export function renderClusterJson(a: ClusterJsonArgs): string {
             {
                 version: 1,
                 loadBalancer: pick(a.loadBalancer),
-                webServers: a.webServers.map(pick),
+                webServers: a.webServers.map((w) => ({ ...pick(w), ...(w.maintenance ? { maintenance: true } : {}) })),
                 database: pick(a.database),
                 dashboard: { refreshSeconds: a.refreshSeconds, requestTimeoutMs: a.requestTimeoutMs },
             },

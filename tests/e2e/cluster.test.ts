@@ -14,7 +14,8 @@ import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, remove
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];
-const WEB_STEPS = [...HOST_STEPS, "app", "app-upload", "node", "pm2", "pm2-upload"];
+// Each web server's drain and admit steps run on the LB, but belong to the web server.
+const WEB_STEPS = [...HOST_STEPS, "admit", "app", "app-upload", "drain", "node", "pm2", "pm2-upload"];
 const steps = (host: string, names: string[]) => names.map((s) => `${host}-${s}`);
 const sorted = (xs: string[]) => [...xs].sort();
 
@@ -26,10 +27,13 @@ const ALL_STEPS = sorted([
     ...steps("pi-db", [...HOST_STEPS, "app-db", "mariadb", "migrate"]),
 ]);
 const WEB3_STEPS = steps("pi-web3", WEB_STEPS).sort();
-// Adding or removing a web server touches its peers only where they name it.
-const SCALE_UPDATES = ["pi-db-app-db", "pi-db-firewall", "pi-db-mariadb", "pi-lb-firewall", "pi-lb-nginx-conf"];
-const APP_STEPS = sorted([...steps("pi-web1", ["app", "app-upload"]), ...steps("pi-web2", ["app", "app-upload"])]);
-const PM2_STEPS = sorted([...steps("pi-web1", ["pm2", "pm2-upload"]), ...steps("pi-web2", ["pm2", "pm2-upload"])]);
+// Adding or removing a web server touches its peers only where they name it: the DB's
+// grants and 3306 rule (app-db) and max_connections, the LB's outbound rule and site.
+const SCALE_UPDATES = ["pi-db-app-db", "pi-db-mariadb", "pi-lb-firewall", "pi-lb-nginx-conf"];
+// A rollout on each web server: drained, its step(s), admitted again.
+const rollout = (own: string[]) => sorted(["pi-web1", "pi-web2"].flatMap((w) => steps(w, ["drain", ...own, "admit"])));
+const APP_STEPS = rollout(["app", "app-upload"]);
+const PM2_STEPS = rollout(["pm2", "pm2-upload"]);
 
 // A release of the app: one more compiled module, so the shipped tarball changes. Its text is
 // fixed, so every run of this suite builds it once and finds it in .build/ after that.
@@ -219,7 +223,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             const r = up(label);
             assert.deepStrictEqual(r.changes.create, undefined, JSON.stringify(r.changes));
             assert.deepStrictEqual(r.changes.delete, undefined, JSON.stringify(r.changes));
-            assert.deepStrictEqual(r.changes.update, sorted(["pi-lb-nginx-conf", ...steps(to, ["app", "base", "firewall", "node", "pm2"])]));
+            assert.deepStrictEqual(r.changes.update, sorted(["pi-lb-nginx-conf", ...steps(to, ["admit", "app", "base", "drain", "firewall", "node", "pm2"])]));
             const urns = pulumi(["stack", "export"]).stdout;
             assert.ok(!urns.includes(`::${from}-`), `the state still has ${from}'s steps`);
             await checks.rotationBecomes(sorted(["pi-web1", to]));

@@ -79,13 +79,13 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(count("pi-cluster:host:Host"), webs + 2);
             assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 1);
             for (let i = 1; i <= webs; i++) {
-                for (const step of ["wait-ssh", "base", "firewall", "node", "pm2", "app"]) byName(res, `pi-web${i}-${step}`);
+                for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
                 byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
             }
             for (const step of ["wait-ssh", "base", "firewall", "nginx", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
             for (const step of ["wait-ssh", "base", "firewall", "mariadb", "app-db", "migrate"]) byName(res, `pi-db-${step}`);
-            // 6 steps + 2 uploads per web server; 6 + 1 upload on the LB; 6 on the DB.
-            assert.strictEqual(commands(res).length, webs * 6 + 6 + 6);
+            // 6 steps on the Pi + drain and admit on the LB, per web server; 6 on the LB; 6 on the DB.
+            assert.strictEqual(commands(res).length, webs * 8 + 6 + 6);
         });
     }
 
@@ -99,27 +99,46 @@ describe("PiCluster resource graph", function () {
         }
     });
 
-    it("wires every web address into the nginx upstream and cluster.json", async () => {
+    it("wires every web address into its own upstream member, the per-node routes and cluster.json", async () => {
         const { res } = await build(5);
         const script = byName(res, "pi-lb-nginx-conf").inputs.stdin;
         const site = decodeVar(script, "SITE_B64");
         const upstream = /upstream pi_cluster_backend \{([^}]*)\}/.exec(site)![1];
-        const servers = [...upstream.matchAll(/server (\S+) /g)].map((m) => m[1]);
-        assert.deepStrictEqual(servers, ["10.254.0.122:3000", "10.254.0.123:3000", "10.254.0.125:3000", "10.254.0.126:3000", "10.254.0.127:3000"]);
+        assert.match(upstream, /^    include \/etc\/nginx\/pi-cluster\/upstream\/\*\.conf;$/m);
+        // Only the placeholder is in the site itself, and it is down.
+        assert.deepStrictEqual([...upstream.matchAll(/^\s*server (.*);/gm)].map((m) => m[1]), ["127.0.0.1:3000 down"]);
+        const addresses = ["10.254.0.122", "10.254.0.123", "10.254.0.125", "10.254.0.126", "10.254.0.127"];
+        addresses.forEach((address, i) => {
+            for (const step of ["drain", "admit"]) {
+                const member = byName(res, `pi-web${i + 1}-${step}`);
+                assert.strictEqual(member.inputs.connection.host, "10.254.0.121", `${step} runs on the LB`);
+                assert.match(member.inputs.stdin, new RegExp(`^SERVER='${address}:3000'$`, "m"));
+                assert.match(member.inputs.stdin, new RegExp(`^MODE='${step}'$`, "m"));
+            }
+            assert.match(site, new RegExp(`location \\^~ /api/nodes/pi-web${i + 1}/ \\{`));
+        });
+        assert.match(script, /^NODES=\('pi-web1' 'pi-web2' 'pi-web3' 'pi-web4' 'pi-web5'\)$/m);
         const cluster = JSON.parse(decodeVar(script, "CLUSTER_JSON_B64"));
         assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), ["pi-web1", "pi-web2", "pi-web3", "pi-web4", "pi-web5"]);
         assert.strictEqual(cluster.database.address, "10.254.0.124");
     });
 
-    it("orders steps: ssh, base, firewall, role; app after DB user and schema; upstream after apps", async () => {
+    it("orders steps: ssh, base, firewall, role; drain, restart, admit, one server after the other", async () => {
         const { res } = await build(2);
         assert.deepStrictEqual(byName(res, "pi-web1-base").dependsOn, ["pi-web1-wait-ssh"]);
         assert.deepStrictEqual(byName(res, "pi-web1-firewall").dependsOn, ["pi-web1-base"]);
-        assert.deepStrictEqual(byName(res, "pi-web1-node").dependsOn, ["pi-web1-base", "pi-web1-firewall"]);
-        assert.deepStrictEqual(byName(res, "pi-web1-app").dependsOn, ["pi-web1-pm2", "pi-web1-app-upload", "pi-db-app-db", "pi-db-migrate"]);
-        // Rolling: the second server's app step follows the first's.
-        assert.deepStrictEqual(byName(res, "pi-web2-app").dependsOn, ["pi-web2-pm2", "pi-web2-app-upload", "pi-db-app-db", "pi-db-migrate", "pi-web1-app"]);
-        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx", "pi-web1-app", "pi-web2-app"]);
+        // Everything that restarts the app runs between its drain and its admit.
+        assert.deepStrictEqual(byName(res, "pi-web1-drain").dependsOn, ["pi-lb-nginx-conf"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-node").dependsOn, ["pi-web1-base", "pi-web1-firewall", "pi-web1-drain"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-pm2").dependsOn, ["pi-web1-node", "pi-web1-pm2-upload", "pi-web1-drain"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-app").dependsOn, ["pi-web1-pm2", "pi-web1-app-upload", "pi-web1-drain", "pi-db-app-db", "pi-db-migrate"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-admit").dependsOn, ["pi-web1-app", "pi-lb-nginx-conf"]);
+        // Rolling: the second server drains only once the first serves through the LB again.
+        assert.deepStrictEqual(byName(res, "pi-web2-drain").dependsOn, ["pi-lb-nginx-conf", "pi-web1-admit"]);
+        // The site waits for no web server, so a dead one never blocks it.
+        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx"]);
+        // Grants and the 3306 rule change after the site (which drains a removed server).
+        assert.deepStrictEqual(byName(res, "pi-db-app-db").dependsOn, ["pi-db-mariadb", "pi-lb-nginx-conf"]);
         assert.deepStrictEqual(byName(res, "pi-db-migrate").dependsOn, ["pi-db-app-db"]);
         // Hosts provision in parallel: no host's base waits on another host.
         for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
@@ -186,7 +205,12 @@ describe("PiCluster resource graph", function () {
         for (const w of ["pi-web1", "pi-web2"]) {
             assert.deepStrictEqual(accepts(w), [ssh, "ip saddr 10.254.0.121 tcp dport 3000"]);
         }
-        assert.deepStrictEqual(accepts("pi-db"), [ssh, "ip saddr { 10.254.0.122, 10.254.0.123 } tcp dport 3306"]);
+        assert.deepStrictEqual(accepts("pi-db"), [ssh]);
+        // 3306 is in the file the DB's ruleset includes, written by the app-db step.
+        assert.match(byName(res, "pi-db-firewall").inputs.stdin, /./);
+        assert.deepStrictEqual(inputAccepts(`chain input {\n${decodeVar(byName(res, "pi-db-app-db").inputs.stdin, "CLIENTS_B64")}\n    }`), [
+            "ip saddr { 10.254.0.122, 10.254.0.123 } tcp dport 3306",
+        ]);
         for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
             assert.match(decodeVar(byName(res, `${h}-firewall`).inputs.stdin, "RULESET_B64"), /type filter hook input priority filter; policy drop;/);
         }

@@ -7,7 +7,7 @@ import * as http from "http";
 import * as net from "net";
 import * as path from "path";
 import { renderAppEnv, renderEcosystem, renderPm2Unit } from "../../components/render/app";
-import { renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
+import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
 import { renderClusterJson, renderNginxSite, upstreamName } from "../../components/render/nginx";
 import { renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
@@ -66,16 +66,22 @@ function freePort(): Promise<number> {
 const site = labNginxSite;
 
 describe("nginx site", () => {
-    it("round-robins over every web server with passive health checks and keepalive", () => {
+    it("round-robins over the member files of the web servers, with keepalive", () => {
         const s = site();
-        assert.match(s, /upstream pi_cluster_backend \{\n    server 10\.254\.0\.122:3000 max_fails=1 fail_timeout=10s; # pi-web1\n    server 10\.254\.0\.123:3000 max_fails=1 fail_timeout=10s; # pi-web2\n    keepalive 16;\n\}/);
+        assert.match(
+            s,
+            /upstream pi_cluster_backend \{\n    # [^\n]*\n    server 127\.0\.0\.1:3000 down;\n    include \/etc\/nginx\/pi-cluster\/upstream\/\*\.conf;\n    keepalive 16;\n\}/,
+        );
         assert.doesNotMatch(s, /^\s*(least_conn|ip_hash|hash|random)\b/m, "round-robin is nginx's default; no other method");
     });
 
     it("strips /api/ like the seed and retries only idempotent requests", () => {
         const s = site();
         assert.match(s, /location \^~ \/api\/ \{\n        proxy_pass http:\/\/pi_cluster_backend\/;/);
-        assert.match(s, /proxy_next_upstream error timeout http_502 http_503 http_504;/);
+        // Connection errors and timeouts only: a 503 (database down) is passed on, never
+        // retried, and never counted against the server.
+        assert.match(s, /proxy_next_upstream error timeout;/);
+        assert.doesNotMatch(s, /http_503/);
         assert.doesNotMatch(s, /proxy_next_upstream [^;]*non_idempotent/);
         // A powered-off server must not stall a request for long before the retry.
         assert.match(s, /location \^~ \/api\/ \{[^}]*proxy_read_timeout 5s;/);
@@ -183,13 +189,19 @@ describe("nginx site, served", function () {
         fs.writeFileSync(path.join(www, "index.html"), "<!doctype html><title>dashboard</title>\n");
         fs.writeFileSync(path.join(www, "main-ABCD1234.js"), "console.log('static');\n");
         fs.writeFileSync(path.join(dir, "cluster.json"), "{}\n");
+        const appPort = (app.address() as net.AddressInfo).port;
+        // pi-web1 admitted, as its admit step writes it (assets/scripts/lb-member.sh).
+        const members = path.join(dir, "upstream");
+        fs.mkdirSync(members);
+        fs.writeFileSync(path.join(members, "pi-web1.conf"), `server 127.0.0.1:${appPort} max_fails=1 fail_timeout=10s; # pi-web1\n`);
         const text = renderNginxSite({
             backends: [{ name: "pi-web1", address: "127.0.0.1" }],
-            appPort: (app.address() as net.AddressInfo).port,
+            appPort,
             httpPort: port,
             managementCidr: "10.254.0.0/24",
             staticRoot: www,
             clusterJsonPath: path.join(dir, "cluster.json"),
+            membersDir: members,
         });
         // Loopback only: the test must not open a port to the machine's networks.
         fs.writeFileSync(path.join(dir, "site.conf"), text.replace(`listen ${port} default_server;`, `listen 127.0.0.1:${port} default_server;`));
@@ -260,10 +272,17 @@ describe("firewall", () => {
         assert.match(r, /chain forward \{\n        type filter hook forward priority filter; policy drop;\n    \}/);
     });
 
-    it("renders the db role: 3306 from the web servers only and no outbound to peers", () => {
+    it("renders the db role: 3306 from the web servers only (an included file) and no outbound to peers", () => {
         const r = renderFirewall(roleFirewall("db", topology));
-        assert.match(r, /^        ip saddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3306 accept/m);
+        assert.match(r, /^        include "\/etc\/pi-cluster\/firewall\.d\/\*\.nft"\n    \}/m);
+        assert.doesNotMatch(r, /tcp dport 3306/);
         assert.doesNotMatch(r, /ip daddr \S+ tcp dport/);
+        assert.strictEqual(
+            renderDbClients(["10.254.0.123", "10.254.0.122"], 3306).split("\n")[1],
+            'ip saddr { 10.254.0.122, 10.254.0.123 } tcp dport 3306 accept comment "mariadb from the web servers only"',
+        );
+        assert.strictEqual(renderDbClients(["10.254.0.122"], 3306).split("\n")[1], 'ip saddr 10.254.0.122 tcp dport 3306 accept comment "mariadb from the web servers only"');
+        assert.doesNotMatch(renderDbClients([], 3306), /accept/);
     });
 
     it("renders the lb role: 80 and 443 from anywhere, proxy to the web servers", () => {
@@ -278,7 +297,10 @@ describe("firewall", () => {
         for (const role of ["lb", "web", "db"] as const) {
             const dir = tmpDir("pi-nft-");
             const f = path.join(dir, `${role}.nft`);
-            fs.writeFileSync(f, renderFirewall(roleFirewall(role, topology)));
+            // The database's clients rule, included from a directory of the test's own.
+            fs.mkdirSync(path.join(dir, "firewall.d"));
+            fs.writeFileSync(path.join(dir, "firewall.d", "db-clients.nft"), renderDbClients(topology.webAddresses, 3306));
+            fs.writeFileSync(f, renderFirewall(roleFirewall(role, topology)).replace(FIREWALL_INCLUDE_DIR, path.join(dir, "firewall.d")));
             // In a fresh network namespace, so checking never touches this machine's rules.
             const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", f], { encoding: "utf8" });
             assert.strictEqual(r.status, 0, `${role}: ${r.stderr}`);

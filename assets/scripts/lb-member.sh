@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Steps "drain" and "admit" of one web server, run on the load balancer. A web server is in
+# nginx's round-robin through its own member file, MEMBERS/NODE.conf, which the site's
+# upstream block includes.
+#   drain  runs before anything on the web server restarts the app. It marks the server
+#          `down`, reloads nginx and waits until the workers that held requests to it have
+#          finished them. Then it starts a lease: if no admit follows within LEASE_SECONDS
+#          (the release failed and was rolled back, or the `up` was interrupted), the lease
+#          puts the server back as soon as its /health answers with the database reachable,
+#          so a failed run never leaves a server out of the load balancer.
+#   admit  runs once the app is healthy. It puts the server back (a cordoned one stays
+#          `down`, in maintenance), reloads nginx, and waits until a request through the
+#          load balancer is answered by that server: only then may the next server drain.
+#   delete of admit (scale-in) takes the server out for good, and waits for its requests.
+# Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP           log prefix
+#   MODE           drain or admit
+#   NODE           the web server's name
+#   SERVER         its address:port
+#   HTTP_PORT      nginx's port on this Pi, for the probe through the load balancer
+#   CORDONED       true when the server is in maintenance (kept out of the load balancer)
+#   LEASE_SECONDS  how long a drain holds before the lease may put the server back
+#   ROLLOUT        fingerprint of what the web server is to run and of its host key: a
+#                  change re-runs this step, and admit records it, so a drain of a rollout
+#                  that is already in service (a re-run) leaves the server serving
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+readonly MEMBERS=/etc/nginx/pi-cluster/upstream
+readonly MEMBER="$MEMBERS/$NODE.conf"
+readonly LEASE_UNIT="pi-cluster-lease-$NODE"
+readonly RUNNER="/usr/local/lib/pi-cluster/lease-$NODE.sh"
+readonly ADMITTED="/var/lib/pi-cluster/lb/$NODE.rollout"
+# In-flight API requests end within nginx's proxy_read_timeout (5 s); static downloads
+# may take longer, so wait this long for the old workers before going on.
+readonly SETTLE_SECONDS=30
+
+# member_text up|down [WHY] : the member file's text, base64 (for put_file).
+member_text() {
+    if [[ "$1" == up ]]; then
+        printf 'server %s max_fails=1 fail_timeout=10s; # %s\n' "$SERVER" "$NODE"
+    else
+        printf 'server %s down; # %s (%s)\n' "$SERVER" "$NODE" "$2"
+    fi | base64 -w0
+}
+
+# reload_nginx : checks and reloads, then waits until every worker that was running before
+# the reload has exited: those are the ones that may still hold requests to this server.
+reload_nginx() {
+    local master old pid deadline
+    nginx -t -q || fatal "nginx -t rejected the config after changing $MEMBER"
+    master=$(cat /run/nginx.pid 2>/dev/null || true)
+    old=$([[ -n "$master" ]] && pgrep -P "$master" || true)
+    systemctl reload nginx
+    deadline=$((SECONDS + SETTLE_SECONDS))
+    for pid in $old; do
+        while kill -0 "$pid" 2>/dev/null; do
+            if ((SECONDS >= deadline)); then
+                info "nginx workers still finishing requests after ${SETTLE_SECONDS}s; going on"
+                return 0
+            fi
+            sleep 0.1
+        done
+    done
+}
+
+# served_by_lb : true once a request to /api/health through this nginx is answered by NODE.
+served_by_lb() {
+    local i body
+    for ((i = 0; i < 80; i++)); do
+        body=$(curl -s --max-time 2 "http://127.0.0.1:$HTTP_PORT/api/health" || true)
+        [[ "$body" == *"\"node\":\"$NODE\""* ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# lease_expire : what the lease runs. Puts a still-drained server back once it is healthy.
+lease_expire() {
+    local i
+    for ((i = 0; i < 720; i++)); do
+        if ! grep -q ' down; .*(drained)' "$MEMBER" 2>/dev/null; then
+            info "lease of $NODE ended: it is not drained any more"
+            return 0
+        fi
+        if curl -fsS --max-time 2 "http://$SERVER/health" 2>/dev/null | grep -q '"db":"up"'; then
+            put_file "$(member_text up)" "$MEMBER" 0644 || true
+            reload_nginx
+            info "lease of $NODE ended: it is healthy, so it serves again"
+            return 0
+        fi
+        sleep 5
+    done
+    fatal "lease of $NODE ended, but it was not healthy for an hour: it stays drained"
+}
+
+stop_lease() {
+    systemctl stop "$LEASE_UNIT.timer" "$LEASE_UNIT.service" 2>/dev/null || true
+    systemctl reset-failed "$LEASE_UNIT.timer" "$LEASE_UNIT.service" 2>/dev/null || true
+    rm -f "$RUNNER"
+}
+
+start_lease() {
+    install -d -m 0755 "$(dirname "$RUNNER")"
+    {
+        printf '#!/usr/bin/env bash\n# The drain lease of %s, written by pi-cluster (lb-member.sh).\nset -euo pipefail\n' "$NODE"
+        declare -p STEP NODE SERVER MEMBER HTTP_PORT SETTLE_SECONDS
+        declare -f info fatal put_file member_text reload_nginx lease_expire
+        printf 'lease_expire\n'
+    } >"$RUNNER.new"
+    chmod 0700 "$RUNNER.new"
+    mv -f "$RUNNER.new" "$RUNNER"
+    systemd-run --quiet --unit "$LEASE_UNIT" --on-active="${LEASE_SECONDS}s" \
+        --timer-property=AccuracySec=1s --description "pi-cluster: put $NODE back in the load balancer" \
+        /bin/bash "$RUNNER"
+    info "lease started: $NODE comes back on its own ${LEASE_SECONDS}s from now, once healthy, unless admitted first"
+}
+
+drain() {
+    if [[ ! -f "$MEMBER" ]]; then
+        info "$NODE is not in the load balancer yet"
+        return 0
+    fi
+    if [[ "$(cat "$ADMITTED" 2>/dev/null)" == "$ROLLOUT" && "$CORDONED" != true ]]; then
+        info "$NODE already serves rollout $ROLLOUT: nothing to drain for"
+        return 0
+    fi
+    stop_lease
+    local changed=0
+    pending_begin "nginx-$NODE" && changed=1
+    if grep -q ' down;' "$MEMBER"; then
+        info "$NODE is already out of the load balancer"
+    else
+        put_file "$(member_text down drained)" "$MEMBER" 0644 && changed=1
+    fi
+    ((changed)) && reload_nginx
+    pending_done "nginx-$NODE"
+    info "$NODE drained: no new requests reach it, and the ones in flight have finished"
+    [[ "$CORDONED" == true ]] || start_lease
+}
+
+admit() {
+    stop_lease
+    install -d -m 0755 "$MEMBERS"
+    local changed=0
+    pending_begin "nginx-$NODE" && changed=1
+    if [[ "$CORDONED" == true ]]; then
+        put_file "$(member_text down maintenance)" "$MEMBER" 0644 && changed=1
+        ((changed)) && reload_nginx
+        pending_done "nginx-$NODE"
+        info "$NODE is cordoned: installed, and out of the load balancer"
+        return 0
+    fi
+    put_file "$(member_text up)" "$MEMBER" 0644 && changed=1
+    ((changed)) && reload_nginx
+    pending_done "nginx-$NODE"
+    served_by_lb || fatal "$NODE is in the upstream, but no request through the load balancer reached it; see /var/log/nginx/error.log on $(hostname)"
+    install -d -m 0755 "$(dirname "$ADMITTED")"
+    put_file "$(printf '%s' "$ROLLOUT" | base64 -w0)" "$ADMITTED" 0644 || true
+    info "$NODE serves through the load balancer"
+}
+
+apply() {
+    command -v nginx >/dev/null || fatal "nginx is missing: the nginx step installs it"
+    info "$MODE $NODE (rollout $ROLLOUT)"
+    case "$MODE" in
+    drain) drain ;;
+    admit) admit ;;
+    *) fatal "MODE is '$MODE': expected drain or admit" ;;
+    esac
+}
+
+delete() {
+    stop_lease
+    [[ "$MODE" == admit ]] || return 0
+    rm -f "$ADMITTED"
+    [[ -f "$MEMBER" ]] || return 0
+    rm -f "$MEMBER"
+    if systemctl is-active --quiet nginx; then reload_nginx; fi
+    info "$NODE left the load balancer"
+}
+
+main "$@" </dev/null

@@ -1,0 +1,70 @@
+// A request stream through the LB while something happens: the bench command
+// (scripts/bench.sh, wrk) runs in the background, the operation runs, and the stream stops
+// once it has carried enough requests. The zero-failure checks of the day-2 cases read its
+// JSON report; the human report lands in test-output/.
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { record } from "./checks";
+import { LB_URL, OUT, REPO } from "./lib";
+
+/** Issue 8's floor: every fault case runs under at least this many requests. */
+export const MIN_REQUESTS = 5000;
+/** Requests per second through the LB: enough for MIN_REQUESTS in about 17 s on the lab. */
+const RATE = 300;
+
+export interface BenchReport {
+    requests: number;
+    durationSeconds: number;
+    rps: number;
+    latencyMs: { p50: number; p90: number; p99: number; max: number };
+    failed: { total: number; socket: Record<string, number>; status: Record<string, number> };
+    retryAfter503: number;
+    perSecond: { t: number; ok: number; failed: number }[];
+}
+
+/**
+ * Runs `operation` under a request stream to `urlPath` through the LB and returns the bench
+ * report. The stream starts 2 s before the operation and goes on at least `tailSeconds`
+ * after it, and until MIN_REQUESTS have been sent.
+ */
+export async function underStream(label: string, operation: () => unknown | Promise<unknown>, opts: { urlPath?: string; tailSeconds?: number } = {}): Promise<BenchReport> {
+    fs.mkdirSync(OUT, { recursive: true });
+    const json = path.join(OUT, `bench-${label}.json`);
+    const text = fs.openSync(path.join(OUT, `bench-${label}.txt`), "w");
+    fs.rmSync(json, { force: true });
+    const started = Date.now();
+    const bench = spawn(
+        "bash",
+        [path.join(REPO, "scripts", "bench.sh"), "--url", `${LB_URL}${opts.urlPath ?? "/api/notes?limit=5"}`, "--duration", "900", "--rate", String(RATE), "--connections", "8", "--threads", "2", "--json", json],
+        { stdio: ["ignore", text, text] },
+    );
+    const exited = new Promise<number | null>((resolve) => bench.on("exit", (code) => resolve(code)));
+    try {
+        await sleep(2000);
+        await operation();
+        const minSeconds = MIN_REQUESTS / RATE + 2;
+        await sleep(Math.max((opts.tailSeconds ?? 3) * 1000, started + minSeconds * 1000 - Date.now()));
+    } finally {
+        bench.kill("SIGINT");
+    }
+    const code = await exited;
+    fs.closeSync(text);
+    if (code !== 0) throw new Error(`bench (${label}) exited ${code}: see ${path.join(OUT, `bench-${label}.txt`)}`);
+    const report = JSON.parse(fs.readFileSync(json, "utf8")) as BenchReport;
+    record(`bench.${label}`, {
+        requests: report.requests,
+        rps: report.rps,
+        p50: report.latencyMs.p50,
+        p99: report.latencyMs.p99,
+        failed: report.failed,
+    });
+    return report;
+}
+
+/** A failure count by kind, for assertion messages. */
+export function failures(r: BenchReport): string {
+    return JSON.stringify({ total: r.failed.total, socket: r.failed.socket, status: r.failed.status });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
