@@ -75,14 +75,17 @@ export interface UpResult {
  * metadata the tests read, and deleted; only the reduced copy lands in test-output/.
  * `--event-log` exists only with PULUMI_DEBUG_COMMANDS=true.
  */
-export function up(label: string, opts: { allowFail?: boolean } = {}): UpResult {
+export function up(label: string, opts: { allowFail?: boolean; command?: string[] } = {}): UpResult {
     fs.mkdirSync(OUT, { recursive: true });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-events-"));
     const log = path.join(dir, "events.jsonl");
     const started = Date.now();
     let r: SpawnSyncReturns<string>;
     try {
-        r = run("pulumi", ["up", "--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"], {
+        // `command` runs pulumi up itself (scripts/recover.sh) and takes up's flags after "--".
+        const flags = ["--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"];
+        const [cmd, ...args] = opts.command ? [...opts.command, "--", ...flags] : ["pulumi", "up", ...flags];
+        r = run(cmd, args, {
             env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" },
             allowFail: true,
         });

@@ -2,6 +2,7 @@
 // (scripts/bench.sh, wrk) runs in the background, the operation runs, and the stream stops
 // once it has carried enough requests. The zero-failure checks of the day-2 cases read its
 // JSON report; the human report lands in test-output/.
+import * as assert from "assert";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
@@ -21,6 +22,8 @@ export interface BenchReport {
     failed: { total: number; socket: Record<string, number>; status: Record<string, number> };
     retryAfter503: number;
     perSecond: { t: number; ok: number; failed: number }[];
+    /** When the bench was started (this machine's clock, ms), for reading perSecond. */
+    startedAtMs: number;
 }
 
 /**
@@ -51,7 +54,7 @@ export async function underStream(label: string, operation: () => unknown | Prom
     const code = await exited;
     fs.closeSync(text);
     if (code !== 0) throw new Error(`bench (${label}) exited ${code}: see ${path.join(OUT, `bench-${label}.txt`)}`);
-    const report = JSON.parse(fs.readFileSync(json, "utf8")) as BenchReport;
+    const report = { ...JSON.parse(fs.readFileSync(json, "utf8")), startedAtMs: started } as BenchReport;
     record(`bench.${label}`, {
         requests: report.requests,
         rps: report.rps,
@@ -68,3 +71,18 @@ export function failures(r: BenchReport): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/**
+ * Asserts that requests failed only while a fault lasted: none before `downAt`, and none
+ * from `graceSeconds` after `upAt` on (per-second buckets; one bucket of slack for wrk's
+ * start-up, since the stream is started a moment before its clock).
+ */
+export function assertFailuresOnlyDuring(r: BenchReport, downAt: number, upAt: number, graceSeconds: number): void {
+    const sec = (ms: number) => (ms - r.startedAtMs) / 1000;
+    const before = r.perSecond.filter((b) => b.t + 1 < sec(downAt) - 1 && b.failed > 0);
+    const after = r.perSecond.filter((b) => b.t >= Math.ceil(sec(upAt) + graceSeconds) && b.failed > 0);
+    assert.deepStrictEqual(before, [], `failures before the fault: ${failures(r)}`);
+    assert.deepStrictEqual(after, [], `failures more than ${graceSeconds}s after recovery: ${failures(r)}`);
+    const total = r.perSecond.reduce((n, b) => n + b.ok + b.failed, 0);
+    assert.ok(r.perSecond.filter((b) => b.t >= Math.ceil(sec(upAt) + graceSeconds)).reduce((n, b) => n + b.ok, 0) > 0, `no requests after recovery (of ${total})`);
+}
