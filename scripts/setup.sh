@@ -10,9 +10,10 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
 # The lab (debootstrap, nspawn, nftables, iproute2), ssh for the lab hosts, and the real
-# validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium.
+# validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium, and wrk
+# for scripts/bench.sh.
 readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux)
-readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium)
+readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium wrk)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {
