@@ -4,10 +4,15 @@
 # migrations in ../migrations applied in order (recorded in schema_migrations, as the
 # stack's DB script does).
 #
-# Usage: test-mariadb.sh start|stop|env
-#   start  starts the server (or reuses the one already running) and prints the env
-#   stop   shuts it down and deletes its directory
-#   env    prints DB_HOST=... DB_PORT=... DB_NAME=... DB_USER=... DB_PASSWORD=...
+# Usage: test-mariadb.sh start|stop|env|restart|pause|resume
+#   start    starts the server (or reuses the one already running) and prints the env
+#   stop     shuts it down and deletes its directory
+#   env      prints DB_HOST=... DB_PORT=... DB_NAME=... DB_USER=... DB_PASSWORD=...
+#   restart  shuts the server down and starts it on the same datadir, as `systemctl restart
+#            mariadb` does; returns once it answers again
+#   pause    freezes mariadbd with SIGSTOP, like a power cut: the kernel still completes TCP
+#            handshakes, but nothing ever answers and no connection is closed
+#   resume   thaws it with SIGCONT
 #
 # Reads:
 #   TEST_MARIADB_DIR   state directory (default ${TMPDIR:-/tmp}/pi-cluster-app-mariadb-$TEST_MARIADB_PORT)
@@ -65,8 +70,7 @@ start_server() {
     --skip-name-resolve --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
     --innodb-buffer-pool-size=32M --innodb-log-file-size=16M --max-connections=100 \
     </dev/null >/dev/null 2>&1 &
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     is_running && return 0
     sleep 0.25
   done
@@ -124,18 +128,42 @@ cmd_start() {
   cat "${ENVFILE}"
 }
 
+server_pid() {
+  [[ -f "${PIDFILE}" ]] || fatal "no server in ${BASE}; run: $0 start"
+  cat "${PIDFILE}"
+}
+
+stop_server() {
+  local pid="$1"
+  # A paused server would hold SIGTERM until the 30 s below run out.
+  kill -CONT "${pid}" 2>/dev/null || true
+  kill -TERM "${pid}" 2>/dev/null || true
+  for _ in $(seq 1 120); do
+    kill -0 "${pid}" 2>/dev/null || return 0
+    sleep 0.25
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+}
+
 cmd_stop() {
   if [[ -f "${PIDFILE}" ]]; then
-    local pid i
-    pid="$(cat "${PIDFILE}")"
-    kill -TERM "${pid}" 2>/dev/null || true
-    for i in $(seq 1 120); do
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.25
-    done
-    kill -0 "${pid}" 2>/dev/null && kill -KILL "${pid}" 2>/dev/null || true
+    stop_server "$(cat "${PIDFILE}")"
   fi
   rm -rf "${BASE}"
+}
+
+cmd_restart() {
+  require_tools
+  stop_server "$(server_pid)"
+  start_server
+}
+
+cmd_pause() {
+  kill -STOP "$(server_pid)"
+}
+
+cmd_resume() {
+  kill -CONT "$(server_pid)"
 }
 
 cmd_env() {
@@ -148,7 +176,10 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop ;;
     env) cmd_env ;;
-    *) fatal "usage: $0 start|stop|env" ;;
+    restart) cmd_restart ;;
+    pause) cmd_pause ;;
+    resume) cmd_resume ;;
+    *) fatal "usage: $0 start|stop|env|restart|pause|resume" ;;
   esac
 }
 

@@ -1,5 +1,13 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
+import { RECHECK_INTERVAL_MS } from "./db/breaker";
 import { isTransientError } from "./db/retry";
+import { describeError } from "./status";
+
+/**
+ * Retry-After on a database 503, in whole seconds: a down database is rechecked every
+ * RECHECK_INTERVAL_MS, so by then the app knows again whether it answers.
+ */
+export const DB_RETRY_AFTER_SECONDS = Math.max(1, Math.ceil(RECHECK_INTERVAL_MS / 1000));
 
 /** An error that becomes `{"error": {code, message, field?}}` with its HTTP status. */
 export class HttpError extends Error {
@@ -8,6 +16,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** Sent as the Retry-After header, in seconds. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = "HttpError";
@@ -37,8 +47,8 @@ export function toHttpError(err: unknown): HttpError {
     const message = type === "entity.too.large" && typeof limit === "number" ? `${known.message} (${limit} bytes)` : known.message;
     return new HttpError(known.status, known.code, message);
   }
-  if (isTransientError(err) || (err as { code?: unknown } | null)?.code === "POOL_ACQUIRE_TIMEOUT") {
-    return new HttpError(503, "DB_UNAVAILABLE", "the database is unavailable, try again later");
+  if (isTransientError(err)) {
+    return new HttpError(503, "DB_UNAVAILABLE", "the database is unavailable, try again later", undefined, DB_RETRY_AFTER_SECONDS);
   }
   return new HttpError(500, "INTERNAL", "internal server error");
 }
@@ -47,7 +57,9 @@ export function errorHandler(log: (message: string) => void): ErrorRequestHandle
   return (err, req, res, _next) => {
     const httpError = toHttpError(err);
     if (httpError.status >= 500) {
-      log(`${req.method} ${req.originalUrl} -> ${httpError.status}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      // During an outage every request may be a 503: one line each, not a stack trace each.
+      const detail = httpError.status === 503 ? describeError(err) : err instanceof Error ? err.stack ?? err.message : String(err);
+      log(`${req.method} ${req.originalUrl} -> ${httpError.status}: ${detail}`);
     }
     if (res.headersSent) {
       res.destroy();
@@ -55,6 +67,7 @@ export function errorHandler(log: (message: string) => void): ErrorRequestHandle
     }
     const body: { code: string; message: string; field?: string } = { code: httpError.code, message: httpError.message };
     if (httpError.field !== undefined) body.field = httpError.field;
+    if (httpError.retryAfterSeconds !== undefined) res.set("Retry-After", String(httpError.retryAfterSeconds));
     res.status(httpError.status).json({ error: body });
   };
 }

@@ -44,3 +44,62 @@ export async function silentServer(): Promise<{ port: number; close: () => Promi
       }),
   };
 }
+
+/**
+ * A TCP proxy to a MariaDB port that can fake a DB host that lost power and booted again while
+ * the app was idle: after `reboot()` the host knows none of the old connections, so each is
+ * reset (RST) when the app next sends on it, while new connections work. The app saw no FIN.
+ */
+export async function rebootableProxy(host: string, targetPort: number, listenPort = 0): Promise<{
+  port: number;
+  reboot: () => void;
+  /** Old connections reset since the reboot. */
+  resets: () => number;
+  close: () => Promise<void>;
+}> {
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  const sockets = new Set<net.Socket>();
+  let resets = 0;
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    const upstream = net.connect(targetPort, host);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream).on("error", () => undefined);
+    upstream.pipe(client).on("error", () => undefined);
+    client.on("close", () => {
+      upstream.destroy();
+      pairs.delete(pair);
+    });
+    client.on("error", () => undefined);
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(listenPort, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    reboot: () => {
+      for (const pair of pairs) {
+        pairs.delete(pair);
+        const { client, upstream } = pair;
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        upstream.removeAllListeners("close");
+        upstream.destroy();
+        // unpipe() paused the socket, and a paused socket emits no 'data'.
+        client.on("data", () => {
+          resets++;
+          client.resetAndDestroy();
+        });
+        client.resume();
+      }
+    },
+    resets: () => resets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,5 +1,6 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import path from "node:path";
+import { promisify } from "node:util";
 
 /**
  * Loaded by .mocharc.json before the spec files: when DB_HOST is not set, start a throwaway
@@ -22,6 +23,14 @@ function startTestMariaDb(): void {
 }
 
 if (!process.env.DB_HOST) startTestMariaDb();
+
+/** True when this run started the throwaway MariaDB, so tests may restart, pause and resume it. */
+export const ownsTestMariaDb = (): boolean => started;
+
+/** Runs `test-mariadb.sh restart|pause|resume` without blocking the event loop the app under test runs on. */
+export async function testMariaDb(command: "restart" | "pause" | "resume"): Promise<void> {
+  await promisify(execFile)("bash", [script, command]);
+}
 
 export function mochaGlobalTeardown(): void {
   if (started && !process.env.KEEP_TEST_MARIADB) execFileSync("bash", [script, "stop"], { stdio: "inherit" });

@@ -1,4 +1,4 @@
-import type { Database } from "./pool";
+import type { Queryable } from "./pool";
 
 export interface Note {
   id: number;
@@ -19,19 +19,19 @@ const toNote = (row: NoteRow): Note => ({ id: Number(row.id), title: row.title, 
 const COLUMNS = "id, title, body, created_at";
 
 /** Notes, newest first, and how many there are in all. */
-export async function listNotes(db: Database, limit: number, offset: number): Promise<{ items: Note[]; total: number }> {
+export async function listNotes(db: Queryable, limit: number, offset: number): Promise<{ items: Note[]; total: number }> {
   const rows = await db.query<NoteRow[]>(`SELECT ${COLUMNS} FROM notes ORDER BY id DESC LIMIT ? OFFSET ?`, [limit, offset]);
   const [count] = await db.query<Array<{ total: number }>>("SELECT COUNT(*) AS total FROM notes");
   return { items: rows.map(toNote), total: Number(count?.total ?? 0) };
 }
 
-export async function getNote(db: Database, id: number): Promise<Note | null> {
+export async function getNote(db: Queryable, id: number): Promise<Note | null> {
   const rows = await db.query<NoteRow[]>(`SELECT ${COLUMNS} FROM notes WHERE id = ?`, [id]);
   return rows.length > 0 ? toNote(rows[0]) : null;
 }
 
 /** Inserts a note and returns it as stored. */
-export async function createNote(db: Database, title: string, body: string): Promise<Note> {
+export async function createNote(db: Queryable, title: string, body: string): Promise<Note> {
   const result = await db.query<{ insertId: number }>("INSERT INTO notes (title, body) VALUES (?, ?)", [title, body], {
     write: true,
   });
@@ -41,7 +41,7 @@ export async function createNote(db: Database, title: string, body: string): Pro
 }
 
 /** True when a note was deleted, false when none had that id. */
-export async function deleteNote(db: Database, id: number): Promise<boolean> {
+export async function deleteNote(db: Queryable, id: number): Promise<boolean> {
   const result = await db.query<{ affectedRows: number }>("DELETE FROM notes WHERE id = ?", [id], { write: true });
   return result.affectedRows > 0;
 }

@@ -1,13 +1,42 @@
+import mysqlCore from "mysql2";
 import mysql from "mysql2/promise";
 import type { Config } from "../config";
-import { isSafeToRetryWrite, isTransientError, withRetry, type RetryOptions } from "./retry";
+import { CircuitBreaker } from "./breaker";
+import { classifyFailure, isSafeToRetryWrite, isTransientError, withRetry, type RetryOptions } from "./retry";
+import { withTimeout } from "./timeout";
 
-/** How long a request waits for a free pool connection before it fails with 503. */
-export const ACQUIRE_TIMEOUT_MS = 60_000;
+/**
+ * A request's whole time on the database: getting connections, checking them, every statement
+ * and every retry with its backoff. nginx gives up on the app after proxy_read_timeout 5 s; half
+ * of that leaves the rest for the app and the network, so an outage answers 503, never 504.
+ */
+export const REQUEST_DB_BUDGET_MS = 2500;
+/** Longest wait for a pool connection; the request's remaining budget cuts it shorter. */
+export const ACQUIRE_TIMEOUT_MS = REQUEST_DB_BUDGET_MS;
+/**
+ * TCP connect + handshake of one new connection (mysql2 `connectTimeout`). On the LAN it takes
+ * milliseconds; 1 s leaves room for a retry within the budget, and is how soon a DB host that
+ * lost power (no RST, packets dropped) is found down.
+ */
+export const CONNECT_TIMEOUT_MS = 1000;
+/**
+ * A pooled connection idle longer than this is checked with `SELECT 1` before a write is sent on
+ * it: a DB host that rebooted leaves connections that look open, and a write that fails on one
+ * may not be retried. A busy server reuses its connections sooner and never pays the check.
+ */
+export const VALIDATE_IDLE_MS = 1000;
+/** Bound on that check; the request's remaining budget cuts it shorter. */
+export const VALIDATE_TIMEOUT_MS = 500;
+/**
+ * A statement still running after this starts a recheck of the database in the background. The
+ * app's statements take milliseconds, so one this slow more likely hangs on a host that lost
+ * power; finding that out early lets the requests behind it fail fast, not each wait its budget.
+ */
+export const SUSPECT_AFTER_MS = 500;
+/** Bound on one recheck of a down database: connect plus `SELECT 1` on a connection of its own. */
+export const RECHECK_TIMEOUT_MS = 1000;
 /** Pooled connections idle this long are closed (mysql2 `idleTimeout`). */
 export const IDLE_TIMEOUT_MS = 300_000;
-/** TCP connect + handshake limit (mysql2 `connectTimeout`); a powered-off DB host fails after this. */
-export const CONNECT_TIMEOUT_MS = 10_000;
 /** How long closing the pool may take on shutdown before open sockets are destroyed. */
 export const CLOSE_TIMEOUT_MS = 2_000;
 
@@ -22,15 +51,25 @@ export interface PoolStats {
 export interface QueryOptions {
   /** A write may only be retried when it cannot have been applied; see isSafeToRetryWrite. */
   write?: boolean;
-  /** Per-statement timeout in ms (mysql2 `timeout`); none by default. */
-  timeoutMs?: number;
+  /**
+   * When the statement, retries included, must have finished (epoch ms). Default
+   * REQUEST_DB_BUDGET_MS after the call; forRequest() gives a request's statements one deadline.
+   */
+  deadline?: number;
 }
+
+/** What the SQL modules need: parameterised statements. */
+export type Queryable = Pick<Database, "query">;
 
 /** An error with `code`, raised when no pool connection became free in time. */
 export class AcquireTimeoutError extends Error {
   readonly code = "POOL_ACQUIRE_TIMEOUT";
   readonly phase = "connect";
-  constructor(timeoutMs: number, poolBusy: boolean) {
+  constructor(
+    timeoutMs: number,
+    /** Every pool connection was lent out: the app is busy, not the database down. */
+    readonly poolBusy: boolean,
+  ) {
     super(
       poolBusy
         ? `no database connection became free within ${timeoutMs} ms (all pool connections in use)`
@@ -40,23 +79,35 @@ export class AcquireTimeoutError extends Error {
   }
 }
 
+/** Raised before a statement is sent when the request has no time left for the database. */
+export class BudgetSpentError extends Error {
+  readonly code = "DB_BUDGET_SPENT";
+  readonly phase = "connect";
+  constructor() {
+    super("the request's time for the database ran out before this statement could start");
+    this.name = "BudgetSpentError";
+  }
+}
+
 /**
- * The mysql2 options for the one pool. mysql2 warns about (and will reject) unknown keys, so
- * only documented ones are used; `acquireTimeout` is not one of them, see Database.acquire.
+ * `db` with one deadline for all its statements: a request's whole time on the database, however
+ * many statements it runs and however often they are retried.
  */
-export function poolOptions(db: Config["db"]): mysql.PoolOptions {
+export function forRequest(db: Queryable, budgetMs = REQUEST_DB_BUDGET_MS): Queryable {
+  const deadline = Date.now() + budgetMs;
+  return {
+    query: <T>(sql: string, params?: Params, options?: QueryOptions) => db.query<T>(sql, params, { deadline, ...options }),
+  };
+}
+
+/** What every connection needs, the pool's and the rechecks' alike. */
+function connectionOptions(db: Config["db"]): mysql.ConnectionOptions {
   return {
     host: db.host,
     port: db.port,
     user: db.user,
     password: db.password,
     database: db.database,
-    connectionLimit: db.poolSize,
-    // mysql2 only closes idle connections when maxIdle < connectionLimit, so keep one fewer.
-    maxIdle: Math.max(1, db.poolSize - 1),
-    idleTimeout: IDLE_TIMEOUT_MS,
-    waitForConnections: true,
-    queueLimit: 0,
     connectTimeout: CONNECT_TIMEOUT_MS,
     enableKeepAlive: true,
     keepAliveInitialDelay: 10_000,
@@ -67,35 +118,97 @@ export function poolOptions(db: Config["db"]): mysql.PoolOptions {
   };
 }
 
-/** The app's only mysql2 pool, with acquire timeout and retry of transient errors. */
+/**
+ * The mysql2 options for the one pool. mysql2 warns about (and will reject) unknown keys, so
+ * only documented ones are used; `acquireTimeout` is not one of them, see Database.acquire.
+ */
+export function poolOptions(db: Config["db"]): mysql.PoolOptions {
+  return {
+    ...connectionOptions(db),
+    connectionLimit: db.poolSize,
+    // mysql2 only closes idle connections when maxIdle < connectionLimit, so keep one fewer.
+    maxIdle: Math.max(1, db.poolSize - 1),
+    idleTimeout: IDLE_TIMEOUT_MS,
+    waitForConnections: true,
+    queueLimit: 0,
+  };
+}
+
+/** A mysql2 core connection, as the pool keeps them. */
+interface CoreConnection {
+  destroy(): void;
+  /** Set by mysql2 when the connection is created and each time it goes back to the pool (lib/pool_connection.js). */
+  lastActiveTime?: number;
+  stream?: { destroy(): void };
+}
+
+/**
+ * Destroys a connection's socket at once. mysql2's destroy() only half-closes it (FIN), which on
+ * a powered-off peer lingers until TCP gives up, minutes later.
+ */
+function hardClose(conn: CoreConnection): void {
+  conn.destroy();
+  conn.stream?.destroy();
+}
+
+const core = (conn: mysql.PoolConnection): CoreConnection => (conn as unknown as { connection: CoreConnection }).connection;
+
+/** Snapshots of mysql2's connection queues: every open or opening one, and the idle ones (lib/base/pool.js). */
+function poolQueues(pool: mysql.Pool): { all: CoreConnection[]; free: CoreConnection[] } {
+  type Queue = { length: number; get(i: number): CoreConnection };
+  const base = (pool as unknown as { pool?: { _allConnections?: Queue; _freeConnections?: Queue } }).pool;
+  const items = (queue?: Queue) => (queue ? Array.from({ length: queue.length }, (_, i) => queue.get(i)) : []);
+  return { all: items(base?._allConnections), free: items(base?._freeConnections) };
+}
+
+function tag(err: unknown, phase: "connect" | "validate"): void {
+  if (typeof err === "object" && err !== null) (err as { phase?: string }).phase = phase;
+}
+
+/**
+ * The app's only mysql2 pool: every statement bounded by a deadline, transient errors retried,
+ * stale connections dropped, and while the database is down (see db/breaker.ts) a fast failure
+ * instead of a wait.
+ */
 export class Database {
   readonly pool: mysql.Pool;
   readonly host: string;
   readonly limit: number;
+  /** Down after a new connection fails; up again after a recheck succeeds. */
+  readonly breaker: CircuitBreaker;
   private inUse = 0;
+  private readonly rechecks = new Set<CoreConnection>();
 
   constructor(
-    db: Config["db"],
+    private readonly db: Config["db"],
     private readonly retry: RetryOptions = {},
     private readonly acquireTimeoutMs = ACQUIRE_TIMEOUT_MS,
   ) {
     this.pool = mysql.createPool(poolOptions(db));
     this.host = db.host;
     this.limit = db.poolSize;
+    this.breaker = new CircuitBreaker(
+      () => this.recheck(),
+      () => this.dropIdle(),
+    );
   }
 
   /**
    * A connection from the pool within `timeoutMs`. mysql2's pool has no acquire timeout (it
    * queues forever with waitForConnections), so race it here; a connection that arrives after
-   * the timeout goes straight back to the pool. Errors carry `phase: "connect"`.
+   * the timeout goes straight back to the pool. Errors carry `phase: "connect"`, and one that
+   * says the server is not there marks the database down.
    */
   acquire(timeoutMs = this.acquireTimeoutMs): Promise<mysql.PoolConnection> {
     return new Promise((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
+      const fail = (err: unknown) => {
         settled = true;
-        reject(new AcquireTimeoutError(timeoutMs, this.inUse >= this.limit));
-      }, timeoutMs);
+        tag(err, "connect");
+        if (classifyFailure(err) === "down") this.breaker.markDown(err);
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new AcquireTimeoutError(timeoutMs, this.inUse >= this.limit)), timeoutMs);
       // A waiting request keeps the process alive by itself; this timer must not.
       timer.unref();
       this.pool.getConnection().then(
@@ -111,53 +224,61 @@ export class Database {
         },
         (err: unknown) => {
           if (settled) return;
-          settled = true;
           clearTimeout(timer);
-          if (typeof err === "object" && err !== null) (err as { phase?: string }).phase = "connect";
-          reject(err);
+          fail(err);
         },
       );
     });
   }
 
-  /** Returns a connection to the pool, or drops it when its error left it unusable. */
+  /**
+   * Returns a connection to the pool, or drops it when its error left it unusable. A connection
+   * that failed as a connection (reset, closed, no answer in time) is dropped with every idle
+   * one, which likely died with it, and the database is rechecked at once.
+   */
   release(conn: mysql.PoolConnection, err?: unknown): void {
     this.inUse--;
-    if (typeof err === "object" && err !== null && (err as { fatal?: boolean }).fatal) conn.destroy();
-    else conn.release();
-  }
-
-  /** Runs `fn` on one pooled connection. No retry. */
-  async withConnection<T>(fn: (conn: mysql.PoolConnection) => Promise<T>, acquireTimeoutMs?: number): Promise<T> {
-    const conn = await this.acquire(acquireTimeoutMs);
-    try {
-      const result = await fn(conn);
-      this.release(conn);
-      return result;
-    } catch (err) {
-      this.release(conn, err);
-      throw err;
+    if (err !== undefined && classifyFailure(err) === "connection lost") {
+      hardClose(core(conn));
+      this.dropIdle();
+      this.breaker.suspect();
+    } else if (typeof err === "object" && err !== null && (err as { fatal?: boolean }).fatal) {
+      conn.destroy();
+    } else {
+      conn.release();
     }
   }
 
-  /** A parameterised statement, retried on transient errors (writes only when safe). */
+  /** Runs `fn` on one pooled connection. No retry; fails at once while the database is down. */
+  async withConnection<T>(fn: (conn: mysql.PoolConnection) => Promise<T>, acquireTimeoutMs?: number): Promise<T> {
+    this.breaker.assertUp();
+    return this.lend(fn, acquireTimeoutMs);
+  }
+
+  /**
+   * A parameterised statement, retried on transient errors (writes only when safe), all within
+   * `options.deadline`. Fails at once while the database is down.
+   */
   async query<T>(sql: string, params: Params = [], options: QueryOptions = {}): Promise<T> {
+    this.breaker.assertUp();
+    const deadline = options.deadline ?? Date.now() + REQUEST_DB_BUDGET_MS;
     return withRetry(
-      () =>
-        this.withConnection(async (conn) => {
-          const [result] = await conn.query({ sql, timeout: options.timeoutMs }, [...params]);
+      async () => {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new BudgetSpentError();
+        return this.lend(async (conn) => {
+          if (options.write) await this.validate(conn, deadline);
+          const [result] = await conn.query({ sql, timeout: Math.max(1, deadline - Date.now()) }, [...params]);
           return result as T;
-        }),
-      { ...this.retry, retryable: options.write ? isSafeToRetryWrite : isTransientError },
+        }, Math.min(this.acquireTimeoutMs, left));
+      },
+      { ...this.retry, deadline, retryable: options.write ? isSafeToRetryWrite : isTransientError },
     );
   }
 
   /** Pool occupancy: connections lent out, and open connections waiting idle in the pool. */
   stats(): PoolStats {
-    // mysql2 exposes no public counters; _freeConnections is its idle queue (lib/base/pool.js).
-    const core = (this.pool as unknown as { pool?: { _freeConnections?: { length: number } } }).pool;
-    const free = core?._freeConnections?.length ?? 0;
-    return { limit: this.limit, inUse: this.inUse, free };
+    return { limit: this.limit, inUse: this.inUse, free: poolQueues(this.pool).free.length };
   }
 
   /**
@@ -167,6 +288,8 @@ export class Database {
    * connections that die while closing are not reported: they are closed either way.
    */
   async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {
+    this.breaker.stop();
+    for (const conn of this.rechecks) hardClose(conn);
     let ended = false;
     const ending = this.pool.end().then(
       () => void (ended = true),
@@ -176,10 +299,71 @@ export class Database {
     await Promise.race([ending, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
     if (ended) return;
-    // mysql2 keeps every open or opening connection in _allConnections (lib/base/pool.js).
-    const all = (this.pool as unknown as { pool?: { _allConnections?: { length: number; get(i: number): { destroy(): void } } } })
-      .pool?._allConnections;
-    const stuck = all ? Array.from({ length: all.length }, (_, i) => all.get(i)) : [];
-    for (const conn of stuck) conn.destroy();
+    for (const conn of poolQueues(this.pool).all) conn.destroy();
+  }
+
+  private async lend<T>(fn: (conn: mysql.PoolConnection) => Promise<T>, acquireTimeoutMs?: number): Promise<T> {
+    const conn = await this.acquire(acquireTimeoutMs);
+    const watchdog = setTimeout(() => this.breaker.suspect(), SUSPECT_AFTER_MS);
+    watchdog.unref();
+    try {
+      const result = await fn(conn);
+      this.release(conn);
+      return result;
+    } catch (err) {
+      this.release(conn, err);
+      throw err;
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  /**
+   * Checks a connection that sat idle before a write is sent on it. A failure here carries
+   * `phase: "validate"`: the write was never sent, so it may be retried on another connection.
+   */
+  private async validate(conn: mysql.PoolConnection, deadline: number): Promise<void> {
+    const lastActive = core(conn).lastActiveTime;
+    if (lastActive !== undefined && Date.now() - lastActive <= VALIDATE_IDLE_MS) return;
+    try {
+      await conn.query({ sql: "SELECT 1", timeout: Math.max(1, Math.min(VALIDATE_TIMEOUT_MS, deadline - Date.now())) });
+    } catch (err) {
+      tag(err, "validate");
+      throw err;
+    }
+  }
+
+  /** Closes the idle pooled connections: after a failure or an outage they may be dead without knowing it. */
+  private dropIdle(): void {
+    for (const conn of poolQueues(this.pool).free) hardClose(conn);
+  }
+
+  /**
+   * One check of a down database, on a connection of its own (the pool may be full of hung
+   * ones). Resolves when the server answers, even with an error such as too many connections;
+   * rejects when it does not.
+   */
+  private async recheck(): Promise<void> {
+    const conn = mysqlCore.createConnection({ ...connectionOptions(this.db), connectTimeout: RECHECK_TIMEOUT_MS });
+    // Errors reach the query below; an 'error' event without a listener would crash the process.
+    conn.on("error", () => undefined);
+    this.rechecks.add(conn);
+    let answered = false;
+    try {
+      await withTimeout(
+        conn.promise().query({ sql: "SELECT 1", timeout: RECHECK_TIMEOUT_MS }),
+        RECHECK_TIMEOUT_MS,
+        () => Object.assign(new Error(`the database did not answer within ${RECHECK_TIMEOUT_MS} ms`), { code: "ETIMEDOUT" }),
+      );
+      answered = true;
+    } catch (err) {
+      tag(err, "connect");
+      if (classifyFailure(err) === "down") throw err;
+    } finally {
+      this.rechecks.delete(conn);
+      // A polite quit, so MariaDB does not log an aborted connection for every recovery.
+      if (answered) conn.end();
+      else hardClose(conn);
+    }
   }
 }

@@ -1,4 +1,5 @@
 import type { Database } from "./pool";
+import { withTimeout } from "./timeout";
 
 /** What one round of status queries found on the server. */
 export interface DbSample {
@@ -7,22 +8,6 @@ export interface DbSample {
   uptimeSeconds: number;
   connections: number;
   queries: number;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`database did not answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**
@@ -53,5 +38,6 @@ export async function probeDatabase(db: Database, timeoutMs: number): Promise<Db
       };
     }, timeoutMs),
     timeoutMs,
+    () => new Error(`database did not answer within ${timeoutMs} ms`),
   );
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { DatabaseDownError, RECHECK_INTERVAL_MS } from "../../src/db/breaker";
 import { AcquireTimeoutError, Database, IDLE_TIMEOUT_MS } from "../../src/db/pool";
 import { isSafeToRetryWrite, isTransientError } from "../../src/db/retry";
-import { closedPort, silentServer, testConfig } from "../helpers";
+import { closedPort, rebootableProxy, silentServer, testConfig } from "../helpers";
 
 async function caught(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -110,17 +111,48 @@ describe("database pool (real MariaDB)", () => {
 
   it("retries a refused connection 3 times with backoff, for reads and for writes", async () => {
     const sleeps: number[] = [];
-    const db = new Database({ ...config.db, port: await closedPort() }, { sleep: async (ms) => void sleeps.push(ms) });
+    const port = await closedPort();
+    const db = new Database({ ...config.db, port }, { sleep: async (ms) => void sleeps.push(ms) });
+    // The read marks `db` down (see the next test), so the write goes through a second pool.
+    const writer = new Database({ ...config.db, port }, { sleep: async (ms) => void sleeps.push(ms) });
     try {
       const readErr = await caught(db.query("SELECT 1"));
       assert.equal(isTransientError(readErr), true);
       assert.equal((readErr as { phase?: string }).phase, "connect");
       assert.deepEqual(sleeps, [100, 200]);
-      await assert.rejects(db.query("INSERT INTO notes (title, body) VALUES (?, ?)", ["t", ""], { write: true }));
+      await assert.rejects(writer.query("INSERT INTO notes (title, body) VALUES (?, ?)", ["t", ""], { write: true }));
       assert.deepEqual(sleeps, [100, 200, 100, 200]);
       assert.deepEqual(db.stats(), { limit: config.db.poolSize, inUse: 0, free: 0 });
     } finally {
       await db.close();
+      await writer.close();
+    }
+  });
+
+  it("fails at once, without retrying, while the database is known down, and serves again once it answers", async () => {
+    const sleeps: number[] = [];
+    const proxy = await rebootableProxy(config.db.host, config.db.port);
+    await proxy.close();
+    const db = new Database({ ...config.db, port: proxy.port }, { sleep: async (ms) => void sleeps.push(ms) });
+    let back: Awaited<ReturnType<typeof rebootableProxy>> | undefined;
+    try {
+      await assert.rejects(db.query("SELECT 1"), { code: "ECONNREFUSED" });
+      assert.equal(db.breaker.isDown, true);
+      const started = Date.now();
+      const err = await caught(db.query("INSERT INTO notes (title, body) VALUES (?, ?)", ["t", ""], { write: true }));
+      assert.ok(Date.now() - started < 50, `took ${Date.now() - started} ms`);
+      assert.ok(err instanceof DatabaseDownError);
+      assert.match(err.message, /^the database has been down for \d+ ms \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)/);
+      assert.equal(isTransientError(err), true);
+      assert.deepEqual(sleeps, [100, 200], "no retries while down");
+      // The same port answers again: a recheck within RECHECK_INTERVAL_MS finds it.
+      back = await rebootableProxy(config.db.host, config.db.port, proxy.port);
+      await new Promise((r) => setTimeout(r, RECHECK_INTERVAL_MS + 200));
+      assert.equal(db.breaker.isDown, false);
+      assert.deepEqual(await db.query("SELECT 1 AS one"), [{ one: 1 }]);
+    } finally {
+      await db.close();
+      await back?.close();
     }
   });
 

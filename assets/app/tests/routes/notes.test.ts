@@ -3,7 +3,7 @@ import request from "supertest";
 import type { Express } from "express";
 import { Database } from "../../src/db/pool";
 import { createApp } from "../../src/server";
-import { testConfig, testDatabase } from "../helpers";
+import { closedPort, testConfig, testDatabase } from "../helpers";
 
 describe("notes routes (real MariaDB)", () => {
   const config = testConfig();
@@ -110,6 +110,27 @@ describe("notes routes (real MariaDB)", () => {
       const res = await request(createApp({ config: downConfig, db: down, log: () => undefined })).get("/notes").expect(503);
       assert.equal(res.body.error.code, "DB_UNAVAILABLE");
       assert.deepEqual(sleeps, [100, 200], "three attempts with backoff");
+    } finally {
+      await down.close();
+    }
+  });
+
+  it("answers at once with 503 and Retry-After while MariaDB is known down, logging one line per request", async () => {
+    const logged: string[] = [];
+    const downConfig = testConfig({ db: { port: await closedPort() } });
+    const down = testDatabase(downConfig);
+    try {
+      const downApp = createApp({ config: downConfig, db: down, log: (m) => logged.push(m) });
+      const first = await request(downApp).get("/notes").expect(503);
+      assert.equal(first.headers["retry-after"], "1");
+      const started = Date.now();
+      const res = await request(downApp).post("/notes").send({ title: "t" }).expect(503);
+      assert.ok(Date.now() - started < 100, `took ${Date.now() - started} ms`);
+      assert.equal(res.headers["retry-after"], "1");
+      assert.deepEqual(res.body, { error: { code: "DB_UNAVAILABLE", message: "the database is unavailable, try again later" } });
+      assert.match(logged[0], /^GET \/notes -> 503: connect ECONNREFUSED/);
+      assert.match(logged[1], /^POST \/notes -> 503: DB_DOWN: the database has been down for \d+ ms \(connect ECONNREFUSED/);
+      assert.ok(logged.every((line) => !line.includes("\n")), "no stack traces");
     } finally {
       await down.close();
     }

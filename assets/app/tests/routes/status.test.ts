@@ -109,9 +109,10 @@ describe("status routes with MariaDB down", () => {
       const started = Date.now();
       const res = await request(createApp({ config, db })).get("/").expect(200);
       const took = Date.now() - started;
-      assert.ok(took >= 1900 && took < 3000, `took ${took} ms`);
+      // The handshake never comes, so the connect timeout (CONNECT_TIMEOUT_MS, 1 s) ends it first.
+      assert.ok(took >= 900 && took < 2100, `took ${took} ms`);
       assert.equal(res.body.db.reachable, false);
-      assert.match(res.body.db.error, /did not (accept a connection|answer) within 2000 ms/);
+      assert.match(res.body.db.error, /ETIMEDOUT/);
     } finally {
       await hung.close();
       await db.close();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { backoffDelay, isSafeToRetryWrite, isTransientError, withRetry } from "../../src/db/retry";
+import { backoffDelay, classifyFailure, isSafeToRetryWrite, isTransientError, withRetry } from "../../src/db/retry";
 
 const err = (props: Record<string, unknown>) => Object.assign(new Error("boom"), props);
 
@@ -51,6 +51,39 @@ describe("isSafeToRetryWrite", () => {
   it("never retries a permanent error, even while connecting", () => {
     assert.equal(isSafeToRetryWrite(err({ code: "ER_ACCESS_DENIED_ERROR", phase: "connect" })), false);
   });
+
+  it("retries a write whose idle connection failed its check, as the write was never sent", () => {
+    assert.equal(isSafeToRetryWrite(err({ code: "ECONNRESET", phase: "validate" })), true);
+    assert.equal(isSafeToRetryWrite(err({ code: "PROTOCOL_SEQUENCE_TIMEOUT", phase: "validate" })), true);
+  });
+
+  it("does not retry a write that timed out after it was sent, as it may yet be applied", () => {
+    assert.equal(isTransientError(err({ code: "PROTOCOL_SEQUENCE_TIMEOUT" })), true);
+    assert.equal(isSafeToRetryWrite(err({ code: "PROTOCOL_SEQUENCE_TIMEOUT" })), false);
+  });
+});
+
+describe("classifyFailure", () => {
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ["a refused connect", { code: "ECONNREFUSED", phase: "connect" }, "down"],
+    ["a connect that timed out", { code: "ETIMEDOUT", phase: "connect" }, "down"],
+    ["a server shutting down while connecting", { errno: 1053, phase: "connect" }, "down"],
+    ["no connection accepted within the acquire timeout", { code: "POOL_ACQUIRE_TIMEOUT", phase: "connect", poolBusy: false }, "down"],
+    ["a reset on an open connection", { code: "ECONNRESET" }, "connection lost"],
+    ["a statement timeout", { code: "PROTOCOL_SEQUENCE_TIMEOUT" }, "connection lost"],
+    ["a failed check of an idle connection", { code: "PROTOCOL_CONNECTION_LOST", phase: "validate" }, "connection lost"],
+    ["a connection killed by the server", { code: "ER_CONNECTION_KILLED" }, "connection lost"],
+    ["a full pool", { code: "POOL_ACQUIRE_TIMEOUT", phase: "connect", poolBusy: true }, "other"],
+    ["too many connections", { code: "ER_CON_COUNT_ERROR", phase: "connect" }, "other"],
+    ["a deadlock", { code: "ER_LOCK_DEADLOCK" }, "other"],
+    ["a syntax error", { code: "ER_PARSE_ERROR" }, "other"],
+    ["the fast failure while down", { code: "DB_DOWN", phase: "connect" }, "other"],
+  ];
+  for (const [what, props, expected] of cases) {
+    it(`calls ${what} "${expected}"`, () => assert.equal(classifyFailure(err(props)), expected));
+  }
+
+  it("calls a non-error \"other\"", () => assert.equal(classifyFailure("ECONNREFUSED"), "other"));
 });
 
 describe("withRetry", () => {
@@ -123,6 +156,29 @@ describe("withRetry", () => {
     );
     assert.equal(calls, 4);
     assert.deepEqual(sleeps, [10, 20, 40]);
+  });
+
+  it("makes no retry whose backoff would end at or after the deadline", async () => {
+    let now = 1000;
+    const sleeps: number[] = [];
+    let calls = 0;
+    const run = (deadline: number) =>
+      withRetry(
+        async () => {
+          calls++;
+          now += 50;
+          throw err({ code: "ECONNREFUSED" });
+        },
+        { deadline, now: () => now, sleep: async (ms) => void (sleeps.push(ms), (now += ms)) },
+      );
+    // Attempt 1 ends at 1050, its 100 ms backoff at 1150; attempt 2 ends at 1200, and a 200 ms backoff would end at 1400.
+    await assert.rejects(run(1400), { code: "ECONNREFUSED" });
+    assert.deepEqual([calls, sleeps], [2, [100]]);
+    now = 1000;
+    calls = 0;
+    sleeps.length = 0;
+    await assert.rejects(run(1401), { code: "ECONNREFUSED" });
+    assert.deepEqual([calls, sleeps], [3, [100, 200]]);
   });
 
   it("really waits between attempts with the default sleep", async () => {
