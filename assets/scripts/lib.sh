@@ -53,13 +53,13 @@ pending_done() { rm -f "$PENDING_DIR/$1"; }
 
 # hold_point NAME : a fault-injection point for the tests. When the file
 # /run/pi-cluster/hold/$STEP.NAME exists, the step says so (NAME.reached) and waits until
-# the file is removed (at most 10 minutes); otherwise it does nothing.
+# the file is removed (at most 2 minutes); otherwise it does nothing.
 hold_point() {
     local hold="/run/pi-cluster/hold/${STEP}.$1" i
     [[ -e "$hold" ]] || return 0
     : >"$hold.reached"
     info "held at $1 (remove $hold to go on)"
-    for ((i = 0; i < 3000; i++)); do
+    for ((i = 0; i < 600; i++)); do
         [[ -e "$hold" ]] || return 0
         sleep 0.2
     done
