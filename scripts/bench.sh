@@ -10,6 +10,7 @@
 #   --threads N          wrk threads; they share the connections equally (default 2)
 #   --rate REQ_PER_S     about this many requests/s in all (default: as fast as answers come)
 #   --timeout SECONDS    an answer slower than this counts as a timeout (default 10)
+#   --no-keepalive       a new connection per request (see WRK_HEADERS below)
 #   --path-mix LIST      request these paths in turn: PATH[:WEIGHT],... (default: the URL's)
 #   --fault-cmd CMD      run CMD with bash -c once, --fault-at seconds after the start;
 #   --fault-at SECONDS     both or neither, and before --duration
@@ -27,6 +28,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
 TMP=""
 WRK_PID=""
+# --no-keepalive: one connection per request. wrk counts a keep-alive connection that the
+# server closes while idle (nginx does so at every reload) as a read error, and never
+# retries, where an HTTP client would simply reconnect; without keep-alive, a socket error
+# is always a request that failed.
+WRK_HEADERS=()
 FAULT_PID=""
 STOP=0
 
@@ -91,6 +97,7 @@ parse_args() {
         --fault-cmd) FAULT_CMD="${2:?--fault-cmd needs a command}"; shift 2 ;;
         --fault-at) FAULT_AT="${2:?--fault-at needs seconds}"; shift 2 ;;
         --json) JSON="${2:?--json needs a file}"; shift 2 ;;
+        --no-keepalive) WRK_HEADERS=(--header "Connection: close"); shift ;;
         --min-requests) MIN_REQUESTS="${2:?--min-requests needs a number}"; shift 2 ;;
         -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         *) fatal "unknown argument '$1' (see --help)" ;;
@@ -127,7 +134,7 @@ start_wrk() {
     T0_MS="$(now_ms)"
     BENCH_OUT="$TMP/figures" BENCH_T0_MS="$T0_MS" BENCH_RATE="$RATE" BENCH_THREADS="$THREADS" BENCH_PATHS="$PATHS" \
         wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${DURATION}s" \
-        --timeout "${TIMEOUT}s" --script "$REPO/scripts/bench/bench.lua" "$URL" \
+        --timeout "${TIMEOUT}s" "${WRK_HEADERS[@]}" --script "$REPO/scripts/bench/bench.lua" "$URL" \
         >"$TMP/wrk.out" 2>"$TMP/wrk.err" &
     WRK_PID=$!
 }

@@ -11,7 +11,11 @@ import { LB_URL, OUT, REPO } from "./lib";
 
 /** Issue 8's floor: every fault case runs under at least this many requests. */
 export const MIN_REQUESTS = 5000;
-/** Requests per second through the LB: enough for MIN_REQUESTS in about 17 s on the lab. */
+/**
+ * Requests per second through the LB: enough for MIN_REQUESTS in about 17 s on the lab. One
+ * connection per request (--no-keepalive): the LB's reloads close idle keep-alive
+ * connections, which wrk would count as read errors although no request was lost.
+ */
 const RATE = 300;
 
 export interface BenchReport {
@@ -41,7 +45,7 @@ export async function underStream(label: string, operation: () => unknown | Prom
     const started = Date.now();
     const bench = spawn(
         "bash",
-        [path.join(REPO, "scripts", "bench.sh"), "--url", `${LB_URL}${opts.urlPath ?? "/api/notes?limit=5"}`, "--duration", "900", "--rate", String(RATE), "--connections", "8", "--threads", "2", "--json", json],
+        [path.join(REPO, "scripts", "bench.sh"), "--url", `${LB_URL}${opts.urlPath ?? "/api/notes?limit=5"}`, "--duration", "900", "--rate", String(RATE), "--connections", "8", "--threads", "2", "--no-keepalive", "--json", json],
         { stdio: ["ignore", text, text] },
     );
     const exited = new Promise<number | null>((resolve) => bench.on("exit", (code) => resolve(code)));
