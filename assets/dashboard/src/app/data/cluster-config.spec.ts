@@ -39,6 +39,30 @@ describe('parseClusterConfig', () => {
     assert.throws(() => parseClusterConfig(JSON.stringify(bad)), /webServers\[0\]/);
   });
 
+  it('marks a web server in maintenance only when cluster.json says "maintenance": true', () => {
+    const cordoned = { ...CONFIG, webServers: [CONFIG.webServers[0], { ...CONFIG.webServers[1], maintenance: true }] };
+    assert.deepEqual(parseClusterConfig(JSON.stringify(cordoned)).webServers, [
+      { name: 'pi-web1', address: '10.254.0.122', maintenance: false },
+      { name: 'pi-web2', address: '10.254.0.123', maintenance: true },
+    ]);
+  });
+
+  it('accepts an explicit "maintenance": false as in service', () => {
+    const c = parseClusterConfig(JSON.stringify({ ...CONFIG, webServers: [{ ...CONFIG.webServers[0], maintenance: false }] }));
+    assert.equal(c.webServers[0].maintenance, false);
+  });
+
+  it('rejects a maintenance that is not a boolean, naming the field and the value', () => {
+    for (const value of ['true', 1, null, {}]) {
+      const bad = { ...CONFIG, webServers: [CONFIG.webServers[0], { ...CONFIG.webServers[1], maintenance: value }] };
+      assert.throws(
+        () => parseClusterConfig(JSON.stringify(bad)),
+        { message: `cluster.json: webServers[1].maintenance must be true or false, got ${JSON.stringify(value)}` },
+        String(value),
+      );
+    }
+  });
+
   it('rejects duplicate web server names', () => {
     const bad = { ...CONFIG, webServers: [CONFIG.webServers[0], CONFIG.webServers[0]] };
     assert.throws(() => parseClusterConfig(JSON.stringify(bad)), /duplicate/);

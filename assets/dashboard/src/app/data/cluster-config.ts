@@ -1,4 +1,4 @@
-import { ClusterConfig, DashboardSettings, HostRef } from './types';
+import { ClusterConfig, DashboardSettings, HostRef, WebServerRef } from './types';
 
 /** Used when `/cluster.json` has no `dashboard` section; the stack renders the same values. */
 export const DEFAULT_SETTINGS: DashboardSettings = { refreshSeconds: 10, requestTimeoutMs: 4000 };
@@ -17,6 +17,16 @@ function hostRef(v: unknown, field: string): HostRef {
   return { name: v['name'], address: typeof v['address'] === 'string' ? v['address'] : '' };
 }
 
+/** `maintenance` is absent for a server in service; when present it must be a boolean. */
+function webServerRef(v: unknown, field: string): WebServerRef {
+  const host = hostRef(v, field);
+  const maintenance = (v as Record<string, unknown>)['maintenance'];
+  if (maintenance !== undefined && typeof maintenance !== 'boolean') {
+    throw new Error(`cluster.json: ${field}.maintenance must be true or false, got ${JSON.stringify(maintenance)}`);
+  }
+  return { ...host, maintenance: maintenance ?? false };
+}
+
 function positive(v: unknown, fallback: number): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : fallback;
 }
@@ -31,7 +41,7 @@ export function parseClusterConfig(text: string): ClusterConfig {
   }
   if (!isRecord(raw)) throw new Error('cluster.json: expected an object');
   if (!Array.isArray(raw['webServers'])) throw new Error('cluster.json: "webServers" must be an array');
-  const webServers = raw['webServers'].map((w, i) => hostRef(w, `webServers[${i}]`));
+  const webServers = raw['webServers'].map((w, i) => webServerRef(w, `webServers[${i}]`));
   const names = new Set(webServers.map((w) => w.name));
   if (names.size !== webServers.length) throw new Error('cluster.json: duplicate web server names');
   const dash = isRecord(raw['dashboard']) ? raw['dashboard'] : {};

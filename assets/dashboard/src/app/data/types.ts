@@ -4,6 +4,11 @@ export interface HostRef {
   address: string;
 }
 
+/** A web server in `/cluster.json`. `maintenance` is true while the stack cordons it (out of the round-robin). */
+export interface WebServerRef extends HostRef {
+  maintenance: boolean;
+}
+
 export interface DashboardSettings {
   refreshSeconds: number;
   requestTimeoutMs: number;
@@ -12,7 +17,7 @@ export interface DashboardSettings {
 export interface ClusterConfig {
   version: number;
   loadBalancer: HostRef;
-  webServers: HostRef[];
+  webServers: WebServerRef[];
   database: HostRef;
   dashboard: DashboardSettings;
 }
