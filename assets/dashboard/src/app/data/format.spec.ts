@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { formatBytes, formatDuration, formatOptional } from './format';
+import { formatBytes, formatDuration, formatMaintenance, formatOptional } from './format';
 
 describe('display formats', () => {
   it('shows "not configured" for replication and backup while null', () => {
@@ -22,5 +22,11 @@ describe('display formats', () => {
     assert.equal(formatBytes(512), '512 B');
     assert.equal(formatBytes(1536), '1.5 KiB');
     assert.equal(formatBytes(4 * 1024 ** 3), '4.0 GiB');
+  });
+
+  it('counts and names the servers in maintenance for the banner', () => {
+    assert.equal(formatMaintenance([]), '');
+    assert.equal(formatMaintenance(['pi-web2']), '1 server in maintenance: pi-web2');
+    assert.equal(formatMaintenance(['pi-web2', 'pi-web3']), '2 servers in maintenance: pi-web2, pi-web3');
   });
 });

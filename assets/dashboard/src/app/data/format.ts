@@ -46,3 +46,9 @@ export function formatClock(epochMs: number | null): string {
   if (epochMs === null) return '—';
   return new Date(epochMs).toLocaleTimeString('en-GB', { hour12: false });
 }
+
+/** The banner's maintenance line, e.g. "1 server in maintenance: pi-web2"; empty for none. */
+export function formatMaintenance(names: readonly string[]): string {
+  if (names.length === 0) return '';
+  return `${names.length} ${names.length === 1 ? 'server' : 'servers'} in maintenance: ${names.join(', ')}`;
+}

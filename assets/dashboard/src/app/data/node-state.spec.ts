@@ -1,5 +1,15 @@
 import { strict as assert } from 'node:assert';
-import { deriveDb, deriveLb, deriveOverall, deriveWebNode, parseAppStatus, pendingLb, pendingWebNode } from './node-state';
+import {
+  deriveDb,
+  deriveLb,
+  deriveOverall,
+  deriveWebNode,
+  mergeWebNodes,
+  parseAppStatus,
+  pendingLb,
+  pendingWebNode,
+  webCardState,
+} from './node-state';
 import { AppStatus, FetchOutcome, WebNodeView } from './types';
 
 const AT = 1_700_000_000_000;
@@ -40,7 +50,9 @@ function status(name: string, db: Partial<AppStatus['db']> = {}, generatedAt = '
 const ok = (body: string, elapsedMs = 12): FetchOutcome => ({ ok: true, status: 200, body, elapsedMs, at: AT });
 const fail = (reason: string, status: number | null = 502): FetchOutcome => ({ ok: false, status, reason, elapsedMs: 3, at: AT });
 
-const web = (name: string) => pendingWebNode({ name, address: '10.254.0.1' });
+const web = (name: string) => pendingWebNode({ name, address: '10.254.0.1', maintenance: false });
+/** The same node as cluster.json marks it once the stack cordons it. */
+const cordoned = (node: WebNodeView): WebNodeView => ({ ...node, maintenance: true });
 const up = (name: string, db: Partial<AppStatus['db']> = {}, generatedAt?: string) =>
   deriveWebNode(web(name), ok(JSON.stringify(status(name, db, generatedAt))));
 const down = (name: string) => deriveWebNode(web(name), fail('HTTP 502 Bad Gateway'));
@@ -81,6 +93,51 @@ describe('web server state', () => {
     const n = deriveWebNode(up('pi-web1'), { ...fail('HTTP 504 Gateway Time-out', 504), at: AT + 10_000 });
     assert.equal(n.lastUpAt, AT);
     assert.equal(n.checkedAt, AT + 10_000);
+  });
+});
+
+describe('web server in maintenance', () => {
+  it('shows maintenance on its card whatever its status URL reports', () => {
+    assert.equal(webCardState(cordoned(up('pi-web2'))), 'maintenance');
+    assert.equal(webCardState(cordoned(down('pi-web2'))), 'maintenance');
+    assert.equal(webCardState(cordoned(web('pi-web2'))), 'maintenance');
+    assert.equal(webCardState(down('pi-web2')), 'down');
+  });
+
+  it('keeps what its status URL reports, and stays in maintenance across polls', () => {
+    const n = deriveWebNode(cordoned(web('pi-web2')), ok(JSON.stringify(status('pi-web2'))));
+    assert.equal(n.maintenance, true);
+    assert.equal(n.state, 'up');
+    assert.equal(n.status?.node.hostname, 'pi-web2');
+    const gone = deriveWebNode(n, fail('HTTP 502 Bad Gateway'));
+    assert.equal(gone.maintenance, true);
+    assert.equal(gone.state, 'down');
+    assert.equal(gone.reason, 'HTTP 502 Bad Gateway');
+  });
+});
+
+describe('mergeWebNodes', () => {
+  const ref = (name: string, maintenance = false) => ({ name, address: `10.254.0.${name.slice(-1)}`, maintenance });
+
+  it('takes maintenance and address from cluster.json and keeps the last probe', () => {
+    const [w1, w2] = mergeWebNodes([up('pi-web1'), up('pi-web2')], [ref('pi-web1'), ref('pi-web2', true)]);
+    assert.deepEqual([w1.maintenance, w1.address, w1.state], [false, '10.254.0.1', 'up']);
+    assert.deepEqual([w2.maintenance, w2.address, w2.state], [true, '10.254.0.2', 'up']);
+    assert.equal(w2.status?.node.hostname, 'pi-web2');
+  });
+
+  it('takes a server out of maintenance when its cordon is lifted', () => {
+    const [w2] = mergeWebNodes([cordoned(up('pi-web2'))], [ref('pi-web2')]);
+    assert.equal(w2.maintenance, false);
+    assert.equal(webCardState(w2), 'up');
+  });
+
+  it('adds a new server as pending, in maintenance if cluster.json says so, and drops a removed one', () => {
+    const nodes = mergeWebNodes([up('pi-web1')], [ref('pi-web3', true)]);
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.state, n.maintenance]),
+      [['pi-web3', 'pending', true]],
+    );
   });
 });
 
@@ -147,6 +204,18 @@ describe('database state', () => {
   it('is unknown when every web server is down', () => {
     assert.equal(deriveDb(DB_HOST, [down('pi-web1'), down('pi-web2')]).state, 'unknown');
   });
+
+  it('ignores a server in maintenance that cannot reach it', () => {
+    const db = deriveDb(DB_HOST, [up('pi-web1'), cordoned(up('pi-web2', { reachable: false, error: 'ETIMEDOUT' }))]);
+    assert.equal(db.state, 'up');
+    assert.equal(db.reason, null);
+  });
+
+  it('is unknown, not reported by a server in maintenance, when no server in service answers', () => {
+    const db = deriveDb(DB_HOST, [down('pi-web1'), cordoned(up('pi-web2'))]);
+    assert.equal(db.state, 'unknown');
+    assert.equal(db.reportedBy, null);
+  });
 });
 
 describe('overall state', () => {
@@ -159,13 +228,14 @@ describe('overall state', () => {
     });
 
   it('is healthy when every node is up', () => {
-    assert.deepEqual(overall([up('pi-web1'), up('pi-web2')]), { state: 'healthy', reasons: ['all nodes up'] });
+    assert.deepEqual(overall([up('pi-web1'), up('pi-web2')]), { state: 'healthy', reasons: ['all nodes up'], maintenance: [] });
   });
 
   it('is degraded, naming the node and why, when one web server is down', () => {
     assert.deepEqual(overall([up('pi-web1'), down('pi-web2')]), {
       state: 'degraded',
       reasons: ['pi-web2 is down (HTTP 502 Bad Gateway)'],
+      maintenance: [],
     });
   });
 
@@ -187,13 +257,46 @@ describe('overall state', () => {
 
   it('is down when cluster.json never loaded', () => {
     const o = deriveOverall({ configError: 'HTTP 502 Bad Gateway', lb: null, webNodes: [], db: null });
-    assert.deepEqual(o, { state: 'down', reasons: ['cannot load /cluster.json: HTTP 502 Bad Gateway'] });
+    assert.deepEqual(o, { state: 'down', reasons: ['cannot load /cluster.json: HTTP 502 Bad Gateway'], maintenance: [] });
   });
 
   it('is down when the LB stops answering after it had loaded', () => {
     const lb = deriveLb(lbUp(), fail('no answer within 4000 ms', null));
     const o = overall([up('pi-web1')], { lb, configError: 'no answer within 4000 ms' });
     assert.equal(o.state, 'down');
+  });
+
+  it('stays healthy with a server in maintenance that is down, and lists it apart from the reasons', () => {
+    assert.deepEqual(overall([up('pi-web1'), cordoned(down('pi-web2'))]), {
+      state: 'healthy',
+      reasons: ['all nodes in service up'],
+      maintenance: ['pi-web2'],
+    });
+  });
+
+  it('does not wait for the first answer of a server in maintenance', () => {
+    assert.equal(overall([up('pi-web1'), cordoned(web('pi-web2'))]).state, 'healthy');
+  });
+
+  it('is degraded only by servers in service', () => {
+    assert.deepEqual(overall([up('pi-web1'), down('pi-web2'), cordoned(down('pi-web3'))]), {
+      state: 'degraded',
+      reasons: ['pi-web2 is down (HTTP 502 Bad Gateway)'],
+      maintenance: ['pi-web3'],
+    });
+  });
+
+  it('is down when every server in service is down, though one in maintenance answers', () => {
+    const o = overall([down('pi-web1'), cordoned(up('pi-web2'))]);
+    assert.equal(o.state, 'down');
+    assert.equal(o.reasons[0], 'every web server in service is down');
+    assert.deepEqual(o.maintenance, ['pi-web2']);
+  });
+
+  it('is down when every web server is in maintenance', () => {
+    const o = overall([cordoned(up('pi-web1')), cordoned(up('pi-web2'))]);
+    assert.equal(o.state, 'down');
+    assert.equal(o.reasons[0], 'no web server in service: every one is in maintenance');
   });
 
   it('is degraded when only stub_status is unavailable', () => {

@@ -6,7 +6,9 @@ import {
   HostRef,
   LbView,
   Overall,
+  WebCardState,
   WebNodeView,
+  WebServerRef,
 } from './types';
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -28,8 +30,21 @@ export function parseAppStatus(text: string): AppStatus | null {
   return raw as unknown as AppStatus;
 }
 
-export function pendingWebNode(host: HostRef): WebNodeView {
-  return { ...host, state: 'pending', reason: null, status: null, responseMs: null, checkedAt: null, lastUpAt: null };
+export function pendingWebNode(server: WebServerRef): WebNodeView {
+  return { ...server, state: 'pending', reason: null, status: null, responseMs: null, checkedAt: null, lastUpAt: null };
+}
+
+/**
+ * The web servers of a fresh `/cluster.json`: a server already known keeps what its status URL
+ * last reported, and takes its address and maintenance from the config (a cordon can be lifted).
+ */
+export function mergeWebNodes(known: readonly WebNodeView[], servers: readonly WebServerRef[]): WebNodeView[] {
+  const old = new Map(known.map((n) => [n.name, n]));
+  return servers.map((w) => ({ ...(old.get(w.name) ?? pendingWebNode(w)), address: w.address, maintenance: w.maintenance }));
+}
+
+export function webCardState(node: WebNodeView): WebCardState {
+  return node.maintenance ? 'maintenance' : node.state;
 }
 
 /** A web server is up when its own status URL answers 2xx with the status JSON, and down otherwise. */
@@ -91,18 +106,20 @@ export function deriveLb(prev: LbView, outcome: FetchOutcome): LbView {
 }
 
 /**
- * The database has no URL of its own on the LB: its state is what the web servers report.
- * Reachable from any web server means up (the freshest report is shown); unreachable from all
- * that answered means down; no web server answering means unknown.
+ * The database has no URL of its own on the LB: its state is what the web servers in service
+ * report (one in maintenance may be cordoned because it is the one that cannot reach it).
+ * Reachable from any of them means up (the freshest report is shown); unreachable from all
+ * that answered means down; none answering means unknown.
  */
 export function deriveDb(host: HostRef, webNodes: readonly WebNodeView[]): DbView {
-  const reports = webNodes.filter((n) => n.state === 'up' && n.status !== null);
+  const inService = webNodes.filter((n) => !n.maintenance);
+  const reports = inService.filter((n) => n.state === 'up' && n.status !== null);
   if (reports.length === 0) {
-    const pending = webNodes.some((n) => n.state === 'pending');
+    const pending = inService.some((n) => n.state === 'pending');
     return {
       ...host,
       state: pending ? 'pending' : 'unknown',
-      reason: pending ? null : 'no web server answered, so nothing reports on the database',
+      reason: pending ? null : 'no web server in service answered, so nothing reports on the database',
       db: null,
       reportedBy: null,
     };
@@ -132,8 +149,10 @@ export function deriveDb(host: HostRef, webNodes: readonly WebNodeView[]): DbVie
 }
 
 /**
- * The banner. Down: the LB does not answer, or no web server does, or the database is down
- * (no page can be served then). Degraded: anything less than everything up.
+ * The banner. Down: the LB does not answer, or no web server in service does, or the database
+ * is down (no page can be served then). Degraded: anything less than everything in service up.
+ * A web server in maintenance is out of the round-robin by the operator's choice: it is listed,
+ * but neither waited for nor counted, whatever its status URL says.
  */
 export function deriveOverall(input: {
   configError: string | null;
@@ -142,9 +161,11 @@ export function deriveOverall(input: {
   db: DbView | null;
 }): Overall {
   const { configError, lb, webNodes, db } = input;
-  if (configError && !lb) return { state: 'down', reasons: [`cannot load /cluster.json: ${configError}`] };
-  if (!lb || lb.state === 'pending' || webNodes.some((n) => n.state === 'pending')) {
-    return { state: 'pending', reasons: ['waiting for the first answers'] };
+  const maintenance = webNodes.filter((n) => n.maintenance).map((n) => n.name);
+  const inService = webNodes.filter((n) => !n.maintenance);
+  if (configError && !lb) return { state: 'down', reasons: [`cannot load /cluster.json: ${configError}`], maintenance };
+  if (!lb || lb.state === 'pending' || inService.some((n) => n.state === 'pending')) {
+    return { state: 'pending', reasons: ['waiting for the first answers'], maintenance };
   }
   const down: string[] = [];
   const degraded: string[] = [];
@@ -152,15 +173,17 @@ export function deriveOverall(input: {
   else if (lb.state === 'down') degraded.push(`load balancer status unavailable (${lb.reason})`);
   else if (configError) degraded.push(`cannot reload /cluster.json: ${configError}`);
 
-  const downWeb = webNodes.filter((n) => n.state === 'down');
+  const downWeb = inService.filter((n) => n.state === 'down');
   if (webNodes.length === 0) down.push('no web servers configured');
-  else if (downWeb.length === webNodes.length) down.push('every web server is down');
-  else for (const n of downWeb) degraded.push(`${n.name} is down (${n.reason})`);
+  else if (inService.length === 0) down.push('no web server in service: every one is in maintenance');
+  else if (downWeb.length === inService.length) {
+    down.push(maintenance.length > 0 ? 'every web server in service is down' : 'every web server is down');
+  } else for (const n of downWeb) degraded.push(`${n.name} is down (${n.reason})`);
 
   if (db?.state === 'down') down.push(`database ${db.name} is ${db.reason}`);
   else if (db?.state === 'up' && db.reason) degraded.push(`database ${db.name} ${db.reason}`);
 
-  if (down.length > 0) return { state: 'down', reasons: [...down, ...degraded] };
-  if (degraded.length > 0) return { state: 'degraded', reasons: degraded };
-  return { state: 'healthy', reasons: ['all nodes up'] };
+  if (down.length > 0) return { state: 'down', reasons: [...down, ...degraded], maintenance };
+  if (degraded.length > 0) return { state: 'degraded', reasons: degraded, maintenance };
+  return { state: 'healthy', reasons: [maintenance.length > 0 ? 'all nodes in service up' : 'all nodes up'], maintenance };
 }

@@ -77,6 +77,9 @@ export type OverallState = 'pending' | 'healthy' | 'degraded' | 'down';
 export interface WebNodeView {
   name: string;
   address: string;
+  /** Cordoned by the stack: out of the round-robin, so its state counts for neither the banner nor the database. */
+  maintenance: boolean;
+  /** What its own status URL (`/api/nodes/<name>/`) reports, in maintenance or not. */
   state: NodeState;
   /** Why the node is down, or null while up/pending. */
   reason: string | null;
@@ -109,9 +112,14 @@ export interface DbView {
   reportedBy: string | null;
 }
 
+/** What a web server's card shows: maintenance wins over what its status URL reports. */
+export type WebCardState = NodeState | 'maintenance';
+
 export interface Overall {
   state: OverallState;
   reasons: string[];
+  /** Web servers in maintenance: shown beside the state, never a reason for it. */
+  maintenance: string[];
 }
 
 export interface Sample {
