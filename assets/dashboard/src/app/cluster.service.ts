@@ -2,7 +2,7 @@ import { computed, DestroyRef, inject, Injectable, signal } from '@angular/core'
 import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from './data/cluster-config';
 import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
-import { deriveDb, deriveLb, deriveOverall, deriveWebNode, pendingLb, pendingWebNode } from './data/node-state';
+import { deriveDb, deriveLb, deriveOverall, deriveWebNode, mergeWebNodes, pendingLb } from './data/node-state';
 import { ClusterConfig, LbView, Sample, WebNodeView } from './data/types';
 
 /** The LB's URLs (docs/contracts.md, "The load balancer's URLs"), relative to the page's base href. */
@@ -106,8 +106,7 @@ export class ClusterService {
   private applyConfig(config: ClusterConfig): void {
     const previousRefresh = this.refreshSeconds();
     this.config.set(config);
-    const old = new Map(this.webNodes().map((n) => [n.name, n]));
-    this.webNodes.set(config.webServers.map((w) => ({ ...(old.get(w.name) ?? pendingWebNode(w)), address: w.address })));
+    this.webNodes.set(mergeWebNodes(this.webNodes(), config.webServers));
     this.histories.set(pruneHistories(this.histories(), config.webServers.map((w) => w.name)));
     const lb = this.lb();
     this.lb.set(lb ? { ...lb, ...config.loadBalancer } : pendingLb(config.loadBalancer));

@@ -1,4 +1,5 @@
-import { ChangeDetectionStrategy, Component, input } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, input } from '@angular/core';
+import { formatMaintenance } from '../data/format';
 import { Overall } from '../data/types';
 import { StateBadge } from './state-badge';
 
@@ -14,9 +15,15 @@ import { StateBadge } from './state-badge';
           <li>{{ r }}</li>
         }
       </ul>
+      @if (maintenance()) {
+        <p class="banner-maintenance" data-testid="banner-maintenance">
+          <span aria-hidden="true">‖</span> {{ maintenance() }}
+        </p>
+      }
     </section>
   `,
 })
 export class OverallBanner {
   readonly overall = input.required<Overall>();
+  protected readonly maintenance = computed(() => formatMaintenance(this.overall().maintenance));
 }

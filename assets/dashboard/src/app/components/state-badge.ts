@@ -1,6 +1,6 @@
 import { ChangeDetectionStrategy, Component, computed, input } from '@angular/core';
 
-type AnyState = 'pending' | 'up' | 'down' | 'unknown' | 'healthy' | 'degraded';
+type AnyState = 'pending' | 'up' | 'down' | 'unknown' | 'healthy' | 'degraded' | 'maintenance';
 
 /** Colour is never the only signal: every state has a symbol and a word. */
 const LABELS: Record<AnyState, { symbol: string; text: string }> = {
@@ -10,6 +10,7 @@ const LABELS: Record<AnyState, { symbol: string; text: string }> = {
   unknown: { symbol: '?', text: 'unknown' },
   healthy: { symbol: '✓', text: 'healthy' },
   degraded: { symbol: '!', text: 'degraded' },
+  maintenance: { symbol: '‖', text: 'maintenance' },
 };
 
 @Component({

@@ -1,5 +1,6 @@
-import { ChangeDetectionStrategy, Component, input } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, input } from '@angular/core';
 import { formatBytes, formatClock, formatDuration, formatNumber } from '../data/format';
+import { webCardState } from '../data/node-state';
 import { Sample, WebNodeView } from '../data/types';
 import { Sparkline } from './sparkline';
 import { StateBadge } from './state-badge';
@@ -9,12 +10,18 @@ import { StateBadge } from './state-badge';
   imports: [StateBadge, Sparkline],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
-    <article class="card" [attr.data-node]="node().name" data-role="web" [attr.data-state]="node().state"
-      [attr.data-checked-at]="node().checkedAt">
+    <article class="card" [attr.data-node]="node().name" data-role="web" [attr.data-state]="cardState()"
+      [attr.data-probe]="node().state" [attr.data-checked-at]="node().checkedAt">
       <header class="card-head">
         <h3>{{ node().name }} <small>web server · {{ node().address }}</small></h3>
-        <app-state-badge [state]="node().state" />
+        <app-state-badge [state]="cardState()" />
       </header>
+      @if (node().maintenance) {
+        <p class="maintenance-note" data-testid="maintenance-note">
+          Cordoned: out of the load balancer's round-robin. Its own status URL:
+          <strong>{{ probeText[node().state] }}</strong>.
+        </p>
+      }
       @if (node().reason) {
         <p class="reason">{{ node().reason }}</p>
         <p class="checked">last up {{ clock(node().lastUpAt) }}</p>
@@ -52,6 +59,8 @@ import { StateBadge } from './state-badge';
 export class WebNodeCard {
   readonly node = input.required<WebNodeView>();
   readonly history = input.required<readonly Sample[]>();
+  protected readonly cardState = computed(() => webCardState(this.node()));
+  protected readonly probeText = { pending: 'no answer yet', up: 'up', down: 'down' } as const;
   protected readonly num = formatNumber;
   protected readonly bytes = formatBytes;
   protected readonly duration = formatDuration;
