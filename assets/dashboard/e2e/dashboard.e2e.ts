@@ -4,7 +4,10 @@
  * Env:
  *   LB_URL        the LB, e.g. http://10.254.0.121 (required)
  *   LAB           the lab command (default ../../lab/lab from the dashboard dir)
- *   E2E_NODE      the web server to stop and start (default pi-web2)
+ *   E2E_NODE      the web server to stop and start (default pi-web2); one in service
+ *
+ * A web server that cluster.json marks `"maintenance": true` (cordoned) must show as in
+ * maintenance, whatever its status URL says, and never count against the banner.
  *   E2E_DOWN_S    how long the dashboard may take to show it down (default 20)
  *   E2E_UP_S      how long it may take to come back after `start` (default 90: boot + PM2)
  *   CHROME_BIN    Chromium (default /usr/bin/chromium; never downloaded)
@@ -42,7 +45,7 @@ const CHROMIUM_ARGS = [
 
 interface ClusterJson {
   loadBalancer: { name: string };
-  webServers: { name: string }[];
+  webServers: { name: string; maintenance?: boolean }[];
   database: { name: string };
 }
 
@@ -70,6 +73,8 @@ describe('dashboard against the load balancer', function () {
   let profile: string;
   let cluster: ClusterJson;
   let others: string[];
+  let inService: string[];
+  let inMaintenance: string[];
   let nodeStopped = false;
   const consoleErrors: ConsoleEntry[] = [];
   const pageErrors: string[] = [];
@@ -88,7 +93,10 @@ describe('dashboard against the load balancer', function () {
     cluster = (await res.json()) as ClusterJson;
     const names = cluster.webServers.map((w) => w.name);
     assert.ok(names.includes(NODE), `${NODE} is not in cluster.json (${names.join(', ')})`);
-    others = names.filter((n) => n !== NODE);
+    inService = cluster.webServers.filter((w) => w.maintenance !== true).map((w) => w.name);
+    inMaintenance = cluster.webServers.filter((w) => w.maintenance === true).map((w) => w.name);
+    assert.ok(inService.includes(NODE), `${NODE} is in maintenance in cluster.json; set E2E_NODE to one of ${inService.join(', ')}`);
+    others = inService.filter((n) => n !== NODE);
 
     // A fresh profile per run: no cache, cookies or service worker from an earlier run.
     profile = mkdtempSync(join(tmpdir(), 'dashboard-e2e-'));
@@ -119,15 +127,17 @@ describe('dashboard against the load balancer', function () {
     console.log(`      timings (ms): ${JSON.stringify(timings)}`);
   });
 
-  it('renders every node up, with a healthy banner', async function () {
+  it('renders every node up (or in maintenance where cluster.json says so), with a healthy banner', async function () {
     const t0 = Date.now();
     await page.goto(`${LB_URL}/`, { waitUntil: 'domcontentloaded' });
     await page.locator('[data-testid="banner"]').waitFor({ timeout: 15_000 });
     timings['firstRenderMs'] = Date.now() - t0;
     await page.waitForFunction(
-      (names: string[]) =>
-        names.every((n) => document.querySelector(`article[data-node="${n}"]`)?.getAttribute('data-state') === 'up'),
-      cluster.webServers.map((w) => w.name),
+      ({ up, maintenance }: { up: string[]; maintenance: string[] }) => {
+        const state = (n: string) => document.querySelector(`article[data-node="${n}"]`)?.getAttribute('data-state');
+        return up.every((n) => state(n) === 'up') && maintenance.every((n) => state(n) === 'maintenance');
+      },
+      { up: inService, maintenance: inMaintenance },
       { timeout: 30_000 },
     );
     timings['allNodesUpMs'] = Date.now() - t0;
@@ -139,11 +149,15 @@ describe('dashboard against the load balancer', function () {
     );
     assert.equal(await state(page, card(cluster.loadBalancer.name)), 'up');
     assert.equal(await state(page, card(cluster.database.name)), 'up');
-    for (const w of cluster.webServers) {
-      // The word, not only the colour.
-      assert.match(await page.locator(`${card(w.name)} .card-head .badge`).innerText(), /up/i);
+    // The word, not only the colour.
+    for (const n of inService) assert.match(await page.locator(`${card(n)} .card-head .badge`).innerText(), /up/i);
+    for (const n of inMaintenance) {
+      assert.match(await page.locator(`${card(n)} .card-head .badge`).innerText(), /maintenance/i);
     }
     assert.match(await page.locator('[data-testid="banner"] .badge').innerText(), /healthy/i);
+    const banner = page.locator('[data-testid="banner-maintenance"]');
+    if (inMaintenance.length === 0) assert.equal(await banner.count(), 0);
+    else assert.match(await banner.innerText(), new RegExp(`${inMaintenance.length} servers? in maintenance: ${inMaintenance.join(', ')}`));
     await page.screenshot({ path: join(OUTPUT, 'dashboard-1-all-up.png'), fullPage: true });
   });
 
@@ -214,11 +228,12 @@ describe('dashboard against the load balancer', function () {
   it('logged no console errors but the stopped node\'s failed status requests', function () {
     // Chromium logs "Failed to load resource: the server responded with a status of 502 (Bad
     // Gateway)" for every non-2xx fetch, and the app cannot suppress it. That is expected only
-    // for NODE's own status URL and only as a gateway error from nginx (502/503/504); anything
-    // else (another URL, another status, any uncaught exception) fails the test.
-    const nodeUrl = `${LB_URL}/api/nodes/${NODE}/`;
+    // for the status URLs of NODE and of servers in maintenance (one may be cordoned because it
+    // is dead), and only as a gateway error from nginx (502/503/504); anything else (another
+    // URL, another status, any uncaught exception) fails the test.
+    const nodeUrls = [NODE, ...inMaintenance].map((n) => `${LB_URL}/api/nodes/${n}/`);
     const expected = /^Failed to load resource: the server responded with a status of 50[234]\b/;
-    const unexpected = consoleErrors.filter((e) => !(e.url.startsWith(nodeUrl) && expected.test(e.text)));
+    const unexpected = consoleErrors.filter((e) => !(nodeUrls.some((u) => e.url.startsWith(u)) && expected.test(e.text)));
     assert.deepEqual(pageErrors, [], 'uncaught exceptions in the page');
     assert.deepEqual(unexpected, [], 'unexpected console errors');
   });
