@@ -10,7 +10,7 @@ import * as checks from "./checks";
 import { record } from "./checks";
 import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { consumerAgainstLab } from "./consumer";
-import { assertFailuresOnlyDuring, BenchReport, failures, MIN_REQUESTS, underStream } from "./stream";
+import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult } from "./lib";
 
@@ -132,6 +132,16 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
     });
     it("serves the dashboard, cluster.json and the internal routes", () => checks.staticAndInternalRoutes(["pi-web1", "pi-web2"]));
     it("enforces the security groups between the lab hosts", () => checks.securityGroups());
+    it("benches a plain run: through the LB, and against one web server directly", () => {
+        const lb = benchOnce("plain-lb", `${LB_URL}/api/notes?limit=5`);
+        // From the LB's own network namespace: the web servers take port 3000 from it only.
+        const direct = benchOnce("plain-direct", "http://10.254.0.122:3000/notes?limit=5", { fromHost: "pi-lb" });
+        for (const [what, r] of [["through the LB", lb], ["pi-web1 directly", direct]] as const) {
+            assert.ok(r.requests > 1000, `${what}: only ${r.requests} requests in 10 s`);
+            assert.strictEqual(r.failed.total, 0, `${what}: ${failures(r)}`);
+        }
+    });
+
 
     it("keeps the DB password, plain or encoded, out of state, engine output, process lists and world-readable files", () => {
         password ||= pulumi(["stack", "output", "dbPassword", "--show-secrets"]).stdout.trim();

@@ -3,7 +3,7 @@
 // once it has carried enough requests. The zero-failure checks of the day-2 cases read its
 // JSON report; the human report lands in test-output/.
 import * as assert from "assert";
-import { spawn } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { record } from "./checks";
@@ -91,4 +91,22 @@ export function assertFailuresOnlyDuring(r: BenchReport, downAt: number, upAt: n
     assert.deepStrictEqual(after, [], `failures more than ${graceSeconds}s after recovery: ${failures(r)}`);
     const total = r.perSecond.reduce((n, b) => n + b.ok + b.failed, 0);
     assert.ok(r.perSecond.filter((b) => b.t >= Math.ceil(sec(upAt) + graceSeconds)).reduce((n, b) => n + b.ok, 0) > 0, `no requests after recovery (of ${total})`);
+}
+
+/**
+ * One plain bench run of `seconds`, unthrottled, from this machine or from inside a lab
+ * host's network namespace (its address, so its firewall lets the requests through).
+ */
+export function benchOnce(label: string, url: string, opts: { seconds?: number; fromHost?: string } = {}): BenchReport {
+    fs.mkdirSync(OUT, { recursive: true });
+    const json = path.join(OUT, `bench-${label}.json`);
+    const args = [path.join(REPO, "scripts", "bench.sh"), "--url", url, "--duration", String(opts.seconds ?? 10), "--connections", "8", "--threads", "2", "--json", json];
+    const cmd = opts.fromHost ? ["ip", "netns", "exec", opts.fromHost, "bash", ...args] : ["bash", ...args];
+    const started = Date.now();
+    const r = spawnSync(cmd[0], cmd.slice(1), { encoding: "utf8" });
+    fs.writeFileSync(path.join(OUT, `bench-${label}.txt`), `${r.stdout}\n${r.stderr}`);
+    if (r.status !== 0) throw new Error(`bench (${label}) exited ${r.status}: ${r.stderr.slice(-2000)}`);
+    const report = { ...JSON.parse(fs.readFileSync(json, "utf8")), startedAtMs: started } as BenchReport;
+    record(`bench.${label}`, { requests: report.requests, rps: report.rps, p50: report.latencyMs.p50, p99: report.latencyMs.p99, failed: report.failed.total });
+    return report;
 }
