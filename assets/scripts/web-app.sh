@@ -30,7 +30,8 @@ readonly SAVED=/var/lib/pi-cluster/app-previous
 
 app_log_tail() {
     local f
-    for f in "$APP_HOME/.pm2/logs/pi-cluster-app-error.log" "$APP_HOME/.pm2/logs/pi-cluster-app-out.log"; do
+    # PM2 names them <app>-error-<instance>.log and <app>-out-<instance>.log.
+    for f in "$APP_HOME"/.pm2/logs/pi-cluster-app-error*.log "$APP_HOME"/.pm2/logs/pi-cluster-app-out*.log; do
         [[ -f "$f" ]] && { echo "--- tail of $f"; tail -n 15 "$f"; }
     done
     echo "--- journalctl -u $SERVICE"
