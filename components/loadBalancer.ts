@@ -64,7 +64,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
 
         const dashUpload = upload(
             `${name}-dashboard-upload`,
-            { connection, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
+            { connection, hostKey: args.hostKey, kind: "dashboard", file: args.dashboard.path, sha: args.dashboard.sha },
             { parent: this, dependsOn: host.ready },
         );
         remoteStep(

@@ -38,16 +38,20 @@ export function remoteStep(
     );
 }
 
-/** Uploads a tarball to the Pi's upload directory under a name that carries its hash. */
+/**
+ * Uploads a tarball to the Pi's upload directory under a name that carries its hash. The
+ * Pi's host key is a trigger: CopyToRemote copies again only when its source or path
+ * changes, so a replaced Pi (a new key) gets a fresh copy through a replacement.
+ */
 export function upload(
     name: string,
-    args: { connection: pulumi.Input<Connection>; kind: string; file: string; sha: string },
+    args: { connection: pulumi.Input<Connection>; hostKey: pulumi.Input<string>; kind: string; file: string; sha: string },
     opts: pulumi.CustomResourceOptions & { parent: pulumi.Resource },
 ): { copy: command.remote.CopyToRemote; remotePath: string } {
     const remotePath = `${UPLOAD_DIR}/${args.kind}-${args.sha}.tgz`;
     const copy = new command.remote.CopyToRemote(
         name,
-        { connection: args.connection, source: new pulumi.asset.FileAsset(args.file), remotePath },
+        { connection: args.connection, source: new pulumi.asset.FileAsset(args.file), remotePath, triggers: [args.hostKey] },
         { customTimeouts: { create: "15m", update: "15m" }, ...opts },
     );
     return { copy, remotePath };

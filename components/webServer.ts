@@ -93,7 +93,7 @@ export class WebServer extends pulumi.ComponentResource {
         const nodeScript = renderScript("web-node", { STEP: `${name}-node`, APP_USER, APP_HOME });
         const pm2Upload = upload(
             `${name}-pm2-upload`,
-            { connection, kind: "pm2", file: args.pm2.path, sha: args.pm2.sha },
+            { connection, hostKey: args.hostKey, kind: "pm2", file: args.pm2.path, sha: args.pm2.sha },
             { parent: this, dependsOn: host.ready },
         );
         const pm2Script = renderScript("web-pm2", {
@@ -108,7 +108,7 @@ export class WebServer extends pulumi.ComponentResource {
         });
         const appUpload = upload(
             `${name}-app-upload`,
-            { connection, kind: "app", file: args.app.path, sha: args.app.sha },
+            { connection, hostKey: args.hostKey, kind: "app", file: args.app.path, sha: args.app.sha },
             { parent: this, dependsOn: host.ready },
         );
         const env = pulumi

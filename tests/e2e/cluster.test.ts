@@ -244,9 +244,15 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         // The drain lease puts the rolled-back pi-web1 back in service without another up.
         const back = await checks.waitFor("pi-web1 back in the LB after the lease", 2 * HEALTH_TIMEOUT + 60, async () => (await checks.nodesSeen(12)).includes("pi-web1"));
         record("failedReleaseBackInServiceSeconds", back);
-        // The next up (with the good release) finds nothing to do on the hosts' apps.
+        // The next up (the good release again) only puts back what the failed run recorded:
+        // the uploads, and pi-web1's drain, which has nothing to drain for (pi-web1 serves the
+        // release it is to run). No app restarts anywhere.
         const again = up("failed-release-after");
-        assert.deepStrictEqual(again.changes, {});
+        assert.deepStrictEqual(again.changes, { update: ["pi-web1-app-upload", "pi-web1-drain", "pi-web2-app-upload"] });
+        assert.match(again.output, /pi-web1 already serves rollout/);
+        assert.strictEqual(currentRelease("pi-web1"), old);
+        assert.strictEqual(currentRelease("pi-web2"), old);
+        assert.deepStrictEqual(up("failed-release-noop").changes, {});
     });
 
     it("rides out a MariaDB restart: no 502, 503 with Retry-After only while it is down, all served 2 s after", async () => {

@@ -149,11 +149,18 @@ export function hostShare(events: EngineEvent[], prefix: string): number {
     return ts.length ? Math.max(...ts) - Math.min(...ts) : 0;
 }
 
+/**
+ * One HTTP request on a connection of its own (Connection: close). A kept-alive connection
+ * would be closed by the LB at its next reload (every drain and admit reloads nginx), and
+ * the next request on it would fail in the client, not in the cluster.
+ */
 export async function http(
     url: string,
     init: RequestInit & { timeoutMs?: number } = {},
 ): Promise<{ status: number; body: string; json: () => any; headers: Headers }> {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs ?? 10000) });
+    const headers = new Headers(init.headers);
+    headers.set("connection", "close");
+    const res = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(init.timeoutMs ?? 10000) });
     const body = await res.text();
     return { status: res.status, body, headers: res.headers, json: () => JSON.parse(body) };
 }
