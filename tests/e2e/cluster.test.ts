@@ -365,6 +365,26 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         assert.deepStrictEqual(up("node-replacement-noop").changes, {});
     });
 
+    it("rebuilds the whole cluster from bare Pis plus the database's data, with one command", async () => {
+        const title = `full-recovery ${Date.now()}`;
+        const created = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ title, body: "kept" }) });
+        assert.strictEqual(created.status, 201, created.body);
+        // The data directory, copied cold from the old database Pi, as the README says.
+        const data = path.join(OUT, "db-data.tgz");
+        onHost("pi-db", "sudo systemctl stop mariadb");
+        const tar = run("bash", ["-c", `${LAB_CMD} ssh pi-db 'sudo tar -C /var/lib/mysql -czf - .' > ${data}`]);
+        assert.strictEqual(tar.status, 0);
+        for (const h of HOSTS) lab("reset", h);
+        const r = up("full-recovery", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "--all", "--db-data", data] });
+        record("fullRecoverySeconds", r.seconds);
+        assert.match(r.output, /restore: MariaDB runs on the restored data/);
+        fs.rmSync(data, { force: true });
+        await checks.rotationBecomes(["pi-web1", "pi-web2"]);
+        const notes = await checks.waitFor("the old note through the LB", 30, async () => (await http(`${LB_URL}/api/notes?limit=100`)).body.includes(title));
+        record("fullRecoveryNoteSeconds", notes);
+        assert.deepStrictEqual(up("full-recovery-noop").changes, {});
+    });
+
     it("cordons a web server: out of the LB, shown in maintenance, its steps untouched by a release; uncordon rolls it", async () => {
         pulumi(["config", "set", "--path", "webServers[1].cordon", "true"]);
         const cordoned = up("cordon");
