@@ -86,7 +86,10 @@ restore_db_data() {
         key="$dir/key"
         (umask 077 && pulumi config get --stack "$stack" pi-cluster:sshPrivateKey >"$key")
     fi
-    printf '[%s]:%s %s\n' "$address" "${port:-22}" "$(host_value "$stack" database hostKey)" >"$dir/known_hosts"
+    # known_hosts names a host by address on port 22, and as [address]:port on any other.
+    local known=$address
+    [[ "${port:-22}" == 22 ]] || known="[$address]:$port"
+    printf '%s %s\n' "$known" "$(host_value "$stack" database hostKey)" >"$dir/known_hosts"
     local ssh=(ssh -p "${port:-22}" -i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes
         -o UserKnownHostsFile="$dir/known_hosts" -o GlobalKnownHostsFile=/dev/null "$user@$address")
     info "restoring MariaDB's data on $address from $file"

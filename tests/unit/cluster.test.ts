@@ -89,6 +89,40 @@ describe("PiCluster resource graph", function () {
         });
     }
 
+    it("keeps a cordoned server's own steps as they are, out of the LB, and marked in cluster.json", async () => {
+        recorded.clear();
+        const raw = rawConfig(2);
+        (raw.webServers as Record<string, unknown>[])[1].cordon = true;
+        const cluster = new mod.PiCluster("pi-cluster", { config: mod.parseConfig(raw), artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
+        await promiseOf(cluster.webServers);
+        await settle(recorded);
+        const res = new Map(recorded);
+        const ignored = (name: string, type = "command:remote:Command") => (byName(res, name, type).ignoreChanges ?? []).join(",");
+        for (const step of ["wait-ssh", "base", "firewall", "node", "pm2", "app"]) assert.strictEqual(ignored(`pi-web2-${step}`), "*", step);
+        assert.strictEqual(ignored("pi-web2-app-upload", "command:remote:CopyToRemote"), "*");
+        // Its drain and admit (on the LB) follow the config; pi-web1 is not affected.
+        for (const name of ["pi-web2-drain", "pi-web2-admit", "pi-web1-app", "pi-web1-drain"]) assert.strictEqual(ignored(name), "", name);
+        assert.match(byName(res, "pi-web2-admit").inputs.stdin, /^CORDONED='true'$/m);
+        assert.match(byName(res, "pi-web1-admit").inputs.stdin, /^CORDONED='false'$/m);
+        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_B64"));
+        assert.deepStrictEqual(cj.webServers, [
+            { name: "pi-web1", address: "10.254.0.122" },
+            { name: "pi-web2", address: "10.254.0.123", maintenance: true },
+        ]);
+    });
+
+    it("drains again when what a web server runs or its host key changes, and only then", () => {
+        const base = mod.rolloutFingerprint(["ssh-ed25519 A", "node", "pm2", "app"]);
+        assert.match(base, /^[0-9a-f]{16}$/);
+        assert.strictEqual(mod.rolloutFingerprint(["ssh-ed25519 A", "node", "pm2", "app"]), base);
+        for (const changed of [["ssh-ed25519 B", "node", "pm2", "app"], ["ssh-ed25519 A", "node", "pm2", "app2"], ["ssh-ed25519 A", "nodepm2", "", "app"]]) {
+            assert.notStrictEqual(mod.rolloutFingerprint(changed), base, changed.join("|"));
+        }
+        // The lease outlasts a start that fails its gate plus the rollback's start.
+        assert.strictEqual(mod.drainLeaseSeconds(60), 150);
+        assert.ok(mod.drainLeaseSeconds(20) > 2 * 20);
+    });
+
     it("wires the DB address into every web server's env file", async () => {
         const { res } = await build(2);
         for (const w of ["pi-web1", "pi-web2"]) {

@@ -116,6 +116,18 @@ describe("stack config", () => {
         rejects((c) => (c.loadBalancer.name = "Pi LB"), /pi-cluster:loadBalancer\.name/, /lower-case host name/));
     it("rejects a host key that is not an SSH public key", () =>
         rejects((c) => (c.database.hostKey = "not-a-key"), /pi-cluster:database\.hostKey/, /SSH public host key/));
+    it("takes cordon per web server, false by default, and rejects a cordon that leaves none serving", () => {
+        const c = rawConfig(2);
+        (c.webServers as Record<string, unknown>[])[1].cordon = true;
+        const parsed = parseConfig(c);
+        assert.deepStrictEqual(parsed.webServers.map((w) => w.cordon), [false, true]);
+    });
+    it("rejects cordoning every web server", () =>
+        rejects((c) => (c.webServers as Record<string, unknown>[]).forEach((w) => (w.cordon = true)), /pi-cluster:webServers/, /at least one web server without cordon/));
+    it("rejects a cordon that is not a boolean", () =>
+        rejects((c) => ((c.webServers as Record<string, unknown>[])[0].cordon = "yes"), /pi-cluster:webServers\[0\]\.cordon/, /expected true/));
+    it("rejects a rollout health timeout out of range", () =>
+        rejects((c) => (c.rolloutHealthTimeoutSeconds = 5), /pi-cluster:rolloutHealthTimeoutSeconds/, /at least 10 seconds/));
     it("rejects the app port equal to the HTTP port", () => rejects((c) => (c.appPort = 80), /pi-cluster:appPort/, /other than httpPort/));
     it("rejects an unknown key, suggesting the key it most likely meant, without showing its value", () => {
         const m = messageOf((c) => (c.dbPoolsize = "Secret0Typo0Value"));

@@ -69,6 +69,8 @@ export interface Recorded {
     resource?: pulumi.Resource;
     dependsOn: string[];
     parent?: string;
+    /** The resource option, as the engine gets it (after every transformation below). */
+    ignoreChanges?: string[];
 }
 
 /** Installs mocks; every registered resource lands in the returned map, by name and type. */
@@ -126,6 +128,7 @@ export function recorder(recorded: Map<string, Recorded>): pulumi.ResourceTransf
         const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
         entry.dependsOn = list.map((r) => (r as unknown as { __name?: string }).__name ?? "?");
         entry.parent = (args.opts.parent as unknown as { __name?: string } | undefined)?.__name;
+        entry.ignoreChanges = args.opts.ignoreChanges;
         recorded.set(key, entry);
         return undefined;
     };
