@@ -52,7 +52,9 @@ export async function underStream(label: string, operation: () => unknown | Prom
     try {
         await sleep(2000);
         await operation();
-        const minSeconds = MIN_REQUESTS / RATE + 2;
+        // Half again the time MIN_REQUESTS take at RATE: a fault stalls some connections for
+        // seconds (a powered-off server holds its requests until nginx's read timeout).
+        const minSeconds = (1.5 * MIN_REQUESTS) / RATE + 2;
         await sleep(Math.max((opts.tailSeconds ?? 3) * 1000, started + minSeconds * 1000 - Date.now()));
     } finally {
         bench.kill("SIGINT");
