@@ -35,6 +35,21 @@ remove_members() {
     done
 }
 
+# adopt_members : on a Pi set up before each web server had its own member file, the old
+# site lists the servers in its upstream block. Before that site is replaced, each listed
+# server that is still in NODES gets its member file, in service, so the upgrade itself
+# takes no server out of the load balancer (their admit steps then find them in place).
+adopt_members() {
+    [[ -f "$SITE" ]] && ! grep -qF "include $MEMBERS/" "$SITE" || return 0
+    local address name
+    while read -r address name; do
+        printf '%s\n' "${NODES[@]}" | grep -qxF "$name" || continue
+        [[ -e "$MEMBERS/$name.conf" ]] && continue
+        printf 'server %s max_fails=1 fail_timeout=10s; # %s\n' "$address" "$name" >"$MEMBERS/$name.conf"
+        info "kept $name in service while the site moves to member files"
+    done < <(sed -n '/^upstream pi_cluster_backend {/,/^}/s/^ *server \([^ ]*\) .*; # \(.*\)$/\1 \2/p' "$SITE")
+}
+
 # settle : waits (at most 30 s) until the given nginx workers have finished their requests.
 settle() {
     local pid deadline=$((SECONDS + 30))
@@ -48,6 +63,7 @@ apply() {
     local changed=0 backup="" removed old
     pending_begin nginx-conf && changed=1
     install -d -m 0755 "$MEMBERS"
+    adopt_members
     put_file "$CLUSTER_JSON_B64" "$CLUSTER_JSON" 0644 || true
     removed=$(remove_members)
     [[ -n "$removed" ]] && changed=1
