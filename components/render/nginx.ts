@@ -27,6 +27,41 @@ export interface NginxSiteArgs {
     membersDir?: string;
 }
 
+/** Per-client-address limits on /api/, as nginx's limit_req and limit_conn apply them. */
+export interface ApiRateLimit {
+    /** Sustained requests per second. */
+    ratePerSecond: number;
+    /** Requests beyond the rate a client may send at once; served at once, not delayed. */
+    burst: number;
+    /** Requests one client may have in flight at once. */
+    connectionsPerClient: number;
+}
+
+/**
+ * The /api/ requests one dashboard tab sends per refresh, all at once
+ * (assets/dashboard/src/app/cluster.service.ts): stub_status and each web server's status.
+ * cluster.json, its third kind of request, is a static file and never limited.
+ */
+export function dashboardApiRequestsPerRefresh(webServers: number): number {
+    return 1 + webServers;
+}
+
+/**
+ * How many dashboard tabs one client address may keep open without a 429, at worst with
+ * every tab refreshing at the same moment. Each bound is one of nginx's: a refresh of all
+ * tabs at once must fit in the burst (nodelay serves burst + 1 at once) and in the
+ * connections (every request in flight at once: HTTP/2, or a slow node); and one refresh
+ * period must drain the bucket before the next (rate x period).
+ */
+export function dashboardTabsWithin(limit: ApiRateLimit, webServers: number, refreshSeconds: number): number {
+    const perTab = dashboardApiRequestsPerRefresh(webServers);
+    return Math.min(
+        Math.floor((limit.burst + 1) / perTab),
+        Math.floor(limit.connectionsPerClient / perTab),
+        Math.floor((limit.ratePerSecond * refreshSeconds) / perTab),
+    );
+}
+
 /** nginx upstream names allow [A-Za-z0-9_]; host names may hold dashes. */
 export function upstreamName(nodeName: string): string {
     return `pi_node_${nodeName.replace(/[^A-Za-z0-9]/g, "_")}`;
