@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { Artifact } from "./artifacts";
-import { ClusterConfig } from "./config";
+import { apiRateLimitOf, ClusterConfig } from "./config";
 import { Database } from "./database";
 import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
@@ -80,6 +80,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 appPort: c.appPort,
                 httpPort: c.httpPort,
                 managementCidr: c.managementCidr,
+                apiRateLimit: apiRateLimitOf(c),
                 dashboard: args.artifacts.dashboard,
                 refreshSeconds: c.dashboardRefreshSeconds,
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { APP_MAX_MEMORY_MB } from "./render/app";
 import { HTTPS_PORT } from "./render/firewall";
 import { maxConnections } from "./render/mariadb";
+import { ApiRateLimit, dashboardApiRequestsPerRefresh } from "./render/nginx";
 
 const NAMESPACE = "pi-cluster";
 
@@ -137,6 +138,29 @@ export function mariadbMemoryMb(bufferPoolSize: string, connections: number): { 
     return { pool, connections: conn, reserve, total: pool + conn + reserve };
 }
 
+/** A whole count from min to max, with messages that say what it counts. */
+function count(what: string, example: number, min: number, max: number) {
+    return z
+        .number({ message: `expected ${what}, such as ${example}` })
+        .int({ message: `expected a whole number of ${what}, such as ${example}` })
+        .min(min, { message: `expected at least ${min} ${what}` })
+        .max(max, { message: `expected at most ${max} ${what}` });
+}
+
+// The /api/ limits per client address. The defaults keep the dashboard's polling under
+// them with a margin of 2: 10 tabs with 4 web servers at the shortest refresh (2 s) send
+// 10 x (1 + 4) = 50 requests at once, 25 per second; 101 at once (burst 100), 100 in
+// flight and 50 per second hold twice that (README, "Rate limiting"). limit_conn takes
+// at most 65535; 100000r/s is far past what a Pi serves, and past the lab's load tests.
+const apiRateLimitPerSecond = count("requests per second per client address", 50, 1, 100000).default(50);
+const apiRateLimitBurst = count("requests beyond the rate", 100, 0, 100000).default(100);
+const apiConnectionsPerClient = count("requests in flight per client address", 100, 1, 65535).default(100);
+
+/** The three /api/ limit keys as the nginx renderer takes them. */
+export function apiRateLimitOf(c: { apiRateLimitPerSecond: number; apiRateLimitBurst: number; apiConnectionsPerClient: number }): ApiRateLimit {
+    return { ratePerSecond: c.apiRateLimitPerSecond, burst: c.apiRateLimitBurst, connectionsPerClient: c.apiConnectionsPerClient };
+}
+
 /** What a web server needs, in MB: the app up to PM2's restart limit, and about 256 MB for the OS, Node.js and PM2's daemon. */
 export const WEB_MEMORY_MB = APP_MAX_MEMORY_MB + 256;
 
@@ -162,6 +186,9 @@ const schema = z
         corsOrigins: z.array(z.string().url({ message: "expected an origin URL such as http://pi-lb" })).default([]),
         dashboardRefreshSeconds: z.number().int().min(2).max(3600).default(10),
         dashboardRequestTimeoutMs: z.number().int().min(500).max(60000).default(4000),
+        apiRateLimitPerSecond,
+        apiRateLimitBurst,
+        apiConnectionsPerClient,
         unattendedUpgrades: z.boolean().default(true),
         purgeDataOnDestroy: z.boolean().default(false),
     })
@@ -245,6 +272,23 @@ const schema = z
                     `expected MariaDB to fit in ${c.database.name}'s ${c.database.ramMb} MB (pi-cluster:database.ramMb), but it needs ${db.total} MB: ` +
                     `${db.pool} for the ${c.innodbBufferPoolSize} buffer pool and its structures, ${db.connections} for ${connections} connections at 3 MB, ` +
                     `${db.reserve} for the OS and MariaDB's other caches; lower innodbBufferPoolSize or set the Pi's real ramMb`,
+            });
+        }
+        // A limit one dashboard tab trips would show the cluster as failing every refresh.
+        const perRefresh = dashboardApiRequestsPerRefresh(c.webServers.length);
+        const webs = c.webServers.length === 1 ? "1 web server's" : `${c.webServers.length} web servers'`;
+        const tab = `one dashboard tab sends ${perRefresh} /api/ requests at once (stub_status and ${webs} status)`;
+        if (c.apiRateLimitBurst + 1 < perRefresh) {
+            ctx.addIssue({ code: "custom", path: ["apiRateLimitBurst"], message: `expected at least ${perRefresh - 1}: ${tab}, and nginx serves the burst + 1 at once` });
+        }
+        if (c.apiConnectionsPerClient < perRefresh) {
+            ctx.addIssue({ code: "custom", path: ["apiConnectionsPerClient"], message: `expected at least ${perRefresh}: ${tab}` });
+        }
+        if (c.apiRateLimitPerSecond * c.dashboardRefreshSeconds < perRefresh) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["apiRateLimitPerSecond"],
+                message: `expected at least ${Math.ceil(perRefresh / c.dashboardRefreshSeconds)}: ${tab} every ${c.dashboardRefreshSeconds} s (pi-cluster:dashboardRefreshSeconds)`,
             });
         }
         c.webServers.forEach((w, i) => {

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
-import { Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
+import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { b64, renderScript } from "./render/shell";
 import { remoteStep, upload } from "./remote";
@@ -28,6 +28,8 @@ export interface LoadBalancerArgs extends HostArgs {
     managementCidr: string;
     /** The dashboard build (a placeholder page is served until it is unpacked). Required. */
     dashboard: Artifact;
+    /** Per-client-address limits on /api/ (rate, burst, requests in flight). Required. */
+    apiRateLimit: pulumi.Input<ApiRateLimit>;
     /** Dashboard refresh period. Default 10. */
     refreshSeconds?: number;
     /** Dashboard per-request timeout. Default 4000. */
@@ -77,8 +79,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
         );
 
         const site = pulumi
-            .all([args.address, args.database])
-            .apply(([address, database]) => {
+            .all([args.address, args.database, args.apiRateLimit])
+            .apply(([address, database, apiRateLimit]) => {
                 const web = args.backends;
                 return renderScript("lb-nginx-conf", {
                     STEP: `${name}-nginx-conf`,
@@ -90,6 +92,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                             managementCidr: args.managementCidr,
                             staticRoot: `${WWW_DIR}/current`,
                             clusterJsonPath: CLUSTER_JSON,
+                            apiRateLimit,
                         }),
                     ),
                     CLUSTER_JSON_B64: b64(

@@ -25,6 +25,55 @@ export interface NginxSiteArgs {
     clusterJsonPath: string;
     /** The members' directory the upstream includes. Default UPSTREAM_MEMBERS_DIR. */
     membersDir?: string;
+    /** Per-client limits on /api/. Required. */
+    apiRateLimit: ApiRateLimit;
+}
+
+/** Per-client-address limits on /api/, as nginx's limit_req and limit_conn apply them. */
+export interface ApiRateLimit {
+    /** Sustained requests per second. */
+    ratePerSecond: number;
+    /** Requests beyond the rate a client may send at once; served at once, not delayed. */
+    burst: number;
+    /** Requests one client may have in flight at once. */
+    connectionsPerClient: number;
+}
+
+/**
+ * Clients never limited: the load balancer itself, whose drain and admit steps probe
+ * http://127.0.0.1:<httpPort>/api/health through nginx (assets/scripts/lb-member.sh).
+ */
+export const RATE_LIMIT_EXEMPT = ["127.0.0.1"];
+
+// Names in nginx's http-wide namespace (the site is included inside http {}), so prefixed
+// to clash with nothing else nginx.conf may hold.
+const LIMIT_REQ_ZONE = "pi_cluster_api_req";
+const LIMIT_CONN_ZONE = "pi_cluster_api_conn";
+const RATE_LIMITED_LOCATION = "@pi_cluster_api_limited";
+
+/**
+ * The /api/ requests one dashboard tab sends per refresh, all at once
+ * (assets/dashboard/src/app/cluster.service.ts): stub_status and each web server's status.
+ * cluster.json, its third kind of request, is a static file and never limited.
+ */
+export function dashboardApiRequestsPerRefresh(webServers: number): number {
+    return 1 + webServers;
+}
+
+/**
+ * How many dashboard tabs one client address may keep open without a 429, at worst with
+ * every tab refreshing at the same moment. Each bound is one of nginx's: a refresh of all
+ * tabs at once must fit in the burst (nodelay serves burst + 1 at once) and in the
+ * connections (every request in flight at once: HTTP/2, or a slow node); and one refresh
+ * period must drain the bucket before the next (rate x period).
+ */
+export function dashboardTabsWithin(limit: ApiRateLimit, webServers: number, refreshSeconds: number): number {
+    const perTab = dashboardApiRequestsPerRefresh(webServers);
+    return Math.min(
+        Math.floor((limit.burst + 1) / perTab),
+        Math.floor(limit.connectionsPerClient / perTab),
+        Math.floor((limit.ratePerSecond * refreshSeconds) / perTab),
+    );
 }
 
 /** nginx upstream names allow [A-Za-z0-9_]; host names may hold dashes. */
@@ -63,6 +112,37 @@ const PROXY_COMMON = `        proxy_http_version 1.1;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;`;
 
+// Every /api/ location, the per-node routes and stub_status included: one budget per
+// client for the whole API. The per-node routes bypass the round-robin, so a flood there
+// would land on one Pi; and nginx limits before it checks allow/deny (preaccess phase), so
+// the limit holds for every client alike.
+function apiLimits(l: ApiRateLimit): string {
+    return `        limit_req zone=${LIMIT_REQ_ZONE} burst=${l.burst} nodelay;
+        limit_conn ${LIMIT_CONN_ZONE} ${l.connectionsPerClient};`;
+}
+
+function rateLimitZones(l: ApiRateLimit): string {
+    const exempt = RATE_LIMIT_EXEMPT.map((address) => `    ${address} 1;`).join("\n");
+    return `# Rate limiting of /api/ per client address. The zones are http-level directives: this
+# file is included inside nginx.conf's http {} (sites-enabled). An exempt client's key is
+# empty, and nginx never limits an empty key.
+geo $pi_cluster_api_exempt {
+    default 0;
+${exempt}
+}
+
+map $pi_cluster_api_exempt $pi_cluster_api_client {
+    1 "";
+    default $binary_remote_addr;
+}
+
+# 10m each, as in nginx's docs: 1 MB keeps about 16,000 client states. A reload may change
+# the rate or the size, but not a zone's key: nginx -t passes, then the reload fails and
+# nginx keeps the old config. A new key needs a new zone name.
+limit_req_zone $pi_cluster_api_client zone=${LIMIT_REQ_ZONE}:10m rate=${l.ratePerSecond}r/s;
+limit_conn_zone $pi_cluster_api_client zone=${LIMIT_CONN_ZONE}:10m;`;
+}
+
 export function renderNginxSite(a: NginxSiteArgs): string {
     if (a.backends.length === 0) throw new Error("renderNginxSite: backends must not be empty");
     const nodeUpstreams = a.backends
@@ -86,11 +166,14 @@ ${hideUpstream("        ")}
         proxy_next_upstream off;
         proxy_connect_timeout 2s;
         proxy_read_timeout 5s;
+${apiLimits(a.apiRateLimit)}
 ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
     }`,
         )
         .join("\n\n");
     return `# Managed by pi-cluster; rendered by components/render/nginx.ts. Edits are overwritten.
+
+${rateLimitZones(a.apiRateLimit)}
 
 # Round-robin (nginx's default) over the web servers, with passive health checks: one
 # connection error or timeout takes a server out for fail_timeout. A 503 from the app (its
@@ -123,6 +206,17 @@ server {
 
 ${headers("    ")}
 
+    # Over an /api/ limit: 429 with the app's JSON error, not nginx's HTML 503. Only the
+    # API locations set limits; a 429 from the app itself passes as it is (nginx handles
+    # an upstream's errors only with proxy_intercept_errors). Rejections log at warn:
+    # each 429 is in the access log, and error.log, at Debian's level "error", stays
+    # readable in a flood.
+    limit_req_status 429;
+    limit_conn_status 429;
+    limit_req_log_level warn;
+    limit_conn_log_level warn;
+    error_page 429 ${RATE_LIMITED_LOCATION};
+
     # The whole API, round-robin; the trailing slash strips /api, as in the seed.
     # ^~ here and on the per-node routes: without it the asset regex below wins for any
     # API path ending like a hashed file (/api/x-12345678.js), which nginx would then look
@@ -144,6 +238,7 @@ ${hideUpstream("        ")}
         proxy_connect_timeout 1s;
         proxy_send_timeout 5s;
         proxy_read_timeout 5s;
+${apiLimits(a.apiRateLimit)}
 ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
     }
 
@@ -155,7 +250,18 @@ ${nodeLocations}
         deny all;
         stub_status;
         access_log off;
+${apiLimits(a.apiRateLimit)}
 ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+    }
+
+    # Retry-After 1: at the lowest rate the config allows, 1r/s, the bucket takes another
+    # request within a second.
+    location ${RATE_LIMITED_LOCATION} {
+        # JSON whatever the URI's extension (/api/x.js would otherwise be sent as JavaScript).
+        types {}
+        default_type application/json;
+${headers("        ", ["add_header Retry-After 1 always;", `add_header Cache-Control "no-store" always;`])}
+        return 429 '{"error":{"code":"RATE_LIMITED","message":"too many requests from this address, try again later"}}\\n';
     }
 
     location = /cluster.json {

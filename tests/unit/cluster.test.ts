@@ -111,6 +111,18 @@ describe("PiCluster resource graph", function () {
         ]);
     });
 
+    it("renders the configured API limits into the load balancer's site", async () => {
+        recorded.clear();
+        const raw = rawConfig(2);
+        Object.assign(raw, { apiRateLimitPerSecond: 10000, apiRateLimitBurst: 20000, apiConnectionsPerClient: 500 });
+        const cluster = new mod.PiCluster("pi-cluster", { config: mod.parseConfig(raw), artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
+        await promiseOf(cluster.webServers);
+        await settle(recorded);
+        const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_B64");
+        assert.match(site, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
+        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 4);
+    });
+
     it("drains again when what a web server runs or its host key changes, and only then", () => {
         const base = mod.rolloutFingerprint(["ssh-ed25519 A", "node", "pm2", "app"]);
         assert.match(base, /^[0-9a-f]{16}$/);

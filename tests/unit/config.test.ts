@@ -4,7 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
-import { ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, sizeToMb } from "../../components/config";
+import { apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, sizeToMb } from "../../components/config";
+import { dashboardTabsWithin } from "../../components/render/nginx";
 import { HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
 
 /** Pulumi.production.yaml as shipped, as `pulumi config` would hand it over, with a key file that exists here. */
@@ -210,6 +211,48 @@ describe("stack config", () => {
         assert.strictEqual(sizeToMb("1024K"), 1);
         assert.strictEqual(sizeToMb("134217728"), 128);
     });
+
+    it("limits /api/ by default to 50 requests a second per client, a burst of 100 and 100 in flight", () => {
+        assert.deepStrictEqual(apiRateLimitOf(parseConfig(rawConfig(2))), { ratePerSecond: 50, burst: 100, connectionsPerClient: 100 });
+    });
+    it("keeps the README's dashboard bound twice over by default: 10 tabs, 4 web servers, a refresh every 2 s", () => {
+        const raw = rawConfig(4);
+        raw.dashboardRefreshSeconds = 2;
+        const c = parseConfig(raw);
+        assert.strictEqual(dashboardTabsWithin(apiRateLimitOf(c), c.webServers.length, c.dashboardRefreshSeconds), 2 * 10);
+    });
+    it("accepts API limits as high as the lab's request streams need", () => {
+        const c = rawConfig(2);
+        Object.assign(c, { apiRateLimitPerSecond: 10000, apiRateLimitBurst: 20000, apiConnectionsPerClient: 65535 });
+        assert.deepStrictEqual(apiRateLimitOf(parseConfig(c)), { ratePerSecond: 10000, burst: 20000, connectionsPerClient: 65535 });
+    });
+    for (const [key, bad, expected] of [
+        ["apiRateLimitPerSecond", 0, /expected at least 1 requests per second per client address, got 0/],
+        ["apiRateLimitPerSecond", 100001, /expected at most 100000 requests per second per client address, got 100001/],
+        ["apiRateLimitPerSecond", 2.5, /expected a whole number of requests per second per client address, such as 50, got 2\.5/],
+        ["apiRateLimitPerSecond", "50r/s", /expected requests per second per client address, such as 50, got "50r\/s"/],
+        ["apiRateLimitBurst", -1, /expected at least 0 requests beyond the rate, got -1/],
+        ["apiConnectionsPerClient", 65536, /expected at most 65535 requests in flight per client address, got 65536/],
+    ] as [string, unknown, RegExp][]) {
+        it(`rejects ${key} ${JSON.stringify(bad)}`, () => rejects((c) => (c[key] = bad), new RegExp(`pi-cluster:${key}: `), expected));
+    }
+    it("rejects a burst one dashboard tab would exceed", () =>
+        rejects(
+            (c) => (c.apiRateLimitBurst = 1),
+            /pi-cluster:apiRateLimitBurst: expected at least 2: one dashboard tab sends 3 \/api\/ requests at once \(stub_status and 2 web servers' status\), and nginx serves the burst \+ 1 at once, got 1/,
+            /./,
+        ));
+    it("rejects fewer requests in flight than one dashboard tab sends at once", () =>
+        rejects((c) => (c.apiConnectionsPerClient = 2), /pi-cluster:apiConnectionsPerClient: expected at least 3: one dashboard tab sends 3 /, /got 2/));
+    it("rejects a rate one dashboard tab would exceed at its refresh", () =>
+        rejects(
+            (c) => {
+                c.apiRateLimitPerSecond = 1;
+                c.dashboardRefreshSeconds = 2;
+            },
+            /pi-cluster:apiRateLimitPerSecond: expected at least 2: one dashboard tab sends 3 \/api\/ requests at once \(.*\) every 2 s \(pi-cluster:dashboardRefreshSeconds\), got 1/,
+            /./,
+        ));
 
     it("names every bad key at once", () => {
         const c = rawConfig(2);

@@ -4,7 +4,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { renderNginxSite } from "../../components/render/nginx";
+import { apiRateLimitOf, parseConfig } from "../../components/config";
+import { NginxSiteArgs, renderNginxSite } from "../../components/render/nginx";
 
 export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
 
@@ -151,9 +152,9 @@ export function decodeVar(script: string, name: string): string {
     return Buffer.from(m[1], "base64").toString("utf8");
 }
 
-/** The nginx site of the lab's two web servers, as the stack renders it. */
-export function labNginxSite(): string {
-    return renderNginxSite({
+/** The nginx site's arguments for the lab's two web servers, as the stack passes them. */
+export function labNginxSiteArgs(): NginxSiteArgs {
+    return {
         backends: [
             { name: "pi-web1", address: "10.254.0.122" },
             { name: "pi-web2", address: "10.254.0.123" },
@@ -163,5 +164,12 @@ export function labNginxSite(): string {
         managementCidr: "10.254.0.0/24",
         staticRoot: "/var/www/pi-cluster/current",
         clusterJsonPath: "/var/lib/pi-cluster/cluster.json",
-    });
+        // The stack's defaults, from the config schema.
+        apiRateLimit: apiRateLimitOf(parseConfig(rawConfig(2))),
+    };
+}
+
+/** The nginx site of the lab's two web servers, as the stack renders it. */
+export function labNginxSite(): string {
+    return renderNginxSite(labNginxSiteArgs());
 }

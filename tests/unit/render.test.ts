@@ -9,9 +9,11 @@ import * as path from "path";
 import { renderAppEnv, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
-import { renderClusterJson, renderNginxSite, upstreamName } from "../../components/render/nginx";
+import {
+    ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, renderClusterJson, renderNginxSite, upstreamName,
+} from "../../components/render/nginx";
 import { renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
-import { labNginxSite, tmpDir } from "./helpers";
+import { labNginxSite, labNginxSiteArgs, tmpDir } from "./helpers";
 
 const topology: Topology = {
     managementCidr: "10.254.0.0/24",
@@ -40,9 +42,10 @@ interface Answer {
     raw: [string, string][];
 }
 
-function get(port: number, urlPath: string): Promise<Answer> {
+/** A GET to nginx on 127.0.0.1, sent from `from`: any 127.0.0.0/8 address is this machine's (Linux). */
+function get(port: number, urlPath: string, from = "127.0.0.1"): Promise<Answer> {
     return new Promise((resolve, reject) => {
-        http.get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+        http.get({ host: "127.0.0.1", port, path: urlPath, agent: false, localAddress: from }, (res) => {
             let body = "";
             res.on("data", (d) => (body += d));
             res.on("end", () => {
@@ -130,15 +133,65 @@ describe("nginx site", () => {
         }
     });
 
-    it("passes nginx -t", function () {
-        const dir = tmpDir("pi-nginx-");
-        fs.writeFileSync(path.join(dir, "site.conf"), site());
-        writeNginxConf(dir);
-        const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
-        assert.strictEqual(r.error, undefined, "nginx must be installed (apt-get install nginx-light)");
-        assert.strictEqual(r.status, 0, r.stderr);
-        assert.match(r.stderr, /syntax is ok/);
+    it("defines the API limits at http level, keyed by client address, with the configured rate", () => {
+        const s = renderNginxSite({ ...labNginxSiteArgs(), apiRateLimit: { ratePerSecond: 10000, burst: 20000, connectionsPerClient: 300 } });
+        const top = s.split("\nserver {")[0];
+        assert.match(top, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
+        assert.match(top, /^limit_conn_zone \$pi_cluster_api_client zone=pi_cluster_api_conn:10m;$/m);
+        // The LB's own probes (127.0.0.1) get the empty key, which nginx never limits; only they.
+        assert.match(top, /^geo \$pi_cluster_api_exempt \{\n    default 0;\n    127\.0\.0\.1 1;\n\}$/m);
+        assert.match(top, /^map \$pi_cluster_api_exempt \$pi_cluster_api_client \{\n    1 "";\n    default \$binary_remote_addr;\n\}$/m);
+        assert.match(s, /^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 300;$/m);
     });
+
+    it("limits every API location, the per-node routes and stub_status included, and no static one", () => {
+        const locations = site().split(/\n    location /).slice(1);
+        const limited = locations.filter((loc) => /limit_req /.test(loc)).map((loc) => loc.split(" {")[0]);
+        assert.deepStrictEqual(limited, ["^~ /api/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status"]);
+        for (const loc of locations.filter((l) => /limit_req /.test(l))) {
+            assert.match(loc, /\n        limit_req zone=pi_cluster_api_req burst=100 nodelay;\n        limit_conn pi_cluster_api_conn 100;\n/);
+        }
+        assert.doesNotMatch(site().split("\nserver {")[1], /limit_req_zone|limit_conn_zone/);
+    });
+
+    it("answers over a limit with 429, Retry-After and the app's JSON error", () => {
+        const s = site();
+        assert.match(s, /^    limit_req_status 429;\n    limit_conn_status 429;\n/m);
+        assert.match(s, /^    error_page 429 @pi_cluster_api_limited;$/m);
+        const named = /\n    location @pi_cluster_api_limited \{\n([\s\S]*?)\n    \}/.exec(s);
+        assert.ok(named, "a named location answers the 429s");
+        assert.match(named[1], /^        types \{\}\n        default_type application\/json;$/m);
+        assert.match(named[1], /^        add_header Retry-After 1 always;$/m);
+        const body = /^        return 429 '(.*)\\n';$/m.exec(named[1]);
+        assert.ok(body);
+        assert.deepStrictEqual(JSON.parse(body[1]), { error: { code: "RATE_LIMITED", message: "too many requests from this address, try again later" } });
+    });
+
+    it("counts the dashboard's API requests per refresh and the tabs a limit allows", () => {
+        assert.strictEqual(dashboardApiRequestsPerRefresh(2), 3);
+        const limit = { ratePerSecond: 50, burst: 100, connectionsPerClient: 100 };
+        // 4 web servers at 2 s: 5 requests a tab; 101 at once, 100 in flight, 100 per refresh.
+        assert.strictEqual(dashboardTabsWithin(limit, 4, 2), 20);
+        assert.strictEqual(dashboardTabsWithin(limit, 2, 10), 33);
+        assert.strictEqual(dashboardTabsWithin({ ...limit, ratePerSecond: 5 }, 4, 2), 2);
+        assert.strictEqual(dashboardTabsWithin({ ...limit, connectionsPerClient: 9 }, 4, 2), 1);
+        assert.strictEqual(dashboardTabsWithin({ ...limit, burst: 3 }, 4, 2), 0);
+    });
+
+    for (const [label, limit] of [
+        ["the defaults", undefined],
+        ["the largest limits the config allows", { ratePerSecond: 100000, burst: 100000, connectionsPerClient: 65535 }],
+    ] as [string, ApiRateLimit | undefined][]) {
+        it(`passes nginx -t with ${label}`, function () {
+            const dir = tmpDir("pi-nginx-");
+            fs.writeFileSync(path.join(dir, "site.conf"), limit ? renderNginxSite({ ...labNginxSiteArgs(), apiRateLimit: limit }) : site());
+            writeNginxConf(dir);
+            const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
+            assert.strictEqual(r.error, undefined, "nginx must be installed (apt-get install nginx-light)");
+            assert.strictEqual(r.status, 0, r.stderr);
+            assert.match(r.stderr, /syntax is ok/);
+        });
+    }
 
     it("refuses an empty backend list", () => {
         assert.throws(() => renderNginxSite({ ...({} as any), backends: [] }), /backends must not be empty/);
@@ -164,17 +217,25 @@ describe("nginx site", () => {
     });
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 describe("nginx site, served", function () {
     // The rendered site run by a real nginx in front of a stand-in app that sends
-    // helmet's headers, on loopback ports only.
+    // helmet's headers, on loopback ports only. The rate-limit cases come from other
+    // loopback addresses (127.0.0.1 is exempt), each case from its own, so no case sees
+    // another's bucket.
     this.timeout(20000);
+    // Low, so a test trips them quickly.
+    const limit: ApiRateLimit = { ratePerSecond: 20, burst: 5, connectionsPerClient: 6 };
     const dir = tmpDir("pi-nginx-run-");
     let app: http.Server;
     let nginx: ChildProcess | undefined;
     let port = 0;
 
     before(async () => {
-        app = http.createServer((req, res) => {
+        app = http.createServer(async (req, res) => {
+            // /slow holds its request, to keep it in flight.
+            if (req.url === "/slow") await sleep(1000);
             res.setHeader("X-Frame-Options", "SAMEORIGIN");
             res.setHeader("Content-Security-Policy", "default-src 'self'");
             res.setHeader("Referrer-Policy", "no-referrer");
@@ -198,10 +259,12 @@ describe("nginx site, served", function () {
             backends: [{ name: "pi-web1", address: "127.0.0.1" }],
             appPort,
             httpPort: port,
-            managementCidr: "10.254.0.0/24",
+            // The test's clients, so the dashboard's per-node and stub_status requests pass.
+            managementCidr: "127.0.0.0/8",
             staticRoot: www,
             clusterJsonPath: path.join(dir, "cluster.json"),
             membersDir: members,
+            apiRateLimit: limit,
         });
         // Loopback only: the test must not open a port to the machine's networks.
         fs.writeFileSync(path.join(dir, "site.conf"), text.replace(`listen ${port} default_server;`, `listen 127.0.0.1:${port} default_server;`));
@@ -248,6 +311,90 @@ describe("nginx site, served", function () {
             assert.strictEqual(a.status, 200, url);
             assert.deepStrictEqual(JSON.parse(a.body), { app: upstream }, url);
         }
+    });
+
+    /** Sends each request only after the previous one is answered, as fast as they come. */
+    async function inTurn(urls: string[], from: string): Promise<Answer[]> {
+        const answers: Answer[] = [];
+        for (const url of urls) answers.push(await get(port, url, from));
+        return answers;
+    }
+
+    function assertRateLimited(a: Answer): void {
+        assert.strictEqual(a.status, 429);
+        assert.deepStrictEqual(count(a, "Retry-After"), ["1"]);
+        assert.deepStrictEqual(count(a, "Content-Type"), ["application/json"]);
+        assert.deepStrictEqual(JSON.parse(a.body), { error: { code: "RATE_LIMITED", message: "too many requests from this address, try again later" } });
+        assert.deepStrictEqual(count(a, "Cache-Control"), ["no-store"]);
+        assert.deepStrictEqual(count(a, "X-Frame-Options"), ["DENY"]);
+    }
+
+    it("answers a burst over the limit with 429, Retry-After and the app's JSON error", async () => {
+        const started = Date.now();
+        const answers = await inTurn(Array(20).fill("/api/health"), "127.0.0.2");
+        const seconds = (Date.now() - started) / 1000;
+        const served = answers.filter((a) => a.status === 200).length;
+        // The burst and the first request are served at once; then one per 1/rate seconds.
+        assert.deepStrictEqual(answers.slice(0, limit.burst + 1).map((a) => a.status), Array(limit.burst + 1).fill(200));
+        assert.ok(served <= limit.burst + 1 + Math.ceil(seconds * limit.ratePerSecond), `${served} served in ${seconds} s`);
+        assert.ok(served < answers.length, "some were limited");
+        answers.filter((a) => a.status !== 200).forEach(assertRateLimited);
+        // JSON too on an API path that ends like a file nginx has a type for.
+        const asset = await inTurn(Array(10).fill("/api/main-ABCD1234.js"), "127.0.0.2");
+        asset.filter((a) => a.status !== 200).forEach(assertRateLimited);
+        assert.ok(asset.some((a) => a.status === 429));
+    });
+
+    it("serves a client at half the rate without a 429", async function () {
+        for (let i = 0; i < 15; i++) {
+            const a = await get(port, "/api/health", "127.0.0.3");
+            assert.strictEqual(a.status, 200, `request ${i}`);
+            await sleep(1000 / (limit.ratePerSecond / 2));
+        }
+    });
+
+    it("never limits static files, even for a client over its API limit", async () => {
+        const api = await inTurn(Array(20).fill("/api/health"), "127.0.0.4");
+        assert.ok(api.some((a) => a.status === 429));
+        const files = await inTurn(Array(10).fill(["/", "/index.html", "/cluster.json", "/main-ABCD1234.js"]).flat(), "127.0.0.4");
+        assert.deepStrictEqual(files.map((a) => a.status), Array(40).fill(200));
+    });
+
+    it("serves the dashboard's polling from as many tabs as the bound allows, and limits one tab more", async () => {
+        // Each tab polls stub_status and each web server at once, every refresh.
+        const refreshSeconds = 0.5;
+        const tabs = dashboardTabsWithin(limit, 1, refreshSeconds);
+        assert.strictEqual(tabs, 3);
+        const round = (n: number, from: string) =>
+            Promise.all(Array.from({ length: n }, () => ["/api/lb/stub_status", "/api/nodes/pi-web1/"]).flat().map((u) => get(port, u, from)));
+        assert.strictEqual(dashboardApiRequestsPerRefresh(1), 2);
+        const started = Date.now();
+        for (let i = 0; i < 4; i++) {
+            await sleep(started + i * refreshSeconds * 1000 - Date.now());
+            const answers = await round(tabs, "127.0.0.5");
+            assert.deepStrictEqual(answers.map((a) => a.status), Array(tabs * 2).fill(200), `refresh ${i}`);
+        }
+        const over = await round(tabs + 1, "127.0.0.6");
+        assert.ok(over.some((a) => a.status === 429), over.map((a) => a.status).join(" "));
+    });
+
+    it("limits the requests one client has in flight", async () => {
+        // Spaced wider than 1/rate, so only the connection limit can refuse one.
+        const pending: Promise<Answer>[] = [];
+        for (let i = 0; i <= limit.connectionsPerClient; i++) {
+            pending.push(get(port, "/api/slow", "127.0.0.7"));
+            await sleep(1000 / limit.ratePerSecond + 10);
+        }
+        const answers = await Promise.all(pending);
+        assert.deepStrictEqual(answers.map((a) => a.status), [...Array(limit.connectionsPerClient).fill(200), 429]);
+        assertRateLimited(answers[limit.connectionsPerClient]);
+    });
+
+    it("never limits the load balancer's own probes from 127.0.0.1", async () => {
+        const fast = await inTurn(Array(30).fill("/api/health"), "127.0.0.1");
+        assert.deepStrictEqual(fast.map((a) => a.status), Array(30).fill(200));
+        const slow = await Promise.all(Array.from({ length: 10 }, () => get(port, "/api/slow", "127.0.0.1")));
+        assert.deepStrictEqual(slow.map((a) => a.status), Array(10).fill(200));
     });
 
     it("still serves hashed assets outside /api/ from disk, cached for a year", async () => {
