@@ -1,9 +1,10 @@
-// sshd's drop-in: exact key lines, and the real sshd (-t and -T) on it inside Debian's
-// sshd_config.
+// sshd's drop-in: exact key lines, the real sshd (-t and -T) on it inside Debian's
+// sshd_config, and the base step's own check that the drop-in is in force.
 import * as assert from "assert";
 import { execFileSync, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { b64, renderScript } from "../../components/render/shell";
 import { renderSshdDropIn, SSHD_KEX_ALLOWED, sshdExpected } from "../../components/render/sshd";
 import { tmpDir } from "./helpers";
 
@@ -126,5 +127,62 @@ describe("sshd drop-in", () => {
         // And sshd -t can fail: a cipher it does not know is refused.
         const bad = sshdDir({ "20-bad.conf": "Ciphers aes128-nonesuch\n" });
         assert.notStrictEqual(inSshdNamespace([SSHD, "-t", "-f", bad.config]).status, 0);
+    });
+});
+
+describe("host-base.sh's sshd check", () => {
+    /** Runs check_sshd from the rendered base step against the config in `dir`. */
+    function checkSshd(dir: string, config: string): SpawnSyncReturns<string> {
+        const script = renderScript("host-base", {
+            STEP: "test",
+            SSH_USER: "pi",
+            PACKAGES: [],
+            UNATTENDED: "false",
+            AUTO_UPGRADES_B64: "",
+            UU_POLICY_B64: "",
+            SSHD_DROP_IN: path.join(dir, "sshd_config.d", "10-pi-cluster.conf"),
+            SSHD_CONF_B64: b64(dropIn),
+            SSHD_EXPECT: sshdExpected({ user: "pi" }),
+            SSHD_KEX_ALLOWED,
+        });
+        const fixed = "readonly SSHD_CONFIG=/etc/ssh/sshd_config\n";
+        assert.ok(script.includes(fixed));
+        const f = path.join(dir, "check.sh");
+        fs.writeFileSync(f, script.replace(fixed, `readonly SSHD_CONFIG=${config}\n`).replace(/main "\$@" <\/dev\/null\n$/, "check_sshd\n"));
+        return inSshdNamespace(["bash", f]);
+    }
+
+    it("passes the drop-in in force", () => {
+        const { dir, config } = sshdDir();
+        const r = checkSshd(dir, config);
+        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+    });
+
+    it("fails when a file sshd reads first turns passwords back on", () => {
+        const { dir, config } = sshdDir({ "00-vendor.conf": "PasswordAuthentication yes\n" });
+        const r = checkSshd(dir, config);
+        assert.strictEqual(r.status, 1);
+        assert.match(r.stdout, /sshd -T shows 'passwordauthentication yes' where .* says 'passwordauthentication no': another file sets it first/);
+    });
+
+    it("fails when another file lets a second user in", () => {
+        const { dir, config } = sshdDir({ "90-admin.conf": "AllowUsers admin\n" });
+        const r = checkSshd(dir, config);
+        assert.strictEqual(r.status, 1);
+        assert.match(r.stdout, /shows 'allowusers pi; allowusers admin'|shows 'allowusers admin; allowusers pi'/);
+    });
+
+    it("fails when sshd would still offer a classic key exchange", () => {
+        const { dir, config } = sshdDir({ "00-vendor.conf": "KexAlgorithms curve25519-sha256,ecdh-sha2-nistp256\n" });
+        const r = checkSshd(dir, config);
+        assert.strictEqual(r.status, 1);
+        assert.match(r.stdout, /would still offer the key exchange ecdh-sha2-nistp256/);
+    });
+
+    it("fails when sshd -t rejects the config", () => {
+        const { dir, config } = sshdDir({ "50-broken.conf": "NoSuchKeyword yes\n" });
+        const r = checkSshd(dir, config);
+        assert.strictEqual(r.status, 1);
+        assert.match(r.stdout, /sshd -t rejects the config: .*NoSuchKeyword/);
     });
 });
