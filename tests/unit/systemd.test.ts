@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
 import { renderFirewallUnit } from "../../components/render/firewall";
+import { SCRIPTS_DIR } from "../../components/render/shell";
 import { tmpDir } from "./helpers";
 
 const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
@@ -105,7 +106,7 @@ describe("both units, by systemd's own tools", () => {
     }
 });
 
-describe("systemd-analyze, as these tests use it", () => {
+describe("systemd-analyze, as these tests and the steps use it", () => {
     function typo(): string {
         const f = path.join(tmpDir("pi-unit-"), "pi-cluster-app.service");
         fs.writeFileSync(f, units["pi-cluster-app.service"].replace("\nProtectSystem=strict\n", "\nProtectSytem=strict\n"));
@@ -116,5 +117,16 @@ describe("systemd-analyze, as these tests use it", () => {
         const f = typo();
         assert.match(systemdAnalyze(["verify", f]).stderr, /Unknown key 'ProtectSytem'/);
         assert.ok(exposure(f) > exposure(unitFile("pi-cluster-app.service")));
+    });
+
+    it("makes the steps' verify_unit fail on that warning, which systemd-analyze exits 0 on", () => {
+        const verify = (f: string) => spawnSync("bash", ["-c", `source ${path.join(SCRIPTS_DIR, "lib.sh")} && verify_unit "$1"`, "bash", f], { encoding: "utf8" });
+        for (const name of Object.keys(units) as (keyof typeof units)[]) {
+            const ok = verify(unitFile(name));
+            assert.strictEqual(ok.status, 0, ok.stderr);
+        }
+        const bad = verify(typo());
+        assert.strictEqual(bad.status, 1);
+        assert.match(bad.stderr, /Unknown key 'ProtectSytem'[\s\S]*verify warns about .*pi-cluster-app\.service \(above\)/);
     });
 });
