@@ -1,5 +1,6 @@
 // The one place that reads stack config. Everything is validated here, before any
 // resource exists, so a bad value fails `pulumi preview` without touching a host.
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -9,6 +10,7 @@ import { APP_MAX_MEMORY_MB } from "./render/app";
 import { HTTPS_PORT } from "./render/firewall";
 import { maxConnections } from "./render/mariadb";
 import { ApiRateLimit, dashboardApiRequestsPerRefresh } from "./render/nginx";
+import { SSH_HOST_KEY_TYPES, SSH_USER_KEY_TYPES } from "./render/sshd";
 
 const NAMESPACE = "pi-cluster";
 
@@ -81,13 +83,22 @@ function requireHostKey<T extends z.ZodType<{ address: string; sshPort: number; 
     .superRefine((h, ctx) => {
         // Required everywhere, the lab included (lab/lab writes each host's key): without
         // it, any machine that answers at the address would be sent the DB password.
+        const port = h.sshPort === 22 ? "" : `-p ${h.sshPort} `;
+        const keyscan = `\`ssh-keyscan ${port}-t ed25519 ${h.address} | cut -d' ' -f2-\``;
         if (h.hostKey === undefined) {
-            const port = h.sshPort === 22 ? "" : `-p ${h.sshPort} `;
             ctx.addIssue({
                 code: "custom",
                 params: { whole: true },
                 path: ["hostKey"],
-                message: `expected the Pi's SSH host key, so the stack talks to this Pi and no other; get it from a network you trust with \`ssh-keyscan ${port}-t ed25519 ${h.address} | cut -d' ' -f2-\``,
+                message: `expected the Pi's SSH host key, so the stack talks to this Pi and no other; get it from a network you trust with ${keyscan}`,
+            });
+        } else if (!SSH_HOST_KEY_TYPES.includes(h.hostKey.split(" ")[0])) {
+            // pulumi-command asks the Pi for exactly the pinned key's type, and the Pis' sshd
+            // offers no RSA host key (components/render/sshd.ts).
+            ctx.addIssue({
+                code: "custom",
+                path: ["hostKey"],
+                message: `expected the Pi's ed25519 or ECDSA host key, as its sshd offers no other; get the ed25519 one from a network you trust with ${keyscan}`,
             });
         }
     })
@@ -385,6 +396,70 @@ function valueAt(raw: unknown, p: PropertyKey[]): unknown {
     return v;
 }
 
+/** The first `count` length-prefixed fields of SSH wire data from `at`; undefined when it is too short. */
+function sshFields(buf: Buffer, at: number, count: number): Buffer[] | undefined {
+    const fields: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+        if (at + 4 > buf.length) return undefined;
+        const end = at + 4 + buf.readUInt32BE(at);
+        if (end > buf.length) return undefined;
+        fields.push(buf.subarray(at + 4, end));
+        at = end;
+    }
+    return fields;
+}
+
+/**
+ * The SSH type ("ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"...) of a private key in
+ * OpenSSH format, read from its public half (never encrypted), or in unencrypted PEM;
+ * undefined when it cannot be told.
+ */
+export function privateKeyType(text: string): string | undefined {
+    const openssh = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
+    if (openssh) {
+        // OpenSSH's PROTOCOL.key: a magic; the cipher, the KDF and its options; the key count;
+        // then the first public key, whose first field is its type.
+        const buf = Buffer.from(openssh[1].replace(/\s+/g, ""), "base64");
+        const magic = Buffer.from("openssh-key-v1\0", "latin1");
+        if (!buf.subarray(0, magic.length).equals(magic)) return undefined;
+        const head = sshFields(buf, magic.length, 3);
+        if (!head) return undefined;
+        const pub = sshFields(buf, magic.length + head.reduce((n, f) => n + 4 + f.length, 0) + 4, 1);
+        return pub && sshFields(pub[0], 0, 1)?.[0].toString("latin1");
+    }
+    try {
+        const key = crypto.createPrivateKey(text);
+        switch (key.asymmetricKeyType) {
+            case "ed25519":
+                return "ssh-ed25519";
+            case "rsa":
+                return "ssh-rsa";
+            case "dsa":
+                return "ssh-dss";
+            case "ec": {
+                const curve = ({ prime256v1: "nistp256", secp384r1: "nistp384", secp521r1: "nistp521" } as Record<string, string>)[key.asymmetricKeyDetails?.namedCurve ?? ""];
+                return curve && `ecdsa-sha2-${curve}`;
+            }
+        }
+    } catch {
+        // Encrypted, or not a key Node.js reads: the type cannot be told.
+    }
+    return undefined;
+}
+
+/**
+ * Why the Pis' sshd would refuse the deploy key, or undefined. It accepts only the key
+ * types in SSH_USER_KEY_TYPES: a deploy key of another type would lock the stack out of
+ * every Pi from the first run on.
+ */
+function deployKeyProblem(key: string, user: string): string | undefined {
+    const type = privateKeyType(key);
+    const make = `make one with \`ssh-keygen -t ed25519\` and add its .pub to ~${user}/.ssh/authorized_keys on every Pi first`;
+    if (type === undefined) return `expected an SSH private key whose type can be read (OpenSSH format, or unencrypted PEM); ${make}`;
+    if (!SSH_USER_KEY_TYPES.includes(type)) return `expected an ed25519 or ECDSA key, as the Pis' sshd accepts no other, got an ${type} key; ${make}`;
+    return undefined;
+}
+
 function expandHome(p: string): string {
     return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
 }
@@ -406,7 +481,15 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
         throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);
     }
     const { sshPrivateKey: _secret, sshPrivateKeyPath, ...rest } = result.data;
-    if (secretKey) return { ...rest, sshPrivateKey: secretKey };
+    if (secretKey) {
+        // The secret is known at preview, so a key sshd would refuse fails there too.
+        const checked = secretKey.apply((key) => {
+            const problem = deployKeyProblem(key, rest.sshUser);
+            if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:sshPrivateKey: ${problem}`);
+            return key;
+        });
+        return { ...rest, sshPrivateKey: checked };
+    }
     const file = expandHome(sshPrivateKeyPath!);
     let key: string;
     try {
@@ -421,6 +504,8 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
             `invalid stack config:\n  pi-cluster:sshPrivateKeyPath: expected an SSH private key in OpenSSH/PEM format, got the file ${JSON.stringify(file)}`,
         );
     }
+    const problem = deployKeyProblem(key, rest.sshUser);
+    if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:sshPrivateKeyPath: ${problem} (the file ${JSON.stringify(file)})`);
     return { ...rest, sshPrivateKey: pulumi.secret(key) };
 }
 

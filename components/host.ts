@@ -1,9 +1,10 @@
 // What every Pi gets before its role: wait for SSH, base packages with unattended
-// security upgrades, and the nftables firewall of its security group.
+// security upgrades, a hardened sshd, and the nftables firewall of its security group.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
 import { b64, renderScript } from "./render/shell";
+import { renderSshdDropIn, SSHD_DROP_IN, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
 import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
 import { Connection, remoteStep } from "./remote";
 
@@ -12,7 +13,7 @@ export interface HostArgs {
     address: pulumi.Input<string>;
     /** SSH port. Default 22. */
     sshPort?: pulumi.Input<number>;
-    /** SSH user with passwordless sudo. Default "pi". */
+    /** SSH user with passwordless sudo, and the only user sshd lets in. Default "pi". */
     user?: pulumi.Input<string>;
     /** SSH private key text (a secret). Required. */
     privateKey: pulumi.Input<string>;
@@ -90,6 +91,10 @@ export class Host extends pulumi.ComponentResource {
                         UNATTENDED: args.unattendedUpgrades ?? true,
                         AUTO_UPGRADES_B64: b64(renderAutoUpgrades()),
                         UU_POLICY_B64: b64(renderUnattendedPolicy()),
+                        SSHD_DROP_IN,
+                        SSHD_CONF_B64: b64(renderSshdDropIn({ user: u })),
+                        SSHD_EXPECT: sshdExpected({ user: u }),
+                        SSHD_KEX_ALLOWED,
                     }),
                 ),
             },

@@ -10,10 +10,10 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
 # The lab (debootstrap, nspawn, nftables, iproute2), ssh for the lab hosts, and the real
-# validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium, and wrk
-# for scripts/bench.sh.
+# validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium, wrk
+# for scripts/bench.sh, and sshd -t / -T for the Pis' sshd drop-in.
 readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux)
-readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium wrk)
+readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium wrk openssh-server)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {
@@ -21,10 +21,12 @@ fatal() {
     exit 1
 }
 
+is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+
 install_packages() {
     local missing=() p
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+        is_installed "$p" || missing+=("$p")
     done
     ((${#missing[@]})) || return 0
     [[ $EUID -eq 0 ]] || fatal "missing Debian packages (${missing[*]}); run as root or install them"
@@ -51,13 +53,25 @@ npm_ci() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The tests need sshd's binary, not a server: an sshd that setup installed is stopped and
+# disabled again (apt starts it, listening on port 22 with Debian's defaults).
+quiet_new_sshd() {
+    [[ -d /run/systemd/system ]] || return 0
+    systemctl disable --now --quiet ssh.service ssh.socket 2>/dev/null || true
+    info "stopped and disabled the ssh service that installing openssh-server started"
+}
+
 main() {
-    local deploy_only=0
+    local deploy_only=0 had_sshd=0
     [[ "${1:-}" == "--deploy-only" ]] && deploy_only=1
     check_node
     if [[ "${PI_CLUSTER_SKIP_APT:-0}" != "1" ]]; then
         install_packages "${DEPLOY_PACKAGES[@]}"
-        ((deploy_only)) || install_packages "${TEST_PACKAGES[@]}"
+        if ((!deploy_only)); then
+            is_installed openssh-server && had_sshd=1
+            install_packages "${TEST_PACKAGES[@]}"
+            ((had_sshd)) || quiet_new_sshd
+        fi
     fi
     npm_ci "$REPO"
     if ((!deploy_only)); then

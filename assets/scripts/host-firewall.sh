@@ -23,6 +23,8 @@ apply() {
     rm -f "$tmp"
     put_file "$RULESET_B64" "$RULESET" 0644 && changed=1
     if put_file "$UNIT_B64" "$UNIT" 0644; then
+        # The unit runs only at boot: a sandbox setting this systemd ignores would go unseen.
+        verify_unit "$UNIT"
         systemctl daemon-reload
     fi
     systemctl is-enabled --quiet pi-cluster-firewall.service 2>/dev/null || systemctl enable --quiet pi-cluster-firewall.service

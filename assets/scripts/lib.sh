@@ -65,6 +65,16 @@ hold_point() {
     done
 }
 
+# verify_unit FILE : systemd-analyze verify, failing also on what it only warns about: an
+# unknown key or a bad value in FILE, which systemd would skip when it runs the unit.
+verify_unit() {
+    local out
+    out=$(systemd-analyze verify "$1" 2>&1) || fatal "systemd-analyze verify rejected $1: $out"
+    if grep -F "$1:" <<<"$out" >&2; then
+        fatal "systemd-analyze verify warns about $1 (above): systemd would run it without those lines"
+    fi
+}
+
 # remove_paths PATH... : deletes what exists, says what it removed.
 remove_paths() {
     local p

@@ -29,7 +29,7 @@ apply() {
     put_file "$UNIT_B64" "$UNIT" 0644 && changed=1
     hold_point written
     if ((changed)); then
-        systemd-analyze verify "$UNIT" || fatal "systemd-analyze verify rejected $UNIT"
+        verify_unit "$UNIT"
         systemctl daemon-reload
         if systemctl is-active --quiet pi-cluster-app.service; then
             # A new PM2 must take over its own daemon; the app restarts under it.

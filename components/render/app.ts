@@ -1,4 +1,5 @@
 // What a web server runs: PM2's ecosystem file, its systemd unit and the app's env file.
+import { SANDBOX } from "./systemd";
 
 export const APP_NAME = "pi-cluster-app";
 export const APP_USER = "pi-cluster-app";
@@ -36,9 +37,18 @@ module.exports = ${JSON.stringify({ apps: [app] }, null, 2)};
 `;
 }
 
-/** PM2 as a systemd service (the shape `pm2 startup systemd` writes), so it survives a reboot. */
+/** PM2's home: its daemon's sockets and pid file, and the app's logs. The only path the unit writes. */
+export const PM2_HOME = `${APP_HOME}/.pm2`;
+
+/**
+ * PM2 as a systemd service (the shape `pm2 startup systemd` writes), so it survives a
+ * reboot, in a sandbox: read-only system, no capabilities, no devices, no namespaces, and
+ * the system calls of an ordinary service. Not MemoryDenyWriteExecute: V8's JIT compiler
+ * needs memory that is writable and executable.
+ */
 export function renderPm2Unit(): string {
     const pm2 = `${PM2_DIR}/current/node_modules/pm2/bin/pm2`;
+    if (!PM2_HOME.startsWith("/var/lib/")) throw new Error(`PM2_HOME ${PM2_HOME} must be under /var/lib (a StateDirectory=)`);
     return `# Managed by pi-cluster; rendered by components/render/app.ts.
 [Unit]
 Description=pi-cluster web app under PM2
@@ -50,14 +60,27 @@ Wants=network-online.target
 Type=forking
 User=${APP_USER}
 Group=${APP_USER}
-Environment=PM2_HOME=${APP_HOME}/.pm2
-PIDFile=${APP_HOME}/.pm2/pm2.pid
+Environment=PM2_HOME=${PM2_HOME}
+PIDFile=${PM2_HOME}/pm2.pid
 LimitNOFILE=65536
 ExecStart=/usr/bin/node ${pm2} start ${ECOSYSTEM_FILE}
 ExecReload=/usr/bin/node ${pm2} reload ${ECOSYSTEM_FILE} --update-env
 ExecStop=/usr/bin/node ${pm2} kill
 Restart=on-failure
 RestartSec=2
+
+# Sandbox (components/render/systemd.ts). The one writable path is PM2_HOME: sockets, pid
+# file, logs. ProtectSystem=strict leaves a StateDirectory= writable, and systemd creates it
+# for the user on a fresh Pi. PM2 talks to its daemon over unix sockets there; the app
+# serves and reaches MariaDB over IP.
+StateDirectory=${PM2_HOME.slice("/var/lib/".length)}
+StateDirectoryMode=0700
+CapabilityBoundingSet=
+AmbientCapabilities=
+PrivateTmp=yes
+RemoveIPC=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+${SANDBOX}
 
 [Install]
 WantedBy=multi-user.target

@@ -1,4 +1,5 @@
 // The seed's security groups as nftables rules. Pure: topology in, ruleset text out.
+import { SANDBOX } from "./systemd";
 
 export type Role = "lb" | "web" | "db";
 
@@ -141,9 +142,15 @@ export function renderDbClients(webAddresses: string[], dbPort: number): string 
     return `${header}ip saddr ${set([...webAddresses].sort())} tcp dport ${dbPort} accept comment "mariadb from the web servers only"\n`;
 }
 
-/** The unit that loads the ruleset at boot, before the network comes up. */
+/**
+ * The unit that loads the ruleset at boot, before the network comes up, in the sandbox of
+ * components/render/systemd.ts (as Debian's own nftables.service sandboxes nft this early).
+ * Left off, as they do not fit: PrivateNetwork= (nft must change the host's own network
+ * namespace), PrivateUsers= (CAP_NET_ADMIN must hold in the host's user namespace) and
+ * PrivateTmp= (nft writes no file, and it would order the unit after the /tmp mounts).
+ */
 export function renderFirewallUnit(): string {
-    return `# Managed by pi-cluster.
+    return `# Managed by pi-cluster; rendered by components/render/firewall.ts.
 [Unit]
 Description=pi-cluster firewall (nftables table inet pi_cluster)
 DefaultDependencies=no
@@ -156,6 +163,15 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/sbin/nft -f ${FIREWALL_RULESET}
 ExecStop=/usr/sbin/nft delete table inet pi_cluster
+
+# Sandbox (components/render/systemd.ts). nft runs as root but needs only CAP_NET_ADMIN and
+# netlink; it reads the ruleset and writes nothing. The kernel still loads the nf_tables
+# modules nft asks for (ProtectKernelModules= only stops the process loading them).
+CapabilityBoundingSet=CAP_NET_ADMIN
+RestrictAddressFamilies=AF_NETLINK AF_UNIX
+IPAddressDeny=any
+MemoryDenyWriteExecute=yes
+${SANDBOX}
 
 [Install]
 WantedBy=sysinit.target

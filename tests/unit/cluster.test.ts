@@ -12,10 +12,10 @@ const registeredOutputs = recordRegisteredOutputs();
 type Mod = typeof import("../../components");
 let mod: Mod;
 
-async function build(webs: number): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
+async function build(webs: number, raw = rawConfig(webs)): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
     recorded.clear();
     registeredOutputs.clear();
-    const config = mod.parseConfig(rawConfig(webs));
+    const config = mod.parseConfig(raw);
     const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
     await promiseOf(cluster.webServers);
     await settle(recorded);
@@ -266,6 +266,19 @@ describe("PiCluster resource graph", function () {
         // The check above must be able to fail: a rule added to the LB's input chain shows up.
         const ruleset = 'chain input {\n        tcp dport 80 accept\n        tcp dport 3000 accept comment "oops"\n    }\n    chain output {\n        tcp dport 3000 accept\n    }';
         assert.deepStrictEqual(inputAccepts(ruleset), ["tcp dport 3000", "tcp dport 80"]);
+    });
+
+    it("hardens sshd on every Pi in its base step, letting in only the configured sshUser", async () => {
+        const { res } = await build(1, { ...rawConfig(1), sshUser: "deploy" });
+        for (const h of ["pi-lb", "pi-web1", "pi-db"]) {
+            const base = byName(res, `${h}-base`);
+            assert.strictEqual(base.inputs.connection.user, "deploy");
+            assert.match(base.inputs.stdin, /^SSHD_DROP_IN='\/etc\/ssh\/sshd_config\.d\/10-pi-cluster\.conf'$/m);
+            const dropIn = decodeVar(base.inputs.stdin, "SSHD_CONF_B64");
+            assert.match(dropIn, /^AllowUsers deploy$/m);
+            assert.match(dropIn, /^PasswordAuthentication no$/m);
+            assert.match(base.inputs.stdin, /^SSHD_EXPECT=\(.*'allowusers deploy'.*\)$/m);
+        }
     });
 
     it("grants the DB user per web-server address, never '%'", async () => {

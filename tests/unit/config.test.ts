@@ -1,12 +1,13 @@
 // Bad stack config fails with a message naming the key, before any resource exists.
 import * as assert from "assert";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
-import { apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, sizeToMb } from "../../components/config";
+import { apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, privateKeyType, sizeToMb } from "../../components/config";
 import { dashboardTabsWithin } from "../../components/render/nginx";
-import { HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
+import { FAKE_PRIVATE_KEY, HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
 
 /** Pulumi.production.yaml as shipped, as `pulumi config` would hand it over, with a key file that exists here. */
 function productionConfig(): Record<string, any> {
@@ -117,6 +118,12 @@ describe("stack config", () => {
         rejects((c) => (c.loadBalancer.name = "Pi LB"), /pi-cluster:loadBalancer\.name/, /lower-case host name/));
     it("rejects a host key that is not an SSH public key", () =>
         rejects((c) => (c.database.hostKey = "not-a-key"), /pi-cluster:database\.hostKey/, /SSH public host key/));
+    it("rejects an RSA host key, which the Pis' sshd no longer offers, with the keyscan command for the ed25519 one", () =>
+        rejects(
+            (c) => (c.database.hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"),
+            /pi-cluster:database\.hostKey: expected the Pi's ed25519 or ECDSA host key/,
+            /`ssh-keyscan -t ed25519 10\.254\.0\.124 \| cut -d' ' -f2-`, got "ssh-rsa AAAA/,
+        ));
     it("takes cordon per web server, false by default, and rejects a cordon that leaves none serving", () => {
         const c = rawConfig(2);
         (c.webServers as Record<string, unknown>[])[1].cordon = true;
@@ -268,6 +275,56 @@ describe("stack config", () => {
         assert.ok(!cidrContains("10.254.0.0/24", "10.254.1.0"));
         assert.ok(cidrContains("0.0.0.0/0", "192.168.254.121"));
         assert.ok(cidrContains("10.254.0.124/32", "10.254.0.124"));
+    });
+});
+
+describe("the deploy key", () => {
+    /** A real key of `type` from ssh-keygen, in `format` (OpenSSH's own unless given). */
+    function keygen(type: string, format?: string): string {
+        const f = path.join(tmpDir("pi-key-"), "id");
+        execFileSync("ssh-keygen", ["-q", "-t", type, "-N", "", ...(format ? ["-m", format] : []), "-f", f]);
+        return f;
+    }
+
+    it("reads the type of OpenSSH and PEM keys", () => {
+        assert.strictEqual(privateKeyType(fs.readFileSync(keygen("ed25519"), "utf8")), "ssh-ed25519");
+        assert.strictEqual(privateKeyType(fs.readFileSync(keygen("ecdsa"), "utf8")), "ecdsa-sha2-nistp256");
+        assert.strictEqual(privateKeyType(fs.readFileSync(keygen("ecdsa", "PEM"), "utf8")), "ecdsa-sha2-nistp256");
+        assert.strictEqual(privateKeyType(fs.readFileSync(keygen("rsa", "PEM"), "utf8")), "ssh-rsa");
+        assert.strictEqual(privateKeyType(FAKE_PRIVATE_KEY), "ssh-ed25519");
+        assert.strictEqual(privateKeyType("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAnotakey\n-----END OPENSSH PRIVATE KEY-----\n"), undefined);
+    });
+
+    it("accepts ed25519 and ECDSA keys", () => {
+        for (const f of [keygen("ed25519"), keygen("ecdsa"), keygen("ecdsa", "PEM")]) assert.ok(parseConfig(rawConfig(2, f)));
+    });
+
+    it("rejects an RSA key, which the Pis' sshd would refuse, saying how to make one it takes", () => {
+        for (const f of [keygen("rsa"), keygen("rsa", "PEM")]) {
+            rejects(
+                (c) => (c.sshPrivateKeyPath = f),
+                /pi-cluster:sshPrivateKeyPath: expected an ed25519 or ECDSA key, as the Pis' sshd accepts no other, got an ssh-rsa key/,
+                /`ssh-keygen -t ed25519` and add its \.pub to ~pi\/\.ssh\/authorized_keys on every Pi first/,
+            );
+        }
+    });
+
+    it("rejects a key whose type cannot be read", () => {
+        const f = path.join(tmpDir("pi-key-"), "id");
+        fs.writeFileSync(f, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAnotakey\n-----END OPENSSH PRIVATE KEY-----\n");
+        rejects((c) => (c.sshPrivateKeyPath = f), /pi-cluster:sshPrivateKeyPath/, /whose type can be read/);
+    });
+
+    it("rejects an RSA key given as the secret sshPrivateKey, once its value is known", async () => {
+        const raw = rawConfig(2);
+        delete raw.sshPrivateKeyPath;
+        const c = parseConfig(raw, pulumi.secret(fs.readFileSync(keygen("rsa"), "utf8")));
+        // An apply that throws rejects the output (seen through the SDK's internal promise()),
+        // which the language host reports as the program's error, at preview too.
+        await assert.rejects(
+            (c.sshPrivateKey as unknown as { promise(): Promise<string> }).promise(),
+            (e: Error) => e instanceof ConfigError && /pi-cluster:sshPrivateKey: expected an ed25519 or ECDSA key/.test(e.message),
+        );
     });
 });
 

@@ -13,8 +13,26 @@ export function tmpDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * A private key in OpenSSH's format (PROTOCOL.key) that is not a key: its public half says
+ * `type`, as config.ts reads it, and its private half is a marker.
+ */
+export function fakeOpensshKey(type: string): string {
+    const field = (v: string | Buffer) => {
+        const b = Buffer.from(v);
+        const n = Buffer.alloc(4);
+        n.writeUInt32BE(b.length);
+        return Buffer.concat([n, b]);
+    };
+    const count = Buffer.from([0, 0, 0, 1]);
+    const pub = Buffer.concat([field(type), field(Buffer.alloc(32, 7))]);
+    const body = Buffer.concat([Buffer.from("openssh-key-v1\0", "latin1"), field("none"), field("none"), field(""), count, field(pub), field("fake0Key0That0Must0Not0Leak")]);
+    const lines = body.toString("base64").match(/.{1,70}/g)!;
+    return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join("\n")}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
+
 /** The fake SSH private key writeKey writes; no output may ever carry it. */
-export const FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfake0Key0That0Must0Not0Leak\n-----END OPENSSH PRIVATE KEY-----\n";
+export const FAKE_PRIVATE_KEY = fakeOpensshKey("ssh-ed25519");
 
 export function writeKey(dir = tmpDir("pi-key-")): string {
     const file = path.join(dir, "id_ed25519");

@@ -1,0 +1,132 @@
+// The units the stack writes: their sandbox lines, and systemd's own tools on them
+// (`systemd-analyze verify`, and `systemd-analyze security --offline` for the exposure score).
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
+import { renderFirewallUnit } from "../../components/render/firewall";
+import { SCRIPTS_DIR } from "../../components/render/shell";
+import { tmpDir } from "./helpers";
+
+const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
+
+function has(unit: string, ...lines: string[]): void {
+    for (const line of lines) assert.ok(unit.split("\n").includes(line), `missing line: ${line}`);
+}
+
+/** Writes the unit under its own name (systemd-analyze takes the unit's name from the file). */
+function unitFile(name: keyof typeof units): string {
+    const f = path.join(tmpDir("pi-unit-"), name);
+    fs.writeFileSync(f, units[name]);
+    return f;
+}
+
+function systemdAnalyze(args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync("systemd-analyze", args, { encoding: "utf8" });
+    assert.strictEqual(r.error, undefined, "systemd-analyze must be installed (Debian's systemd package)");
+    return r;
+}
+
+/** The overall exposure `systemd-analyze security --offline=yes` gives a unit file, 0 (best) to 10. */
+function exposure(file: string): number {
+    const r = systemdAnalyze(["security", "--offline=yes", "--no-pager", file]);
+    const m = /Overall exposure level for \S+: (\d+\.\d)/.exec(r.stdout);
+    assert.ok(m, `no exposure level in: ${r.stdout}${r.stderr}`);
+    return Number(m[1]);
+}
+
+const COMMON = [
+    "NoNewPrivileges=yes",
+    "UMask=0077",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateMounts=yes",
+    "PrivateDevices=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "ProtectProc=invisible",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallErrorNumber=EPERM",
+];
+
+describe("the app's unit", () => {
+    const u = units["pi-cluster-app.service"];
+
+    it("runs PM2 with no capabilities, on a read-only system where only PM2_HOME is writable", () => {
+        has(u, ...COMMON, "CapabilityBoundingSet=", "AmbientCapabilities=", "PrivateTmp=yes", "RemoveIPC=yes", "User=pi-cluster-app");
+        assert.strictEqual(PM2_HOME, "/var/lib/pi-cluster-app/.pm2");
+        has(u, `Environment=PM2_HOME=${PM2_HOME}`, "StateDirectory=pi-cluster-app/.pm2", "StateDirectoryMode=0700");
+        assert.doesNotMatch(u, /^(ReadWritePaths|ReadOnlyPaths)=/m, "the state directory is the only writable path");
+    });
+
+    it("lets the app use IP and PM2 its unix sockets, and nothing else", () => {
+        has(u, "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX");
+    });
+
+    it("leaves V8's JIT writable and executable memory", () => {
+        assert.doesNotMatch(u, /MemoryDenyWriteExecute/);
+    });
+});
+
+describe("the firewall's unit", () => {
+    const u = units["pi-cluster-firewall.service"];
+
+    it("runs nft with CAP_NET_ADMIN and netlink only, on a read-only system", () => {
+        has(u, ...COMMON, "CapabilityBoundingSet=CAP_NET_ADMIN", "RestrictAddressFamilies=AF_NETLINK AF_UNIX", "IPAddressDeny=any", "MemoryDenyWriteExecute=yes");
+    });
+
+    it("keeps the host's network and users, which nft must change and act as", () => {
+        assert.doesNotMatch(u, /^(PrivateNetwork|PrivateUsers|PrivateTmp)=/m);
+    });
+});
+
+describe("both units, by systemd's own tools", () => {
+    // Scores before the sandbox, measured the same way with systemd 252.
+    for (const [name, unsandboxed] of [["pi-cluster-app.service", 9.2], ["pi-cluster-firewall.service", 9.5]] as const) {
+        it(`${name} passes systemd-analyze verify without a warning`, () => {
+            const r = systemdAnalyze(["verify", unitFile(name)]);
+            assert.strictEqual(r.status, 0, r.stderr);
+            // verify only warns (exit 0) on an unknown key or a bad value, which systemd then ignores.
+            assert.strictEqual(r.stderr, "");
+        });
+
+        it(`${name} scores 2.0 or less with systemd-analyze security (${unsandboxed} unsandboxed)`, () => {
+            assert.ok(exposure(unitFile(name)) <= 2.0);
+        });
+    }
+});
+
+describe("systemd-analyze, as these tests and the steps use it", () => {
+    function typo(): string {
+        const f = path.join(tmpDir("pi-unit-"), "pi-cluster-app.service");
+        fs.writeFileSync(f, units["pi-cluster-app.service"].replace("\nProtectSystem=strict\n", "\nProtectSytem=strict\n"));
+        return f;
+    }
+
+    it("warns on an unknown key, so the checks above can fail", () => {
+        const f = typo();
+        assert.match(systemdAnalyze(["verify", f]).stderr, /Unknown key 'ProtectSytem'/);
+        assert.ok(exposure(f) > exposure(unitFile("pi-cluster-app.service")));
+    });
+
+    it("makes the steps' verify_unit fail on that warning, which systemd-analyze exits 0 on", () => {
+        const verify = (f: string) => spawnSync("bash", ["-c", `source ${path.join(SCRIPTS_DIR, "lib.sh")} && verify_unit "$1"`, "bash", f], { encoding: "utf8" });
+        for (const name of Object.keys(units) as (keyof typeof units)[]) {
+            const ok = verify(unitFile(name));
+            assert.strictEqual(ok.status, 0, ok.stderr);
+        }
+        const bad = verify(typo());
+        assert.strictEqual(bad.status, 1);
+        assert.match(bad.stderr, /Unknown key 'ProtectSytem'[\s\S]*verify warns about .*pi-cluster-app\.service \(above\)/);
+    });
+});
