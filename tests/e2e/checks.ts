@@ -216,3 +216,25 @@ export function removedButDataKept(hosts: string[]): void {
         assert.strictEqual(units, "", `${h} still has units: ${units}`);
     }
 }
+
+/**
+ * sshd on every Pi takes keys only, never root, only the deploy user: a password login, a
+ * root login with the deploy key, and another user are each refused by the server.
+ */
+export function sshdHardened(hosts: string[], key: string, addresses: Record<string, string>): void {
+    const attempt = (user: string, address: string, extra: string[]) =>
+        run("ssh", ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", ...extra, `${user}@${address}`, "true"], { allowFail: true });
+    for (const h of hosts) {
+        const address = addresses[h];
+        const password = attempt("pi", address, ["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive"]);
+        assert.notStrictEqual(password.status, 0, `${h}: a password login went through`);
+        assert.match(password.stderr, /Permission denied \(publickey\)/, `${h}: sshd offers more than publickey: ${password.stderr}`);
+        for (const user of ["root", "nobody"]) {
+            const r = attempt(user, address, ["-i", key, "-o", "IdentitiesOnly=yes"]);
+            assert.notStrictEqual(r.status, 0, `${h}: ${user} logged in with the deploy key`);
+            assert.match(r.stderr, /Permission denied/, `${h}: ${user}: ${r.stderr}`);
+        }
+        // The deploy user still gets in with its key.
+        assert.strictEqual(attempt("pi", address, ["-i", key, "-o", "IdentitiesOnly=yes"]).status, 0, `${h}: the deploy user is locked out`);
+    }
+}

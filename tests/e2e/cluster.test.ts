@@ -48,6 +48,7 @@ function release(on: boolean): void {
 }
 
 const HEALTH_TIMEOUT = 20;
+const STREAM_RATE_LIMIT = 20000;
 const APP_INDEX = path.join(REPO, "assets", "app", "src", "index.ts");
 
 /** A release whose app dies at start: its health gate fails and it is rolled back. */
@@ -92,6 +93,11 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         pulumi(["stack", "select", "--create"]);
         // A short health gate keeps the failed-release case (gate, rollback, lease) brief.
         setConfig("rolloutHealthTimeoutSeconds", String(HEALTH_TIMEOUT));
+        // The request streams come from this one machine, at up to a few thousand a second;
+        // the rate-limit case sets the defaults' kind of limit for itself.
+        setConfig("apiRateLimitPerSecond", String(STREAM_RATE_LIMIT));
+        setConfig("apiRateLimitBurst", String(STREAM_RATE_LIMIT));
+        setConfig("apiConnectionsPerClient", "1000");
     });
 
     after(() => release(false));
@@ -132,6 +138,51 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
     });
     it("serves the dashboard, cluster.json and the internal routes", () => checks.staticAndInternalRoutes(["pi-web1", "pi-web2"]));
     it("enforces the security groups between the lab hosts", () => checks.securityGroups());
+    it("hardens sshd on every Pi: keys only, no root, only the deploy user", () => {
+        const key = pulumi(["config", "get", "pi-cluster:sshPrivateKeyPath"]).stdout.trim();
+        checks.sshdHardened(HOSTS, key, { "pi-lb": "10.254.0.121", "pi-web1": "10.254.0.122", "pi-web2": "10.254.0.123", "pi-db": "10.254.0.124" });
+    });
+
+    it("runs the app in a sandboxed unit (systemd-analyze security)", () => {
+        for (const w of ["pi-web1", "pi-web2"]) {
+            const r = onHost(w, "systemd-analyze security --no-pager pi-cluster-app.service | tail -n 1");
+            const m = /Overall exposure level for pi-cluster-app\.service: (\d+\.\d+)/.exec(r.out);
+            assert.ok(m, `${w}: ${r.out}`);
+            record(`appUnitExposure.${w}`, Number(m[1]));
+            assert.ok(Number(m[1]) <= 2.0, `${w}: exposure ${m[1]}`);
+        }
+    });
+
+    it("limits /api/ per client with 429 and Retry-After, never static files, and a normal rate gets none", async () => {
+        setConfig("apiRateLimitPerSecond", "20");
+        setConfig("apiRateLimitBurst", "10");
+        try {
+            assert.deepStrictEqual(up("rate-limit").changes, { update: ["pi-lb-nginx-conf"] });
+            // A burst of 60 at once: the 11 the burst allows pass, most of the rest are refused.
+            const burst = await Promise.all(Array.from({ length: 60 }, () => http(`${LB_URL}/api/health`)));
+            const limited = burst.filter((a) => a.status === 429);
+            assert.ok(limited.length >= 40, `only ${limited.length} of 60 got 429`);
+            assert.ok(burst.every((a) => a.status === 200 || a.status === 429), burst.map((a) => a.status).join(","));
+            assert.strictEqual(limited[0].headers.get("retry-after"), "1");
+            assert.strictEqual(JSON.parse(limited[0].body).error.code, "RATE_LIMITED");
+            // Static files while over the limit: served.
+            for (const p of ["/", "/cluster.json"]) assert.strictEqual((await http(`${LB_URL}${p}`)).status, 200, p);
+            await new Promise((r) => setTimeout(r, 2000));
+            // 5 a second for 4 s: none refused.
+            let refused = 0;
+            for (let i = 0; i < 20; i++) {
+                if ((await http(`${LB_URL}/api/health`)).status === 429) refused++;
+                await new Promise((r) => setTimeout(r, 200));
+            }
+            assert.strictEqual(refused, 0);
+            record("rateLimit", { burst: 60, limited: limited.length });
+        } finally {
+            setConfig("apiRateLimitPerSecond", String(STREAM_RATE_LIMIT));
+            setConfig("apiRateLimitBurst", String(STREAM_RATE_LIMIT));
+        }
+        assert.deepStrictEqual(up("rate-limit-back").changes, { update: ["pi-lb-nginx-conf"] });
+    });
+
     it("benches a plain run: through the LB, and against one web server directly", () => {
         const lb = benchOnce("plain-lb", `${LB_URL}/api/notes?limit=5`);
         // From the LB's own network namespace: the web servers take port 3000 from it only.
