@@ -35,10 +35,6 @@ readonly MEMBER="$MEMBERS/$NODE.conf"
 readonly LEASE_UNIT="pi-cluster-lease-$NODE"
 readonly RUNNER="/usr/local/lib/pi-cluster/lease-$NODE.sh"
 readonly ADMITTED="/var/lib/pi-cluster/lb/$NODE.rollout"
-# In-flight API requests end within nginx's proxy_read_timeout (5 s); static downloads
-# may take longer, so wait this long for the old workers before going on.
-readonly SETTLE_SECONDS=30
-
 # member_text up|down [WHY] : the member file's text, base64 (for put_file).
 member_text() {
     if [[ "$1" == up ]]; then
@@ -48,24 +44,10 @@ member_text() {
     fi | base64 -w0
 }
 
-# reload_nginx : checks and reloads, then waits until every worker that was running before
-# the reload has exited: those are the ones that may still hold requests to this server.
+# reload_nginx : checks the config, reloads, and waits for the requests the old workers held.
 reload_nginx() {
-    local master old pid deadline
     nginx -t -q || fatal "nginx -t rejected the config after changing $MEMBER"
-    master=$(cat /run/nginx.pid 2>/dev/null || true)
-    old=$([[ -n "$master" ]] && pgrep -P "$master" || true)
-    systemctl reload nginx
-    deadline=$((SECONDS + SETTLE_SECONDS))
-    for pid in $old; do
-        while kill -0 "$pid" 2>/dev/null; do
-            if ((SECONDS >= deadline)); then
-                info "nginx workers still finishing requests after ${SETTLE_SECONDS}s; going on"
-                return 0
-            fi
-            sleep 0.1
-        done
-    done
+    reload_nginx_settled
 }
 
 # served_by_lb : true once a request to /api/health through this nginx is answered by NODE.
@@ -108,8 +90,8 @@ start_lease() {
     install -d -m 0755 "$(dirname "$RUNNER")"
     {
         printf '#!/usr/bin/env bash\n# The drain lease of %s, written by pi-cluster (lb-member.sh).\nset -euo pipefail\n' "$NODE"
-        declare -p STEP NODE SERVER MEMBER HTTP_PORT SETTLE_SECONDS
-        declare -f info fatal put_file member_text reload_nginx lease_expire
+        declare -p STEP NODE SERVER MEMBER HTTP_PORT
+        declare -f info fatal put_file member_text reload_nginx reload_nginx_settled lease_expire
         printf 'lease_expire\n'
     } >"$RUNNER.new"
     chmod 0700 "$RUNNER.new"

@@ -50,17 +50,9 @@ adopt_members() {
     done < <(sed -n '/^upstream pi_cluster_backend {/,/^}/s/^ *server \([^ ]*\) .*; # \(.*\)$/\1 \2/p' "$SITE")
 }
 
-# settle : waits (at most 30 s) until the given nginx workers have finished their requests.
-settle() {
-    local pid deadline=$((SECONDS + 30))
-    for pid in "$@"; do
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    done
-}
-
 apply() {
     command -v nginx >/dev/null || fatal "nginx is missing: the nginx step installs it"
-    local changed=0 backup="" removed old
+    local changed=0 backup="" removed
     pending_begin nginx-conf && changed=1
     install -d -m 0755 "$MEMBERS"
     adopt_members
@@ -84,13 +76,13 @@ apply() {
     rm -f "$backup"
     hold_point written
     if ((changed)); then
-        old=$(pgrep -P "$(cat /run/nginx.pid)" || true)
-        systemctl reload nginx
-        info "nginx reloaded"
         if [[ -n "$removed" ]]; then
-            # shellcheck disable=SC2086 # one PID a word
-            settle $old
-            info "out of the load balancer, requests finished: $(echo $removed)"
+            reload_nginx_settled
+            # shellcheck disable=SC2086 # one name a word
+            info "nginx reloaded; out of the load balancer, requests finished: $(echo $removed)"
+        else
+            systemctl reload nginx
+            info "nginx reloaded"
         fi
     else
         info "nginx config unchanged"

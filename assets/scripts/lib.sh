@@ -154,6 +154,26 @@ prune_uploads() {
     find "$dir" -maxdepth 1 -type f -name "$kind-*" ! -path "$artifact" -delete
 }
 
+# reload_nginx_settled : reloads nginx, then waits (at most 30 s) until every worker that
+# ran before the reload has exited: those are the ones that may still hold requests to a
+# server just taken out. In-flight API requests end within nginx's proxy_read_timeout.
+reload_nginx_settled() {
+    local master old pid deadline
+    master=$(cat /run/nginx.pid 2>/dev/null || true)
+    old=$([[ -n "$master" ]] && pgrep -P "$master" || true)
+    systemctl reload nginx
+    deadline=$((SECONDS + 30))
+    for pid in $old; do
+        while kill -0 "$pid" 2>/dev/null; do
+            if ((SECONDS >= deadline)); then
+                info "nginx workers still finishing requests after 30s; going on"
+                return 0
+            fi
+            sleep 0.1
+        done
+    done
+}
+
 # app_healthy PORT : true when the app on this Pi answers /health with 200 and reaches its
 # database. Uses node (every web server has it) so that no HTTP client is assumed.
 app_healthy() {
