@@ -7,7 +7,7 @@ import { Host, HostArgs, hostConnection } from "./host";
 import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients } from "./render/firewall";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
-import { b64, renderScript } from "./render/shell";
+import { FileText, fileText, renderScript } from "./render/shell";
 import { remoteStep } from "./remote";
 
 export const DB_NAME = "webapp_db";
@@ -38,13 +38,19 @@ export interface DatabaseArgs extends HostArgs {
     purgeDataOnDestroy?: boolean;
 }
 
-/** Reads assets/app/migrations/NNN_name.sql in order, as (version, base64) pairs. */
-export function readMigrations(dir = MIGRATIONS_DIR): string[] {
-    return fs
+/**
+ * Reads assets/app/migrations/NNN_name.sql in order, as the db-migrate script's variables:
+ * MIGRATIONS, the versions, and MIGRATION_<i>_SQL, the text of the i-th.
+ */
+export function readMigrations(dir = MIGRATIONS_DIR): Record<string, string[] | FileText> {
+    const files = fs
         .readdirSync(dir)
         .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
-        .sort()
-        .flatMap((f) => [f.replace(/\.sql$/, ""), b64(fs.readFileSync(path.join(dir, f), "utf8"))]);
+        .sort();
+    return {
+        MIGRATIONS: files.map((f) => f.replace(/\.sql$/, "")),
+        ...Object.fromEntries(files.map((f, i) => [`MIGRATION_${i}_SQL`, fileText(fs.readFileSync(path.join(dir, f), "utf8"))])),
+    };
 }
 
 export class Database extends pulumi.ComponentResource {
@@ -69,7 +75,7 @@ export class Database extends pulumi.ComponentResource {
                 script: pulumi.output(args.address).apply((address) =>
                     renderScript("db-mariadb", {
                         STEP: `${name}-mariadb`,
-                        SERVER_CNF_B64: b64(
+                        SERVER_CNF_TEXT: fileText(
                             renderMariadbConfig({
                                 bindAddress: address,
                                 port,
@@ -77,11 +83,11 @@ export class Database extends pulumi.ComponentResource {
                                 innodbLogFileSize: args.innodbLogFileSize ?? "128M",
                             }),
                         ),
-                        CONN_CNF_B64: b64(renderMaxConnections(conns)),
+                        CONN_CNF_TEXT: fileText(renderMaxConnections(conns)),
                         MAX_CONNECTIONS: conns,
                         PURGE_ON_DELETE: args.purgeDataOnDestroy ?? false,
                         DROPIN: dropInPath("mariadb"),
-                        DROPIN_B64: b64(renderRestartDropIn("mariadb")),
+                        DROPIN_TEXT: fileText(renderRestartDropIn("mariadb")),
                     }),
                 ),
             },
@@ -103,7 +109,7 @@ export class Database extends pulumi.ComponentResource {
                             WEB_ADDRESSES: [...args.webAddresses].sort(),
                             PRIVILEGES: APP_PRIVILEGES,
                             CLIENTS_FILE: DB_CLIENTS_FILE,
-                            CLIENTS_B64: b64(renderDbClients(args.webAddresses, port)),
+                            CLIENTS_TEXT: fileText(renderDbClients(args.webAddresses, port)),
                             RULESET: FIREWALL_RULESET,
                         }),
                     ),
@@ -116,7 +122,7 @@ export class Database extends pulumi.ComponentResource {
             `${name}-migrate`,
             {
                 connection,
-                script: renderScript("db-migrate", { STEP: `${name}-migrate`, DB_NAME, MIGRATIONS: readMigrations() }),
+                script: renderScript("db-migrate", { STEP: `${name}-migrate`, DB_NAME, ...readMigrations() }),
             },
             { parent: this, dependsOn: [appDb] },
         );

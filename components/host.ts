@@ -3,7 +3,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
-import { b64, renderScript } from "./render/shell";
+import { fileText, renderScript } from "./render/shell";
 import { renderSshdDropIn, SSHD_DROP_IN, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
 import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
 import { Connection, remoteStep } from "./remote";
@@ -89,10 +89,10 @@ export class Host extends pulumi.ComponentResource {
                         SSH_USER: u,
                         PACKAGES: BASE_PACKAGES,
                         UNATTENDED: args.unattendedUpgrades ?? true,
-                        AUTO_UPGRADES_B64: b64(renderAutoUpgrades()),
-                        UU_POLICY_B64: b64(renderUnattendedPolicy()),
+                        AUTO_UPGRADES_TEXT: fileText(renderAutoUpgrades()),
+                        UU_POLICY_TEXT: fileText(renderUnattendedPolicy()),
                         SSHD_DROP_IN,
-                        SSHD_CONF_B64: b64(renderSshdDropIn({ user: u })),
+                        SSHD_CONF_TEXT: fileText(renderSshdDropIn({ user: u })),
                         SSHD_EXPECT: sshdExpected({ user: u }),
                         SSHD_KEX_ALLOWED,
                     }),
@@ -107,8 +107,8 @@ export class Host extends pulumi.ComponentResource {
                 connection,
                 script: renderScript("host-firewall", {
                     STEP: `${name}-firewall`,
-                    RULESET_B64: b64(renderFirewall(args.firewall)),
-                    UNIT_B64: b64(renderFirewallUnit()),
+                    RULESET_TEXT: fileText(renderFirewall(args.firewall)),
+                    UNIT_TEXT: fileText(renderFirewallUnit()),
                 }),
             },
             { parent: this, dependsOn: [base] },

@@ -5,7 +5,7 @@ import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
-import { b64, renderScript } from "./render/shell";
+import { fileText, renderScript } from "./render/shell";
 import { remoteStep, upload } from "./remote";
 
 export const WWW_DIR = "/var/www/pi-cluster";
@@ -56,9 +56,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 script: renderScript("lb-nginx", {
                     STEP: `${name}-nginx`,
                     WWW_DIR,
-                    PLACEHOLDER_B64: b64(renderPlaceholderPage()),
+                    PLACEHOLDER_TEXT: fileText(renderPlaceholderPage()),
                     DROPIN: dropInPath("nginx"),
-                    DROPIN_B64: b64(renderRestartDropIn("nginx")),
+                    DROPIN_TEXT: fileText(renderRestartDropIn("nginx")),
                 }),
             },
             { parent: this, dependsOn: host.ready },
@@ -84,7 +84,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 const web = args.backends;
                 return renderScript("lb-nginx-conf", {
                     STEP: `${name}-nginx-conf`,
-                    SITE_B64: b64(
+                    SITE_TEXT: fileText(
                         renderNginxSite({
                             backends: web,
                             appPort: args.appPort ?? 3000,
@@ -95,7 +95,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                             apiRateLimit,
                         }),
                     ),
-                    CLUSTER_JSON_B64: b64(
+                    CLUSTER_JSON_TEXT: fileText(
                         renderClusterJson({
                             loadBalancer: { name, address },
                             webServers: web,

@@ -10,7 +10,7 @@ import {
     APP_DIR, APP_ENV_FILE, APP_HOME, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
     renderAppEnv, renderEcosystem, renderPm2Unit,
 } from "./render/app";
-import { b64, renderScript } from "./render/shell";
+import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload } from "./remote";
 
 /** What a web server needs of the load balancer to drain and admit itself. */
@@ -102,7 +102,7 @@ export class WebServer extends pulumi.ComponentResource {
             ARTIFACT: pm2Upload.remotePath,
             PM2_DIR,
             APP_HOME,
-            UNIT_B64: b64(renderPm2Unit()),
+            UNIT_TEXT: fileText(renderPm2Unit()),
             PORT: port,
             HEALTH_TIMEOUT: healthTimeout,
         });
@@ -135,9 +135,9 @@ export class WebServer extends pulumi.ComponentResource {
                     APP_USER,
                     APP_HOME,
                     ENV_FILE: APP_ENV_FILE,
-                    ENV_B64: b64(envText),
+                    ENV_TEXT: fileText(envText),
                     ECOSYSTEM_FILE,
-                    ECOSYSTEM_B64: b64(renderEcosystem({ port })),
+                    ECOSYSTEM_TEXT: fileText(renderEcosystem({ port })),
                     PORT: port,
                     HEALTH_TIMEOUT: healthTimeout,
                 }),

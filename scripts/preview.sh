@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the preview of a stack as Markdown: a table of creates, updates, replaces and
-# deletes per Pi, then each changed input as a line diff (base64 decoded, secrets hidden).
+# deletes per Pi, then each changed input as a line diff (each carried file on its own,
+# secrets hidden).
 # A preview connects to no Pi, so this needs the state backend but no SSH access.
 # Usage: scripts/preview.sh [--stack NAME] [--json FILE] [--max-chars N]
 #   --stack NAME     the stack to preview (default: production)

@@ -12,7 +12,7 @@
 #   DB_PASSWORD     its password (secret; reaches MariaDB on stdin, never argv)
 #   WEB_ADDRESSES   web server addresses (array)
 #   PRIVILEGES      privileges on DB_NAME.*
-#   CLIENTS_B64     the firewall rule for the web servers;  CLIENTS_FILE its path
+#   CLIENTS_TEXT     the firewall rule for the web servers;  CLIENTS_FILE its path
 #   RULESET         the Pi's ruleset, which includes CLIENTS_FILE
 set -euo pipefail
 
@@ -51,7 +51,7 @@ DROP USER $(quote "$DB_USER")@$(quote "$addr");"
     # on a scale-in it is already out of the load balancer, so neither order drops a request.
     local reload=0
     pending_begin db-clients && reload=1
-    put_file "$CLIENTS_B64" "$CLIENTS_FILE" 0644 && reload=1
+    put_file "$CLIENTS_TEXT" "$CLIENTS_FILE" 0644 && reload=1
     if ((reload)); then
         nft -f "$RULESET"
         info "firewall reloaded: 3306 open to ${WEB_ADDRESSES[*]}"

@@ -4,11 +4,11 @@
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP              log prefix
-#   SERVER_CNF_B64    static settings; a change restarts MariaDB
-#   CONN_CNF_B64      max_connections; a change is applied live
-#   MAX_CONNECTIONS   the value in CONN_CNF_B64
+#   SERVER_CNF_TEXT    static settings; a change restarts MariaDB
+#   CONN_CNF_TEXT      max_connections; a change is applied live
+#   MAX_CONNECTIONS   the value in CONN_CNF_TEXT
 #   PURGE_ON_DELETE   "true" to delete the data directory on delete
-#   DROPIN_B64        mariadb.service drop-in: restart on failure;  DROPIN its path
+#   DROPIN_TEXT        mariadb.service drop-in: restart on failure;  DROPIN its path
 set -euo pipefail
 
 # @vars
@@ -42,11 +42,11 @@ apply() {
     local restart=0 conn=0 err
     err=$(mktemp)
     pending_begin mariadb-restart && restart=1
-    if put_file "$DROPIN_B64" "$DROPIN" 0644; then
+    if put_file "$DROPIN_TEXT" "$DROPIN" 0644; then
         systemctl daemon-reload
     fi
-    put_file "$SERVER_CNF_B64" "$SERVER_CNF" 0644 && restart=1
-    put_file "$CONN_CNF_B64" "$CONN_CNF" 0644 && conn=1
+    put_file "$SERVER_CNF_TEXT" "$SERVER_CNF" 0644 && restart=1
+    put_file "$CONN_CNF_TEXT" "$CONN_CNF" 0644 && conn=1
     check_config "$err" || fatal "MariaDB rejected the rendered config (see above); fix the stack config and run pulumi up again"
     rm -f "$err"
     hold_point written

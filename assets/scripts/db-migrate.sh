@@ -4,7 +4,8 @@
 # Reads:
 #   STEP          log prefix
 #   DB_NAME       database
-#   MIGRATIONS    pairs of (version, base64 SQL), in order (array)
+#   MIGRATIONS        the versions, in order (array)
+#   MIGRATION_<i>_SQL the SQL of MIGRATIONS[i]
 set -euo pipefail
 
 # @vars
@@ -14,21 +15,22 @@ set -euo pipefail
 sql() { mariadb --protocol=socket -N -B "$DB_NAME" "$@"; }
 
 apply() {
-    local i version applied=0
+    local i version text applied=0
     sql <<'SQL'
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version VARCHAR(191) NOT NULL PRIMARY KEY,
     applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 SQL
-    for ((i = 0; i < ${#MIGRATIONS[@]}; i += 2)); do
+    for ((i = 0; i < ${#MIGRATIONS[@]}; i++)); do
         version=${MIGRATIONS[i]}
         [[ "$version" =~ ^[0-9]{3}_[a-z0-9_]+$ ]] || fatal "migration name '$version' must look like 001_create_notes"
         if [[ -n "$(sql -e "SELECT 1 FROM schema_migrations WHERE version = '$version'")" ]]; then
             continue
         fi
         info "applying migration $version"
-        printf '%s' "${MIGRATIONS[i + 1]}" | base64 -d | sql || fatal "migration $version failed; fix it and run pulumi up again (earlier ones stay applied)"
+        text="MIGRATION_${i}_SQL"
+        printf '%s' "${!text}" | sql || fatal "migration $version failed; fix it and run pulumi up again (earlier ones stay applied)"
         sql -e "INSERT INTO schema_migrations (version) VALUES ('$version')"
         applied=$((applied + 1))
     done

@@ -5,9 +5,9 @@
 #   SSH_USER             the deploying user; owns the upload directory
 #   PACKAGES             base packages to install (array)
 #   UNATTENDED           "true" to enable unattended security upgrades
-#   AUTO_UPGRADES_B64    /etc/apt/apt.conf.d/20auto-upgrades
-#   UU_POLICY_B64        /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades
-#   SSHD_DROP_IN         path of sshd's drop-in;  SSHD_CONF_B64 its content
+#   AUTO_UPGRADES_TEXT    /etc/apt/apt.conf.d/20auto-upgrades
+#   UU_POLICY_TEXT        /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades
+#   SSHD_DROP_IN         path of sshd's drop-in;  SSHD_CONF_TEXT its content
 #   SSHD_EXPECT          lines `sshd -T` must print for SSH_USER once it is in force (array)
 #   SSHD_KEX_ALLOWED     the only key exchanges sshd may offer (array)
 set -euo pipefail
@@ -28,8 +28,8 @@ prepare_dirs() {
 configure_upgrades() {
     if [[ "$UNATTENDED" == "true" ]]; then
         apt_install unattended-upgrades
-        put_file "$AUTO_UPGRADES_B64" /etc/apt/apt.conf.d/20auto-upgrades 0644 || true
-        put_file "$UU_POLICY_B64" /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades 0644 || true
+        put_file "$AUTO_UPGRADES_TEXT" /etc/apt/apt.conf.d/20auto-upgrades 0644 || true
+        put_file "$UU_POLICY_TEXT" /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades 0644 || true
     else
         remove_paths /etc/apt/apt.conf.d/20auto-upgrades /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades
     fi
@@ -86,7 +86,7 @@ configure_sshd() {
         previous=$(mktemp)
         cp -p "$SSHD_DROP_IN" "$previous"
     fi
-    put_file "$SSHD_CONF_B64" "$SSHD_DROP_IN" 0644 && owed=1
+    put_file "$SSHD_CONF_TEXT" "$SSHD_DROP_IN" 0644 && owed=1
     if ((owed)); then
         if ! problem=$(check_sshd); then
             if [[ -n "$previous" ]]; then mv -f "$previous" "$SSHD_DROP_IN"; else rm -f "$SSHD_DROP_IN"; fi

@@ -3,8 +3,8 @@
 # at boot. Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP          log prefix
-#   RULESET_B64   /etc/pi-cluster/firewall.nft (owns only table inet pi_cluster)
-#   UNIT_B64      /etc/systemd/system/pi-cluster-firewall.service
+#   RULESET_TEXT   /etc/pi-cluster/firewall.nft (owns only table inet pi_cluster)
+#   UNIT_TEXT      /etc/systemd/system/pi-cluster-firewall.service
 set -euo pipefail
 
 # @vars
@@ -18,11 +18,11 @@ apply() {
     command -v nft >/dev/null || fatal "nft is missing: the base step installs nftables"
     local tmp changed=0
     tmp=$(mktemp)
-    printf '%s' "$RULESET_B64" | base64 -d >"$tmp"
+    printf '%s' "$RULESET_TEXT" >"$tmp"
     nft -c -f "$tmp" || fatal "the rendered ruleset does not parse (nft -c); nothing was changed"
     rm -f "$tmp"
-    put_file "$RULESET_B64" "$RULESET" 0644 && changed=1
-    if put_file "$UNIT_B64" "$UNIT" 0644; then
+    put_file "$RULESET_TEXT" "$RULESET" 0644 && changed=1
+    if put_file "$UNIT_TEXT" "$UNIT" 0644; then
         # The unit runs only at boot: a sandbox setting this systemd ignores would go unseen.
         verify_unit "$UNIT"
         systemctl daemon-reload

@@ -35,13 +35,13 @@ readonly MEMBER="$MEMBERS/$NODE.conf"
 readonly LEASE_UNIT="pi-cluster-lease-$NODE"
 readonly RUNNER="/usr/local/lib/pi-cluster/lease-$NODE.sh"
 readonly ADMITTED="/var/lib/pi-cluster/lb/$NODE.rollout"
-# member_text up|down [WHY] : the member file's text, base64 (for put_file).
+# member_text up|down [WHY] : the member file's text, one line.
 member_text() {
     if [[ "$1" == up ]]; then
         printf 'server %s max_fails=1 fail_timeout=10s; # %s\n' "$SERVER" "$NODE"
     else
         printf 'server %s down; # %s (%s)\n' "$SERVER" "$NODE" "$2"
-    fi | base64 -w0
+    fi
 }
 
 # reload_nginx : checks the config, reloads, and waits for the requests the old workers held.
@@ -142,7 +142,7 @@ admit() {
     pending_done "nginx-$NODE"
     served_by_lb || fatal "$NODE is in the upstream, but no request through the load balancer reached it; see /var/log/nginx/error.log on $(hostname)"
     install -d -m 0755 "$(dirname "$ADMITTED")"
-    put_file "$(printf '%s' "$ROLLOUT" | base64 -w0)" "$ADMITTED" 0644 || true
+    put_file "$ROLLOUT" "$ADMITTED" 0644 || true
     info "$NODE serves through the load balancer"
 }
 

@@ -7,8 +7,8 @@
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP               log prefix
-#   SITE_B64           /etc/nginx/sites-available/pi-cluster
-#   CLUSTER_JSON_B64   cluster.json for the dashboard
+#   SITE_TEXT           /etc/nginx/sites-available/pi-cluster
+#   CLUSTER_JSON_TEXT   cluster.json for the dashboard
 #   CLUSTER_JSON       where cluster.json goes
 #   NODES              the web servers' names (array)
 set -euo pipefail
@@ -56,14 +56,14 @@ apply() {
     pending_begin nginx-conf && changed=1
     install -d -m 0755 "$MEMBERS"
     adopt_members
-    put_file "$CLUSTER_JSON_B64" "$CLUSTER_JSON" 0644 || true
+    put_file "$CLUSTER_JSON_TEXT" "$CLUSTER_JSON" 0644 || true
     removed=$(remove_members)
     [[ -n "$removed" ]] && changed=1
     if [[ -f "$SITE" ]]; then
         backup=$(mktemp)
         cp -p "$SITE" "$backup"
     fi
-    put_file "$SITE_B64" "$SITE" 0644 && changed=1
+    put_file "$SITE_TEXT" "$SITE" 0644 && changed=1
     if [[ "$(readlink "$ENABLED" 2>/dev/null)" != "$SITE" ]]; then
         ln -sfn "$SITE" "$ENABLED"
         changed=1

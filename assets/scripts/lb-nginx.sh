@@ -4,8 +4,8 @@
 # Reads:
 #   STEP               log prefix
 #   WWW_DIR            where dashboard releases and cluster.json live
-#   PLACEHOLDER_B64    the page served at / until a dashboard release is installed
-#   DROPIN_B64         nginx.service drop-in: restart on failure;  DROPIN its path
+#   PLACEHOLDER_TEXT    the page served at / until a dashboard release is installed
+#   DROPIN_TEXT         nginx.service drop-in: restart on failure;  DROPIN its path
 set -euo pipefail
 
 # @vars
@@ -15,11 +15,11 @@ set -euo pipefail
 apply() {
     # curl: the drain and admit steps probe through nginx and the web servers with it.
     apt_install nginx curl
-    if put_file "$DROPIN_B64" "$DROPIN" 0644; then
+    if put_file "$DROPIN_TEXT" "$DROPIN" 0644; then
         systemctl daemon-reload
     fi
     install -d -m 0755 "$WWW_DIR" "$WWW_DIR/releases" "$WWW_DIR/placeholder"
-    put_file "$PLACEHOLDER_B64" "$WWW_DIR/placeholder/index.html" 0644 || true
+    put_file "$PLACEHOLDER_TEXT" "$WWW_DIR/placeholder/index.html" 0644 || true
     if [[ ! -e "$WWW_DIR/current" ]]; then
         ln -sfn "$WWW_DIR/placeholder" "$WWW_DIR/current"
     fi

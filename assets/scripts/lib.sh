@@ -9,15 +9,15 @@ fatal() {
     exit 1
 }
 
-# put_file B64 DEST MODE [OWNER:GROUP]
-# Installs DEST from base64 text when its content, mode or owner differs. The new text
+# put_file TEXT DEST MODE [OWNER:GROUP]
+# Installs DEST with TEXT, byte for byte, when its content, mode or owner differs. The new text
 # is written beside DEST and renamed over it, so DEST is never half-written, whenever
 # the step is killed.
 # Returns 0 when it changed DEST and 1 when DEST was already right.
 put_file() {
     local data="$1" dest="$2" mode="$3" owner="${4:-root:root}" tmp
     tmp=$(mktemp)
-    printf '%s' "$data" | base64 -d >"$tmp"
+    printf '%s' "$data" >"$tmp"
     if [[ -f "$dest" ]] && cmp -s "$tmp" "$dest" && [[ "$(stat -c '%a %U:%G' "$dest")" == "${mode#0} $owner" ]]; then
         rm -f "$tmp"
         return 1

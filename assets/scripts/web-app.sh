@@ -15,8 +15,8 @@
 #   APP_DIR         install directory (current -> releases/<sha>)
 #   APP_USER        the user PM2 runs as
 #   APP_HOME        its home (PM2_HOME is APP_HOME/.pm2, with the app's logs)
-#   ENV_FILE        path of the env file;  ENV_B64 its content (secret)
-#   ECOSYSTEM_FILE  path of the ecosystem; ECOSYSTEM_B64 its content
+#   ENV_FILE        path of the env file;  ENV_TEXT its content (secret)
+#   ECOSYSTEM_FILE  path of the ecosystem; ECOSYSTEM_TEXT its content
 #   PORT            the app's port, for the health check
 #   HEALTH_TIMEOUT  seconds a started app has to answer /health with the database reachable
 set -euo pipefail
@@ -75,8 +75,8 @@ apply() {
     stage_previous
     unpack_release "$ARTIFACT" "$APP_DIR" && changed=1
     prune_uploads "$ARTIFACT"
-    put_file "$ENV_B64" "$ENV_FILE" 0600 "$APP_USER:$APP_USER" && changed=1
-    put_file "$ECOSYSTEM_B64" "$ECOSYSTEM_FILE" 0644 && changed=1
+    put_file "$ENV_TEXT" "$ENV_FILE" 0600 "$APP_USER:$APP_USER" && changed=1
+    put_file "$ECOSYSTEM_TEXT" "$ECOSYSTEM_FILE" 0644 && changed=1
     # The rollback point is what ran before this change; a run that resumes one stopped
     # half-way keeps the point that run saved.
     if ((changed && !resumed)); then keep_previous; else rm -rf "$SAVED.new"; fi

@@ -9,7 +9,7 @@
 #   APP_HOME   the app user's home (PM2's logs)
 #   ARTIFACT   uploaded tarball holding node_modules/pm2
 #   PM2_DIR    install directory (current -> releases/<sha>)
-#   UNIT_B64   /etc/systemd/system/pi-cluster-app.service
+#   UNIT_TEXT   /etc/systemd/system/pi-cluster-app.service
 #   PORT            the app's port, for the health check after a restart
 #   HEALTH_TIMEOUT  seconds the restarted app has to become healthy
 set -euo pipefail
@@ -26,7 +26,7 @@ apply() {
     unpack_release "$ARTIFACT" "$PM2_DIR" && changed=1
     prune_uploads "$ARTIFACT"
     [[ -f "$PM2_DIR/current/node_modules/pm2/bin/pm2" ]] || fatal "the PM2 artifact has no node_modules/pm2/bin/pm2"
-    put_file "$UNIT_B64" "$UNIT" 0644 && changed=1
+    put_file "$UNIT_TEXT" "$UNIT" 0644 && changed=1
     hold_point written
     if ((changed)); then
         verify_unit "$UNIT"

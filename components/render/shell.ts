@@ -11,24 +11,69 @@ export function shellQuote(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export type ShellValue = string | number | boolean | string[];
+/** A file's text, carried in a step's script as its own lines (see `fileText`). */
+export class FileText {
+    constructor(readonly text: string) {}
+}
 
-/** Renders `NAME=value` lines (arrays become bash arrays), sorted for a stable text. */
+/**
+ * Marks a rendered file's text to ship inside a step's script as a quoted heredoc, line
+ * for line: a one-line change to a template is then a one-line change of the script, and
+ * `pulumi preview --diff` shows exactly that line. The text must be a text file's: no NUL,
+ * and no line that is the heredoc's delimiter.
+ */
+export function fileText(text: string): FileText {
+    if (text.includes("\0")) throw new Error("a shipped file's text cannot hold a NUL byte");
+    if (text.split("\n").includes(HEREDOC_END)) throw new Error(`a shipped file's text cannot hold the line ${HEREDOC_END}`);
+    return new FileText(text);
+}
+
+export type ShellValue = string | number | boolean | string[] | FileText;
+
+export const HEREDOC_END = "PI_CLUSTER_EOF";
+
+/**
+ * `NAME=<the text, byte for byte>`. A command substitution drops trailing newlines, so the
+ * heredoc is followed by an "x" that is cut off after; a heredoc always ends with a newline,
+ * so a text without one gets one there, cut off with the "x" (`%?x`).
+ */
+function heredocVar(name: string, text: string): string {
+    const newline = text === "" || text.endsWith("\n");
+    const body = newline ? text : `${text}\n`;
+    return `${name}=$(cat <<'${HEREDOC_END}'; printf x\n${body}${HEREDOC_END}\n)\n${name}=\${${name}%${newline ? "" : "?"}x}`;
+}
+
+/**
+ * The text of a file a rendered script carries (the inverse of `fileText` in `shellVars`),
+ * or undefined when the script has no such variable.
+ */
+export function fileVar(script: string, name: string): string | undefined {
+    const re = new RegExp(`^${name}=\\$\\(cat <<'${HEREDOC_END}'; printf x\n([\\s\\S]*?)^${HEREDOC_END}\n\\)\n${name}=\\$\\{${name}%(\\?)?x\\}$`, "m");
+    const m = re.exec(script);
+    if (!m) return undefined;
+    return m[2] ? m[1].slice(0, -1) : m[1];
+}
+
+/** The names of the files a rendered script carries, in order. */
+export function fileVarNames(script: string): string[] {
+    return [...script.matchAll(new RegExp(`^([A-Z][A-Z0-9_]*)=\\$\\(cat <<'${HEREDOC_END}'; printf x$`, "gm"))].map((m) => m[1]);
+}
+
+/**
+ * Renders `NAME=value` lines (arrays become bash arrays, file texts heredocs), sorted for a
+ * stable text.
+ */
 export function shellVars(vars: Record<string, ShellValue>): string {
     return Object.keys(vars)
         .sort()
         .map((name) => {
             if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`shell variable name ${JSON.stringify(name)} must be UPPER_SNAKE_CASE`);
             const v = vars[name];
+            if (v instanceof FileText) return heredocVar(name, v.text);
             const text = Array.isArray(v) ? `(${v.map(shellQuote).join(" ")})` : shellQuote(String(v));
             return `${name}=${text}`;
         })
         .join("\n");
-}
-
-/** Base64 of a file's text, for shipping rendered files inside a step's script. */
-export function b64(text: string): string {
-    return Buffer.from(text, "utf8").toString("base64");
 }
 
 /**

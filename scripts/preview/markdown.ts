@@ -1,7 +1,9 @@
 // Renders `pulumi preview --json` as Markdown a reviewer can read: a table of creates,
 // updates, replaces and deletes per Pi, then each changed input as a line diff. Scripts
-// carry their files as base64 (components/render/shell.ts `b64`), so those are decoded and
-// diffed as text. Pure: JSON in, Markdown out; scripts/preview.sh runs the preview.
+// carry their files as heredocs (components/render/shell.ts `fileText`), each shown as its own
+// diff; states written before that carried them as base64, which is decoded and diffed as
+// text. Pure: JSON in, Markdown out; scripts/preview.sh runs the preview.
+import { fileVar, fileVarNames, HEREDOC_END } from "../../components/render/shell";
 import { unifiedDiff } from "./textDiff";
 
 /** The document `pulumi preview --json` prints (PreviewDigest in pulumi's pkg/display). */
@@ -257,7 +259,7 @@ export function decodeBase64Text(s: string): string | undefined {
 }
 
 export interface TextSection {
-    /** What the section is, after the property path: "" for the value itself, else e.g. "`SITE_B64` (base64, decoded)". */
+    /** What the section is, after the property path: "" for the value itself, else e.g. "`SITE_TEXT`". */
     label: string;
     old: string;
     new: string;
@@ -268,12 +270,21 @@ const VAR_LINE = /^([A-Z][A-Z0-9_]*)=(.*)$/;
 const QUOTED_WORD = /'([^']*)'/g;
 
 /**
- * Splits a script's text into its body and the files it carries: each base64 word of a
- * `NAME='...'` line becomes its own decoded section, and the body shows a placeholder, so
- * a changed file reads as its changed lines and not as one long changed base64 line.
+ * Splits a script's text into its body and the files it carries: each heredoc file, and each
+ * base64 word of a `NAME='...'` line (older states), becomes its own section, and the body
+ * shows a placeholder, so a changed file reads as its changed lines under its own name.
  */
-function extractEmbedded(text: string): { body: string; files: Map<string, string> } {
-    const files = new Map<string, string>();
+function extractEmbedded(text: string): { body: string; files: Map<string, { text: string; label: string }> } {
+    const files = new Map<string, { text: string; label: string }>();
+    for (const name of fileVarNames(text)) {
+        const file = fileVar(text, name);
+        if (file === undefined) continue;
+        files.set(name, { text: file, label: code(name) });
+        const start = text.indexOf(`${name}=$(cat <<'${HEREDOC_END}'`);
+        const endMark = `\n${name}=\${${name}%`;
+        const end = text.indexOf("\n", text.indexOf(endMark, start) + 1);
+        text = `${text.slice(0, start)}${name}=<${name}: file, below>${end < 0 ? "" : text.slice(end)}`;
+    }
     const body = text
         .split("\n")
         .map((line) => {
@@ -287,7 +298,7 @@ function extractEmbedded(text: string): { body: string; files: Map<string, strin
                 index++;
                 const decoded = decodeBase64Text(inner);
                 if (decoded === undefined) return word;
-                files.set(key, decoded);
+                files.set(key, { text: decoded, label: `${code(key)} (base64, decoded)` });
                 return `'<${key}: base64, decoded below>'`;
             });
             return `${name}=${replaced}`;
@@ -310,7 +321,8 @@ export function textSections(oldText: string, newText: string): TextSection[] {
     const sections: TextSection[] = [{ label: "", old: a.body, new: b.body }];
     const keys = [...new Set([...a.files.keys(), ...b.files.keys()])];
     for (const key of keys) {
-        sections.push({ label: `${code(key)} (base64, decoded)`, old: a.files.get(key) ?? "", new: b.files.get(key) ?? "" });
+        const label = (b.files.get(key) ?? a.files.get(key))!.label;
+        sections.push({ label, old: a.files.get(key)?.text ?? "", new: b.files.get(key)?.text ?? "" });
     }
     return sections;
 }

@@ -547,18 +547,42 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         record("consumerSeconds", r.seconds);
     });
 
-    it("previews a pending change as Markdown with every Pi powered off: a preview needs no SSH", () => {
+    it("previews a pending change with every Pi powered off, as exactly its changed lines: pulumi preview --diff and the Markdown", () => {
         for (const h of HOSTS) lab("stop", h);
+        const rateLine = (n: number) => `limit_req_zone $pi_cluster_api_client zone=pi_cluster_api_req:10m rate=${n}r/s;`;
         try {
+            // One line of cluster.json, and one line of the nginx site.
             setConfig("dashboardRefreshSeconds", "8");
+            setConfig("apiRateLimitPerSecond", String(STREAM_RATE_LIMIT - 1));
+            const diff = pulumi(["preview", "--diff", "--color", "never"]).stdout;
+            fs.writeFileSync(path.join(OUT, "preview-hosts-off.diff"), diff);
+            const step = diff.slice(diff.indexOf("::pi-lb-nginx-conf]"), diff.indexOf("\nResources:"));
+            assert.match(diff, /~ 1 to update/);
+            // Pulumi shows a changed multi-line string as its changed lines, each "- " or "+ ".
+            const changed = step.split("\n").filter((l) => /^\s+[-+] /.test(l)).map((l) => l.trim().replace(/^([-+])\s+/, "$1 "));
+            assert.deepStrictEqual(changed, [
+                '- "refreshSeconds": 10,',
+                '+ "refreshSeconds": 8,',
+                `- ${rateLine(STREAM_RATE_LIMIT)}`,
+                `+ ${rateLine(STREAM_RATE_LIMIT - 1)}`,
+            ]);
+            assert.doesNotMatch(step, /[A-Za-z0-9+/]{80,}/, "no base64 blob");
             const r = run("bash", ["scripts/preview.sh", "--stack", "lab"]);
             assert.match(r.stdout, /pi-lb-nginx-conf/);
             assert.match(r.stdout, /\|\s*`pi-lb`\s*\|/);
-            assert.match(r.stdout, /^-\s.*"refreshSeconds": 10/m);
-            assert.match(r.stdout, /^\+\s.*"refreshSeconds": 8/m);
+            // A unified diff: "-" or "+" and then the line as it is.
+            const md = r.stdout.split("\n").filter((l) => /^[-+]/.test(l)).map((l) => `${l[0]} ${l.slice(1).trim()}`);
+            assert.deepStrictEqual(md, [
+                '- "refreshSeconds": 10,',
+                '+ "refreshSeconds": 8,',
+                `- ${rateLine(STREAM_RATE_LIMIT)}`,
+                `+ ${rateLine(STREAM_RATE_LIMIT - 1)}`,
+            ]);
+            assert.match(r.stdout, /`stdin` › `SITE_TEXT`\n```diff\n/);
             fs.writeFileSync(path.join(OUT, "preview-hosts-off.md"), r.stdout);
         } finally {
             removeConfig("dashboardRefreshSeconds");
+            setConfig("apiRateLimitPerSecond", String(STREAM_RATE_LIMIT));
             for (const h of HOSTS) lab("start", h);
         }
         assert.deepStrictEqual(up("after-hosts-off").changes, {});

@@ -28,11 +28,6 @@ function byName(res: Map<string, Recorded>, name: string, type = "command:remote
     return r;
 }
 
-/** A script's text with every VAR_B64 value decoded next to it. */
-function revealed(script: string): string {
-    const decoded = [...script.matchAll(/^[A-Z0-9_]+_B64='([A-Za-z0-9+/=]*)'$/gm)].map((m) => Buffer.from(m[1], "base64").toString("utf8"));
-    return [script, ...decoded].join("\n");
-}
 
 /**
  * The TCP accept rules of a ruleset's input chain, as "saddr... tcp dport N" without the
@@ -104,7 +99,7 @@ describe("PiCluster resource graph", function () {
         for (const name of ["pi-web2-drain", "pi-web2-admit", "pi-web1-app", "pi-web1-drain"]) assert.strictEqual(ignored(name), "", name);
         assert.match(byName(res, "pi-web2-admit").inputs.stdin, /^CORDONED='true'$/m);
         assert.match(byName(res, "pi-web1-admit").inputs.stdin, /^CORDONED='false'$/m);
-        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_B64"));
+        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_TEXT"));
         assert.deepStrictEqual(cj.webServers, [
             { name: "pi-web1", address: "10.254.0.122" },
             { name: "pi-web2", address: "10.254.0.123", maintenance: true },
@@ -118,7 +113,7 @@ describe("PiCluster resource graph", function () {
         const cluster = new mod.PiCluster("pi-cluster", { config: mod.parseConfig(raw), artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
         await promiseOf(cluster.webServers);
         await settle(recorded);
-        const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_B64");
+        const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_TEXT");
         assert.match(site, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
         assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 4);
     });
@@ -138,7 +133,7 @@ describe("PiCluster resource graph", function () {
     it("wires the DB address into every web server's env file", async () => {
         const { res } = await build(2);
         for (const w of ["pi-web1", "pi-web2"]) {
-            const env = decodeVar(byName(res, `${w}-app`).inputs.stdin, "ENV_B64");
+            const env = decodeVar(byName(res, `${w}-app`).inputs.stdin, "ENV_TEXT");
             assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
             assert.match(env, new RegExp(`^NODE_NAME="${w}"$`, "m"));
             assert.match(env, new RegExp(`^DB_PASSWORD="${FAKE_PASSWORD}"$`, "m"));
@@ -148,7 +143,7 @@ describe("PiCluster resource graph", function () {
     it("wires every web address into its own upstream member, the per-node routes and cluster.json", async () => {
         const { res } = await build(5);
         const script = byName(res, "pi-lb-nginx-conf").inputs.stdin;
-        const site = decodeVar(script, "SITE_B64");
+        const site = decodeVar(script, "SITE_TEXT");
         const upstream = /upstream pi_cluster_backend \{([^}]*)\}/.exec(site)![1];
         assert.match(upstream, /^    include \/etc\/nginx\/pi-cluster\/upstream\/\*\.conf;$/m);
         // Only the placeholder is in the site itself, and it is down.
@@ -164,7 +159,7 @@ describe("PiCluster resource graph", function () {
             assert.match(site, new RegExp(`location \\^~ /api/nodes/pi-web${i + 1}/ \\{`));
         });
         assert.match(script, /^NODES=\('pi-web1' 'pi-web2' 'pi-web3' 'pi-web4' 'pi-web5'\)$/m);
-        const cluster = JSON.parse(decodeVar(script, "CLUSTER_JSON_B64"));
+        const cluster = JSON.parse(decodeVar(script, "CLUSTER_JSON_TEXT"));
         assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), ["pi-web1", "pi-web2", "pi-web3", "pi-web4", "pi-web5"]);
         assert.strictEqual(cluster.database.address, "10.254.0.124");
     });
@@ -205,7 +200,7 @@ describe("PiCluster resource graph", function () {
                 assert.strictEqual(c.inputs.delete, "sudo bash -s -- delete", c.name);
             }
         }
-        const secretCarriers = commands(res).filter((c) => revealed(String(c.inputs.stdin ?? "")).includes(FAKE_PASSWORD)).map((c) => c.name).sort();
+        const secretCarriers = commands(res).filter((c) => String(c.inputs.stdin ?? "").includes(FAKE_PASSWORD)).map((c) => c.name).sort();
         assert.deepStrictEqual(secretCarriers, ["pi-db-app-db", "pi-web1-app", "pi-web2-app"]);
         for (const name of secretCarriers) {
             const r = byName(res, name);
@@ -244,7 +239,7 @@ describe("PiCluster resource graph", function () {
 
     it("gives each role exactly the inbound ports of its security group", async () => {
         const { res } = await build(2);
-        const accepts = (host: string) => inputAccepts(decodeVar(byName(res, `${host}-firewall`).inputs.stdin, "RULESET_B64"));
+        const accepts = (host: string) => inputAccepts(decodeVar(byName(res, `${host}-firewall`).inputs.stdin, "RULESET_TEXT"));
         const ssh = "ip saddr 10.254.0.0/24 tcp dport 22";
         // Every TCP port the input chain accepts, with its source: anything else is dropped.
         assert.deepStrictEqual(accepts("pi-lb"), [ssh, "tcp dport 443", "tcp dport 80"]);
@@ -254,11 +249,11 @@ describe("PiCluster resource graph", function () {
         assert.deepStrictEqual(accepts("pi-db"), [ssh]);
         // 3306 is in the file the DB's ruleset includes, written by the app-db step.
         assert.match(byName(res, "pi-db-firewall").inputs.stdin, /./);
-        assert.deepStrictEqual(inputAccepts(`chain input {\n${decodeVar(byName(res, "pi-db-app-db").inputs.stdin, "CLIENTS_B64")}\n    }`), [
+        assert.deepStrictEqual(inputAccepts(`chain input {\n${decodeVar(byName(res, "pi-db-app-db").inputs.stdin, "CLIENTS_TEXT")}\n    }`), [
             "ip saddr { 10.254.0.122, 10.254.0.123 } tcp dport 3306",
         ]);
         for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
-            assert.match(decodeVar(byName(res, `${h}-firewall`).inputs.stdin, "RULESET_B64"), /type filter hook input priority filter; policy drop;/);
+            assert.match(decodeVar(byName(res, `${h}-firewall`).inputs.stdin, "RULESET_TEXT"), /type filter hook input priority filter; policy drop;/);
         }
     });
 
@@ -274,7 +269,7 @@ describe("PiCluster resource graph", function () {
             const base = byName(res, `${h}-base`);
             assert.strictEqual(base.inputs.connection.user, "deploy");
             assert.match(base.inputs.stdin, /^SSHD_DROP_IN='\/etc\/ssh\/sshd_config\.d\/10-pi-cluster\.conf'$/m);
-            const dropIn = decodeVar(base.inputs.stdin, "SSHD_CONF_B64");
+            const dropIn = decodeVar(base.inputs.stdin, "SSHD_CONF_TEXT");
             assert.match(dropIn, /^AllowUsers deploy$/m);
             assert.match(dropIn, /^PasswordAuthentication no$/m);
             assert.match(base.inputs.stdin, /^SSHD_EXPECT=\(.*'allowusers deploy'.*\)$/m);
@@ -291,7 +286,7 @@ describe("PiCluster resource graph", function () {
 
     it("sizes max_connections from web servers x pool size + headroom", async () => {
         const { res } = await build(5);
-        const cnf = decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "CONN_CNF_B64");
+        const cnf = decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "CONN_CNF_TEXT");
         assert.match(cnf, /^max_connections = 70$/m);
     });
 

@@ -6,6 +6,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { apiRateLimitOf, parseConfig } from "../../components/config";
 import { NginxSiteArgs, renderNginxSite } from "../../components/render/nginx";
+import { fileVar } from "../../components/render/shell";
 
 export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
 
@@ -163,11 +164,11 @@ export async function settle(recorded: Map<string, Recorded>): Promise<void> {
     await Promise.all(all.map((r) => promiseOf(r.resource!.urn)));
 }
 
-/** Decodes a rendered step script's VAR_B64='...' line. */
+/** The text of a file a rendered step script carries (a `fileText` variable). */
 export function decodeVar(script: string, name: string): string {
-    const m = new RegExp(`^${name}='([A-Za-z0-9+/=]*)'$`, "m").exec(script);
-    if (!m) throw new Error(`no ${name} in script`);
-    return Buffer.from(m[1], "base64").toString("utf8");
+    const text = fileVar(script, name);
+    if (text === undefined) throw new Error(`no file ${name} in script`);
+    return text;
 }
 
 /** The nginx site's arguments for the lab's two web servers, as the stack passes them. */

@@ -5,7 +5,7 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { b64, renderScript } from "../../components/render/shell";
+import { fileText, renderScript } from "../../components/render/shell";
 import {
     decodeBase64Text,
     hostOf,
@@ -52,10 +52,10 @@ function table(markdown: string): string[] {
 }
 
 describe("preview Markdown", function () {
-    it("shows a one-line change to the nginx site as exactly that line's -/+ pair, decoded from base64", () => {
+    it("shows a one-line change to the nginx site as exactly that line's -/+ pair, under the file's name", () => {
         const md = renderPreview(fixture("nginx-one-line"));
         assert.deepStrictEqual(changedLines(md), ["-    client_max_body_size 64k;", "+    client_max_body_size 128k;"]);
-        assert.match(md, /`stdin` › `SITE_B64` \(base64, decoded\)\n```diff\n@@ -\d+,7 \+\d+,7 @@\n/);
+        assert.match(md, /`stdin` › `SITE_TEXT`\n```diff\n@@ -\d+,7 \+\d+,7 @@\n/);
         // Neither the script around it nor a base64 blob is shown.
         assert.doesNotMatch(md, /[A-Za-z0-9+/]{60,}/);
         assert.doesNotMatch(md, /put_file/);
@@ -71,7 +71,7 @@ describe("preview Markdown", function () {
         assert.ok(line, "the site has a proxy_send_timeout line");
         assert.strictEqual(site.split(line).length, 2, "that line is unique in the site");
         const script = (text: string) =>
-            renderScript("lb-nginx-conf", { STEP: "pi-lb-nginx-conf", SITE_B64: b64(text), CLUSTER_JSON_B64: b64("{}\n"), CLUSTER_JSON: "/x" });
+            renderScript("lb-nginx-conf", { STEP: "pi-lb-nginx-conf", SITE_TEXT: fileText(text), CLUSTER_JSON_TEXT: fileText("{}\n"), CLUSTER_JSON: "/x" });
         const edited = line.replace(/\d+s;/, "7s;");
         step.oldState!.outputs!.stdin = script(site);
         step.oldState!.inputs!.stdin = script(site);
@@ -114,10 +114,10 @@ describe("preview Markdown", function () {
         assert.strictEqual(nested, "`connection`: [secret] (update; the values are secret and not shown)");
     });
 
-    it("shows the diffs of a scale-out: the new upstream server, the firewall's new address, the release trigger", () => {
+    it("shows the diffs of a scale-out: the new per-node upstream, the firewall's new address, the release trigger", () => {
         const md = renderPreview(fixture("scale-out"));
         const lb = section(md, "pi-lb");
-        assert.ok(changedLines(lb).includes("+    server 10.254.0.125:3000 max_fails=1 fail_timeout=10s; # pi-web3"));
+        assert.ok(changedLines(lb).includes("+    server 10.254.0.125:3000 max_fails=0;"));
         assert.ok(
             changedLines(lb).includes(
                 '+        ip daddr { 10.254.0.122, 10.254.0.123, 10.254.0.125 } tcp dport 3000 accept comment "proxy to the web servers"',
@@ -131,7 +131,7 @@ describe("preview Markdown", function () {
         const md = renderPreview(fixture("scale-in"));
         assert.ok(table(md).includes("| `pi-web3` | 0 | 0 | 0 | 4 |"), table(md).join("\n"));
         assert.match(section(md, "pi-web3"), /\*\*- delete\*\* `pi-web3-app`/);
-        assert.ok(changedLines(md).includes("-    server 10.254.0.125:3000 max_fails=1 fail_timeout=10s; # pi-web3"));
+        assert.ok(changedLines(md).includes("-    server 10.254.0.125:3000 max_fails=0;"));
     });
 
     it("says so when nothing changes", () => {
@@ -168,7 +168,7 @@ describe("preview Markdown", function () {
 
 describe("preview Markdown helpers", function () {
     it("decodes base64 of text, and leaves hashes, words and binary alone", () => {
-        assert.strictEqual(decodeBase64Text(b64("listen 80;\nserver_name _;\n")), "listen 80;\nserver_name _;\n");
+        assert.strictEqual(decodeBase64Text(Buffer.from("listen 80;\nserver_name _;\n").toString("base64")), "listen 80;\nserver_name _;\n");
         for (const s of ["aaaaaaaaaaaaaaaa", "0123456789abcdef0123456789abcdef", "pi-web1", "dGV4dA==", Buffer.from([0, 1, 2, 250, 251, 252, 253, 254, 255, 0, 1, 2]).toString("base64")]) {
             assert.strictEqual(decodeBase64Text(s), undefined, s);
         }

@@ -12,7 +12,7 @@ import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../..
 import {
     ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, renderClusterJson, renderNginxSite, upstreamName,
 } from "../../components/render/nginx";
-import { renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
+import { fileText, fileVar, fileVarNames, FileText, HEREDOC_END, renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
 import { labNginxSite, labNginxSiteArgs, tmpDir } from "./helpers";
 
 const topology: Topology = {
@@ -527,12 +527,31 @@ describe("step scripts", () => {
         assert.throws(() => shellVars({ bad: "x" }), /UPPER_SNAKE_CASE/);
     });
 
+    it("carries a file's text byte for byte as its own lines, and reads it back", () => {
+        const texts = ["", "\n", "listen 80;\n", "no newline", "two\n\n", `a'b"c $(id) \`x\` \\ $HOME\n\tEOF\n${HEREDOC_END} \n`];
+        for (const text of texts) {
+            const script = shellVars({ A: "1", SITE_TEXT: fileText(text) });
+            const out = execFileSync("bash", ["-c", `${script}\nprintf %s "$SITE_TEXT"`], { encoding: "utf8" });
+            assert.strictEqual(out, text, JSON.stringify(text));
+            assert.strictEqual(fileVar(script, "SITE_TEXT"), text);
+            assert.deepStrictEqual(fileVarNames(script), ["SITE_TEXT"]);
+        }
+        // Each line of the file is a line of the script: a diff of the script shows it.
+        assert.ok(shellVars({ F: fileText("server {\n    listen 80;\n}\n") }).split("\n").includes("    listen 80;"));
+        assert.throws(() => fileText(`a\n${HEREDOC_END}\nb`), new RegExp(`cannot hold the line ${HEREDOC_END}`));
+        assert.throws(() => fileText("a\0b"), /NUL/);
+        assert.strictEqual(fileVar("A='1'", "A"), undefined);
+    });
+
     const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh") && f !== "lib.sh");
     for (const file of scripts) {
         it(`${file} renders to a script that bash and shellcheck accept`, () => {
-            const vars: Record<string, string | string[]> = { STEP: "test" };
+            const vars: Record<string, string | string[] | FileText> = { STEP: "test" };
             const header = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8").split("\n# @vars")[0];
-            for (const m of header.matchAll(/^#\s+([A-Z][A-Z0-9_]+)\s/gm)) vars[m[1]] = m[1].endsWith("S") && /array/.test(header.split(m[1])[1].split("\n")[0]) ? ["a", "b"] : "x";
+            for (const m of header.matchAll(/^#\s+([A-Z][A-Z0-9_]+)\s/gm)) {
+                const isArray = m[1].endsWith("S") && /array/.test(header.split(m[1])[1].split("\n")[0]);
+                vars[m[1]] = isArray ? ["a", "b"] : m[1].endsWith("_TEXT") ? fileText("x = 'y' $z\n") : "x";
+            }
             const script = renderScript(file.replace(/\.sh$/, ""), vars);
             assert.doesNotMatch(script, /# @vars|# @lib/);
             assert.match(script, /\nmain "\$@" <\/dev\/null\n$/);

@@ -4,7 +4,7 @@ import * as assert from "assert";
 import { execFileSync, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { b64, renderScript } from "../../components/render/shell";
+import { fileText, renderScript } from "../../components/render/shell";
 import { renderSshdDropIn, SSHD_KEX_ALLOWED, sshdExpected } from "../../components/render/sshd";
 import { tmpDir } from "./helpers";
 
@@ -138,10 +138,10 @@ describe("host-base.sh's sshd check", () => {
             SSH_USER: "pi",
             PACKAGES: [],
             UNATTENDED: "false",
-            AUTO_UPGRADES_B64: "",
-            UU_POLICY_B64: "",
+            AUTO_UPGRADES_TEXT: "",
+            UU_POLICY_TEXT: "",
             SSHD_DROP_IN: path.join(dir, "sshd_config.d", "10-pi-cluster.conf"),
-            SSHD_CONF_B64: b64(dropIn),
+            SSHD_CONF_TEXT: fileText(dropIn),
             SSHD_EXPECT: sshdExpected({ user: "pi" }),
             SSHD_KEX_ALLOWED,
         });
