@@ -85,6 +85,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 refreshSeconds: c.dashboardRefreshSeconds,
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,
                 unattendedUpgrades: c.unattendedUpgrades,
+                reapply: c.loadBalancer.reapply,
             },
             hostOpts(c.loadBalancer.name),
         );
@@ -115,6 +116,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 innodbLogFileSize: c.innodbLogFileSize,
                 purgeDataOnDestroy: c.purgeDataOnDestroy,
                 unattendedUpgrades: c.unattendedUpgrades,
+                reapply: c.database.reapply,
             },
             hostOpts(c.database.name),
         );
@@ -148,6 +150,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         // through the load balancer before the next one drains.
                         rollAfter: webs.length > 0 ? webs[webs.length - 1].admitStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
+                        reapply: w.reapply,
                     },
                     hostOpts(w.name),
                 ),

@@ -73,6 +73,12 @@ const hostObject = z.strictObject(
             .min(256, { message: "expected the Pi's RAM in MB, at least 256" })
             .max(16384, { message: "expected the Pi's RAM in MB, at most 16384" })
             .default(DEFAULT_RAM_MB),
+        // scripts/recover.sh bumps it: every step on the Pi runs again, repairing drift.
+        reapply: z
+            .number({ message: "expected a whole number; bump it to run every step on this Pi again (scripts/recover.sh does)" })
+            .int({ message: "expected a whole number, such as 1" })
+            .min(0, { message: "expected 0 or more" })
+            .default(0),
     },
     { message: "expected an object with name and address" },
 );

@@ -8,7 +8,7 @@ import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients } from "./render/fir
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
-import { remoteStep } from "./remote";
+import { remoteStep, withReapply } from "./remote";
 
 export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
@@ -62,7 +62,7 @@ export class Database extends pulumi.ComponentResource {
     public readonly ready: pulumi.Resource[];
 
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("pi-cluster:db:Database", name, {}, opts);
+        super("pi-cluster:db:Database", name, {}, withReapply(args.reapply, opts));
         const port = args.port ?? 3306;
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);

@@ -23,6 +23,8 @@ export interface HostArgs {
     firewall: FirewallSpec;
     /** Install unattended security upgrades. Default true. */
     unattendedUpgrades?: boolean;
+    /** Bumped to run every step on this Pi again, which repairs drift (see withReapply). Default 0. */
+    reapply?: number;
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];

@@ -6,7 +6,7 @@ import { Host, HostArgs, hostConnection } from "./host";
 import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
-import { remoteStep, upload } from "./remote";
+import { remoteStep, upload, withReapply } from "./remote";
 
 export const WWW_DIR = "/var/www/pi-cluster";
 export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
@@ -44,7 +44,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     public readonly nginxConf: pulumi.Resource;
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("pi-cluster:lb:LoadBalancer", name, {}, opts);
+        super("pi-cluster:lb:LoadBalancer", name, {}, withReapply(args.reapply, opts));
         const httpPort = args.httpPort ?? 80;
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);

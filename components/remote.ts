@@ -39,6 +39,23 @@ export function remoteStep(
 }
 
 /**
+ * Runs every step on a Pi again when its `reapply` generation is bumped (scripts/recover.sh
+ * does): each step's script gains a last comment line naming the generation, so the engine
+ * sees a changed input and updates, that is re-runs, the step, in the usual order. The
+ * scripts are idempotent, so this repairs what scripts/verify.sh found drifted and changes
+ * nothing else. Generation 0 (the default) adds nothing.
+ */
+export function withReapply<T extends pulumi.ComponentResourceOptions>(generation: number | undefined, opts?: T): T | undefined {
+    if (!generation) return opts;
+    const mark: pulumi.ResourceTransformation = (a) => {
+        if (a.type !== "command:remote:Command" || a.props.create !== APPLY) return undefined;
+        const stdin = pulumi.output(a.props.stdin as pulumi.Input<string>).apply((s) => `${s}# reapply ${generation}: every step on this Pi ran again (its reapply setting)\n`);
+        return { props: { ...a.props, stdin }, opts: a.opts };
+    };
+    return { ...opts, transformations: [...(opts?.transformations ?? []), mark] } as T;
+}
+
+/**
  * Uploads a tarball to the Pi's upload directory under a name that carries its hash. The
  * Pi's host key is a trigger: CopyToRemote copies again only when its source or path
  * changes, so a replaced Pi (a new key) gets a fresh copy through a replacement.

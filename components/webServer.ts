@@ -11,7 +11,7 @@ import {
     renderAppEnv, renderEcosystem, renderPm2Unit,
 } from "./render/app";
 import { fileText, renderScript } from "./render/shell";
-import { Connection, remoteStep, upload } from "./remote";
+import { Connection, remoteStep, upload, withReapply } from "./remote";
 
 /** What a web server needs of the load balancer to drain and admit itself. */
 export interface LoadBalancerLink {
@@ -83,7 +83,7 @@ export class WebServer extends pulumi.ComponentResource {
     public readonly admitStep: pulumi.Resource;
 
     constructor(name: string, args: WebServerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("pi-cluster:web:WebServer", name, {}, withCordon(name, args.cordon ?? false, opts));
+        super("pi-cluster:web:WebServer", name, {}, withCordon(name, args.cordon ?? false, withReapply(args.reapply, opts)));
         const port = args.port ?? 3000;
         const healthTimeout = args.healthTimeoutSeconds ?? 60;
         const host = new Host(name, args, { parent: this });
@@ -146,7 +146,7 @@ export class WebServer extends pulumi.ComponentResource {
         // A digest of the three scripts and of the Pi's host key (a replaced Pi has a new one:
         // it is drained, rebuilt and admitted again). One-way, so a preview may show it.
         const rollout = pulumi.unsecret(
-            pulumi.all([args.hostKey, appScript]).apply(([hostKey, app]) => rolloutFingerprint([hostKey, nodeScript, pm2Script, app])),
+            pulumi.all([args.hostKey, appScript]).apply(([hostKey, app]) => rolloutFingerprint([hostKey, nodeScript, pm2Script, app, ...(args.reapply ? [`reapply ${args.reapply}`] : [])])),
         );
         const member = (mode: "drain" | "admit") =>
             pulumi.all([args.address, rollout]).apply(([address, fingerprint]) =>

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Node and full recovery: brings replaced or wiped Pis back into the cluster, with one command.
+# Node and full recovery: brings replaced, wiped or drifted Pis back into the cluster, with
+# one command.
 #
 #   scripts/recover.sh NAME [--host-key 'ssh-ed25519 AAAA...'] [--stack STACK] [-- PULUMI_UP_ARGS...]
 #   scripts/recover.sh --all [--db-data DATA.tgz] [--stack STACK] [-- PULUMI_UP_ARGS...]
@@ -11,6 +12,10 @@
 #   --host-key KEY  the new key; check its fingerprint on the Pi itself (its console:
 #                   ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), never trust the network
 #   (lab stack)     `lab/lab reset NAME` already wrote the new key into Pulumi.lab.yaml
+# It also bumps each named Pi's `reapply` in the stack config, so every step on it runs
+# again even when its key did not change: that repairs what scripts/verify.sh reports (a
+# hand-edited file, a stopped or disabled service, a firewall rule added by hand, extra DB
+# grants). The steps are idempotent, so what did not drift stays as it is.
 # Before the up, the key each Pi presents must be the pinned one; otherwise nothing runs.
 # --all      every Pi of the stack (full recovery: pin each new key first, with --host-key
 #            per Pi, or on the lab `lab/lab reset` each one)
@@ -70,6 +75,15 @@ check_key() {
     [[ "$presented" == "$pinned" ]] ||
         fatal "$2 presents another host key than the pinned one; check it on the Pi and pass it with --host-key (presented: $presented)"
     info "$2 presents its pinned host key"
+}
+
+# bump_reapply STACK NAME : runs every step on NAME again at the next up (withReapply).
+bump_reapply() {
+    local at n
+    at=$(config_path "$1" "$2")
+    n=$(host_value "$1" "$at" reapply)
+    pulumi config set --stack "$1" --path "pi-cluster:$at.reapply" "$((${n:-0} + 1))"
+    info "$2: reapply $((${n:-0} + 1)), so every step on it runs again"
 }
 
 # restore_db_data STACK FILE : puts the data directory from FILE in place on the database Pi.
@@ -144,6 +158,7 @@ main() {
     fi
     local name
     for name in "${names[@]}"; do check_key "$stack" "$name"; done
+    for name in "${names[@]}"; do bump_reapply "$stack" "$name"; done
     info "rebuilding ${names[*]} with pulumi up"
     pulumi up --stack "$stack" "${up_args[@]}"
     [[ -z "$data" ]] || restore_db_data "$stack" "$data"

@@ -28,6 +28,18 @@ quote() {
     printf "'%s'" "${s//\'/\'\'}"
 }
 
+# granted ADDR : the app user's grants from ADDR, one a line, but the USAGE line and the
+# password's hash, which are never printed.
+granted() {
+    sql -e "SHOW GRANTS FOR $(quote "$DB_USER")@$(quote "$1")" 2>/dev/null |
+        grep -v '^GRANT USAGE ON \*\.\* TO ' | sed "s/ IDENTIFIED BY PASSWORD '[^']*'//" || true
+}
+
+# wanted_grant ADDR : the only grant the app user from ADDR has, as SHOW GRANTS prints it.
+wanted_grant() {
+    printf 'GRANT %s ON `%s`.* TO `%s`@`%s`' "$PRIVILEGES" "$DB_NAME" "$DB_USER" "$1"
+}
+
 apply() {
     local addr stmts existing
     stmts="CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
@@ -36,6 +48,14 @@ apply() {
 CREATE USER IF NOT EXISTS $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
 ALTER USER $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
 GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(quote "$DB_USER")@$(quote "$addr");"
+        # Privileges granted by hand beyond those go (revoked and granted in one batch, and
+        # only when they differ, so the app never runs without its own).
+        if [[ -n "$(granted "$addr")" && "$(granted "$addr")" != "$(wanted_grant "$addr")" ]]; then
+            stmts+="
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM $(quote "$DB_USER")@$(quote "$addr");
+GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(quote "$DB_USER")@$(quote "$addr");"
+            info "$DB_USER@$addr had other privileges than $PRIVILEGES on $DB_NAME: reset to those"
+        fi
     done
     existing=$(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
     while read -r addr; do
@@ -72,6 +92,31 @@ delete() {
         [[ -n "$addr" ]] && sql <<<"DROP USER IF EXISTS $(quote "$DB_USER")@$(quote "$addr");"
     done < <(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
     info "removed user $DB_USER; database $DB_NAME is data and stays"
+}
+
+# verify: the app user exists for each web server and no other host, with the stack's
+# password and exactly its privileges on the app's database; the 3306 rule as rendered.
+verify() {
+    local addr hosts grants
+    expect_file "$CLIENTS_TEXT" "$CLIENTS_FILE" 0644
+    if ! hosts=$(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")" 2>/dev/null); then
+        drift "mariadb: cannot read its users (is it running?)"
+        return 0
+    fi
+    for addr in "${WEB_ADDRESSES[@]}"; do
+        if ! grep -qxF "$addr" <<<"$hosts"; then
+            drift "user $DB_USER@$addr: missing"
+            continue
+        fi
+        grants=$(granted "$addr")
+        [[ "$grants" == "$(wanted_grant "$addr")" ]] ||
+            drift "user $DB_USER@$addr: grants are '${grants//$'\n'/; }', expected $PRIVILEGES on $DB_NAME only"
+        [[ "$(sql <<<"SELECT authentication_string = PASSWORD($(quote "$DB_PASSWORD")) FROM mysql.user WHERE User = $(quote "$DB_USER") AND Host = $(quote "$addr");")" == 1 ]] ||
+            drift "user $DB_USER@$addr: its password is not the stack's"
+    done
+    while read -r addr; do
+        [[ -z "$addr" ]] || printf '%s\n' "${WEB_ADDRESSES[@]}" | grep -qxF "$addr" || drift "user $DB_USER@$addr: not a web server of the stack"
+    done <<<"$hosts"
 }
 
 main "$@" </dev/null

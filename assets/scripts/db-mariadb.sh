@@ -79,4 +79,17 @@ delete() {
     fi
 }
 
+# verify: MariaDB installed, running and enabled, its config files as rendered, and the
+# max_connections in force.
+verify() {
+    local live
+    expect_packages mariadb-server
+    expect_file "$DROPIN_TEXT" "$DROPIN" 0644
+    expect_file "$SERVER_CNF_TEXT" "$SERVER_CNF" 0644
+    expect_file "$CONN_CNF_TEXT" "$CONN_CNF" 0644
+    expect_service mariadb
+    live=$(mariadb --protocol=socket -N -B -e 'SELECT @@max_connections' 2>/dev/null || true)
+    [[ "$live" == "$MAX_CONNECTIONS" ]] || drift "mariadb: max_connections in force is ${live:-unreadable}, expected $MAX_CONNECTIONS"
+}
+
 main "$@" </dev/null

@@ -41,4 +41,12 @@ delete() {
     info "the schema is data and stays"
 }
 
+# verify: every migration the app ships is recorded as applied.
+verify() {
+    local version
+    for version in "${MIGRATIONS[@]}"; do
+        [[ -n "$(sql -e "SELECT 1 FROM schema_migrations WHERE version = '$version'" 2>/dev/null)" ]] || drift "migration $version: not applied"
+    done
+}
+
 main "$@" </dev/null

@@ -114,4 +114,18 @@ delete() {
     fi
 }
 
+# verify: the packages, the upgrade policy, the upload directory and sshd as applied.
+verify() {
+    local problem
+    expect_packages "${PACKAGES[@]}"
+    if [[ "$UNATTENDED" == "true" ]]; then
+        expect_packages unattended-upgrades
+        expect_file "$AUTO_UPGRADES_TEXT" /etc/apt/apt.conf.d/20auto-upgrades 0644
+        expect_file "$UU_POLICY_TEXT" /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades 0644
+    fi
+    [[ -d "$UPLOAD_DIR" ]] || drift "$UPLOAD_DIR: missing"
+    expect_file "$SSHD_CONF_TEXT" "$SSHD_DROP_IN" 0644
+    problem=$(check_sshd) || drift "sshd: $problem"
+}
+
 main "$@" </dev/null

@@ -28,7 +28,11 @@ apply() {
         systemctl daemon-reload
     fi
     systemctl is-enabled --quiet pi-cluster-firewall.service 2>/dev/null || systemctl enable --quiet pi-cluster-firewall.service
-    if ((changed)) || ! nft list table inet pi_cluster >/dev/null 2>&1; then
+    if ! systemctl is-active --quiet pi-cluster-firewall.service; then
+        # Loads the ruleset as at boot, and the unit is active from now on, as after a boot.
+        systemctl start pi-cluster-firewall.service
+        info "firewall loaded (pi-cluster-firewall.service started)"
+    elif ((changed)) || ! rules_in_force >/dev/null; then
         # The ruleset deletes and recreates only its own table, in one transaction.
         nft -f "$RULESET"
         info "firewall loaded"
@@ -42,6 +46,36 @@ delete() {
     nft delete table inet pi_cluster 2>/dev/null || true
     remove_paths "$UNIT" "$RULESET"
     systemctl daemon-reload
+}
+
+# rules_in_force : true when the table in force is the one the files on disk load. They
+# are loaded into a throwaway network namespace to compare, so a rule added or deleted by
+# hand (nft add rule ...) shows, and so does a ruleset file that was never loaded. Prints
+# why when not, with a diff.
+rules_in_force() {
+    local have want
+    if ! have=$(nft -s list table inet pi_cluster 2>/dev/null); then
+        echo "table inet pi_cluster is not loaded: this Pi accepts everything"
+        return 1
+    fi
+    # shellcheck disable=SC2016 # $1 is for the inner sh
+    if ! want=$(unshare --net sh -c 'nft -f "$1" && nft -s list table inet pi_cluster' sh "$RULESET" 2>&1); then
+        echo "$RULESET does not load: $want"
+        return 1
+    fi
+    [[ "$have" != "$want" ]] || return 0
+    echo "the rules in force are not what $RULESET loads"
+    diff -u --label "$RULESET" --label "in force" <(printf '%s\n' "$want") <(printf '%s\n' "$have") | head -n 40 | sed 's/^/    /' || true
+    return 1
+}
+
+# verify: the ruleset and its unit as rendered, the unit enabled, and those rules in force.
+verify() {
+    expect_file "$RULESET_TEXT" "$RULESET" 0644
+    expect_file "$UNIT_TEXT" "$UNIT" 0644
+    expect_service pi-cluster-firewall.service
+    local why
+    [[ ! -f "$RULESET" ]] || why=$(rules_in_force) || drift "firewall: $why"
 }
 
 main "$@" </dev/null

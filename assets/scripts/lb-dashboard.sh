@@ -28,4 +28,9 @@ delete() {
     remove_paths "$WWW_DIR/releases"
 }
 
+# verify: the dashboard served is the release shipped.
+verify() {
+    expect_release "$ARTIFACT" "$WWW_DIR"
+}
+
 main "$@" </dev/null

@@ -166,4 +166,17 @@ delete() {
     info "$NODE left the load balancer"
 }
 
+# verify: after its admit, the server is in the round-robin (or out, in maintenance, when
+# cordoned) with the rollout it was admitted for. A drain's effect ends at its admit, so
+# the drain step checks nothing of its own.
+verify() {
+    [[ "$MODE" == admit ]] || return 0
+    if [[ "$CORDONED" == true ]]; then
+        expect_file "$(member_text down maintenance)" "$MEMBER" 0644
+        return 0
+    fi
+    expect_file "$(member_text up)" "$MEMBER" 0644
+    [[ "$(cat "$ADMITTED" 2>/dev/null)" == "$ROLLOUT" ]] || drift "$ADMITTED: not rollout $ROLLOUT"
+}
+
 main "$@" </dev/null

@@ -95,4 +95,17 @@ delete() {
     if systemctl is-active --quiet nginx && nginx -t -q; then systemctl reload nginx; fi
 }
 
+# verify: the site and cluster.json as rendered, the site enabled, and a member file for no
+# server the stack does not have.
+verify() {
+    local f
+    expect_file "$SITE_TEXT" "$SITE" 0644
+    expect_file "$CLUSTER_JSON_TEXT" "$CLUSTER_JSON" 0644
+    [[ "$(readlink "$ENABLED" 2>/dev/null)" == "$SITE" ]] || drift "$ENABLED: not a link to $SITE"
+    for f in "$MEMBERS"/*.conf; do
+        [[ -e "$f" ]] || continue
+        printf '%s\n' "${NODES[@]}" | grep -qxF "$(basename "$f" .conf)" || drift "$f: the member of a server the stack does not have"
+    done
+}
+
 main "$@" </dev/null

@@ -41,4 +41,15 @@ delete() {
     remove_paths "$WWW_DIR"
 }
 
+# verify: nginx installed, running and enabled, with its drop-in, the placeholder page and
+# a config that passes nginx -t.
+verify() {
+    expect_packages nginx curl
+    expect_file "$DROPIN_TEXT" "$DROPIN" 0644
+    expect_file "$PLACEHOLDER_TEXT" "$WWW_DIR/placeholder/index.html" 0644
+    [[ ! -e /etc/nginx/sites-enabled/default ]] || drift "/etc/nginx/sites-enabled/default: present, expected removed"
+    expect_service nginx
+    nginx -t -q 2>/dev/null || drift "nginx -t: the config on disk does not pass"
+}
+
 main "$@" </dev/null

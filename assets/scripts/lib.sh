@@ -204,12 +204,77 @@ wait_app_healthy() {
     return 1
 }
 
-# main ACTION : every step script defines apply and delete; Pulumi runs "apply" on
-# create and update, and "delete" on delete.
+# Drift checks, for the "verify" action (scripts/verify.sh). Each compares one thing the
+# step manages with what the step was rendered to install, changes nothing, and prints one
+# "DRIFT" line for each difference. Secrets (0600 files) are compared, never printed.
+DRIFTS=0
+drift() {
+    printf 'DRIFT %s\n' "$*"
+    DRIFTS=$((DRIFTS + 1))
+}
+
+# expect_file TEXT DEST MODE [OWNER:GROUP] : DEST holds TEXT, with that mode and owner.
+expect_file() {
+    local data="$1" dest="$2" mode="$3" owner="${4:-root:root}" have
+    if [[ ! -f "$dest" ]]; then
+        drift "$dest: missing"
+        return 0
+    fi
+    if ! cmp -s <(printf '%s' "$data") "$dest"; then
+        drift "$dest: content differs from the rendered file"
+        if [[ "${mode#0}" != 600 ]]; then
+            diff -u --label "rendered" --label "$dest" <(printf '%s' "$data") "$dest" | head -n 40 | sed 's/^/    /' || true
+        fi
+    fi
+    have=$(stat -c '%a %U:%G' "$dest")
+    [[ "$have" == "${mode#0} $owner" ]] || drift "$dest: mode and owner are $have, expected ${mode#0} $owner"
+}
+
+# expect_packages PKG... : each is installed.
+expect_packages() {
+    local p
+    for p in "$@"; do
+        is_installed "$p" || drift "package $p: not installed"
+    done
+}
+
+# expect_service UNIT : active (a oneshot that stays: active too) and enabled at boot.
+expect_service() {
+    local state
+    state=$(systemctl is-active "$1" 2>/dev/null || true)
+    [[ "$state" == active ]] || drift "service $1: ${state:-unknown}, expected active"
+    state=$(systemctl is-enabled "$1" 2>/dev/null || true)
+    [[ "$state" == enabled ]] || drift "service $1: ${state:-not installed} at boot, expected enabled"
+}
+
+# expect_release TARBALL DIR : DIR/current is TARBALL's release, unpacked (see unpack_release).
+expect_release() {
+    local tarball="$1" dir="$2" sha
+    if [[ ! -f "$tarball" ]]; then
+        drift "$tarball: missing (the upload is gone)"
+        return 0
+    fi
+    sha=$(sha256sum "$tarball" | cut -c1-16)
+    [[ "$(readlink "$dir/current" 2>/dev/null)" == "$dir/releases/$sha" ]] ||
+        drift "$dir/current: points at '$(readlink "$dir/current" 2>/dev/null)', expected $dir/releases/$sha"
+    [[ -d "$dir/releases/$sha" ]] || drift "$dir/releases/$sha: missing"
+}
+
+# main ACTION : every step script defines apply, delete and verify. Pulumi runs "apply" on
+# create and update, and "delete" on delete; scripts/verify.sh runs "verify", which only
+# reads, and exits 3 when anything drifted.
 main() {
     case "${1:-apply}" in
     apply) apply ;;
     delete) delete ;;
-    *) fatal "unknown action '${1}': expected apply or delete" ;;
+    verify)
+        verify
+        if ((DRIFTS)); then
+            info "$DRIFTS difference(s) from the desired state"
+            exit 3
+        fi
+        info "as desired"
+        ;;
+    *) fatal "unknown action '${1}': expected apply, delete or verify" ;;
     esac
 }

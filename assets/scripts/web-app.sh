@@ -112,4 +112,14 @@ delete() {
     remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
 }
 
+# verify: the release shipped, its env (secret: compared, never shown) and ecosystem as
+# rendered, the service running and enabled, and the app healthy with its database.
+verify() {
+    expect_release "$ARTIFACT" "$APP_DIR"
+    expect_file "$ENV_TEXT" "$ENV_FILE" 0600 "$APP_USER:$APP_USER"
+    expect_file "$ECOSYSTEM_TEXT" "$ECOSYSTEM_FILE" 0644
+    expect_service "$SERVICE"
+    app_healthy "$PORT" || drift "the app on port $PORT: /health does not answer 200 with the database reachable"
+}
+
 main "$@" </dev/null

@@ -31,4 +31,10 @@ delete() {
     apt_purge nodejs
 }
 
+# verify: Node.js installed and the app's user present.
+verify() {
+    expect_packages nodejs
+    id -u "$APP_USER" >/dev/null 2>&1 || drift "user $APP_USER: missing"
+}
+
 main "$@" </dev/null

@@ -49,4 +49,10 @@ delete() {
     systemctl daemon-reload
 }
 
+# verify: the PM2 release shipped, and the unit that runs it as rendered.
+verify() {
+    expect_release "$ARTIFACT" "$PM2_DIR"
+    expect_file "$UNIT_TEXT" "$UNIT" 0644
+}
+
 main "$@" </dev/null

@@ -12,6 +12,7 @@ import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { consumerAgainstLab } from "./consumer";
 import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
+import { assertAsDesired, driftItems, verify } from "./verify";
 import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult } from "./lib";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
@@ -130,6 +131,42 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         const ran = rerunEngineSteps();
         assert.deepStrictEqual(sorted(ran), ALL_STEPS.filter((s) => !s.endsWith("-upload") && s !== "pi-cluster-db-password"));
         assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
+    });
+
+    it("verify finds every Pi as desired, then names each hand edit as drift, and one recover command repairs them under a stream", async () => {
+        const clean = verify();
+        assertAsDesired(clean);
+        record("verifySeconds", clean.seconds);
+        // What an operator might do by hand, one of each kind verify checks.
+        onHost("pi-lb", "sudo sed -i 's/client_max_body_size 64k;/client_max_body_size 10m;/' /etc/nginx/sites-available/pi-cluster");
+        onHost("pi-web2", "sudo nft add rule inet pi_cluster input tcp dport 8080 accept");
+        onHost("pi-web1", "sudo systemctl disable --quiet pi-cluster-app.service");
+        onHost("pi-db", `sudo mariadb -e "GRANT ALL ON *.* TO 'webapp_user'@'10.254.0.122'"`);
+        const drifted = verify();
+        assert.strictEqual(drifted.status, 3);
+        const items = driftItems(drifted);
+        fs.writeFileSync(path.join(OUT, "verify-drift.txt"), `${items.join("\n")}\n`);
+        const expected = [
+            /^pi-lb pi-lb-nginx-conf \[drift\]: \/etc\/nginx\/sites-available\/pi-cluster: content differs/,
+            /^pi-web2 pi-web2-firewall \[drift\]: firewall: the rules in force are not what \/etc\/pi-cluster\/firewall.nft loads/,
+            /^pi-web1 pi-web1-app \[drift\]: service pi-cluster-app.service: disabled at boot, expected enabled/,
+            /^pi-db pi-db-app-db \[drift\]: user webapp_user@10.254.0.122: grants are .*ALL PRIVILEGES/,
+        ];
+        assert.strictEqual(items.length, expected.length, items.join("\n"));
+        for (const re of expected) assert.ok(items.some((i) => re.test(i)), `no drift item like ${re}:\n${items.join("\n")}`);
+        assert.doesNotMatch(JSON.stringify(drifted.hosts), /IDENTIFIED BY PASSWORD|\*[0-9A-F]{40}/, "a password hash in the report");
+        const text = run("bash", ["scripts/verify.sh"], { allowFail: true }).stdout;
+        assert.match(text, /^\s+\+\s+client_max_body_size 10m;$/m, "the report shows the edited line");
+        assert.match(text, /scripts\/recover.sh pi-web1 /);
+        let r!: UpResult;
+        const bench = await underStream("drift-repair", () => {
+            r = up("drift-repair", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "pi-lb", "pi-web1", "pi-web2", "pi-db"] });
+        });
+        assertNoFailures(bench, "drift-repair");
+        assert.deepStrictEqual(r.changes.create ?? [], []);
+        assert.deepStrictEqual(r.changes.delete ?? [], []);
+        assertAsDesired(verify());
+        assert.deepStrictEqual(up("drift-repair-noop").changes, {});
     });
 
     it("answers /api/ from both web servers through the LB", () => checks.apiFromEveryWebServer(["pi-web1", "pi-web2"]));
@@ -411,10 +448,16 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
 
     it("replaces a wiped Pi with one command: bare pi-web1 with a new host key ends healthy in the LB, 0 failed requests", async () => {
         let r!: UpResult;
+        let wiped!: ReturnType<typeof verify>;
         const bench = await underStream("node-replacement", () => {
             lab("reset", "pi-web1");
+            wiped = verify();
             r = recover("pi-web1");
         });
+        // The wiped Pi shows as such, and only it.
+        assert.strictEqual(wiped.status, 3);
+        assert.deepStrictEqual(driftItems(wiped), ["pi-web1 pi-web1-base [host-key]: presents another SSH host key than the pinned one: a replaced or wiped Pi"]);
+        assertAsDesired(verify());
         assertNoFailures(bench, "node-replacement");
         assert.deepStrictEqual(r.changes.create, undefined);
         assert.deepStrictEqual(r.changes.delete, undefined);

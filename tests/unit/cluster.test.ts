@@ -106,6 +106,24 @@ describe("PiCluster resource graph", function () {
         ]);
     });
 
+    it("runs every step of a Pi whose reapply was bumped again, and no other Pi's; a web server drains for it", async () => {
+        const stdins = async (reapply: number) => {
+            const raw = rawConfig(2);
+            (raw.webServers as Record<string, unknown>[])[0].reapply = reapply;
+            const { res } = await build(2, raw);
+            return new Map(await Promise.all(commands(res).map(async (c) => [c.name, String(await promiseOf(pulumi.output(c.inputs.stdin)))] as const)));
+        };
+        const before = await stdins(0);
+        const after = await stdins(1);
+        const changed = [...after.keys()].filter((n) => after.get(n) !== before.get(n)).sort();
+        assert.deepStrictEqual(changed, ["pi-web1-admit", "pi-web1-app", "pi-web1-base", "pi-web1-drain", "pi-web1-firewall", "pi-web1-node", "pi-web1-pm2"]);
+        assert.ok(after.get("pi-web1-app")!.endsWith("# reapply 1: every step on this Pi ran again (its reapply setting)\n"));
+        // The drain sees a new rollout, so it takes the server out before its steps run again.
+        const rollout = (s: string) => /^ROLLOUT='([0-9a-f]+)'$/m.exec(s)![1];
+        assert.notStrictEqual(rollout(after.get("pi-web1-drain")!), rollout(before.get("pi-web1-drain")!));
+        assert.throws(() => mod.parseConfig({ ...rawConfig(2), database: { ...(rawConfig(2).database as object), reapply: -1 } }), /pi-cluster:database\.reapply: expected 0 or more/);
+    });
+
     it("renders the configured API limits into the load balancer's site", async () => {
         recorded.clear();
         const raw = rawConfig(2);
