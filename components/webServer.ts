@@ -7,8 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import {
-    APP_DIR, APP_ENV_FILE, APP_HOME, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
-    renderAppEnv, renderEcosystem, renderPm2Unit,
+    APP_DIR, APP_ENV_FILE, APP_HOME, APP_SECRETS_FILE, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
+    renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit,
 } from "./render/app";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
@@ -111,43 +111,46 @@ export class WebServer extends pulumi.ComponentResource {
             { connection, hostKey: args.hostKey, kind: "app", file: args.app.path, sha: args.app.sha },
             { parent: this, dependsOn: host.ready },
         );
-        const env = pulumi
-            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbPassword])
-            .apply(([dbHost, dbPort, dbName, dbUser, dbPassword]) =>
-                renderAppEnv({
-                    nodeName: name,
-                    dbHost,
-                    dbPort,
-                    dbName,
-                    dbUser,
-                    dbPassword,
-                    dbPoolSize: args.poolSize ?? 10,
-                    corsOrigins: args.corsOrigins ?? [],
-                }),
-            );
-        const appScript = pulumi.secret(
-            env.apply((envText) =>
-                renderScript("web-app", {
-                    STEP: `${name}-app`,
-                    NODE: name,
-                    ARTIFACT: appUpload.remotePath,
-                    APP_DIR,
-                    APP_USER,
-                    APP_HOME,
-                    ENV_FILE: APP_ENV_FILE,
-                    ENV_TEXT: fileText(envText),
-                    ECOSYSTEM_FILE,
-                    ECOSYSTEM_TEXT: fileText(renderEcosystem({ port })),
-                    PORT: port,
-                    HEALTH_TIMEOUT: healthTimeout,
-                }),
-            ),
+        const env = pulumi.all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser]).apply(([dbHost, dbPort, dbName, dbUser]) =>
+            renderAppEnv({
+                nodeName: name,
+                dbHost,
+                dbPort,
+                dbName,
+                dbUser,
+                dbPoolSize: args.poolSize ?? 10,
+                corsOrigins: args.corsOrigins ?? [],
+            }),
         );
-        // A digest of the three scripts and of the Pi's host key (a replaced Pi has a new one:
-        // it is drained, rebuilt and admitted again). One-way, so a preview may show it.
-        const rollout = pulumi.unsecret(
-            pulumi.all([args.hostKey, appScript]).apply(([hostKey, app]) => rolloutFingerprint([hostKey, nodeScript, pm2Script, app, ...(args.reapply ? [`reapply ${args.reapply}`] : [])])),
+        // The secrets go in their own step, the one web-server step whose script is secret;
+        // the app step's script carries only their digest, so it shows in a preview.
+        const secrets = pulumi.secret(pulumi.output(args.dbPassword).apply((dbPassword) => renderAppSecrets({ dbPassword })));
+        const secretsScript = secrets.apply((text) =>
+            renderScript("web-app-secrets", { STEP: `${name}-app-secrets`, APP_USER, SECRETS_FILE: APP_SECRETS_FILE, SECRETS_TEXT: fileText(text) }),
         );
+        const secretsDigest = pulumi.unsecret(secrets.apply((text) => crypto.createHash("sha256").update(text).digest("hex").slice(0, 16)));
+        const appScript = pulumi.all([env, secretsDigest]).apply(([envText, digest]) =>
+            renderScript("web-app", {
+                STEP: `${name}-app`,
+                NODE: name,
+                ARTIFACT: appUpload.remotePath,
+                APP_DIR,
+                APP_USER,
+                APP_HOME,
+                ENV_FILE: APP_ENV_FILE,
+                ENV_TEXT: fileText(envText),
+                SECRETS_DIGEST: digest,
+                ECOSYSTEM_FILE,
+                ECOSYSTEM_TEXT: fileText(renderEcosystem({ port })),
+                PORT: port,
+                HEALTH_TIMEOUT: healthTimeout,
+            }),
+        );
+        // A digest of the three scripts (the app's carries its secrets' digest) and of the Pi's
+        // host key (a replaced Pi has a new one: it is drained, rebuilt and admitted again).
+        const rollout = pulumi
+            .all([args.hostKey, appScript])
+            .apply(([hostKey, app]) => rolloutFingerprint([hostKey, nodeScript, pm2Script, app, ...(args.reapply ? [`reapply ${args.reapply}`] : [])]));
         const member = (mode: "drain" | "admit") =>
             pulumi.all([args.address, rollout]).apply(([address, fingerprint]) =>
                 renderScript("lb-member", {
@@ -178,10 +181,15 @@ export class WebServer extends pulumi.ComponentResource {
             { connection, script: pm2Script },
             { parent: this, dependsOn: [node, pm2Upload.copy, drain] },
         );
+        const appSecrets = remoteStep(
+            `${name}-app-secrets`,
+            { connection, secret: true, script: secretsScript },
+            { parent: this, dependsOn: [node, drain] },
+        );
         const app = remoteStep(
             `${name}-app`,
-            { connection, secret: true, script: appScript },
-            { parent: this, dependsOn: [pm2, appUpload.copy, drain, ...args.dbReady] },
+            { connection, script: appScript },
+            { parent: this, dependsOn: [pm2, appSecrets, appUpload.copy, drain, ...args.dbReady] },
         );
         this.admitStep = remoteStep(
             `${name}-admit`,

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Step "app": unpacks an app release, installs its env file (0600, holds the DB password)
-# and PM2 ecosystem, then (re)starts the app and waits until it is healthy. The load
+# Step "app": unpacks an app release, installs its settings (env file) and PM2 ecosystem, then (re)starts the app and waits until it is healthy. The load
 # balancer has drained this server before the step runs (the drain step) and admits it
 # again after (the admit step), so the restart is never seen by a client.
 #
@@ -15,7 +14,9 @@
 #   APP_DIR         install directory (current -> releases/<sha>)
 #   APP_USER        the user PM2 runs as
 #   APP_HOME        its home (PM2_HOME is APP_HOME/.pm2, with the app's logs)
-#   ENV_FILE        path of the env file;  ENV_TEXT its content (secret)
+#   ENV_FILE        path of the settings env file;  ENV_TEXT its content
+#   SECRETS_DIGEST  digest of the secrets the app-secrets step installs: a new one re-runs
+#                   this step, which restarts the app (that step left the restart owed)
 #   ECOSYSTEM_FILE  path of the ecosystem; ECOSYSTEM_TEXT its content
 #   PORT            the app's port, for the health check
 #   HEALTH_TIMEOUT  seconds a started app has to answer /health with the database reachable
@@ -71,11 +72,13 @@ rollback() {
 
 apply() {
     local changed=0 resumed=0 log
+    # Only a change of SECRETS_DIGEST matters: it makes the engine run this step.
+    : "$SECRETS_DIGEST"
     pending_begin app-restart && changed=1 resumed=1
     stage_previous
     unpack_release "$ARTIFACT" "$APP_DIR" && changed=1
     prune_uploads "$ARTIFACT"
-    put_file "$ENV_TEXT" "$ENV_FILE" 0600 "$APP_USER:$APP_USER" && changed=1
+    put_file "$ENV_TEXT" "$ENV_FILE" 0640 "root:$APP_USER" && changed=1
     put_file "$ECOSYSTEM_TEXT" "$ECOSYSTEM_FILE" 0644 && changed=1
     # The rollback point is what ran before this change; a run that resumes one stopped
     # half-way keeps the point that run saved.
@@ -112,11 +115,11 @@ delete() {
     remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
 }
 
-# verify: the release shipped, its env (secret: compared, never shown) and ecosystem as
+# verify: the release shipped, its settings and ecosystem as
 # rendered, the service running and enabled, and the app healthy with its database.
 verify() {
     expect_release "$ARTIFACT" "$APP_DIR"
-    expect_file "$ENV_TEXT" "$ENV_FILE" 0600 "$APP_USER:$APP_USER"
+    expect_file "$ENV_TEXT" "$ENV_FILE" 0640 "root:$APP_USER"
     expect_file "$ECOSYSTEM_TEXT" "$ECOSYSTEM_FILE" 0644
     expect_service "$SERVICE"
     app_healthy "$PORT" || drift "the app on port $PORT: /health does not answer 200 with the database reachable"

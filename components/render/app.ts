@@ -7,6 +7,8 @@ export const APP_HOME = "/var/lib/pi-cluster-app";
 export const APP_DIR = "/opt/pi-cluster/app";
 export const PM2_DIR = "/opt/pi-cluster/pm2";
 export const APP_ENV_FILE = "/etc/pi-cluster/app.env";
+/** The app's secrets (the DB password), apart from its settings so a preview can show those. */
+export const APP_SECRETS_FILE = "/etc/pi-cluster/app-secrets.env";
 export const ECOSYSTEM_FILE = "/etc/pi-cluster/ecosystem.config.js";
 /** The seed's PM2 max_memory_restart: PM2 restarts the app past this resident size. */
 export const APP_MAX_MEMORY_MB = 400;
@@ -15,7 +17,7 @@ export interface EcosystemArgs {
     port: number;
 }
 
-/** The seed's PM2 settings. DB settings come from the 0600 env file, never from here. */
+/** The seed's PM2 settings. DB settings come from the env files, never from here. */
 export function renderEcosystem(a: EcosystemArgs): string {
     const app = {
         name: APP_NAME,
@@ -25,7 +27,7 @@ export function renderEcosystem(a: EcosystemArgs): string {
         exec_mode: "fork",
         autorestart: true,
         max_memory_restart: `${APP_MAX_MEMORY_MB}M`,
-        node_args: [`--env-file=${APP_ENV_FILE}`],
+        node_args: [`--env-file=${APP_ENV_FILE}`, `--env-file=${APP_SECRETS_FILE}`],
         // The app sends "ready" once listening, and drains on SIGINT within 10 s.
         wait_ready: true,
         listen_timeout: 15000,
@@ -93,7 +95,6 @@ export interface AppEnvArgs {
     dbPort: number;
     dbName: string;
     dbUser: string;
-    dbPassword: string;
     dbPoolSize: number;
     corsOrigins: string[];
 }
@@ -103,19 +104,26 @@ function envLine(key: string, value: string): string {
     return `${key}=${JSON.stringify(value)}`;
 }
 
-/** The app's env file (node --env-file syntax). Holds the DB password: installed 0600. */
+/**
+ * The app's settings (node --env-file syntax). No secret: a preview shows a changed setting
+ * as its line. Installed 0640, readable by the app's user.
+ */
 export function renderAppEnv(a: AppEnvArgs): string {
     return (
         [
-            "# Managed by pi-cluster. Holds a secret: mode 0600, owner " + APP_USER + ".",
+            "# Managed by pi-cluster. The app's settings; its secrets are in " + APP_SECRETS_FILE + ".",
             envLine("NODE_NAME", a.nodeName),
             envLine("DB_HOST", a.dbHost),
             envLine("DB_PORT", String(a.dbPort)),
             envLine("DB_NAME", a.dbName),
             envLine("DB_USER", a.dbUser),
-            envLine("DB_PASSWORD", a.dbPassword),
             envLine("DB_POOL_SIZE", String(a.dbPoolSize)),
             envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
         ].join("\n") + "\n"
     );
+}
+
+/** The app's secrets, read by node as a second --env-file. Installed 0600, owned by the app's user. */
+export function renderAppSecrets(a: { dbPassword: string }): string {
+    return ["# Managed by pi-cluster. Secrets: mode 0600, owner " + APP_USER + ".", envLine("DB_PASSWORD", a.dbPassword)].join("\n") + "\n";
 }

@@ -158,8 +158,11 @@ export function passwordStaysHidden(password: string, webServers: string[]): voi
         assertNoSecret(password, logs.out, `${h}'s journal`);
     }
     for (const w of webServers) {
-        assert.strictEqual(onHost(w, "sudo stat -c '%a %U' /etc/pi-cluster/app.env").out.trim(), "600 pi-cluster-app");
-        assert.notStrictEqual(onHost(w, "cat /etc/pi-cluster/app.env").status, 0, "pi must not read the env file without sudo");
+        assert.strictEqual(onHost(w, "sudo stat -c '%a %U' /etc/pi-cluster/app-secrets.env").out.trim(), "600 pi-cluster-app");
+        assert.notStrictEqual(onHost(w, "cat /etc/pi-cluster/app-secrets.env").status, 0, "pi must not read the secrets file without sudo");
+        // The settings file holds no secret, and is not world-readable either.
+        assert.strictEqual(onHost(w, "sudo stat -c '%a %U:%G' /etc/pi-cluster/app.env").out.trim(), "640 root:pi-cluster-app");
+        assertNoSecret(password, onHost(w, "sudo cat /etc/pi-cluster/app.env").out, `${w}'s app.env`);
     }
     assertNoSecret(password, run("ps", ["-eo", "args"]).stdout, "this machine's process list");
 }

@@ -18,7 +18,7 @@ import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, remove
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];
 // Each web server's drain and admit steps run on the LB, but belong to the web server.
-const WEB_STEPS = [...HOST_STEPS, "admit", "app", "app-upload", "drain", "node", "pm2", "pm2-upload"];
+const WEB_STEPS = [...HOST_STEPS, "admit", "app", "app-secrets", "app-upload", "drain", "node", "pm2", "pm2-upload"];
 const steps = (host: string, names: string[]) => names.map((s) => `${host}-${s}`);
 const sorted = (xs: string[]) => [...xs].sort();
 
@@ -571,7 +571,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             const r = up(label);
             assert.deepStrictEqual(r.changes.create, undefined, JSON.stringify(r.changes));
             assert.deepStrictEqual(r.changes.delete, undefined, JSON.stringify(r.changes));
-            assert.deepStrictEqual(r.changes.update, sorted(["pi-lb-nginx-conf", ...steps(to, ["admit", "app", "base", "drain", "firewall", "node", "pm2"])]));
+            assert.deepStrictEqual(r.changes.update, sorted(["pi-lb-nginx-conf", ...steps(to, ["admit", "app", "app-secrets", "base", "drain", "firewall", "node", "pm2"])]));
             const urns = pulumi(["stack", "export"]).stdout;
             assert.ok(!urns.includes(`::${from}-`), `the state still has ${from}'s steps`);
             await checks.rotationBecomes(sorted(["pi-web1", to]));

@@ -74,13 +74,13 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(count("pi-cluster:host:Host"), webs + 2);
             assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 1);
             for (let i = 1; i <= webs; i++) {
-                for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
+                for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app-secrets", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
                 byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
             }
             for (const step of ["wait-ssh", "base", "firewall", "nginx", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
             for (const step of ["wait-ssh", "base", "firewall", "mariadb", "app-db", "migrate"]) byName(res, `pi-db-${step}`);
-            // 6 steps on the Pi + drain and admit on the LB, per web server; 6 on the LB; 6 on the DB.
-            assert.strictEqual(commands(res).length, webs * 8 + 6 + 6);
+            // 7 steps on the Pi + drain and admit on the LB, per web server; 6 on the LB; 6 on the DB.
+            assert.strictEqual(commands(res).length, webs * 9 + 6 + 6);
         });
     }
 
@@ -93,7 +93,7 @@ describe("PiCluster resource graph", function () {
         await settle(recorded);
         const res = new Map(recorded);
         const ignored = (name: string, type = "command:remote:Command") => (byName(res, name, type).ignoreChanges ?? []).join(",");
-        for (const step of ["wait-ssh", "base", "firewall", "node", "pm2", "app"]) assert.strictEqual(ignored(`pi-web2-${step}`), "*", step);
+        for (const step of ["wait-ssh", "base", "firewall", "node", "pm2", "app-secrets", "app"]) assert.strictEqual(ignored(`pi-web2-${step}`), "*", step);
         assert.strictEqual(ignored("pi-web2-app-upload", "command:remote:CopyToRemote"), "*");
         // Its drain and admit (on the LB) follow the config; pi-web1 is not affected.
         for (const name of ["pi-web2-drain", "pi-web2-admit", "pi-web1-app", "pi-web1-drain"]) assert.strictEqual(ignored(name), "", name);
@@ -116,7 +116,7 @@ describe("PiCluster resource graph", function () {
         const before = await stdins(0);
         const after = await stdins(1);
         const changed = [...after.keys()].filter((n) => after.get(n) !== before.get(n)).sort();
-        assert.deepStrictEqual(changed, ["pi-web1-admit", "pi-web1-app", "pi-web1-base", "pi-web1-drain", "pi-web1-firewall", "pi-web1-node", "pi-web1-pm2"]);
+        assert.deepStrictEqual(changed, ["pi-web1-admit", "pi-web1-app", "pi-web1-app-secrets", "pi-web1-base", "pi-web1-drain", "pi-web1-firewall", "pi-web1-node", "pi-web1-pm2"]);
         assert.ok(after.get("pi-web1-app")!.endsWith("# reapply 1: every step on this Pi ran again (its reapply setting)\n"));
         // The drain sees a new rollout, so it takes the server out before its steps run again.
         const rollout = (s: string) => /^ROLLOUT='([0-9a-f]+)'$/m.exec(s)![1];
@@ -148,13 +148,15 @@ describe("PiCluster resource graph", function () {
         assert.ok(mod.drainLeaseSeconds(20) > 2 * 20);
     });
 
-    it("wires the DB address into every web server's env file", async () => {
+    it("wires the DB address into every web server's env file, and the password into its secrets file", async () => {
         const { res } = await build(2);
         for (const w of ["pi-web1", "pi-web2"]) {
             const env = decodeVar(byName(res, `${w}-app`).inputs.stdin, "ENV_TEXT");
             assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
             assert.match(env, new RegExp(`^NODE_NAME="${w}"$`, "m"));
-            assert.match(env, new RegExp(`^DB_PASSWORD="${FAKE_PASSWORD}"$`, "m"));
+            assert.doesNotMatch(env, /PASSWORD/);
+            const secrets = decodeVar(String(await promiseOf(pulumi.output(byName(res, `${w}-app-secrets`).inputs.stdin))), "SECRETS_TEXT");
+            assert.match(secrets, new RegExp(`^DB_PASSWORD="${FAKE_PASSWORD}"$`, "m"));
         }
     });
 
@@ -190,7 +192,8 @@ describe("PiCluster resource graph", function () {
         assert.deepStrictEqual(byName(res, "pi-web1-drain").dependsOn, ["pi-lb-nginx-conf"]);
         assert.deepStrictEqual(byName(res, "pi-web1-node").dependsOn, ["pi-web1-base", "pi-web1-firewall", "pi-web1-drain"]);
         assert.deepStrictEqual(byName(res, "pi-web1-pm2").dependsOn, ["pi-web1-node", "pi-web1-pm2-upload", "pi-web1-drain"]);
-        assert.deepStrictEqual(byName(res, "pi-web1-app").dependsOn, ["pi-web1-pm2", "pi-web1-app-upload", "pi-web1-drain", "pi-db-app-db", "pi-db-migrate"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-app-secrets").dependsOn, ["pi-web1-node", "pi-web1-drain"]);
+        assert.deepStrictEqual(byName(res, "pi-web1-app").dependsOn, ["pi-web1-pm2", "pi-web1-app-secrets", "pi-web1-app-upload", "pi-web1-drain", "pi-db-app-db", "pi-db-migrate"]);
         assert.deepStrictEqual(byName(res, "pi-web1-admit").dependsOn, ["pi-web1-app", "pi-lb-nginx-conf"]);
         // Rolling: the second server drains only once the first serves through the LB again.
         assert.deepStrictEqual(byName(res, "pi-web2-drain").dependsOn, ["pi-lb-nginx-conf", "pi-web1-admit"]);
@@ -219,7 +222,7 @@ describe("PiCluster resource graph", function () {
             }
         }
         const secretCarriers = commands(res).filter((c) => String(c.inputs.stdin ?? "").includes(FAKE_PASSWORD)).map((c) => c.name).sort();
-        assert.deepStrictEqual(secretCarriers, ["pi-db-app-db", "pi-web1-app", "pi-web2-app"]);
+        assert.deepStrictEqual(secretCarriers, ["pi-db-app-db", "pi-web1-app-secrets", "pi-web2-app-secrets"]);
         for (const name of secretCarriers) {
             const r = byName(res, name);
             assert.strictEqual(r.inputs.logging, "stderr", `${name} must not log stdout`);

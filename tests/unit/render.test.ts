@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as net from "net";
 import * as path from "path";
-import { renderAppEnv, renderEcosystem, renderPm2Unit } from "../../components/render/app";
+import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
 import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
 import {
@@ -506,15 +506,18 @@ describe("web server files", () => {
         assert.match(u, /^WantedBy=multi-user\.target$/m);
     });
 
-    it("writes the env file node --env-file reads", () => {
+    it("writes the settings and, apart, the secrets, as the two env files node --env-file reads", () => {
         const env = renderAppEnv({
             nodeName: "pi-web1", dbHost: "10.254.0.124", dbPort: 3306, dbName: "webapp_db", dbUser: "webapp_user",
-            dbPassword: "abc", dbPoolSize: 10, corsOrigins: ["http://a", "http://b"],
+            dbPoolSize: 10, corsOrigins: ["http://a", "http://b"],
         });
         assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
-        assert.match(env, /^DB_PASSWORD="abc"$/m);
         assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
+        assert.doesNotMatch(env, /PASSWORD/);
+        assert.match(renderAppSecrets({ dbPassword: "abc" }), /^DB_PASSWORD="abc"$/m);
         assert.throws(() => renderAppEnv({ nodeName: "x\ny" } as any), /one line/);
+        assert.throws(() => renderAppSecrets({ dbPassword: "a\nb" }), /one line/);
+        assert.match(renderEcosystem({ port: 3000 }), /"--env-file=\/etc\/pi-cluster\/app\.env",\s+"--env-file=\/etc\/pi-cluster\/app-secrets\.env"/);
     });
 });
 
