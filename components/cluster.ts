@@ -85,7 +85,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 refreshSeconds: c.dashboardRefreshSeconds,
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,
                 unattendedUpgrades: c.unattendedUpgrades,
-                reapply: c.loadBalancer.reapply,
+                reapply: c.reapply[c.loadBalancer.name],
             },
             hostOpts(c.loadBalancer.name),
         );
@@ -116,7 +116,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 innodbLogFileSize: c.innodbLogFileSize,
                 purgeDataOnDestroy: c.purgeDataOnDestroy,
                 unattendedUpgrades: c.unattendedUpgrades,
-                reapply: c.database.reapply,
+                reapply: c.reapply[c.database.name],
             },
             hostOpts(c.database.name),
         );
@@ -150,7 +150,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         // through the load balancer before the next one drains.
                         rollAfter: webs.length > 0 ? webs[webs.length - 1].admitStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
-                        reapply: w.reapply,
+                        reapply: c.reapply[w.name],
                     },
                     hostOpts(w.name),
                 ),

@@ -73,12 +73,6 @@ const hostObject = z.strictObject(
             .min(256, { message: "expected the Pi's RAM in MB, at least 256" })
             .max(16384, { message: "expected the Pi's RAM in MB, at most 16384" })
             .default(DEFAULT_RAM_MB),
-        // scripts/recover.sh bumps it: every step on the Pi runs again, repairing drift.
-        reapply: z
-            .number({ message: "expected a whole number; bump it to run every step on this Pi again (scripts/recover.sh does)" })
-            .int({ message: "expected a whole number, such as 1" })
-            .min(0, { message: "expected 0 or more" })
-            .default(0),
     },
     { message: "expected an object with name and address" },
 );
@@ -208,6 +202,18 @@ const schema = z
         apiConnectionsPerClient,
         unattendedUpgrades: z.boolean().default(true),
         purgeDataOnDestroy: z.boolean().default(false),
+        // Per host name; scripts/recover.sh bumps a host's: every step on it runs again,
+        // repairing drift. Apart from the host entries, which lab/lab rewrites.
+        reapply: z
+            .record(
+                z.string(),
+                z
+                    .number({ message: "expected a whole number; bump it to run every step on this Pi again (scripts/recover.sh does)" })
+                    .int({ message: "expected a whole number, such as 1" })
+                    .min(0, { message: "expected 0 or more" }),
+                { message: "expected a map of host name to a whole number, such as {pi-web1: 1}" },
+            )
+            .default({}),
     })
     .superRefine((c, ctx) => {
         const all = [
@@ -245,6 +251,16 @@ const schema = z
                 path: ["sshPrivateKeyPath"],
                 message: "expected the path of an SSH private key (or the secret sshPrivateKey)",
             });
+        }
+        const hostNames = [c.loadBalancer.name, ...c.webServers.map((w) => w.name), c.database.name];
+        for (const name of Object.keys(c.reapply)) {
+            if (!hostNames.includes(name)) {
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["reapply", name],
+                    message: `expected the name of a host of the stack (${hostNames.join(", ")}); remove the entry of a host that is gone`,
+                });
+            }
         }
         if (c.webServers.length > 0 && c.webServers.every((w) => w.cordon)) {
             ctx.addIssue({

@@ -12,7 +12,7 @@
 #   --host-key KEY  the new key; check its fingerprint on the Pi itself (its console:
 #                   ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), never trust the network
 #   (lab stack)     `lab/lab reset NAME` already wrote the new key into Pulumi.lab.yaml
-# It also bumps each named Pi's `reapply` in the stack config, so every step on it runs
+# It also bumps each named Pi's entry in the stack config's `reapply` map, so every step on it runs
 # again even when its key did not change: that repairs what scripts/verify.sh reports (a
 # hand-edited file, a stopped or disabled service, a firewall rule added by hand, extra DB
 # grants). The steps are idempotent, so what did not drift stays as it is.
@@ -79,10 +79,9 @@ check_key() {
 
 # bump_reapply STACK NAME : runs every step on NAME again at the next up (withReapply).
 bump_reapply() {
-    local at n
-    at=$(config_path "$1" "$2")
-    n=$(host_value "$1" "$at" reapply)
-    pulumi config set --stack "$1" --path "pi-cluster:$at.reapply" "$((${n:-0} + 1))"
+    local n
+    n=$(pulumi config get --stack "$1" --path "pi-cluster:reapply.$2" 2>/dev/null || true)
+    pulumi config set --stack "$1" --path "pi-cluster:reapply.$2" "$((${n:-0} + 1))"
     info "$2: reapply $((${n:-0} + 1)), so every step on it runs again"
 }
 

@@ -109,8 +109,7 @@ describe("PiCluster resource graph", function () {
     it("runs every step of a Pi whose reapply was bumped again, and no other Pi's; a web server drains for it", async () => {
         const stdins = async (reapply: number) => {
             const raw = rawConfig(2);
-            (raw.webServers as Record<string, unknown>[])[0].reapply = reapply;
-            const { res } = await build(2, raw);
+            const { res } = await build(2, { ...raw, reapply: { "pi-web1": reapply } });
             return new Map(await Promise.all(commands(res).map(async (c) => [c.name, String(await promiseOf(pulumi.output(c.inputs.stdin)))] as const)));
         };
         const before = await stdins(0);
@@ -121,7 +120,8 @@ describe("PiCluster resource graph", function () {
         // The drain sees a new rollout, so it takes the server out before its steps run again.
         const rollout = (s: string) => /^ROLLOUT='([0-9a-f]+)'$/m.exec(s)![1];
         assert.notStrictEqual(rollout(after.get("pi-web1-drain")!), rollout(before.get("pi-web1-drain")!));
-        assert.throws(() => mod.parseConfig({ ...rawConfig(2), database: { ...(rawConfig(2).database as object), reapply: -1 } }), /pi-cluster:database\.reapply: expected 0 or more/);
+        assert.throws(() => mod.parseConfig({ ...rawConfig(2), reapply: { "pi-db": -1 } }), /pi-cluster:reapply\.pi-db: expected 0 or more/);
+        assert.throws(() => mod.parseConfig({ ...rawConfig(2), reapply: { "pi-web9": 1 } }), /pi-cluster:reapply\.pi-web9: expected the name of a host of the stack \(pi-lb, pi-web1, pi-web2, pi-db\)/);
     });
 
     it("renders the configured API limits into the load balancer's site", async () => {
