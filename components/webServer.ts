@@ -57,6 +57,8 @@ export interface WebServerArgs extends HostArgs {
     dbUser: pulumi.Input<string>;
     /** Database password (secret). Required. */
     dbPassword: pulumi.Input<string>;
+    /** The bearer token API writes need (secret). Required. */
+    apiWriteToken: pulumi.Input<string>;
     /** The app starts only after these (the DB user and schema). Required. */
     dbReady: pulumi.Resource[];
     /** Pool size per web server. Default 10. */
@@ -112,8 +114,8 @@ export class WebServer extends pulumi.ComponentResource {
             { parent: this, dependsOn: host.ready },
         );
         const env = pulumi
-            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbPassword])
-            .apply(([dbHost, dbPort, dbName, dbUser, dbPassword]) =>
+            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbPassword, args.apiWriteToken])
+            .apply(([dbHost, dbPort, dbName, dbUser, dbPassword, apiWriteToken]) =>
                 renderAppEnv({
                     nodeName: name,
                     dbHost,
@@ -123,6 +125,7 @@ export class WebServer extends pulumi.ComponentResource {
                     dbPassword,
                     dbPoolSize: args.poolSize ?? 10,
                     corsOrigins: args.corsOrigins ?? [],
+                    apiWriteToken,
                 }),
             );
         const appScript = pulumi.secret(

@@ -96,6 +96,8 @@ export interface AppEnvArgs {
     dbPassword: string;
     dbPoolSize: number;
     corsOrigins: string[];
+    /** The bearer token API writes need (a secret). */
+    apiWriteToken: string;
 }
 
 function envLine(key: string, value: string): string {
@@ -103,11 +105,11 @@ function envLine(key: string, value: string): string {
     return `${key}=${JSON.stringify(value)}`;
 }
 
-/** The app's env file (node --env-file syntax). Holds the DB password: installed 0600. */
+/** The app's env file (node --env-file syntax). Holds the DB password and the write token: installed 0600. */
 export function renderAppEnv(a: AppEnvArgs): string {
     return (
         [
-            "# Managed by pi-cluster. Holds a secret: mode 0600, owner " + APP_USER + ".",
+            "# Managed by pi-cluster. Holds secrets: mode 0600, owner " + APP_USER + ".",
             envLine("NODE_NAME", a.nodeName),
             envLine("DB_HOST", a.dbHost),
             envLine("DB_PORT", String(a.dbPort)),
@@ -116,6 +118,7 @@ export function renderAppEnv(a: AppEnvArgs): string {
             envLine("DB_PASSWORD", a.dbPassword),
             envLine("DB_POOL_SIZE", String(a.dbPoolSize)),
             envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
+            envLine("API_WRITE_TOKEN", a.apiWriteToken),
         ].join("\n") + "\n"
     );
 }

@@ -2,7 +2,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import {
-    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
+    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
     recordRegisteredOutputs, recorder, settle,
 } from "./helpers";
 
@@ -12,10 +12,10 @@ const registeredOutputs = recordRegisteredOutputs();
 type Mod = typeof import("../../components");
 let mod: Mod;
 
-async function build(webs: number, raw = rawConfig(webs)): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
+async function build(webs: number, raw = rawConfig(webs), writeToken?: string): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
     recorded.clear();
     registeredOutputs.clear();
-    const config = mod.parseConfig(raw);
+    const config = mod.parseConfig(raw, undefined, writeToken === undefined ? undefined : pulumi.secret(writeToken));
     const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
     await promiseOf(cluster.webServers);
     await settle(recorded);
@@ -77,7 +77,8 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(count("pi-cluster:web:WebServer"), webs);
             assert.strictEqual(count("pi-cluster:db:Database"), 1);
             assert.strictEqual(count("pi-cluster:host:Host"), webs + 2);
-            assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 1);
+            // The DB password and the write token.
+            assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 2);
             for (let i = 1; i <= webs; i++) {
                 for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
                 byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
@@ -143,6 +144,31 @@ describe("PiCluster resource graph", function () {
             assert.match(env, new RegExp(`^NODE_NAME="${w}"$`, "m"));
             assert.match(env, new RegExp(`^DB_PASSWORD="${FAKE_PASSWORD}"$`, "m"));
         }
+    });
+
+    it("generates the write token when the config sets none, and hands it to every app only, as a secret", async () => {
+        const { cluster, res } = await build(2);
+        const token = byName(res, "pi-cluster-api-write-token", "random:index/randomPassword:RandomPassword");
+        assert.deepStrictEqual({ length: token.inputs.length, special: token.inputs.special }, { length: 40, special: false });
+        for (const w of ["pi-web1", "pi-web2"]) {
+            assert.match(decodeVar(byName(res, `${w}-app`).inputs.stdin, "ENV_B64"), new RegExp(`^API_WRITE_TOKEN="${FAKE_WRITE_TOKEN}"$`, "m"));
+        }
+        const carriers = commands(res).filter((c) => revealed(String(c.inputs.stdin ?? "")).includes(FAKE_WRITE_TOKEN)).map((c) => c.name).sort();
+        assert.deepStrictEqual(carriers, ["pi-web1-app", "pi-web2-app"]);
+        for (const c of commands(res)) {
+            for (const field of ["create", "update", "delete"]) assert.ok(!String(c.inputs[field] ?? "").includes(FAKE_WRITE_TOKEN), `${c.name}.${field} holds the token`);
+        }
+        assert.strictEqual(await pulumi.isSecret(cluster.apiWriteToken), true);
+        assert.strictEqual(await promiseOf(cluster.apiWriteToken), FAKE_WRITE_TOKEN);
+    });
+
+    it("uses the configured write token, and then generates none", async () => {
+        const configured = "Configured0Token0For0Writes";
+        const { cluster, res } = await build(2, rawConfig(2), configured);
+        assert.strictEqual([...res.values()].filter((r) => r.name === "pi-cluster-api-write-token").length, 0);
+        assert.match(decodeVar(byName(res, "pi-web1-app").inputs.stdin, "ENV_B64"), new RegExp(`^API_WRITE_TOKEN="${configured}"$`, "m"));
+        assert.strictEqual(await pulumi.isSecret(cluster.apiWriteToken), true);
+        assert.strictEqual(await promiseOf(cluster.apiWriteToken), configured);
     });
 
     it("wires every web address into its own upstream member, the per-node routes and cluster.json", async () => {
@@ -315,6 +341,7 @@ describe("PiCluster resource graph", function () {
         ]);
         assert.deepStrictEqual(await promiseOf(cluster.database), { host: "10.254.0.124", port: 3306, name: "webapp_db", user: "webapp_user" });
         assert.strictEqual(await pulumi.isSecret(cluster.dbPassword), true);
+        assert.strictEqual(await pulumi.isSecret(cluster.apiWriteToken), true);
         assert.deepStrictEqual(await promiseOf(cluster.nodes), [
             { name: "pi-lb", address: "10.254.0.121", role: "lb" },
             { name: "pi-web1", address: "10.254.0.122", role: "web" },

@@ -344,6 +344,33 @@ describe("loading the stack config", () => {
         assert.strictEqual(c.webServers[1].address, "10.254.0.123");
     });
 
+    it("reads apiWriteToken as a secret, and refuses one the app would refuse without showing it", async () => {
+        pulumi.runtime.setAllConfig(stackConfig({ "pi-cluster:apiWriteToken": "Stack0Write0Token0Value" }), ["pi-cluster:apiWriteToken"]);
+        const token = loadConfig().apiWriteToken!;
+        assert.strictEqual(await pulumi.isSecret(token), true);
+        assert.strictEqual(await new Promise((r) => token.apply(r)), "Stack0Write0Token0Value");
+        for (const [bad, why] of [
+            ["short0token", /expected at least 16 characters \(got 11\)/],
+            ["a token with spaces in it", /expected letters, digits and -\._~\+\/ only/],
+        ] as const) {
+            const checked = parseConfig(rawConfig(2), undefined, pulumi.secret(bad)).apiWriteToken!;
+            // As for sshPrivateKey above: the rejected output fails the program, at preview too.
+            await assert.rejects((checked as unknown as { promise(): Promise<string> }).promise(), (e: Error) => {
+                assert.ok(e instanceof ConfigError, String(e));
+                assert.match(e.message, /pi-cluster:apiWriteToken: /);
+                assert.match(e.message, why);
+                assert.match(e.message, /pulumi config set --secret pi-cluster:apiWriteToken/);
+                assert.ok(!e.message.includes(bad), "the message shows the token");
+                return true;
+            });
+        }
+    });
+
+    it("generates the write token when the config sets none", () => {
+        pulumi.runtime.setAllConfig(stackConfig({}));
+        assert.strictEqual(loadConfig().apiWriteToken, undefined);
+    });
+
     it("rejects a mistyped pi-cluster key that the schema does not read", () => {
         pulumi.runtime.setAllConfig(stackConfig({ "pi-cluster:dbPoolsize": "12" }));
         assert.throws(() => loadConfig(), (e: Error) => e instanceof ConfigError && /pi-cluster:dbPoolsize: unknown key, did you mean dbPoolSize\?/.test(e.message));

@@ -8,6 +8,8 @@ import { apiRateLimitOf, parseConfig } from "../../components/config";
 import { NginxSiteArgs, renderNginxSite } from "../../components/render/nginx";
 
 export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
+/** What the mocked RandomPassword of the write token returns. */
+export const FAKE_WRITE_TOKEN = "Mock0Write0Token0That0Must0Not0Leak";
 
 export function tmpDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -103,7 +105,7 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
                 entry.inputs = unwrapSecrets(args.inputs);
                 recorded.set(key, entry);
                 const state: Record<string, unknown> = { ...args.inputs };
-                if (args.type === "random:index/randomPassword:RandomPassword") state.result = password;
+                if (args.type === "random:index/randomPassword:RandomPassword") state.result = args.name.endsWith("-api-write-token") ? FAKE_WRITE_TOKEN : password;
                 if (args.type === "command:remote:Command") {
                     state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : "ok";
                     state.stderr = "";

@@ -509,9 +509,10 @@ describe("web server files", () => {
     it("writes the env file node --env-file reads", () => {
         const env = renderAppEnv({
             nodeName: "pi-web1", dbHost: "10.254.0.124", dbPort: 3306, dbName: "webapp_db", dbUser: "webapp_user",
-            dbPassword: "abc", dbPoolSize: 10, corsOrigins: ["http://a", "http://b"],
+            dbPassword: "abc", dbPoolSize: 10, corsOrigins: ["http://a", "http://b"], apiWriteToken: "t0ken0that0is0long0enough",
         });
         assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
+        assert.match(env, /^API_WRITE_TOKEN="t0ken0that0is0long0enough"$/m);
         assert.match(env, /^DB_PASSWORD="abc"$/m);
         assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
         assert.throws(() => renderAppEnv({ nodeName: "x\ny" } as any), /one line/);
