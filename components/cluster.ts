@@ -42,7 +42,7 @@ export class PiCluster extends pulumi.ComponentResource {
         const c = args.config;
         const ssh = { user: c.sshUser, privateKey: c.sshPrivateKey };
         const topology: Topology = {
-            managementCidr: c.managementCidr,
+            adminCidrs: c.adminCidrs,
             lbAddress: c.loadBalancer.address,
             webAddresses: c.webServers.map((w) => w.address),
             dbAddress: c.database.address,

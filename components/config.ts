@@ -183,6 +183,9 @@ const schema = z
         // Read as a secret (loadConfig) and checked by apiWriteTokenProblem; here only its presence.
         apiWriteToken: z.string().optional(),
         managementCidr: cidr,
+        // Empty (the default) stands for [managementCidr]: an empty list of who may reach SSH
+        // would lock the stack itself out of every Pi.
+        adminCidrs: z.array(cidr, { message: "expected a list of IPv4 CIDRs such as [\"192.168.254.10/32\"]" }).default([]),
         loadBalancer: host,
         webServers: z.array(webHost, { message: "expected a list of web servers" }).min(1, {
             message: "expected at least one web server",
@@ -498,7 +501,8 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
         });
         throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);
     }
-    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, ...rest } = result.data;
+    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, ...parsed } = result.data;
+    const rest = { ...parsed, adminCidrs: parsed.adminCidrs.length > 0 ? parsed.adminCidrs : [parsed.managementCidr] };
     const withToken = (c: ClusterConfig): ClusterConfig => (writeToken ? { ...c, apiWriteToken: checkedWriteToken(writeToken) } : c);
     if (secretKey) {
         // The secret is known at preview, so a key sshd would refuse fails there too.

@@ -8,8 +8,10 @@
 # Reads:
 #   STEP               log prefix
 #   SITE_B64           /etc/nginx/sites-available/pi-cluster
-#   CLUSTER_JSON_B64   cluster.json for the dashboard
+#   CLUSTER_JSON_B64   cluster.json for the dashboard, public: names only
 #   CLUSTER_JSON       where cluster.json goes
+#   CLUSTER_INTERNAL_JSON_B64  cluster.json with addresses, for the management network
+#   CLUSTER_INTERNAL_JSON      where that goes
 #   NODES              the web servers' names (array)
 set -euo pipefail
 
@@ -57,6 +59,7 @@ apply() {
     install -d -m 0755 "$MEMBERS"
     adopt_members
     put_file "$CLUSTER_JSON_B64" "$CLUSTER_JSON" 0644 || true
+    put_file "$CLUSTER_INTERNAL_JSON_B64" "$CLUSTER_INTERNAL_JSON" 0644 || true
     removed=$(remove_members)
     [[ -n "$removed" ]] && changed=1
     if [[ -f "$SITE" ]]; then
@@ -91,7 +94,7 @@ apply() {
 }
 
 delete() {
-    remove_paths "$ENABLED" "$SITE" "$CLUSTER_JSON" /etc/nginx/pi-cluster
+    remove_paths "$ENABLED" "$SITE" "$CLUSTER_JSON" "$CLUSTER_INTERNAL_JSON" /etc/nginx/pi-cluster
     if systemctl is-active --quiet nginx && nginx -t -q; then systemctl reload nginx; fi
 }
 

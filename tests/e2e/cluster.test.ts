@@ -12,7 +12,7 @@ import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { consumerAgainstLab } from "./consumer";
 import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
-import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult } from "./lib";
+import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];
@@ -370,7 +370,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
 
     it("converges after an up killed between writing a file and restarting: the restart is not skipped", async () => {
         const hold = "/run/pi-cluster/hold/pi-web1-app.written";
-        const poolLimit = async () => (await (await http(`${LB_URL}/api/nodes/pi-web1/`)).json()).db.pool.limit as number;
+        const poolLimit = async () => (await (await http(`${LB_URL}/api/nodes/pi-web1/internal/status`)).json()).db.pool.limit as number;
         assert.strictEqual(await poolLimit(), 10);
         onHost("pi-web1", `sudo install -D -m 0644 /dev/null ${hold}`);
         // Kills the step's script on pi-web1 (its SSH session ends) once it has written the new env file.
@@ -426,7 +426,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
 
     it("rebuilds the whole cluster from bare Pis plus the database's data, with one command", async () => {
         const title = `full-recovery ${Date.now()}`;
-        const created = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ title, body: "kept" }) });
+        const created = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title, body: "kept" }) });
         assert.strictEqual(created.status, 201, created.body);
         // The data directory, copied cold from the old database Pi, as the README says.
         const data = path.join(OUT, "db-data.tgz");

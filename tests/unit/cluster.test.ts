@@ -105,11 +105,13 @@ describe("PiCluster resource graph", function () {
         for (const name of ["pi-web2-drain", "pi-web2-admit", "pi-web1-app", "pi-web1-drain"]) assert.strictEqual(ignored(name), "", name);
         assert.match(byName(res, "pi-web2-admit").inputs.stdin, /^CORDONED='true'$/m);
         assert.match(byName(res, "pi-web1-admit").inputs.stdin, /^CORDONED='false'$/m);
-        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_B64"));
+        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_INTERNAL_JSON_B64"));
         assert.deepStrictEqual(cj.webServers, [
             { name: "pi-web1", address: "10.254.0.122" },
             { name: "pi-web2", address: "10.254.0.123", maintenance: true },
         ]);
+        const pub = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_B64"));
+        assert.deepStrictEqual(pub.webServers, [{ name: "pi-web1" }, { name: "pi-web2", maintenance: true }]);
     });
 
     it("renders the configured API limits into the load balancer's site", async () => {
@@ -121,7 +123,7 @@ describe("PiCluster resource graph", function () {
         await settle(recorded);
         const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_B64");
         assert.match(site, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
-        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 4);
+        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 5);
     });
 
     it("drains again when what a web server runs or its host key changes, and only then", () => {
@@ -190,9 +192,10 @@ describe("PiCluster resource graph", function () {
             assert.match(site, new RegExp(`location \\^~ /api/nodes/pi-web${i + 1}/ \\{`));
         });
         assert.match(script, /^NODES=\('pi-web1' 'pi-web2' 'pi-web3' 'pi-web4' 'pi-web5'\)$/m);
-        const cluster = JSON.parse(decodeVar(script, "CLUSTER_JSON_B64"));
+        const cluster = JSON.parse(decodeVar(script, "CLUSTER_INTERNAL_JSON_B64"));
         assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), ["pi-web1", "pi-web2", "pi-web3", "pi-web4", "pi-web5"]);
         assert.strictEqual(cluster.database.address, "10.254.0.124");
+        assert.doesNotMatch(decodeVar(script, "CLUSTER_JSON_B64"), /address/);
     });
 
     it("orders steps: ssh, base, firewall, role; drain, restart, admit, one server after the other", async () => {
@@ -262,7 +265,7 @@ describe("PiCluster resource graph", function () {
     });
 
     it("makes the SSH connection a secret even when the key it is given is not", async () => {
-        const firewall = { role: "web" as const, managementCidr: "10.254.0.0/24", sshPort: 22, inbound: [], outbound: [] };
+        const firewall = { role: "web" as const, adminCidrs: ["10.254.0.0/24"], sshPort: 22, inbound: [], outbound: [] };
         const connection = mod.hostConnection({ address: "10.254.0.122", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA", firewall });
         assert.strictEqual(await pulumi.isSecret(connection), true);
         assert.strictEqual((await promiseOf(connection)).privateKey, FAKE_PRIVATE_KEY);

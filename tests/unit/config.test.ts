@@ -113,6 +113,15 @@ describe("stack config", () => {
     });
     it("rejects a management CIDR that does not contain the hosts", () =>
         rejects((c) => (c.managementCidr = "192.168.254.0/24"), /pi-cluster:managementCidr/, /10\.254\.0\.121 \(loadBalancer\) is outside 192\.168\.254\.0\/24/));
+    it("defaults adminCidrs to the management network", () => assert.deepStrictEqual(parseConfig(rawConfig(2)).adminCidrs, ["10.254.0.0/24"]));
+    it("takes admin networks that hold none of the hosts", () => {
+        const c = rawConfig(2);
+        c.adminCidrs = ["192.168.1.10/32", "172.16.0.0/12"];
+        assert.deepStrictEqual(parseConfig(c).adminCidrs, ["192.168.1.10/32", "172.16.0.0/12"]);
+    });
+    it("rejects a malformed admin CIDR, naming its index", () =>
+        rejects((c) => (c.adminCidrs = ["10.0.0.0/8", "192.168.1.300/32"]), /pi-cluster:adminCidrs\[1\]/, /expected an IPv4 CIDR such as 192\.168\.254\.0\/24, got "192\.168\.1\.300\/32"/));
+    it("rejects adminCidrs that is not a list", () => rejects((c) => (c.adminCidrs = "10.0.0.0/8"), /pi-cluster:adminCidrs/, /expected a list of IPv4 CIDRs/));
     it("rejects a malformed management CIDR", () => rejects((c) => (c.managementCidr = "10.254.0.0/33"), /pi-cluster:managementCidr/, /IPv4 CIDR/));
     it("rejects a host name that is not a valid host name", () =>
         rejects((c) => (c.loadBalancer.name = "Pi LB"), /pi-cluster:loadBalancer\.name/, /lower-case host name/));

@@ -184,6 +184,7 @@ export function labNginxSiteArgs(): NginxSiteArgs {
         managementCidr: "10.254.0.0/24",
         staticRoot: "/var/www/pi-cluster/current",
         clusterJsonPath: "/var/lib/pi-cluster/cluster.json",
+        internalClusterJsonPath: "/var/lib/pi-cluster/cluster-internal.json",
         // The stack's defaults, from the config schema.
         apiRateLimit: apiRateLimitOf(parseConfig(rawConfig(2))),
     };
