@@ -13,6 +13,7 @@ export = async () => {
         webServers: cluster.webServers,
         database: cluster.database,
         dbPassword: cluster.dbPassword,
+        apiWriteToken: cluster.apiWriteToken,
         nodes: cluster.nodes,
     };
 };

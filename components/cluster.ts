@@ -34,13 +34,15 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly nodes: pulumi.Output<Node[]>;
     /** The app user's password (secret). */
     public readonly dbPassword: pulumi.Output<string>;
+    /** The bearer token API writes need (secret): pi-cluster:apiWriteToken, or generated. */
+    public readonly apiWriteToken: pulumi.Output<string>;
 
     constructor(name: string, args: PiClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:cluster:PiCluster", name, {}, opts);
         const c = args.config;
         const ssh = { user: c.sshUser, privateKey: c.sshPrivateKey };
         const topology: Topology = {
-            managementCidr: c.managementCidr,
+            adminCidrs: c.adminCidrs,
             lbAddress: c.loadBalancer.address,
             webAddresses: c.webServers.map((w) => w.address),
             dbAddress: c.database.address,
@@ -97,6 +99,17 @@ export class PiCluster extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        // Generated only while the config sets none; setting one later deletes this resource.
+        const writeToken =
+            c.apiWriteToken ??
+            new random.RandomPassword(
+                `${name}-api-write-token`,
+                // Letters and digits: a bearer token as it is, and safe in the env file. 40 of
+                // them are about 238 bits.
+                { length: 40, special: false },
+                { parent: this },
+            ).result;
+
         const db = new Database(
             c.database.name,
             {
@@ -140,6 +153,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         dbName: db.dbName,
                         dbUser: db.dbUser,
                         dbPassword: password.result,
+                        apiWriteToken: writeToken,
                         dbReady: db.ready,
                         poolSize: c.dbPoolSize,
                         corsOrigins: c.corsOrigins,
@@ -168,6 +182,7 @@ export class PiCluster extends pulumi.ComponentResource {
             .all([db.address, db.port, db.dbName, db.dbUser])
             .apply(([host, port, dbName, user]) => ({ host, port, name: dbName, user }));
         this.dbPassword = pulumi.secret(password.result);
+        this.apiWriteToken = pulumi.secret(writeToken);
         this.nodes = pulumi.output(nodes);
         this.registerOutputs({
             contractVersion: this.contractVersion,
@@ -177,6 +192,7 @@ export class PiCluster extends pulumi.ComponentResource {
             webServers: this.webServers,
             database: this.database,
             dbPassword: this.dbPassword,
+            apiWriteToken: this.apiWriteToken,
             nodes: this.nodes,
         });
     }

@@ -180,7 +180,12 @@ const schema = z
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, { message: "expected a user name such as pi" }).default("pi"),
         sshPrivateKeyPath: z.string().min(1).optional(),
         sshPrivateKey: z.string().min(1).optional(),
+        // Read as a secret (loadConfig) and checked by apiWriteTokenProblem; here only its presence.
+        apiWriteToken: z.string().optional(),
         managementCidr: cidr,
+        // Empty (the default) stands for [managementCidr]: an empty list of who may reach SSH
+        // would lock the stack itself out of every Pi.
+        adminCidrs: z.array(cidr, { message: "expected a list of IPv4 CIDRs such as [\"192.168.254.10/32\"]" }).default([]),
         loadBalancer: host,
         webServers: z.array(webHost, { message: "expected a list of web servers" }).min(1, {
             message: "expected at least one web server",
@@ -361,9 +366,25 @@ const HOST_FIELDS = Object.keys(hostObject.shape);
 
 type Parsed = z.infer<typeof schema>;
 
-export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath"> {
+export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath" | "apiWriteToken"> {
     /** The SSH private key's text, always a secret. */
     sshPrivateKey: pulumi.Output<string>;
+    /** The bearer token API writes need, a secret; unset, the stack generates one. */
+    apiWriteToken?: pulumi.Output<string>;
+}
+
+/** The app refuses a shorter token at start (API_WRITE_TOKEN in assets/app/src/config.ts). */
+export const MIN_API_WRITE_TOKEN_LENGTH = 16;
+
+/**
+ * Why the app would refuse this write token, or undefined. The same rules as the app's
+ * config.ts: RFC 6750's token68 characters, at least 16. Never shows the value.
+ */
+export function apiWriteTokenProblem(token: string): string | undefined {
+    const set = "set it with `pulumi config set --secret pi-cluster:apiWriteToken <token>`, or remove it and the stack generates one";
+    if (token.length < MIN_API_WRITE_TOKEN_LENGTH) return `expected at least ${MIN_API_WRITE_TOKEN_LENGTH} characters (got ${token.length}); ${set}`;
+    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) return `expected letters, digits and -._~+/ only (a bearer token), with no spaces; ${set}`;
+    return undefined;
 }
 
 /**
@@ -491,7 +512,7 @@ function expandHome(p: string): string {
  * Pure apart from reading the SSH key file, so it is tested without Pulumi.
  * `secretKey` is the key from the secret config value `sshPrivateKey`, when set.
  */
-export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Output<string>): ClusterConfig {
+export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Output<string>, writeToken?: pulumi.Output<string>): ClusterConfig {
     const result = schema.safeParse(secretKey ? { ...raw, sshPrivateKey: "(secret)" } : raw);
     if (!result.success) {
         const lines = result.error.issues.flatMap((i) => {
@@ -502,7 +523,9 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
         });
         throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);
     }
-    const { sshPrivateKey: _secret, sshPrivateKeyPath, ...rest } = result.data;
+    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, ...parsed } = result.data;
+    const rest = { ...parsed, adminCidrs: parsed.adminCidrs.length > 0 ? parsed.adminCidrs : [parsed.managementCidr] };
+    const withToken = (c: ClusterConfig): ClusterConfig => (writeToken ? { ...c, apiWriteToken: checkedWriteToken(writeToken) } : c);
     if (secretKey) {
         // The secret is known at preview, so a key sshd would refuse fails there too.
         const checked = secretKey.apply((key) => {
@@ -510,7 +533,7 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
             if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:sshPrivateKey: ${problem}`);
             return key;
         });
-        return { ...rest, sshPrivateKey: checked };
+        return withToken({ ...rest, sshPrivateKey: checked });
     }
     const file = expandHome(sshPrivateKeyPath!);
     let key: string;
@@ -528,7 +551,18 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
     }
     const problem = deployKeyProblem(key, rest.sshUser);
     if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:sshPrivateKeyPath: ${problem} (the file ${JSON.stringify(file)})`);
-    return { ...rest, sshPrivateKey: pulumi.secret(key) };
+    return withToken({ ...rest, sshPrivateKey: pulumi.secret(key) });
+}
+
+/** The secret is known at preview, so a token the app would refuse fails there, before any Pi is touched. */
+function checkedWriteToken(token: pulumi.Output<string>): pulumi.Output<string> {
+    return pulumi.secret(
+        token.apply((t) => {
+            const problem = apiWriteTokenProblem(t);
+            if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:apiWriteToken: ${problem}`);
+            return t;
+        }),
+    );
 }
 
 /**
@@ -543,7 +577,8 @@ export function loadConfig(): ClusterConfig {
         .filter((k) => k.startsWith(`${NAMESPACE}:`))
         .map((k) => k.slice(NAMESPACE.length + 1));
     for (const key of keys) {
-        if (key === "sshPrivateKey") continue;
+        // Secrets: read below with getSecret, so their values never pass through plain config.
+        if (key === "sshPrivateKey" || key === "apiWriteToken") continue;
         const text = cfg.get(key);
         if (text === undefined) continue;
         // Structured values (numbers, lists, objects) arrive as JSON text; plain strings do not.
@@ -553,5 +588,5 @@ export function loadConfig(): ClusterConfig {
             raw[key] = text;
         }
     }
-    return parseConfig(raw, cfg.getSecret("sshPrivateKey"));
+    return parseConfig(raw, cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"));
 }

@@ -10,6 +10,7 @@ import { remoteStep, upload, withReapply } from "./remote";
 
 export const WWW_DIR = "/var/www/pi-cluster";
 export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
+export const CLUSTER_INTERNAL_JSON = "/var/lib/pi-cluster/cluster-internal.json";
 
 /** The Pi (address, SSH, firewall: 80/443 from anywhere) plus what its role needs. */
 export interface LoadBalancerArgs extends HostArgs {
@@ -82,6 +83,13 @@ export class LoadBalancer extends pulumi.ComponentResource {
             .all([args.address, args.database, args.apiRateLimit])
             .apply(([address, database, apiRateLimit]) => {
                 const web = args.backends;
+                const clusterJson = {
+                    loadBalancer: { name, address },
+                    webServers: web,
+                    database,
+                    refreshSeconds: args.refreshSeconds ?? 10,
+                    requestTimeoutMs: args.requestTimeoutMs ?? 4000,
+                };
                 return renderScript("lb-nginx-conf", {
                     STEP: `${name}-nginx-conf`,
                     SITE_TEXT: fileText(
@@ -92,19 +100,14 @@ export class LoadBalancer extends pulumi.ComponentResource {
                             managementCidr: args.managementCidr,
                             staticRoot: `${WWW_DIR}/current`,
                             clusterJsonPath: CLUSTER_JSON,
+                            internalClusterJsonPath: CLUSTER_INTERNAL_JSON,
                             apiRateLimit,
                         }),
                     ),
-                    CLUSTER_JSON_TEXT: fileText(
-                        renderClusterJson({
-                            loadBalancer: { name, address },
-                            webServers: web,
-                            database,
-                            refreshSeconds: args.refreshSeconds ?? 10,
-                            requestTimeoutMs: args.requestTimeoutMs ?? 4000,
-                        }),
-                    ),
+                    CLUSTER_JSON_TEXT: fileText(renderClusterJson({ ...clusterJson, internal: false })),
                     CLUSTER_JSON,
+                    CLUSTER_INTERNAL_JSON_TEXT: fileText(renderClusterJson({ ...clusterJson, internal: true })),
+                    CLUSTER_INTERNAL_JSON,
                     NODES: web.map((w) => w.name),
                 });
             });

@@ -57,6 +57,8 @@ export interface WebServerArgs extends HostArgs {
     dbUser: pulumi.Input<string>;
     /** Database password (secret). Required. */
     dbPassword: pulumi.Input<string>;
+    /** The bearer token API writes need (secret). Required. */
+    apiWriteToken: pulumi.Input<string>;
     /** The app starts only after these (the DB user and schema). Required. */
     dbReady: pulumi.Resource[];
     /** Pool size per web server. Default 10. */
@@ -124,7 +126,9 @@ export class WebServer extends pulumi.ComponentResource {
         );
         // The secrets go in their own step, the one web-server step whose script is secret;
         // the app step's script carries only their digest, so it shows in a preview.
-        const secrets = pulumi.secret(pulumi.output(args.dbPassword).apply((dbPassword) => renderAppSecrets({ dbPassword })));
+        const secrets = pulumi.secret(
+            pulumi.all([args.dbPassword, args.apiWriteToken]).apply(([dbPassword, apiWriteToken]) => renderAppSecrets({ dbPassword, apiWriteToken })),
+        );
         const secretsScript = secrets.apply((text) =>
             renderScript("web-app-secrets", { STEP: `${name}-app-secrets`, APP_USER, SECRETS_FILE: APP_SECRETS_FILE, SECRETS_TEXT: fileText(text) }),
         );

@@ -7,9 +7,11 @@
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP               log prefix
-#   SITE_TEXT           /etc/nginx/sites-available/pi-cluster
-#   CLUSTER_JSON_TEXT   cluster.json for the dashboard
+#   SITE_TEXT          /etc/nginx/sites-available/pi-cluster
+#   CLUSTER_JSON_TEXT  cluster.json for the dashboard, public: names only
 #   CLUSTER_JSON       where cluster.json goes
+#   CLUSTER_INTERNAL_JSON_TEXT  cluster.json with addresses, for the management network
+#   CLUSTER_INTERNAL_JSON      where that goes
 #   NODES              the web servers' names (array)
 set -euo pipefail
 
@@ -57,6 +59,7 @@ apply() {
     install -d -m 0755 "$MEMBERS"
     adopt_members
     put_file "$CLUSTER_JSON_TEXT" "$CLUSTER_JSON" 0644 || true
+    put_file "$CLUSTER_INTERNAL_JSON_TEXT" "$CLUSTER_INTERNAL_JSON" 0644 || true
     removed=$(remove_members)
     [[ -n "$removed" ]] && changed=1
     if [[ -f "$SITE" ]]; then
@@ -91,7 +94,7 @@ apply() {
 }
 
 delete() {
-    remove_paths "$ENABLED" "$SITE" "$CLUSTER_JSON" /etc/nginx/pi-cluster
+    remove_paths "$ENABLED" "$SITE" "$CLUSTER_JSON" "$CLUSTER_INTERNAL_JSON" /etc/nginx/pi-cluster
     if systemctl is-active --quiet nginx && nginx -t -q; then systemctl reload nginx; fi
 }
 
@@ -101,6 +104,7 @@ verify() {
     local f
     expect_file "$SITE_TEXT" "$SITE" 0644
     expect_file "$CLUSTER_JSON_TEXT" "$CLUSTER_JSON" 0644
+    expect_file "$CLUSTER_INTERNAL_JSON_TEXT" "$CLUSTER_INTERNAL_JSON" 0644
     [[ "$(readlink "$ENABLED" 2>/dev/null)" == "$SITE" ]] || drift "$ENABLED: not a link to $SITE"
     for f in "$MEMBERS"/*.conf; do
         [[ -e "$f" ]] || continue

@@ -123,7 +123,19 @@ export function renderAppEnv(a: AppEnvArgs): string {
     );
 }
 
+export interface AppSecretsArgs {
+    dbPassword: string;
+    /** The bearer token API writes need. */
+    apiWriteToken: string;
+}
+
 /** The app's secrets, read by node as a second --env-file. Installed 0600, owned by the app's user. */
-export function renderAppSecrets(a: { dbPassword: string }): string {
-    return ["# Managed by pi-cluster. Secrets: mode 0600, owner " + APP_USER + ".", envLine("DB_PASSWORD", a.dbPassword)].join("\n") + "\n";
+export function renderAppSecrets(a: AppSecretsArgs): string {
+    return (
+        [
+            "# Managed by pi-cluster. Secrets: mode 0600, owner " + APP_USER + ".",
+            envLine("DB_PASSWORD", a.dbPassword),
+            envLine("API_WRITE_TOKEN", a.apiWriteToken),
+        ].join("\n") + "\n"
+    );
 }

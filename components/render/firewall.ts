@@ -27,8 +27,8 @@ export const DB_CLIENTS_FILE = `${FIREWALL_INCLUDE_DIR}/db-clients.nft`;
 
 export interface FirewallSpec {
     role: Role;
-    /** SSH is accepted only from here. */
-    managementCidr: string;
+    /** SSH is accepted only from these (pi-cluster:adminCidrs); they need not contain the hosts. */
+    adminCidrs: string[];
     sshPort: number;
     inbound: InboundRule[];
     outbound: OutboundRule[];
@@ -37,7 +37,8 @@ export interface FirewallSpec {
 }
 
 export interface Topology {
-    managementCidr: string;
+    /** Who may reach SSH on every Pi. */
+    adminCidrs: string[];
     lbAddress: string;
     webAddresses: string[];
     dbAddress: string;
@@ -49,10 +50,12 @@ export interface Topology {
 /**
  * The rules each role gets, straight from the seed's security groups:
  * LB 80/443 from anywhere; web the app port from the LB only; DB 3306 from the web
- * servers only; SSH from the management network everywhere.
+ * servers only; SSH from the admin networks everywhere. No Pi opens SSH to another: every
+ * step, the LB's drain and admit included, runs from the machine that runs pulumi.
  */
 export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpec {
-    const base = { role, managementCidr: t.managementCidr, sshPort };
+    if (t.adminCidrs.length === 0) throw new Error("roleFirewall: adminCidrs must not be empty, or SSH would be closed to everyone");
+    const base = { role, adminCidrs: t.adminCidrs, sshPort };
     switch (role) {
         case "lb":
             return {
@@ -107,7 +110,7 @@ table inet pi_cluster {
         # Before the conntrack rules: when this ruleset is first loaded, conntrack picks up
         # the deploying SSH session mid-stream, cannot know its window scaling, and would
         # call its packets invalid (the session then hangs).
-        ip saddr ${spec.managementCidr} tcp dport ${spec.sshPort} accept comment "ssh from the management network"
+        ip saddr ${set(spec.adminCidrs)} tcp dport ${spec.sshPort} accept comment "ssh from the admin networks"
         ct state established,related accept
         ct state invalid drop
         meta l4proto { icmp, ipv6-icmp } accept comment "ping, path MTU discovery, IPv6 neighbours"
@@ -121,7 +124,7 @@ ${[...input, ...(spec.includeDir ? [`        include "${FIREWALL_INCLUDE_DIR}/*.
     chain output {
         type filter hook output priority filter; policy drop;
         oifname "lo" accept
-        ip daddr ${spec.managementCidr} tcp sport ${spec.sshPort} accept comment "ssh replies, as above"
+        ip daddr ${set(spec.adminCidrs)} tcp sport ${spec.sshPort} accept comment "ssh replies, as above"
         ct state established,related accept
         meta l4proto { icmp, ipv6-icmp } accept
         udp dport { 53, 67, 123, 547 } accept comment "dns, dhcp, ntp, dhcpv6"

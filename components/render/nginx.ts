@@ -21,8 +21,10 @@ export interface NginxSiteArgs {
     managementCidr: string;
     /** The dashboard's static root (a symlink to the current release). */
     staticRoot: string;
-    /** Where the rendered cluster.json lives. */
+    /** Where the rendered public cluster.json lives. */
     clusterJsonPath: string;
+    /** Where the rendered internal cluster.json (with addresses) lives. */
+    internalClusterJsonPath: string;
     /** The members' directory the upstream includes. Default UPSTREAM_MEMBERS_DIR. */
     membersDir?: string;
     /** Per-client limits on /api/. Required. */
@@ -105,6 +107,18 @@ function hideUpstream(indent: string): string {
     return HIDE_UPSTREAM_SECURITY_HEADERS.map((h) => `${indent}${h}`).join("\n");
 }
 
+/**
+ * The header the app's internal routes require (assets/app/src/routes/status.ts). nginx
+ * sets it only on the routes it keeps to the management network and clears what a client
+ * sent everywhere else, so a path that reaches the app past those locations lacks it.
+ */
+export const INTERNAL_HEADER = "X-Pi-Cluster-Access";
+
+/** proxy_set_header for the internal header: "internal", or empty (nginx then sends none). */
+function access(internal: boolean): string {
+    return `        proxy_set_header ${INTERNAL_HEADER} "${internal ? "internal" : ""}";`;
+}
+
 const PROXY_COMMON = `        proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;
@@ -162,6 +176,7 @@ export function renderNginxSite(a: NginxSiteArgs): string {
         deny all;
         proxy_pass http://${upstreamName(b.name)}/;
 ${PROXY_COMMON}
+${access(true)}
 ${hideUpstream("        ")}
         proxy_next_upstream off;
         proxy_connect_timeout 2s;
@@ -225,6 +240,7 @@ ${headers("    ")}
     location ^~ /api/ {
         proxy_pass http://pi_cluster_backend/;
 ${PROXY_COMMON}
+${access(false)}
 ${hideUpstream("        ")}
         # Retry another server only where it is safe: nginx never retries POST, LOCK or
         # PATCH once sent unless told to with non_idempotent. Not on 503: that is the app
@@ -237,6 +253,24 @@ ${hideUpstream("        ")}
         # lab's power-cut test; at 30 s requests timed out at the client).
         proxy_connect_timeout 1s;
         proxy_send_timeout 5s;
+        proxy_read_timeout 5s;
+${apiLimits(a.apiRateLimit)}
+${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+    }
+
+    # The app's internals (its full status), round-robin, for the management network only;
+    # the app also wants the header set here (INTERNAL_HEADER).
+    location ^~ /api/internal/ {
+        allow ${a.managementCidr};
+        allow 127.0.0.1;
+        deny all;
+        proxy_pass http://pi_cluster_backend/internal/;
+${PROXY_COMMON}
+${access(true)}
+${hideUpstream("        ")}
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 3;
+        proxy_connect_timeout 1s;
         proxy_read_timeout 5s;
 ${apiLimits(a.apiRateLimit)}
 ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
@@ -270,6 +304,16 @@ ${headers("        ", ["add_header Retry-After 1 always;", `add_header Cache-Con
 ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
     }
 
+    # cluster.json with every Pi's address, for the dashboard on the management network.
+    location = /internal/cluster.json {
+        allow ${a.managementCidr};
+        allow 127.0.0.1;
+        deny all;
+        alias ${a.internalClusterJsonPath};
+        default_type application/json;
+${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
+    }
+
     # Build output with a content hash in its name never changes: cache it for a year.
     location ~* "-[A-Za-z0-9]{8,}\\.(?:js|css|woff2?|ttf|svg|png|jpe?g|webp|ico)$" {
         try_files $uri =404;
@@ -295,11 +339,13 @@ export interface ClusterJsonArgs {
     database: Backend;
     refreshSeconds: number;
     requestTimeoutMs: number;
+    /** With every Pi's address (/internal/cluster.json), or names only (/cluster.json, public). Default false. */
+    internal?: boolean;
 }
 
-/** The dashboard's view of the cluster, served as /cluster.json (contract version 1). */
+/** The dashboard's view of the cluster, served as /cluster.json and /internal/cluster.json (contract version 1). */
 export function renderClusterJson(a: ClusterJsonArgs): string {
-    const pick = (b: Backend) => ({ name: b.name, address: b.address });
+    const pick = (b: Backend) => (a.internal ? { name: b.name, address: b.address } : { name: b.name });
     return (
         JSON.stringify(
             {

@@ -3,7 +3,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { http, lab, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpOpenFromMachine } from "./lib";
+import { http, lab, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpOpenFromMachine, writeHeaders } from "./lib";
 
 export const figures: Record<string, unknown> = {};
 
@@ -19,7 +19,8 @@ export async function nodesSeen(requests: number): Promise<string[]> {
     for (let i = 0; i < requests; i++) {
         const r = await http(`${LB_URL}/api/`);
         assert.strictEqual(r.status, 200, r.body);
-        seen.add(r.json().node.name);
+        // The public status names the node that answered.
+        seen.add(r.json().node);
     }
     return [...seen].sort();
 }
@@ -51,7 +52,8 @@ export async function rotationBecomes(expected: string[], seconds = 20): Promise
 
 export async function apiFromEveryWebServer(expected: string[]): Promise<void> {
     assert.deepStrictEqual(await nodesSeen(4 * expected.length), expected);
-    const status = (await http(`${LB_URL}/api/`)).json();
+    // This machine is on the management network, which gets the internal status.
+    const status = (await http(`${LB_URL}/api/internal/status`)).json();
     assert.strictEqual(status.db.reachable, true, JSON.stringify(status.db));
     assert.match(status.db.version, /MariaDB/);
 }
@@ -64,7 +66,7 @@ export async function healthAndNotes(): Promise<number> {
     const title = `e2e ${Date.now()}`;
     const created = await http(`${LB_URL}/api/notes`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: writeHeaders(),
         body: JSON.stringify({ title, body: "written through the load balancer" }),
     });
     assert.strictEqual(created.status, 201, created.body);
@@ -75,7 +77,7 @@ export async function healthAndNotes(): Promise<number> {
         assert.strictEqual(got.status, 200, got.body);
         assert.strictEqual(got.json().title, title);
     }
-    const bad = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const bad = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: "{}" });
     assert.strictEqual(bad.status, 400);
     assert.match(bad.body, /title/);
     return id;
@@ -96,10 +98,13 @@ export async function staticAndInternalRoutes(webServers: string[]): Promise<voi
     assert.strictEqual(spa.body, index.body);
     const cluster = (await http(`${LB_URL}/cluster.json`)).json();
     assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), webServers);
+    const internal = (await http(`${LB_URL}/internal/cluster.json`)).json();
+    assert.deepStrictEqual(internal.webServers.map((w: { name: string }) => w.name), webServers);
+    assert.ok(internal.webServers.every((w: { address?: string }) => typeof w.address === "string"));
     const stub = await http(`${LB_URL}/api/lb/stub_status`);
     assert.match(stub.body, /^Active connections: \d+/);
     for (const w of webServers) {
-        const node = await http(`${LB_URL}/api/nodes/${w}/`);
+        const node = await http(`${LB_URL}/api/nodes/${w}/internal/status`);
         assert.strictEqual(node.json().node.name, w);
     }
 }

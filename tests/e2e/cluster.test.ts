@@ -6,6 +6,7 @@ import * as assert from "assert";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import * as access from "./accessChecks";
 import * as checks from "./checks";
 import { record } from "./checks";
 import { APP_DIR, PM2_DIR } from "../../components/render/app";
@@ -13,7 +14,7 @@ import { consumerAgainstLab } from "./consumer";
 import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { assertAsDesired, driftItems, verify } from "./verify";
-import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult } from "./lib";
+import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];
@@ -174,6 +175,8 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         noteId = await checks.healthAndNotes();
     });
     it("serves the dashboard, cluster.json and the internal routes", () => checks.staticAndInternalRoutes(["pi-web1", "pi-web2"]));
+    it("keeps internals off the public status and cluster.json: no DB host, pid, address or error text", () => access.publicStatusHidesInternals(2));
+    it("refuses API writes without the stack's bearer token (401), takes them with it, and keeps reads public", () => access.writesNeedToken());
     it("enforces the security groups between the lab hosts", () => checks.securityGroups());
     it("hardens sshd on every Pi: keys only, no root, only the deploy user", () => {
         const key = pulumi(["config", "get", "pi-cluster:sshPrivateKeyPath"]).stdout.trim();
@@ -407,7 +410,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
 
     it("converges after an up killed between writing a file and restarting: the restart is not skipped", async () => {
         const hold = "/run/pi-cluster/hold/pi-web1-app.written";
-        const poolLimit = async () => (await (await http(`${LB_URL}/api/nodes/pi-web1/`)).json()).db.pool.limit as number;
+        const poolLimit = async () => (await (await http(`${LB_URL}/api/nodes/pi-web1/internal/status`)).json()).db.pool.limit as number;
         assert.strictEqual(await poolLimit(), 10);
         onHost("pi-web1", `sudo install -D -m 0644 /dev/null ${hold}`);
         // Kills the step's script on pi-web1 (its SSH session ends) once it has written the new env file.
@@ -469,7 +472,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
 
     it("rebuilds the whole cluster from bare Pis plus the database's data, with one command", async () => {
         const title = `full-recovery ${Date.now()}`;
-        const created = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ title, body: "kept" }) });
+        const created = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title, body: "kept" }) });
         assert.strictEqual(created.status, 201, created.body);
         // The data directory, copied cold from the old database Pi, as the README says.
         const data = path.join(OUT, "db-data.tgz");

@@ -40,6 +40,23 @@ export function pulumi(args: string[], opts: { allowFail?: boolean; cwd?: string
     return run("pulumi", [...args, "--stack", "lab", "--non-interactive"], { allowFail: opts.allowFail, cwd: opts.cwd });
 }
 
+let token: string | undefined;
+
+/**
+ * The bearer token API writes need, read once from the lab stack's secret output. It stays
+ * in this process: never in an argument, a log line or a test name.
+ */
+export function writeToken(): string {
+    token ??= pulumi(["stack", "output", "--show-secrets", "apiWriteToken"]).stdout.trim();
+    if (!token) throw new Error("the lab stack has no apiWriteToken output: run `pulumi up` first");
+    return token;
+}
+
+/** The headers of a JSON write through the LB. */
+export function writeHeaders(): Record<string, string> {
+    return { "content-type": "application/json", authorization: `Bearer ${writeToken()}` };
+}
+
 export function setConfig(key: string, value: string): void {
     pulumi(["config", "set", key, value]);
 }

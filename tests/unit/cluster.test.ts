@@ -2,7 +2,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import {
-    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
+    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
     recordRegisteredOutputs, recorder, settle,
 } from "./helpers";
 
@@ -12,10 +12,10 @@ const registeredOutputs = recordRegisteredOutputs();
 type Mod = typeof import("../../components");
 let mod: Mod;
 
-async function build(webs: number, raw = rawConfig(webs)): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
+async function build(webs: number, raw = rawConfig(webs), writeToken?: string): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
     recorded.clear();
     registeredOutputs.clear();
-    const config = mod.parseConfig(raw);
+    const config = mod.parseConfig(raw, undefined, writeToken === undefined ? undefined : pulumi.secret(writeToken));
     const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
     await promiseOf(cluster.webServers);
     await settle(recorded);
@@ -72,7 +72,8 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(count("pi-cluster:web:WebServer"), webs);
             assert.strictEqual(count("pi-cluster:db:Database"), 1);
             assert.strictEqual(count("pi-cluster:host:Host"), webs + 2);
-            assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 1);
+            // The DB password and the write token.
+            assert.strictEqual(count("random:index/randomPassword:RandomPassword"), 2);
             for (let i = 1; i <= webs; i++) {
                 for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app-secrets", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
                 byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
@@ -99,11 +100,13 @@ describe("PiCluster resource graph", function () {
         for (const name of ["pi-web2-drain", "pi-web2-admit", "pi-web1-app", "pi-web1-drain"]) assert.strictEqual(ignored(name), "", name);
         assert.match(byName(res, "pi-web2-admit").inputs.stdin, /^CORDONED='true'$/m);
         assert.match(byName(res, "pi-web1-admit").inputs.stdin, /^CORDONED='false'$/m);
-        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_TEXT"));
+        const cj = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_INTERNAL_JSON_TEXT"));
         assert.deepStrictEqual(cj.webServers, [
             { name: "pi-web1", address: "10.254.0.122" },
             { name: "pi-web2", address: "10.254.0.123", maintenance: true },
         ]);
+        const pub = JSON.parse(decodeVar(byName(res, "pi-lb-nginx-conf").inputs.stdin, "CLUSTER_JSON_TEXT"));
+        assert.deepStrictEqual(pub.webServers, [{ name: "pi-web1" }, { name: "pi-web2", maintenance: true }]);
     });
 
     it("runs every step of a Pi whose reapply was bumped again, and no other Pi's; a web server drains for it", async () => {
@@ -133,7 +136,7 @@ describe("PiCluster resource graph", function () {
         await settle(recorded);
         const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_TEXT");
         assert.match(site, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
-        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 4);
+        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 5);
     });
 
     it("drains again when what a web server runs or its host key changes, and only then", () => {
@@ -160,6 +163,33 @@ describe("PiCluster resource graph", function () {
         }
     });
 
+    it("generates the write token when the config sets none, and hands it to every app only, as a secret", async () => {
+        const { cluster, res } = await build(2);
+        const token = byName(res, "pi-cluster-api-write-token", "random:index/randomPassword:RandomPassword");
+        assert.deepStrictEqual({ length: token.inputs.length, special: token.inputs.special }, { length: 40, special: false });
+        const stdin = async (name: string) => String(await promiseOf(pulumi.output(byName(res, name).inputs.stdin)));
+        for (const w of ["pi-web1", "pi-web2"]) {
+            assert.match(decodeVar(await stdin(`${w}-app-secrets`), "SECRETS_TEXT"), new RegExp(`^API_WRITE_TOKEN="${FAKE_WRITE_TOKEN}"$`, "m"));
+        }
+        const carriers = commands(res).filter((c) => String(c.inputs.stdin ?? "").includes(FAKE_WRITE_TOKEN)).map((c) => c.name).sort();
+        assert.deepStrictEqual(carriers, ["pi-web1-app-secrets", "pi-web2-app-secrets"]);
+        for (const c of commands(res)) {
+            for (const field of ["create", "update", "delete"]) assert.ok(!String(c.inputs[field] ?? "").includes(FAKE_WRITE_TOKEN), `${c.name}.${field} holds the token`);
+        }
+        assert.strictEqual(await pulumi.isSecret(cluster.apiWriteToken), true);
+        assert.strictEqual(await promiseOf(cluster.apiWriteToken), FAKE_WRITE_TOKEN);
+    });
+
+    it("uses the configured write token, and then generates none", async () => {
+        const configured = "Configured0Token0For0Writes";
+        const { cluster, res } = await build(2, rawConfig(2), configured);
+        assert.strictEqual([...res.values()].filter((r) => r.name === "pi-cluster-api-write-token").length, 0);
+        const secrets = decodeVar(String(await promiseOf(pulumi.output(byName(res, "pi-web1-app-secrets").inputs.stdin))), "SECRETS_TEXT");
+        assert.match(secrets, new RegExp(`^API_WRITE_TOKEN="${configured}"$`, "m"));
+        assert.strictEqual(await pulumi.isSecret(cluster.apiWriteToken), true);
+        assert.strictEqual(await promiseOf(cluster.apiWriteToken), configured);
+    });
+
     it("wires every web address into its own upstream member, the per-node routes and cluster.json", async () => {
         const { res } = await build(5);
         const script = byName(res, "pi-lb-nginx-conf").inputs.stdin;
@@ -179,9 +209,10 @@ describe("PiCluster resource graph", function () {
             assert.match(site, new RegExp(`location \\^~ /api/nodes/pi-web${i + 1}/ \\{`));
         });
         assert.match(script, /^NODES=\('pi-web1' 'pi-web2' 'pi-web3' 'pi-web4' 'pi-web5'\)$/m);
-        const cluster = JSON.parse(decodeVar(script, "CLUSTER_JSON_TEXT"));
+        const cluster = JSON.parse(decodeVar(script, "CLUSTER_INTERNAL_JSON_TEXT"));
         assert.deepStrictEqual(cluster.webServers.map((w: { name: string }) => w.name), ["pi-web1", "pi-web2", "pi-web3", "pi-web4", "pi-web5"]);
         assert.strictEqual(cluster.database.address, "10.254.0.124");
+        assert.doesNotMatch(decodeVar(script, "CLUSTER_JSON_TEXT"), /address/);
     });
 
     it("orders steps: ssh, base, firewall, role; drain, restart, admit, one server after the other", async () => {
@@ -252,7 +283,7 @@ describe("PiCluster resource graph", function () {
     });
 
     it("makes the SSH connection a secret even when the key it is given is not", async () => {
-        const firewall = { role: "web" as const, managementCidr: "10.254.0.0/24", sshPort: 22, inbound: [], outbound: [] };
+        const firewall = { role: "web" as const, adminCidrs: ["10.254.0.0/24"], sshPort: 22, inbound: [], outbound: [] };
         const connection = mod.hostConnection({ address: "10.254.0.122", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA", firewall });
         assert.strictEqual(await pulumi.isSecret(connection), true);
         assert.strictEqual((await promiseOf(connection)).privateKey, FAKE_PRIVATE_KEY);
@@ -331,6 +362,7 @@ describe("PiCluster resource graph", function () {
         ]);
         assert.deepStrictEqual(await promiseOf(cluster.database), { host: "10.254.0.124", port: 3306, name: "webapp_db", user: "webapp_user" });
         assert.strictEqual(await pulumi.isSecret(cluster.dbPassword), true);
+        assert.strictEqual(await pulumi.isSecret(cluster.apiWriteToken), true);
         assert.deepStrictEqual(await promiseOf(cluster.nodes), [
             { name: "pi-lb", address: "10.254.0.121", role: "lb" },
             { name: "pi-web1", address: "10.254.0.122", role: "web" },

@@ -113,6 +113,15 @@ describe("stack config", () => {
     });
     it("rejects a management CIDR that does not contain the hosts", () =>
         rejects((c) => (c.managementCidr = "192.168.254.0/24"), /pi-cluster:managementCidr/, /10\.254\.0\.121 \(loadBalancer\) is outside 192\.168\.254\.0\/24/));
+    it("defaults adminCidrs to the management network", () => assert.deepStrictEqual(parseConfig(rawConfig(2)).adminCidrs, ["10.254.0.0/24"]));
+    it("takes admin networks that hold none of the hosts", () => {
+        const c = rawConfig(2);
+        c.adminCidrs = ["192.168.1.10/32", "172.16.0.0/12"];
+        assert.deepStrictEqual(parseConfig(c).adminCidrs, ["192.168.1.10/32", "172.16.0.0/12"]);
+    });
+    it("rejects a malformed admin CIDR, naming its index", () =>
+        rejects((c) => (c.adminCidrs = ["10.0.0.0/8", "192.168.1.300/32"]), /pi-cluster:adminCidrs\[1\]/, /expected an IPv4 CIDR such as 192\.168\.254\.0\/24, got "192\.168\.1\.300\/32"/));
+    it("rejects adminCidrs that is not a list", () => rejects((c) => (c.adminCidrs = "10.0.0.0/8"), /pi-cluster:adminCidrs/, /expected a list of IPv4 CIDRs/));
     it("rejects a malformed management CIDR", () => rejects((c) => (c.managementCidr = "10.254.0.0/33"), /pi-cluster:managementCidr/, /IPv4 CIDR/));
     it("rejects a host name that is not a valid host name", () =>
         rejects((c) => (c.loadBalancer.name = "Pi LB"), /pi-cluster:loadBalancer\.name/, /lower-case host name/));
@@ -342,6 +351,33 @@ describe("loading the stack config", () => {
         const c = loadConfig();
         assert.strictEqual(c.dbPoolSize, 12);
         assert.strictEqual(c.webServers[1].address, "10.254.0.123");
+    });
+
+    it("reads apiWriteToken as a secret, and refuses one the app would refuse without showing it", async () => {
+        pulumi.runtime.setAllConfig(stackConfig({ "pi-cluster:apiWriteToken": "Stack0Write0Token0Value" }), ["pi-cluster:apiWriteToken"]);
+        const token = loadConfig().apiWriteToken!;
+        assert.strictEqual(await pulumi.isSecret(token), true);
+        assert.strictEqual(await new Promise((r) => token.apply(r)), "Stack0Write0Token0Value");
+        for (const [bad, why] of [
+            ["short0token", /expected at least 16 characters \(got 11\)/],
+            ["a token with spaces in it", /expected letters, digits and -\._~\+\/ only/],
+        ] as const) {
+            const checked = parseConfig(rawConfig(2), undefined, pulumi.secret(bad)).apiWriteToken!;
+            // As for sshPrivateKey above: the rejected output fails the program, at preview too.
+            await assert.rejects((checked as unknown as { promise(): Promise<string> }).promise(), (e: Error) => {
+                assert.ok(e instanceof ConfigError, String(e));
+                assert.match(e.message, /pi-cluster:apiWriteToken: /);
+                assert.match(e.message, why);
+                assert.match(e.message, /pulumi config set --secret pi-cluster:apiWriteToken/);
+                assert.ok(!e.message.includes(bad), "the message shows the token");
+                return true;
+            });
+        }
+    });
+
+    it("generates the write token when the config sets none", () => {
+        pulumi.runtime.setAllConfig(stackConfig({}));
+        assert.strictEqual(loadConfig().apiWriteToken, undefined);
     });
 
     it("rejects a mistyped pi-cluster key that the schema does not read", () => {

@@ -9,6 +9,8 @@ import { NginxSiteArgs, renderNginxSite } from "../../components/render/nginx";
 import { fileVar } from "../../components/render/shell";
 
 export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
+/** What the mocked RandomPassword of the write token returns. */
+export const FAKE_WRITE_TOKEN = "Mock0Write0Token0That0Must0Not0Leak";
 
 export function tmpDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -104,7 +106,7 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
                 entry.inputs = unwrapSecrets(args.inputs);
                 recorded.set(key, entry);
                 const state: Record<string, unknown> = { ...args.inputs };
-                if (args.type === "random:index/randomPassword:RandomPassword") state.result = password;
+                if (args.type === "random:index/randomPassword:RandomPassword") state.result = args.name.endsWith("-api-write-token") ? FAKE_WRITE_TOKEN : password;
                 if (args.type === "command:remote:Command") {
                     state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : "ok";
                     state.stderr = "";
@@ -183,6 +185,7 @@ export function labNginxSiteArgs(): NginxSiteArgs {
         managementCidr: "10.254.0.0/24",
         staticRoot: "/var/www/pi-cluster/current",
         clusterJsonPath: "/var/lib/pi-cluster/cluster.json",
+        internalClusterJsonPath: "/var/lib/pi-cluster/cluster-internal.json",
         // The stack's defaults, from the config schema.
         apiRateLimit: apiRateLimitOf(parseConfig(rawConfig(2))),
     };

@@ -16,7 +16,7 @@ import { fileText, fileVar, fileVarNames, FileText, HEREDOC_END, renderScript, S
 import { labNginxSite, labNginxSiteArgs, tmpDir } from "./helpers";
 
 const topology: Topology = {
-    managementCidr: "10.254.0.0/24",
+    adminCidrs: ["10.254.0.0/24"],
     lbAddress: "10.254.0.121",
     webAddresses: ["10.254.0.122", "10.254.0.123"],
     dbAddress: "10.254.0.124",
@@ -43,9 +43,9 @@ interface Answer {
 }
 
 /** A GET to nginx on 127.0.0.1, sent from `from`: any 127.0.0.0/8 address is this machine's (Linux). */
-function get(port: number, urlPath: string, from = "127.0.0.1"): Promise<Answer> {
+function get(port: number, urlPath: string, from = "127.0.0.1", headers: Record<string, string> = {}): Promise<Answer> {
     return new Promise((resolve, reject) => {
-        http.get({ host: "127.0.0.1", port, path: urlPath, agent: false, localAddress: from }, (res) => {
+        http.get({ host: "127.0.0.1", port, path: urlPath, agent: false, localAddress: from, headers }, (res) => {
             let body = "";
             res.on("data", (d) => (body += d));
             res.on("end", () => {
@@ -118,13 +118,13 @@ describe("nginx site", () => {
     it("lets no regex location take an /api/ path, but lets the asset regex take the rest", () => {
         const s = site();
         const prefixes = [...s.matchAll(/^    location (\^~ )?(\/\S*) \{$/gm)].map((m) => `${m[1] ?? ""}${m[2]}`);
-        assert.deepStrictEqual(prefixes, ["^~ /api/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "/"]);
+        assert.deepStrictEqual(prefixes, ["^~ /api/", "^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "/"]);
     });
 
     it("hides the app's own copies of the security headers it sets, on every proxied location", () => {
         const s = site();
         const proxied = s.split(/\n    location /).slice(1).filter((loc) => /proxy_pass/.test(loc));
-        assert.strictEqual(proxied.length, 3);
+        assert.strictEqual(proxied.length, 4);
         for (const loc of proxied) {
             const set = [...loc.matchAll(/add_header (\S+) /g)].map((m) => m[1]).filter((h) => h !== "Cache-Control");
             const hidden = [...loc.matchAll(/proxy_hide_header (\S+);/g)].map((m) => m[1]);
@@ -147,7 +147,7 @@ describe("nginx site", () => {
     it("limits every API location, the per-node routes and stub_status included, and no static one", () => {
         const locations = site().split(/\n    location /).slice(1);
         const limited = locations.filter((loc) => /limit_req /.test(loc)).map((loc) => loc.split(" {")[0]);
-        assert.deepStrictEqual(limited, ["^~ /api/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status"]);
+        assert.deepStrictEqual(limited, ["^~ /api/", "^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status"]);
         for (const loc of locations.filter((l) => /limit_req /.test(l))) {
             assert.match(loc, /\n        limit_req zone=pi_cluster_api_req burst=100 nodelay;\n        limit_conn pi_cluster_api_conn 100;\n/);
         }
@@ -197,7 +197,39 @@ describe("nginx site", () => {
         assert.throws(() => renderNginxSite({ ...({} as any), backends: [] }), /backends must not be empty/);
     });
 
-    it("renders cluster.json in contract version 1", () => {
+    it("keeps the internals to the management network: the app's full status, the per-node routes and the addresses", () => {
+        const s = site();
+        const locations = [...s.matchAll(/\n    location ([^{]+) \{\n([\s\S]*?)\n    \}/g)].map((m) => ({ at: m[1].trim(), body: m[2] }));
+        const restricted = locations.filter((l) => /allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;/.test(l.body)).map((l) => l.at);
+        assert.deepStrictEqual(restricted, ["^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status", "= /internal/cluster.json"]);
+        // The header the app's internal routes want: set where nginx restricts, cleared on the public API.
+        const access = (at: string) => /proxy_set_header X-Pi-Cluster-Access "([^"]*)";/.exec(locations.find((l) => l.at === at)!.body)?.[1];
+        assert.strictEqual(access("^~ /api/"), "");
+        for (const at of ["^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/"]) assert.strictEqual(access(at), "internal", at);
+        assert.match(s, /location \^~ \/api\/internal\/ \{[^}]*proxy_pass http:\/\/pi_cluster_backend\/internal\/;/);
+        assert.match(s, /location = \/internal\/cluster\.json \{[^}]*alias \/var\/lib\/pi-cluster\/cluster-internal\.json;/);
+    });
+
+    it("renders the public cluster.json with names only", () => {
+        const j = JSON.parse(
+            renderClusterJson({
+                loadBalancer: { name: "pi-lb", address: "10.254.0.121" },
+                webServers: [{ name: "pi-web1", address: "10.254.0.122", maintenance: true }],
+                database: { name: "pi-db", address: "10.254.0.124" },
+                refreshSeconds: 10,
+                requestTimeoutMs: 4000,
+            }),
+        );
+        assert.deepStrictEqual(j, {
+            version: 1,
+            loadBalancer: { name: "pi-lb" },
+            webServers: [{ name: "pi-web1", maintenance: true }],
+            database: { name: "pi-db" },
+            dashboard: { refreshSeconds: 10, requestTimeoutMs: 4000 },
+        });
+    });
+
+    it("renders the internal cluster.json in contract version 1", () => {
         const j = JSON.parse(
             renderClusterJson({
                 loadBalancer: { name: "pi-lb", address: "10.254.0.121" },
@@ -205,6 +237,7 @@ describe("nginx site", () => {
                 database: { name: "pi-db", address: "10.254.0.124" },
                 refreshSeconds: 10,
                 requestTimeoutMs: 4000,
+                internal: true,
             }),
         );
         assert.deepStrictEqual(j, {
@@ -241,7 +274,8 @@ describe("nginx site, served", function () {
             res.setHeader("Referrer-Policy", "no-referrer");
             res.setHeader("X-Content-Type-Options", "nosniff");
             res.setHeader("Content-Type", "application/json");
-            res.end(JSON.stringify({ app: req.url }));
+            const access = req.headers["x-pi-cluster-access"];
+            res.end(JSON.stringify({ app: req.url, ...(access !== undefined ? { access } : {}) }));
         });
         await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
         port = await freePort();
@@ -263,6 +297,7 @@ describe("nginx site, served", function () {
             managementCidr: "127.0.0.0/8",
             staticRoot: www,
             clusterJsonPath: path.join(dir, "cluster.json"),
+            internalClusterJsonPath: path.join(dir, "cluster-internal.json"),
             membersDir: members,
             apiRateLimit: limit,
         });
@@ -309,7 +344,22 @@ describe("nginx site, served", function () {
         ]) {
             const a = await get(port, url);
             assert.strictEqual(a.status, 200, url);
-            assert.deepStrictEqual(JSON.parse(a.body), { app: upstream }, url);
+            assert.strictEqual(JSON.parse(a.body).app, upstream, url);
+        }
+    });
+
+    it("sends the app the internal header only from its internal routes, whatever the client sends", async () => {
+        const forged = { "X-Pi-Cluster-Access": "internal" };
+        for (const [url, upstream, access] of [
+            ["/api/internal/status", "/internal/status", "internal"],
+            ["/api/nodes/pi-web1/internal/status", "/internal/status", "internal"],
+            ["/api/", "/", undefined],
+            // nginx's prefixes are case-sensitive and Express's routes are not: the app still sees no header.
+            ["/api/INTERNAL/status", "/INTERNAL/status", undefined],
+        ] as const) {
+            const a = await get(port, url, "127.0.0.1", forged);
+            assert.strictEqual(a.status, 200, url);
+            assert.deepStrictEqual(JSON.parse(a.body), { app: upstream, ...(access ? { access } : {}) }, url);
         }
     });
 
@@ -439,6 +489,20 @@ describe("firewall", () => {
         assert.match(r, /^        ip daddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3000 accept/m);
     });
 
+    it("opens SSH, and its replies, to the admin networks only, which need not hold the hosts", () => {
+        const admins = { ...topology, adminCidrs: ["192.168.1.10/32", "172.16.0.0/12"] };
+        for (const role of ["lb", "web", "db"] as const) {
+            const r = renderFirewall(roleFirewall(role, admins, 2222));
+            const ssh = r.split("\n").filter((l) => /\b(dport|sport) 2222\b/.test(l)).map((l) => l.trim());
+            assert.deepStrictEqual(ssh, [
+                'ip saddr { 192.168.1.10/32, 172.16.0.0/12 } tcp dport 2222 accept comment "ssh from the admin networks"',
+                'ip daddr { 192.168.1.10/32, 172.16.0.0/12 } tcp sport 2222 accept comment "ssh replies, as above"',
+            ], role);
+            assert.doesNotMatch(r, /10\.254\.0\.0\/24/, `${role}: the management network keeps no SSH`);
+        }
+        assert.throws(() => roleFirewall("web", { ...topology, adminCidrs: [] }), /adminCidrs must not be empty/);
+    });
+
     it("is accepted by nft -c", function () {
         if (!isRoot) this.skip(); // nft -c needs CAP_NET_ADMIN; CI runs as root
         for (const role of ["lb", "web", "db"] as const) {
@@ -447,7 +511,9 @@ describe("firewall", () => {
             // The database's clients rule, included from a directory of the test's own.
             fs.mkdirSync(path.join(dir, "firewall.d"));
             fs.writeFileSync(path.join(dir, "firewall.d", "db-clients.nft"), renderDbClients(topology.webAddresses, 3306));
-            fs.writeFileSync(f, renderFirewall(roleFirewall(role, topology)).replace(FIREWALL_INCLUDE_DIR, path.join(dir, "firewall.d")));
+            // Two admin networks, so the set syntax is checked too.
+            const admins = { ...topology, adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"] };
+            fs.writeFileSync(f, renderFirewall(roleFirewall(role, admins)).replace(FIREWALL_INCLUDE_DIR, path.join(dir, "firewall.d")));
             // In a fresh network namespace, so checking never touches this machine's rules.
             const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", f], { encoding: "utf8" });
             assert.strictEqual(r.status, 0, `${role}: ${r.stderr}`);
@@ -514,9 +580,11 @@ describe("web server files", () => {
         assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
         assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
         assert.doesNotMatch(env, /PASSWORD/);
-        assert.match(renderAppSecrets({ dbPassword: "abc" }), /^DB_PASSWORD="abc"$/m);
+        const secrets = renderAppSecrets({ dbPassword: "abc", apiWriteToken: "t0ken0that0is0long0enough" });
+        assert.match(secrets, /^DB_PASSWORD="abc"$/m);
+        assert.match(secrets, /^API_WRITE_TOKEN="t0ken0that0is0long0enough"$/m);
         assert.throws(() => renderAppEnv({ nodeName: "x\ny" } as any), /one line/);
-        assert.throws(() => renderAppSecrets({ dbPassword: "a\nb" }), /one line/);
+        assert.throws(() => renderAppSecrets({ dbPassword: "a\nb", apiWriteToken: "x" }), /one line/);
         assert.match(renderEcosystem({ port: 3000 }), /"--env-file=\/etc\/pi-cluster\/app\.env",\s+"--env-file=\/etc\/pi-cluster\/app-secrets\.env"/);
     });
 });

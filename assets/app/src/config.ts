@@ -18,6 +18,8 @@ export interface Config {
   };
   /** Allowed CORS origins; empty means same-origin only, ["*"] means any origin. */
   corsOrigins: string[];
+  /** The bearer token every API write must carry (a secret). */
+  writeToken: string;
   statusCacheMs: number;
 }
 
@@ -74,6 +76,16 @@ const corsOrigins = z
     return origins.map((o) => (o === "*" ? o : o.replace(/\/$/, "")));
   });
 
+/**
+ * The bearer token for writes: RFC 6750's token68 characters, so it fits an Authorization
+ * header as it is. The messages never show the value: it is a secret.
+ */
+export const MIN_WRITE_TOKEN_LENGTH = 16;
+const writeToken = z
+  .string({ error: "API_WRITE_TOKEN: required (the bearer token API writes must carry)" })
+  .min(MIN_WRITE_TOKEN_LENGTH, `API_WRITE_TOKEN: expected at least ${MIN_WRITE_TOKEN_LENGTH} characters`)
+  .regex(/^[A-Za-z0-9\-._~+/]+=*$/, "API_WRITE_TOKEN: expected letters, digits and -._~+/ only (a bearer token), with no spaces");
+
 const envSchema = z.object({
   PORT: intVar("PORT", 1, 65535, 3000),
   NODE_NAME: optionalVar(os.hostname()),
@@ -85,6 +97,7 @@ const envSchema = z.object({
   DB_POOL_SIZE: intVar("DB_POOL_SIZE", 1, 1000, 10),
   CORS_ORIGINS: corsOrigins,
   STATUS_CACHE_MS: intVar("STATUS_CACHE_MS", 0, 3_600_000, 2000),
+  API_WRITE_TOKEN: writeToken,
 });
 
 /** Thrown when the environment is invalid; the message lists every bad variable. */
@@ -124,5 +137,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     corsOrigins: e.CORS_ORIGINS,
     statusCacheMs: e.STATUS_CACHE_MS,
+    writeToken: e.API_WRITE_TOKEN,
   };
 }

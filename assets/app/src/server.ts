@@ -1,6 +1,7 @@
 import cors from "cors";
 import express from "express";
 import helmet from "helmet";
+import { requireWriteToken } from "./auth";
 import type { Config } from "./config";
 import type { Database } from "./db/pool";
 import { probeDatabase } from "./db/probe";
@@ -51,6 +52,8 @@ export function createApp({ config, db, probeTimeoutMs = PROBE_TIMEOUT_MS, log =
   app.use(helmet());
   const corsHandler = corsMiddleware(config.corsOrigins);
   if (corsHandler) app.use(corsHandler);
+  // Before the body parser: a write without the token is refused before its body is read.
+  app.use(requireWriteToken(config.writeToken));
   app.use(express.json({ limit: BODY_LIMIT }));
 
   app.use(statusRouter({ config, db, probes, requestsServed: () => served }));

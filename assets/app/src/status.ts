@@ -38,6 +38,30 @@ export interface Status {
   generatedAt: string;
 }
 
+/**
+ * What anyone may see (`GET /`, `/api/` through the load balancer): whether this node and its
+ * database serve, and which node and release answered. No address, pid, memory or error
+ * text: those are in Status, for the management network only (docs/contracts.md).
+ */
+export interface PublicStatus {
+  /** "degraded" while the database does not answer: reads and writes then get 503. */
+  status: "ok" | "degraded";
+  node: string;
+  version: string;
+  db: "up" | "down";
+  generatedAt: string;
+}
+
+export function publicStatus(config: Pick<Config, "nodeName" | "version">, outcome: ProbeOutcome): PublicStatus {
+  return {
+    status: outcome.ok ? "ok" : "degraded",
+    node: config.nodeName,
+    version: config.version,
+    db: outcome.ok ? "up" : "down",
+    generatedAt: new Date().toISOString(),
+  };
+}
+
 /** One probe's outcome, as kept in the cache. */
 export type ProbeOutcome = { ok: true; sample: DbSample } | { ok: false; error: string };
 

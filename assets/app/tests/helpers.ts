@@ -2,9 +2,17 @@ import net from "node:net";
 import { loadConfig, type Config } from "../src/config";
 import { Database } from "../src/db/pool";
 
+/** The write token the tests' app takes (a test value, not a secret). */
+export const TEST_WRITE_TOKEN = "test-write-token-0123456789abcdef";
+/** The header an authorised write carries. */
+export const AUTH = { Authorization: `Bearer ${TEST_WRITE_TOKEN}` };
+
+/** What the load balancer's internal routes add to a request (components/render/nginx.ts). */
+export const INTERNAL = { "X-Pi-Cluster-Access": "internal" };
+
 /** The config the tests run with: the test MariaDB from the environment, plus overrides. */
 export function testConfig(overrides: Partial<Omit<Config, "db">> & { db?: Partial<Config["db"]> } = {}): Config {
-  const base = loadConfig({ ...process.env, NODE_NAME: "pi-test", STATUS_CACHE_MS: "0" });
+  const base = loadConfig({ ...process.env, NODE_NAME: "pi-test", STATUS_CACHE_MS: "0", API_WRITE_TOKEN: TEST_WRITE_TOKEN });
   return { ...base, ...overrides, db: { ...base.db, ...overrides.db } };
 }
 

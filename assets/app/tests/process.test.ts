@@ -28,6 +28,7 @@ describe("the app process (src/index.ts)", () => {
       DB_HOST: config.db.host,
       DB_PORT: String(config.db.port),
       DB_PASSWORD: config.db.password,
+      API_WRITE_TOKEN: config.writeToken,
     });
     try {
       const ready = await new Promise((resolve, reject) => {

@@ -1,7 +1,8 @@
-import { Router } from "express";
+import { Router, type RequestHandler } from "express";
 import type { Config } from "../config";
 import type { Database } from "../db/pool";
-import { dbStatus, nodeStatus, type ProbeCache, type Status } from "../status";
+import { HttpError } from "../errors";
+import { dbStatus, nodeStatus, publicStatus, type ProbeCache, type Status } from "../status";
 
 export interface StatusDeps {
   config: Config;
@@ -10,11 +11,36 @@ export interface StatusDeps {
   requestsServed: () => number;
 }
 
-/** `GET /`: the full status; `GET /health`: liveness plus whether the database answers. */
+/**
+ * The header the load balancer sets on the routes it keeps to the management network, and
+ * clears everywhere else (components/render/nginx.ts, INTERNAL_HEADER there).
+ */
+export const INTERNAL_HEADER = "X-Pi-Cluster-Access";
+export const INTERNAL_VALUE = "internal";
+
+/**
+ * A second lock behind nginx's allow/deny: a path that slips past nginx's locations (Express
+ * matches /INTERNAL/status as /internal/status, nginx's prefixes are case-sensitive) still
+ * lacks the header, which the public location clears.
+ */
+const internalOnly: RequestHandler = (req, _res, next) => {
+  if (req.get(INTERNAL_HEADER) === INTERNAL_VALUE) return next();
+  next(new HttpError(403, "FORBIDDEN", "the internal status is served only to the management network, through the load balancer's internal routes"));
+};
+
+/**
+ * `GET /`: the public status; `GET /health`: liveness plus whether the database answers;
+ * `GET /internal/status`: the full status (node and database internals).
+ */
 export function statusRouter({ config, db, probes, requestsServed }: StatusDeps): Router {
   const router = Router();
 
   router.get("/", async (_req, res) => {
+    const probe = await probes.get();
+    res.set("Cache-Control", "no-store").json(publicStatus(config, probe.outcome));
+  });
+
+  router.get("/internal/status", internalOnly, async (_req, res) => {
     const probe = await probes.get();
     const status: Status = {
       node: nodeStatus(config),

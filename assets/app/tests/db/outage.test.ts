@@ -4,7 +4,7 @@ import mysql from "mysql2/promise";
 import { Database, RECHECK_TIMEOUT_MS, REQUEST_DB_BUDGET_MS, SUSPECT_AFTER_MS } from "../../src/db/pool";
 import { boundPort, listen } from "../../src/lifecycle";
 import { createApp } from "../../src/server";
-import { rebootableProxy, testConfig } from "../helpers";
+import { AUTH, rebootableProxy, testConfig } from "../helpers";
 import { ownsTestMariaDb, testMariaDb } from "../setup";
 
 /**
@@ -51,7 +51,7 @@ function load(base: string, workers = 4) {
     try {
       const res = await fetch(base + path, {
         method,
-        headers: method === "POST" ? { "content-type": "application/json" } : undefined,
+        headers: method === "POST" ? { "content-type": "application/json", ...AUTH } : undefined,
         body: method === "POST" ? JSON.stringify({ title: "through the outage" }) : undefined,
         signal: AbortSignal.timeout(8000),
       });
@@ -225,7 +225,7 @@ describe("writes after a DB host reboot (real MariaDB behind a proxy)", () => {
       for (let i = 0; i < 3; i++) {
         const res = await fetch(`${url}/notes`, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", ...AUTH },
           body: JSON.stringify({ title: "through the outage" }),
         });
         statuses.push(res.status);

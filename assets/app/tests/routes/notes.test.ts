@@ -3,7 +3,7 @@ import request from "supertest";
 import type { Express } from "express";
 import { Database } from "../../src/db/pool";
 import { createApp } from "../../src/server";
-import { closedPort, testConfig, testDatabase } from "../helpers";
+import { AUTH, closedPort, testConfig, testDatabase } from "../helpers";
 
 describe("notes routes (real MariaDB)", () => {
   const config = testConfig();
@@ -23,7 +23,7 @@ describe("notes routes (real MariaDB)", () => {
   });
 
   it("stores a created note in MariaDB and returns it with 201", async () => {
-    const res = await request(app).post("/notes").send({ title: "  First  ", body: "héllo \u{1F600}" }).expect(201);
+    const res = await request(app).post("/notes").set(AUTH).send({ title: "  First  ", body: "héllo \u{1F600}" }).expect(201);
     assert.equal(res.body.title, "First");
     assert.equal(res.body.body, "héllo \u{1F600}");
     assert.equal(typeof res.body.id, "number");
@@ -39,7 +39,7 @@ describe("notes routes (real MariaDB)", () => {
   });
 
   it("lists notes newest first with total, limit and offset", async () => {
-    for (const title of ["a", "b", "c"]) await request(app).post("/notes").send({ title }).expect(201);
+    for (const title of ["a", "b", "c"]) await request(app).post("/notes").set(AUTH).send({ title }).expect(201);
     const page = await request(app).get("/notes?limit=2").expect(200);
     assert.deepEqual(page.body.items.map((n: { title: string }) => n.title), ["c", "b"]);
     assert.deepEqual([page.body.total, page.body.limit, page.body.offset], [3, 2, 0]);
@@ -51,17 +51,17 @@ describe("notes routes (real MariaDB)", () => {
   });
 
   it("deletes a note with 204, after which it is gone", async () => {
-    const { body: note } = await request(app).post("/notes").send({ title: "doomed" }).expect(201);
-    await request(app).delete(`/notes/${note.id}`).expect(204);
+    const { body: note } = await request(app).post("/notes").set(AUTH).send({ title: "doomed" }).expect(201);
+    await request(app).delete(`/notes/${note.id}`).set(AUTH).expect(204);
     const rows = await other.query<unknown[]>("SELECT id FROM notes WHERE id = ?", [note.id]);
     assert.equal(rows.length, 0);
     const res = await request(app).get(`/notes/${note.id}`).expect(404);
     assert.deepEqual(res.body, { error: { code: "NOT_FOUND", message: `no note with id ${note.id}`, field: "id" } });
-    await request(app).delete(`/notes/${note.id}`).expect(404);
+    await request(app).delete(`/notes/${note.id}`).set(AUTH).expect(404);
   });
 
   it("answers 400 naming the field for a bad title, and stores nothing", async () => {
-    const res = await request(app).post("/notes").send({ title: "x".repeat(201) }).expect(400);
+    const res = await request(app).post("/notes").set(AUTH).send({ title: "x".repeat(201) }).expect(400);
     assert.deepEqual(res.body, {
       error: { code: "VALIDATION_ERROR", message: "title: expected 1 to 200 characters, got 201", field: "title" },
     });
@@ -82,23 +82,23 @@ describe("notes routes (real MariaDB)", () => {
 
   it("treats SQL in input as data", async () => {
     const title = "x'); DROP TABLE notes; --";
-    const { body } = await request(app).post("/notes").send({ title }).expect(201);
+    const { body } = await request(app).post("/notes").set(AUTH).send({ title }).expect(201);
     assert.equal((await request(app).get(`/notes/${body.id}`).expect(200)).body.title, title);
   });
 
   it("answers 400 INVALID_JSON for malformed JSON", async () => {
-    const res = await request(app).post("/notes").set("Content-Type", "application/json").send('{"title": ').expect(400);
+    const res = await request(app).post("/notes").set(AUTH).set("Content-Type", "application/json").send('{"title": ').expect(400);
     assert.equal(res.body.error.code, "INVALID_JSON");
   });
 
   it("answers 413 JSON for a body over 16kb", async () => {
-    const res = await request(app).post("/notes").send({ title: "t", body: "b".repeat(17 * 1024) }).expect(413);
+    const res = await request(app).post("/notes").set(AUTH).send({ title: "t", body: "b".repeat(17 * 1024) }).expect(413);
     assert.equal(res.body.error.code, "PAYLOAD_TOO_LARGE");
     assert.match(res.headers["content-type"], /application\/json/);
   });
 
   it("answers 400 naming body when the request is not JSON", async () => {
-    const res = await request(app).post("/notes").set("Content-Type", "text/plain").send("title=x").expect(400);
+    const res = await request(app).post("/notes").set(AUTH).set("Content-Type", "text/plain").send("title=x").expect(400);
     assert.equal(res.body.error.field, "body");
   });
 
@@ -124,7 +124,7 @@ describe("notes routes (real MariaDB)", () => {
       const first = await request(downApp).get("/notes").expect(503);
       assert.equal(first.headers["retry-after"], "1");
       const started = Date.now();
-      const res = await request(downApp).post("/notes").send({ title: "t" }).expect(503);
+      const res = await request(downApp).post("/notes").set(AUTH).send({ title: "t" }).expect(503);
       assert.ok(Date.now() - started < 100, `took ${Date.now() - started} ms`);
       assert.equal(res.headers["retry-after"], "1");
       assert.deepEqual(res.body, { error: { code: "DB_UNAVAILABLE", message: "the database is unavailable, try again later" } });

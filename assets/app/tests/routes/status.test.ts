@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import request from "supertest";
 import { Database } from "../../src/db/pool";
 import { createApp } from "../../src/server";
-import { closedPort, silentServer, testConfig } from "../helpers";
+import { closedPort, INTERNAL, silentServer, testConfig } from "../helpers";
 
 const pkgVersion: string = require("../../package.json").version;
 
@@ -22,7 +22,7 @@ describe("status routes (real MariaDB)", () => {
   after(() => db.close());
 
   it("reports the node, the database's live figures and the pool", async () => {
-    const res = await request(createApp({ config, db })).get("/").expect(200);
+    const res = await request(createApp({ config, db })).get("/internal/status").set(INTERNAL).expect(200);
     const { node, db: d } = res.body;
     assert.equal(node.name, "pi-test");
     assert.equal(node.version, pkgVersion);
@@ -50,17 +50,17 @@ describe("status routes (real MariaDB)", () => {
     const app = createApp({ config, db });
     for (let i = 0; i < 3; i++) await request(app).get("/health").expect(200);
     await request(app).get("/nope").expect(404);
-    assert.equal((await request(app).get("/").expect(200)).body.requests.served, 4);
-    assert.equal((await request(app).get("/").expect(200)).body.requests.served, 5);
+    assert.equal((await request(app).get("/internal/status").set(INTERNAL).expect(200)).body.requests.served, 4);
+    assert.equal((await request(app).get("/internal/status").set(INTERNAL).expect(200)).body.requests.served, 5);
   });
 
   it("serves the database figures from the cache for STATUS_CACHE_MS, sharing one probe", async () => {
     const app = createApp({ config: { ...config, statusCacheMs: 60_000 }, db });
     const before = db.probes;
-    const responses = await Promise.all(Array.from({ length: 5 }, () => request(app).get("/").expect(200)));
+    const responses = await Promise.all(Array.from({ length: 5 }, () => request(app).get("/internal/status").set(INTERNAL).expect(200)));
     assert.equal(db.probes - before, 1, "five concurrent requests, one probe");
     assert.ok(responses.every((r) => r.body.cache.hit === false && r.body.db.reachable === true));
-    const cached = await request(app).get("/").expect(200);
+    const cached = await request(app).get("/internal/status").set(INTERNAL).expect(200);
     assert.equal(cached.body.cache.hit, true);
     assert.equal(cached.body.db.queries, responses[0].body.db.queries, "same sample");
     assert.equal(db.probes - before, 1);
@@ -68,10 +68,27 @@ describe("status routes (real MariaDB)", () => {
 
   it("probes on every request with STATUS_CACHE_MS=0", async () => {
     const app = createApp({ config, db });
-    const first = await request(app).get("/").expect(200);
-    const second = await request(app).get("/").expect(200);
+    const first = await request(app).get("/internal/status").set(INTERNAL).expect(200);
+    const second = await request(app).get("/internal/status").set(INTERNAL).expect(200);
     assert.equal(second.body.cache.hit, false);
     assert.ok(second.body.db.queries > first.body.db.queries, "the server's query counter moved");
+  });
+
+  it("shows the public only whether the node and database serve, and which release", async () => {
+    const res = await request(createApp({ config, db })).get("/").expect(200);
+    assert.deepEqual(Object.keys(res.body).sort(), ["db", "generatedAt", "node", "status", "version"]);
+    assert.deepEqual({ ...res.body, generatedAt: "" }, { status: "ok", node: "pi-test", version: pkgVersion, db: "up", generatedAt: "" });
+    assert.equal(res.headers["cache-control"], "no-store");
+  });
+
+  it("refuses the internal status without the load balancer's header, in any letter case", async () => {
+    const app = createApp({ config, db });
+    for (const path of ["/internal/status", "/INTERNAL/status", "/internal/status/"]) {
+      const res = await request(app).get(path).expect(403);
+      assert.equal(res.body.error.code, "FORBIDDEN");
+      assert.match(res.body.error.message, /management network/);
+    }
+    await request(app).get("/internal/status").set("X-Pi-Cluster-Access", "yes").expect(403);
   });
 
   it("reports health with db up", async () => {
@@ -87,7 +104,7 @@ describe("status routes with MariaDB down", () => {
     try {
       const app = createApp({ config, db });
       const started = Date.now();
-      const res = await request(app).get("/").expect(200);
+      const res = await request(app).get("/internal/status").set(INTERNAL).expect(200);
       assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
       assert.equal(res.body.db.reachable, false);
       assert.match(res.body.db.error, /ECONNREFUSED/);
@@ -96,6 +113,10 @@ describe("status routes with MariaDB down", () => {
       assert.equal(typeof res.body.node.uptimeSeconds, "number");
       const health = await request(app).get("/health").expect(200);
       assert.equal(health.body.db, "down");
+      // The public status says so without the address, pid or error text.
+      const pub = await request(app).get("/").expect(200);
+      assert.deepEqual({ ...pub.body, generatedAt: "" }, { status: "degraded", node: "pi-test", version: pub.body.version, db: "down", generatedAt: "" });
+      assert.ok(!JSON.stringify(pub.body).includes(config.db.host) && !/ECONNREFUSED|pid/i.test(JSON.stringify(pub.body)));
     } finally {
       await db.close();
     }
@@ -107,7 +128,7 @@ describe("status routes with MariaDB down", () => {
     const db = new Database(config.db);
     try {
       const started = Date.now();
-      const res = await request(createApp({ config, db })).get("/").expect(200);
+      const res = await request(createApp({ config, db })).get("/internal/status").set(INTERNAL).expect(200);
       const took = Date.now() - started;
       // The handshake never comes, so the connect timeout (CONNECT_TIMEOUT_MS, 1 s) ends it first.
       assert.ok(took >= 900 && took < 2100, `took ${took} ms`);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import os from "node:os";
 import { ConfigError, loadConfig } from "../../src/config";
 
-const required = { DB_HOST: "10.254.0.124", DB_PASSWORD: "secret" };
+const required = { DB_HOST: "10.254.0.124", DB_PASSWORD: "secret", API_WRITE_TOKEN: "0123456789abcdefABCDEF" };
 
 describe("config", () => {
   it("applies the contract's defaults", () => {
@@ -49,6 +49,7 @@ describe("config", () => {
       assert.ok(e instanceof ConfigError);
       assert.match(e.message, /DB_HOST: required/);
       assert.match(e.message, /DB_PASSWORD: required/);
+      assert.match(e.message, /API_WRITE_TOKEN: required/);
       return true;
     });
   });
@@ -61,5 +62,20 @@ describe("config", () => {
   it("rejects a CORS origin that is not scheme://host[:port]", () => {
     assert.throws(() => loadConfig({ ...required, CORS_ORIGINS: "example.com" }), /CORS_ORIGINS: .*got "example.com"/);
     assert.throws(() => loadConfig({ ...required, CORS_ORIGINS: "https://a.example/path" }), /CORS_ORIGINS/);
+  });
+
+  it("reads the write token, and refuses a short or malformed one without showing it", () => {
+    assert.equal(loadConfig(required).writeToken, required.API_WRITE_TOKEN);
+    for (const [token, why] of [
+      ["short-secret", /API_WRITE_TOKEN: expected at least 16 characters/],
+      ["has a space in it, 0123456789", /API_WRITE_TOKEN: expected letters, digits and -._~\+\/ only/],
+    ] as const) {
+      assert.throws(() => loadConfig({ ...required, API_WRITE_TOKEN: token }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, why);
+        assert.ok(!e.message.includes(token), "the message shows the token");
+        return true;
+      });
+    }
   });
 });

@@ -7,9 +7,13 @@ import { ClusterConfig, LbView, Sample, WebNodeView } from './data/types';
 
 /** The LB's URLs (docs/contracts.md, "The load balancer's URLs"), relative to the page's base href. */
 export const URLS = {
+  /** With every Pi's address; the management network only. */
+  internalConfig: 'internal/cluster.json',
+  /** Names only, for anyone: the fallback outside the management network. */
   config: 'cluster.json',
   stubStatus: 'api/lb/stub_status',
-  node: (name: string) => `api/nodes/${encodeURIComponent(name)}/`,
+  /** A web server's full status (node and database internals); the management network only. */
+  node: (name: string) => `api/nodes/${encodeURIComponent(name)}/internal/status`,
 };
 
 /**
@@ -87,7 +91,12 @@ export class ClusterService {
   }
 
   private async loadConfig(): Promise<void> {
-    const outcome = await this.once('config', () => fetchWithTimeout(URLS.config, this.timeoutMs()));
+    // The internal view first; refused (outside the management network) or missing (a load
+    // balancer not yet updated), the public one, whose hosts have no addresses.
+    const outcome = await this.once('config', async () => {
+      const internal = await fetchWithTimeout(URLS.internalConfig, this.timeoutMs());
+      return internal.ok ? internal : fetchWithTimeout(URLS.config, this.timeoutMs());
+    });
     if (!outcome) return;
     if (!outcome.ok) {
       this.configError.set(outcome.reason);

@@ -22,7 +22,7 @@ export interface ClusterConfig {
   dashboard: DashboardSettings;
 }
 
-/** `GET /api/nodes/<name>/`: the web app's status JSON (docs/contracts.md, "The web app"). */
+/** `GET /api/nodes/<name>/internal/status`: the web app's full status JSON (docs/contracts.md, "The web app"). */
 export interface AppStatus {
   node: {
     name: string;
@@ -79,7 +79,7 @@ export interface WebNodeView {
   address: string;
   /** Cordoned by the stack: out of the round-robin, so its state counts for neither the banner nor the database. */
   maintenance: boolean;
-  /** What its own status URL (`/api/nodes/<name>/`) reports, in maintenance or not. */
+  /** What its own status URL (`/api/nodes/<name>/internal/status`) reports, in maintenance or not. */
   state: NodeState;
   /** Why the node is down, or null while up/pending. */
   reason: string | null;
