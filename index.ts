@@ -14,5 +14,7 @@ export = async () => {
         database: cluster.database,
         dbPassword: cluster.dbPassword,
         nodes: cluster.nodes,
+        caCertificate: cluster.caCertificate,
+        certificateExpiry: cluster.certificateExpiry,
     };
 };

@@ -34,6 +34,10 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly nodes: pulumi.Output<Node[]>;
     /** The app user's password (secret). */
     public readonly dbPassword: pulumi.Output<string>;
+    /** The CA (PEM) that https clients of the load balancer trust. */
+    public readonly caCertificate: pulumi.Output<string>;
+    /** When the load balancer's certificate expires (ISO 8601 UTC) as of this `up`. */
+    public readonly certificateExpiry: pulumi.Output<string>;
 
     constructor(name: string, args: PiClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:cluster:PiCluster", name, {}, opts);
@@ -81,6 +85,13 @@ export class PiCluster extends pulumi.ComponentResource {
                 httpPort: c.httpPort,
                 managementCidr: c.managementCidr,
                 apiRateLimit: apiRateLimitOf(c),
+                tls: {
+                    mode: c.tlsCertificateMode,
+                    certificate: c.tlsCertificate,
+                    privateKey: c.tlsPrivateKey,
+                    redirectHttp: c.httpsRedirect,
+                    hsts: c.hsts,
+                },
                 dashboard: args.artifacts.dashboard,
                 refreshSeconds: c.dashboardRefreshSeconds,
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,
@@ -166,6 +177,8 @@ export class PiCluster extends pulumi.ComponentResource {
             .apply(([host, port, dbName, user]) => ({ host, port, name: dbName, user }));
         this.dbPassword = pulumi.secret(password.result);
         this.nodes = pulumi.output(nodes);
+        this.caCertificate = lb.caCertificate;
+        this.certificateExpiry = lb.certificateExpiry;
         this.registerOutputs({
             contractVersion: this.contractVersion,
             lbUrl: this.lbUrl,
@@ -175,6 +188,8 @@ export class PiCluster extends pulumi.ComponentResource {
             database: this.database,
             dbPassword: this.dbPassword,
             nodes: this.nodes,
+            caCertificate: this.caCertificate,
+            certificateExpiry: this.certificateExpiry,
         });
     }
 }

@@ -82,10 +82,10 @@ describe("PiCluster resource graph", function () {
                 for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
                 byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
             }
-            for (const step of ["wait-ssh", "base", "firewall", "nginx", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
+            for (const step of ["wait-ssh", "base", "firewall", "nginx", "tls", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
             for (const step of ["wait-ssh", "base", "firewall", "mariadb", "app-db", "migrate"]) byName(res, `pi-db-${step}`);
-            // 6 steps on the Pi + drain and admit on the LB, per web server; 6 on the LB; 6 on the DB.
-            assert.strictEqual(commands(res).length, webs * 8 + 6 + 6);
+            // 6 steps on the Pi + drain and admit on the LB, per web server; 7 on the LB; 6 on the DB.
+            assert.strictEqual(commands(res).length, webs * 8 + 7 + 6);
         });
     }
 
@@ -120,7 +120,8 @@ describe("PiCluster resource graph", function () {
         await settle(recorded);
         const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_B64");
         assert.match(site, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
-        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 4);
+        // Four API locations, on 443 and on 127.0.0.1:80 (the LB's own probes; the world gets a redirect).
+        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 8);
     });
 
     it("drains again when what a web server runs or its host key changes, and only then", () => {
@@ -182,7 +183,9 @@ describe("PiCluster resource graph", function () {
         // Rolling: the second server drains only once the first serves through the LB again.
         assert.deepStrictEqual(byName(res, "pi-web2-drain").dependsOn, ["pi-lb-nginx-conf", "pi-web1-admit"]);
         // The site waits for no web server, so a dead one never blocks it.
-        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx"]);
+        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx", "pi-lb-tls"]);
+        // The certificate exists before the site that names it.
+        assert.deepStrictEqual(byName(res, "pi-lb-tls").dependsOn, ["pi-lb-nginx"]);
         // Grants and the 3306 rule change after the site (which drains a removed server).
         assert.deepStrictEqual(byName(res, "pi-db-app-db").dependsOn, ["pi-db-mariadb", "pi-lb-nginx-conf"]);
         assert.deepStrictEqual(byName(res, "pi-db-migrate").dependsOn, ["pi-db-app-db"]);

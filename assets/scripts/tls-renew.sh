@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Renewal of this Pi's TLS server certificate from its cluster CA (made here if missing).
+# The TLS step runs it once, then pi-cluster-tls-renew.timer daily, from the copy the step
+# installs. A certificate that still holds (right CA, key, names, more than RENEW_DAYS
+# left) is left alone; a new one is taken in by SERVICE without a restart.
+# Run as root: `bash tls-renew.sh apply`.
+# Reads:
+#   STEP            log prefix
+#   TLS_DIR         ca.key, ca.crt, server.key, server.crt
+#   CA_NAME         the CA's common name
+#   SERVER_NAME     the certificate's DNS name (the Pi's name)
+#   SERVER_ADDRESS  its IP address: the one clients dial
+#   CERT_DAYS       validity of a new certificate;  RENEW_DAYS  renewal window
+#   KEY_OWNER       owner:group of server.key (the service reads it)
+#   SERVICE         nginx (reload) or mariadb (FLUSH SSL)
+#   STATUS_FILE     where the expiry goes as JSON for the dashboard; empty for none
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+take_in() {
+    case "$SERVICE" in
+    nginx)
+        if systemctl is-active --quiet nginx && nginx -t -q; then
+            systemctl reload nginx
+            info "nginx reloaded with the new certificate"
+        fi
+        ;;
+    mariadb)
+        if systemctl is-active --quiet mariadb; then
+            mariadb --protocol=socket -e "FLUSH SSL"
+            info "mariadb took in the new certificate (FLUSH SSL)"
+        fi
+        ;;
+    *) fatal "unknown SERVICE '$SERVICE': expected nginx or mariadb" ;;
+    esac
+}
+
+apply() {
+    tls_make_ca "$TLS_DIR" "$CA_NAME" || true
+    if tls_server_cert "$TLS_DIR" "$SERVER_NAME" "$SERVER_ADDRESS" "$CERT_DAYS" "$RENEW_DAYS" "$KEY_OWNER"; then
+        take_in
+    fi
+    if [[ -n "$STATUS_FILE" ]]; then
+        tls_write_status "$TLS_DIR/server.crt" "$STATUS_FILE" || true
+    fi
+}
+
+delete() { :; }
+
+main "$@" </dev/null
