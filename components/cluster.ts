@@ -149,6 +149,8 @@ export class PiCluster extends pulumi.ComponentResource {
                         dbName: db.dbName,
                         dbUser: db.dbUser,
                         dbPassword: password.result,
+                        dbCaCertificate: db.caCertificate,
+                        dbServerName: db.serverName,
                         dbReady: db.ready,
                         poolSize: c.dbPoolSize,
                         corsOrigins: c.corsOrigins,
@@ -164,6 +166,9 @@ export class PiCluster extends pulumi.ComponentResource {
                 ),
             );
         }
+
+        // Once every web server has rolled to TLS, the database refuses connections without it.
+        db.requireTls(webs.map((w) => w.admitStep));
 
         this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);
         this.lbUrl = lb.url;

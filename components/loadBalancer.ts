@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
-import { renderRenewService, renderRenewTimer, TLS_CERT_DAYS, TLS_DIR, TLS_RENEW_DAYS } from "./render/tls";
+import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { b64, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload } from "./remote";
@@ -26,23 +26,6 @@ export interface LoadBalancerTls {
     redirectHttp?: boolean;
     /** Send Strict-Transport-Security. Default false. */
     hsts?: boolean;
-}
-
-/** What a TLS step prints on stdout (tls_step_output in assets/scripts/lib.sh). */
-export interface TlsStepOutput {
-    caCertificate: string;
-    certificateExpiry: string;
-}
-
-/** Reads a TLS step's stdout; anything but its one JSON line fails with what it got. */
-export function parseTlsStepOutput(stdout: string, step: string): TlsStepOutput {
-    try {
-        const o = JSON.parse(stdout) as TlsStepOutput;
-        if (typeof o.caCertificate === "string" && typeof o.certificateExpiry === "string") return o;
-    } catch {
-        // Reported below.
-    }
-    throw new Error(`${step}: expected one JSON line {caCertificate, certificateExpiry} on stdout, got ${JSON.stringify(stdout.slice(0, 200))}`);
 }
 
 /** The Pi (address, SSH, firewall: 80/443 from anywhere) plus what its role needs. */
@@ -187,22 +170,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 renderScript("lb-tls", {
                     ...common,
                     MODE: "generated",
-                    RENEW_B64: b64(
-                        renderScript("tls-renew", {
-                            STEP: `${step}-renew`,
-                            TLS_DIR,
-                            CA_NAME: `pi-cluster CA (${name})`,
-                            SERVER_NAME: name,
-                            SERVER_ADDRESS: address,
-                            CERT_DAYS: TLS_CERT_DAYS,
-                            RENEW_DAYS: TLS_RENEW_DAYS,
-                            KEY_OWNER: "root:root",
-                            SERVICE: "nginx",
-                            STATUS_FILE: TLS_STATUS_JSON,
-                        }),
-                    ),
-                    SERVICE_B64: b64(renderRenewService("nginx")),
-                    TIMER_B64: b64(renderRenewTimer()),
+                    ...tlsRenewalVars({ step, name, address, keyOwner: "root:root", service: "nginx", statusFile: TLS_STATUS_JSON }),
                 }),
             );
             return remoteStep(step, { connection, script }, { parent: this, dependsOn: after });

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import {
-    APP_DIR, APP_ENV_FILE, APP_HOME, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
+    APP_DIR, APP_ENV_FILE, APP_HOME, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, PM2_DIR,
     renderAppEnv, renderEcosystem, renderPm2Unit,
 } from "./render/app";
 import { b64, renderScript } from "./render/shell";
@@ -57,6 +57,10 @@ export interface WebServerArgs extends HostArgs {
     dbUser: pulumi.Input<string>;
     /** Database password (secret). Required. */
     dbPassword: pulumi.Input<string>;
+    /** The CA (PEM) that signed MariaDB's certificate; the app connects only over TLS it verifies. Required. */
+    dbCaCertificate: pulumi.Input<string>;
+    /** The DNS name in MariaDB's certificate. Required. */
+    dbServerName: pulumi.Input<string>;
     /** The app starts only after these (the DB user and schema). Required. */
     dbReady: pulumi.Resource[];
     /** Pool size per web server. Default 10. */
@@ -112,8 +116,8 @@ export class WebServer extends pulumi.ComponentResource {
             { parent: this, dependsOn: host.ready },
         );
         const env = pulumi
-            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbPassword])
-            .apply(([dbHost, dbPort, dbName, dbUser, dbPassword]) =>
+            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbPassword, args.dbServerName])
+            .apply(([dbHost, dbPort, dbName, dbUser, dbPassword, dbServerName]) =>
                 renderAppEnv({
                     nodeName: name,
                     dbHost,
@@ -123,10 +127,11 @@ export class WebServer extends pulumi.ComponentResource {
                     dbPassword,
                     dbPoolSize: args.poolSize ?? 10,
                     corsOrigins: args.corsOrigins ?? [],
+                    dbTls: { caFile: DB_CA_FILE, serverName: dbServerName },
                 }),
             );
         const appScript = pulumi.secret(
-            env.apply((envText) =>
+            pulumi.all([env, args.dbCaCertificate]).apply(([envText, dbCa]) =>
                 renderScript("web-app", {
                     STEP: `${name}-app`,
                     NODE: name,
@@ -136,6 +141,8 @@ export class WebServer extends pulumi.ComponentResource {
                     APP_HOME,
                     ENV_FILE: APP_ENV_FILE,
                     ENV_B64: b64(envText),
+                    DB_CA_FILE,
+                    DB_CA_B64: b64(dbCa),
                     ECOSYSTEM_FILE,
                     ECOSYSTEM_B64: b64(renderEcosystem({ port })),
                     PORT: port,

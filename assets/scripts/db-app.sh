@@ -20,33 +20,25 @@ set -euo pipefail
 
 # @lib
 
-sql() { mariadb --protocol=socket -N -B "$@"; }
-
-# quote TEXT : a SQL string literal.
-quote() {
-    local s=${1//\\/\\\\}
-    printf "'%s'" "${s//\'/\'\'}"
-}
-
 apply() {
     local addr stmts existing
     stmts="CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
     for addr in "${WEB_ADDRESSES[@]}"; do
         stmts+="
-CREATE USER IF NOT EXISTS $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
-ALTER USER $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
-GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(quote "$DB_USER")@$(quote "$addr");"
+CREATE USER IF NOT EXISTS $(sql_quote "$DB_USER")@$(sql_quote "$addr") IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
+ALTER USER $(sql_quote "$DB_USER")@$(sql_quote "$addr") IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
+GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
     done
-    existing=$(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
+    existing=$(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")")
     while read -r addr; do
         [[ -n "$addr" ]] || continue
         if ! printf '%s\n' "${WEB_ADDRESSES[@]}" | grep -qxF "$addr"; then
             stmts+="
-DROP USER $(quote "$DB_USER")@$(quote "$addr");"
+DROP USER $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
             info "dropping $DB_USER@$addr (no longer a web server)"
         fi
     done <<<"$existing"
-    sql <<<"$stmts"
+    mariadb_sql <<<"$stmts"
     # Grants first, then the rule: on a scale-out the new server finds its user in place;
     # on a scale-in it is already out of the load balancer, so neither order drops a request.
     local reload=0
@@ -69,8 +61,8 @@ delete() {
     fi
     systemctl is-active --quiet mariadb || return 0
     while read -r addr; do
-        [[ -n "$addr" ]] && sql <<<"DROP USER IF EXISTS $(quote "$DB_USER")@$(quote "$addr");"
-    done < <(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
+        [[ -n "$addr" ]] && mariadb_sql <<<"DROP USER IF EXISTS $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
+    done < <(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")")
     info "removed user $DB_USER; database $DB_NAME is data and stays"
 }
 

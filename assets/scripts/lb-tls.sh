@@ -29,13 +29,6 @@ last_certificate() {
     awk '/-----BEGIN CERTIFICATE-----/ { block = "" } { block = block $0 "\n" } /-----END CERTIFICATE-----/ { last = block } END { printf "%s", last }' "$1" >"$2"
 }
 
-generated() {
-    # The renewal script makes the CA and the certificate, the same code the timer runs.
-    tls_install_renewal "$RENEW_B64" "$SERVICE_B64" "$TIMER_B64"
-    bash /usr/local/lib/pi-cluster/tls-renew.sh apply
-    tls_step_output "$TLS_DIR/ca.crt" "$TLS_DIR/server.crt" >&3
-}
-
 supplied() {
     local changed=0 trust
     tls_remove_renewal
@@ -61,7 +54,7 @@ apply() {
     exec 3>&1 1>&2
     command -v openssl >/dev/null || apt_install openssl
     case "$MODE" in
-    generated) generated ;;
+    generated) tls_generated 3 "$RENEW_B64" "$SERVICE_B64" "$TIMER_B64" "$TLS_DIR" ;;
     supplied) supplied ;;
     *) fatal "unknown MODE '$MODE': expected generated or supplied" ;;
     esac

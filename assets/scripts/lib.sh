@@ -204,6 +204,15 @@ wait_app_healthy() {
     return 1
 }
 
+# mariadb_sql ARGS... : the mariadb client as root over the unix socket, tab-separated, no headers.
+mariadb_sql() { mariadb --protocol=socket -N -B "$@"; }
+
+# sql_quote TEXT : a SQL string literal.
+sql_quote() {
+    local s=${1//\\/\\\\}
+    printf "'%s'" "${s//\'/\'\'}"
+}
+
 # --- A cluster CA per Pi (load balancer, database), made with openssl where it is used.
 # Its key is made on the Pi and never leaves it: the stack only ever sees certificates.
 # Certificates are ECDSA P-256: every TLS 1.2 and 1.3 client takes them, and a Pi signs
@@ -311,6 +320,15 @@ tls_install_renewal() {
     fi
     systemctl is-enabled --quiet pi-cluster-tls-renew.timer || systemctl enable --quiet pi-cluster-tls-renew.timer
     systemctl is-active --quiet pi-cluster-tls-renew.timer || systemctl start pi-cluster-tls-renew.timer
+}
+
+# tls_generated STEP_FD RENEW_B64 SERVICE_B64 TIMER_B64 TLS_DIR : the generated-certificate
+# step of a Pi. The renewal script makes the CA and the certificate: the code the daily
+# timer runs is the code this step runs. Then the step's JSON line goes to fd STEP_FD.
+tls_generated() {
+    tls_install_renewal "$2" "$3" "$4"
+    bash /usr/local/lib/pi-cluster/tls-renew.sh apply
+    tls_step_output "$5/ca.crt" "$5/server.crt" >&"$1"
 }
 
 # tls_remove_renewal : the timer, its unit and script gone.

@@ -17,6 +17,8 @@
 #   APP_HOME        its home (PM2_HOME is APP_HOME/.pm2, with the app's logs)
 #   ENV_FILE        path of the env file;  ENV_B64 its content (secret)
 #   ECOSYSTEM_FILE  path of the ecosystem; ECOSYSTEM_B64 its content
+#   DB_CA_FILE      the database's CA, which the app checks MariaDB's certificate against;
+#                   DB_CA_B64 its content (public)
 #   PORT            the app's port, for the health check
 #   HEALTH_TIMEOUT  seconds a started app has to answer /health with the database reachable
 set -euo pipefail
@@ -77,6 +79,7 @@ apply() {
     prune_uploads "$ARTIFACT"
     put_file "$ENV_B64" "$ENV_FILE" 0600 "$APP_USER:$APP_USER" && changed=1
     put_file "$ECOSYSTEM_B64" "$ECOSYSTEM_FILE" 0644 && changed=1
+    put_file "$DB_CA_B64" "$DB_CA_FILE" 0644 && changed=1
     # The rollback point is what ran before this change; a run that resumes one stopped
     # half-way keeps the point that run saved.
     if ((changed && !resumed)); then keep_previous; else rm -rf "$SAVED.new"; fi
@@ -109,7 +112,7 @@ $log"
 
 delete() {
     systemctl disable --now --quiet "$SERVICE" 2>/dev/null || true
-    remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
+    remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$DB_CA_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
 }
 
 main "$@" </dev/null

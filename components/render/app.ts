@@ -8,6 +8,8 @@ export const APP_DIR = "/opt/pi-cluster/app";
 export const PM2_DIR = "/opt/pi-cluster/pm2";
 export const APP_ENV_FILE = "/etc/pi-cluster/app.env";
 export const ECOSYSTEM_FILE = "/etc/pi-cluster/ecosystem.config.js";
+/** The database's CA, public: the app checks MariaDB's certificate against it. */
+export const DB_CA_FILE = "/etc/pi-cluster/db-ca.pem";
 /** The seed's PM2 max_memory_restart: PM2 restarts the app past this resident size. */
 export const APP_MAX_MEMORY_MB = 400;
 
@@ -96,6 +98,8 @@ export interface AppEnvArgs {
     dbPassword: string;
     dbPoolSize: number;
     corsOrigins: string[];
+    /** The CA file MariaDB's certificate is checked against, and the name it must carry. */
+    dbTls: { caFile: string; serverName: string };
 }
 
 function envLine(key: string, value: string): string {
@@ -115,6 +119,8 @@ export function renderAppEnv(a: AppEnvArgs): string {
             envLine("DB_USER", a.dbUser),
             envLine("DB_PASSWORD", a.dbPassword),
             envLine("DB_POOL_SIZE", String(a.dbPoolSize)),
+            envLine("DB_SSL_CA", a.dbTls.caFile),
+            envLine("DB_SSL_SERVERNAME", a.dbTls.serverName),
             envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
         ].join("\n") + "\n"
     );

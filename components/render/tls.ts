@@ -1,5 +1,6 @@
 // TLS on the Pis: where each Pi keeps its cluster CA and server certificate, and the
-// systemd timer that renews the certificate. Pure: names in, unit text out.
+// systemd timer that renews the certificate. Pure: names in, unit and script text out.
+import { b64, renderScript } from "./shell";
 
 /** A Pi's CA and server certificate: ca.key and server.key (0600) never leave it. */
 export const TLS_DIR = "/etc/pi-cluster/tls";
@@ -44,4 +45,53 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 `;
+}
+
+export interface TlsRenewalArgs {
+    /** The TLS step's name; the renewal logs as `<step>-renew`. */
+    step: string;
+    /** The Pi's name (the certificate's DNS name, and the CA's). */
+    name: string;
+    /** Its address (the certificate's IP address). */
+    address: string;
+    /** Who reads server.key: root (nginx's master) or mysql. */
+    keyOwner: "root:root" | "mysql:mysql";
+    /** What takes a new certificate in. */
+    service: "nginx" | "mariadb";
+    /** Where the expiry goes for the dashboard; "" for none. */
+    statusFile: string;
+}
+
+/** A TLS step's renewal variables: tls-renew.sh rendered for this Pi, its unit and its timer. */
+export function tlsRenewalVars(a: TlsRenewalArgs): { RENEW_B64: string; SERVICE_B64: string; TIMER_B64: string } {
+    const script = renderScript("tls-renew", {
+        STEP: `${a.step}-renew`,
+        TLS_DIR,
+        CA_NAME: `pi-cluster CA (${a.name})`,
+        SERVER_NAME: a.name,
+        SERVER_ADDRESS: a.address,
+        CERT_DAYS: TLS_CERT_DAYS,
+        RENEW_DAYS: TLS_RENEW_DAYS,
+        KEY_OWNER: a.keyOwner,
+        SERVICE: a.service,
+        STATUS_FILE: a.statusFile,
+    });
+    return { RENEW_B64: b64(script), SERVICE_B64: b64(renderRenewService(a.service)), TIMER_B64: b64(renderRenewTimer()) };
+}
+
+/** What a TLS step prints on stdout (tls_step_output in assets/scripts/lib.sh). */
+export interface TlsStepOutput {
+    caCertificate: string;
+    certificateExpiry: string;
+}
+
+/** Reads a TLS step's stdout; anything but its one JSON line fails with what it got. */
+export function parseTlsStepOutput(stdout: string, step: string): TlsStepOutput {
+    try {
+        const o = JSON.parse(stdout) as TlsStepOutput;
+        if (typeof o.caCertificate === "string" && typeof o.certificateExpiry === "string") return o;
+    } catch {
+        // Reported below.
+    }
+    throw new Error(`${step}: expected one JSON line {caCertificate, certificateExpiry} on stdout, got ${JSON.stringify(stdout.slice(0, 200))}`);
 }

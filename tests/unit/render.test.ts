@@ -10,7 +10,7 @@ import * as path from "path";
 import * as tls from "tls";
 import { renderAppEnv, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
-import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
+import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "../../components/render/mariadb";
 import {
     ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, HSTS_MAX_AGE_SECONDS, NginxSiteArgs, renderClusterJson, renderNginxSite,
     TLS_CIPHERS, upstreamName,
@@ -645,7 +645,17 @@ describe("firewall", () => {
 });
 
 describe("mariadb config", () => {
-    const cnf = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M" });
+    const tlsFiles = { caPath: "/etc/pi-cluster/tls/ca.crt", certPath: "/etc/pi-cluster/tls/server.crt", keyPath: "/etc/pi-cluster/tls/server.key" };
+    const cnf = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", tls: tlsFiles });
+
+    it("takes TLS 1.2 and 1.3 with the Pi's own certificate, and requires it only in its own file", () => {
+        assert.match(cnf, /^ssl_ca = \/etc\/pi-cluster\/tls\/ca\.crt\nssl_cert = \/etc\/pi-cluster\/tls\/server\.crt\nssl_key = \/etc\/pi-cluster\/tls\/server\.key\ntls_version = TLSv1\.2,TLSv1\.3$/m);
+        // Required only once every web server uses TLS (the require-tls step), not at the restart.
+        assert.doesNotMatch(cnf, /require_secure_transport/);
+        assert.strictEqual(renderRequireSecureTransport().split("\n").slice(1).join("\n"), "[mariadbd]\nrequire_secure_transport = ON\n");
+        const plain = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M" });
+        assert.doesNotMatch(plain, /ssl_|tls_version/);
+    });
 
     it("binds to the DB's address, uses utf8mb4 and logs slow queries", () => {
         assert.match(cnf, /^bind-address = 10\.254\.0\.124$/m);
@@ -663,12 +673,15 @@ describe("mariadb config", () => {
     it("is accepted by MariaDB's own option parser", () => {
         const dir = tmpDir("pi-cnf-");
         const f = path.join(dir, "my.cnf");
-        fs.writeFileSync(f, cnf + renderMaxConnections(40).replace("[mariadbd]\n", ""));
+        fs.writeFileSync(f, cnf + renderMaxConnections(40).replace("[mariadbd]\n", "") + renderRequireSecureTransport().replace(/^[^]*\[mariadbd\]\n/, ""));
         const r = spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"], { encoding: "utf8" });
         assert.strictEqual(r.error, undefined, "mariadbd must be installed (apt-get install mariadb-server)");
         assert.strictEqual(r.status, 0, r.stderr);
         assert.match(r.stdout, /^innodb-flush-neighbors\s+0$/m);
         assert.match(r.stdout, /^max-connections\s+40$/m);
+        assert.match(r.stdout, /^ssl-cert\s+\/etc\/pi-cluster\/tls\/server\.crt$/m);
+        assert.match(r.stdout, /^tls-version\s+TLSv1\.2,TLSv1\.3$/m);
+        assert.match(r.stdout, /^require-secure-transport\s+TRUE$/m);
         // And it fails on a bad option, so the check above can fail.
         fs.appendFileSync(f, "no_such_option = 1\n");
         assert.notStrictEqual(spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"]).status, 0);
@@ -698,8 +711,10 @@ describe("web server files", () => {
     it("writes the env file node --env-file reads", () => {
         const env = renderAppEnv({
             nodeName: "pi-web1", dbHost: "10.254.0.124", dbPort: 3306, dbName: "webapp_db", dbUser: "webapp_user",
-            dbPassword: "abc", dbPoolSize: 10, corsOrigins: ["http://a", "http://b"],
+            dbPassword: "abc", dbPoolSize: 10, corsOrigins: ["http://a", "http://b"], dbTls: { caFile: "/etc/pi-cluster/db-ca.pem", serverName: "pi-db" },
         });
+        assert.match(env, /^DB_SSL_CA="\/etc\/pi-cluster\/db-ca\.pem"$/m);
+        assert.match(env, /^DB_SSL_SERVERNAME="pi-db"$/m);
         assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
         assert.match(env, /^DB_PASSWORD="abc"$/m);
         assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
