@@ -11,8 +11,6 @@ export const TLS_RENEW_UNIT = "pi-cluster-tls-renew";
 export const TLS_CERT_DAYS = 365;
 /** It is issued again once it expires within this many days (by the step and by the daily timer). */
 export const TLS_RENEW_DAYS = 30;
-/** The dashboard shows the expiry in red below this many days: a renewal that failed for two weeks. */
-export const TLS_WARN_DAYS = 14;
 
 /** The daily renewal: a oneshot run of the rendered tls-renew.sh as root (it writes TLS_DIR and reloads a service). */
 export function renderRenewService(what: string): string {
