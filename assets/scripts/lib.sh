@@ -284,13 +284,21 @@ tls_server_cert() {
 
 # tls_not_after CERT : the certificate's expiry in ISO 8601 UTC, such as 2027-11-27T09:00:00Z.
 tls_not_after() {
-    date -u -d "$(openssl x509 -enddate -noout -in "$1" | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ
+    local end
+    # Explicit: callers run this inside "$(...)", where errexit does not hold.
+    end=$(openssl x509 -enddate -noout -in "$1") || return 1
+    date -u -d "${end#notAfter=}" +%Y-%m-%dT%H:%M:%SZ
 }
 
 # tls_write_status CERT FILE : FILE (0644, served as /tls.json) says when CERT expires.
 # Returns 0 when it changed FILE.
 tls_write_status() {
-    put_file "$(printf '{"certificateExpiry":"%s"}\n' "$(tls_not_after "$1")" | base64 -w0)" "$2" 0644
+    # Each value is taken on its own line: a failure inside "$(...)" in a command's
+    # arguments would not stop the script.
+    local expiry json
+    expiry=$(tls_not_after "$1")
+    json=$(printf '{"certificateExpiry":"%s"}\n' "$expiry" | base64 -w0)
+    put_file "$json" "$2" 0644
 }
 
 # json_text FILE : the file's text as a JSON string. For PEM, whose only characters that
@@ -303,7 +311,10 @@ json_text() {
 # stack reads into outputs: {"caCertificate":"<PEM>","certificateExpiry":"<ISO 8601>"}. The
 # same files give the same line, so a run that changes nothing changes no output.
 tls_step_output() {
-    printf '{"caCertificate":%s,"certificateExpiry":"%s"}\n' "$(json_text "$1")" "$(tls_not_after "$2")"
+    local ca expiry
+    ca=$(json_text "$1")
+    expiry=$(tls_not_after "$2")
+    printf '{"caCertificate":%s,"certificateExpiry":"%s"}\n' "$ca" "$expiry"
 }
 
 # tls_install_renewal RENEW_B64 SERVICE_B64 TIMER_B64 : the renewal script and its daily

@@ -29,8 +29,11 @@ take_in() {
         fi
         ;;
     mariadb)
-        if systemctl is-active --quiet mariadb; then
-            mariadb --protocol=socket -e "FLUSH SSL"
+        # Only once its config names this certificate: before that (the first run, ahead of
+        # the mariadb step) the restart for the new config takes it in.
+        if systemctl is-active --quiet mariadb &&
+            [[ "$(mariadb_sql -e 'SELECT @@ssl_cert')" == "$TLS_DIR/server.crt" ]]; then
+            mariadb_sql -e "FLUSH SSL"
             info "mariadb took in the new certificate (FLUSH SSL)"
         fi
         ;;

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { record } from "./checks";
-import { LB, onHost, OUT, pulumi, run } from "./lib";
+import { LB, onHost, OUT, pulumi, run, setConfig, up } from "./lib";
 
 export const LB_HTTPS = `https://${LB}`;
 const DB = "10.254.0.124";
@@ -77,6 +77,23 @@ export function httpRedirectsToHttps(): void {
     }
     const probe = onHost("pi-lb", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/api/health");
     assert.strictEqual(probe.out.trim(), "200");
+}
+
+/**
+ * (2) as one case for a lab stack that keeps plain HTTP (httpsRedirect false, for the request
+ * streams and fetch): turns the redirect on, checks it, and turns it off again; each flip
+ * updates the LB's site step and nothing else.
+ */
+export function redirectWhenOn(): void {
+    setConfig("httpsRedirect", "true");
+    try {
+        assert.deepStrictEqual(up("https-redirect").changes, { update: ["pi-lb-nginx-conf"] });
+        httpRedirectsToHttps();
+    } finally {
+        setConfig("httpsRedirect", "false");
+    }
+    assert.deepStrictEqual(up("https-redirect-off").changes, { update: ["pi-lb-nginx-conf"] });
+    httpServesPlain();
 }
 
 /** With httpsRedirect off, port 80 serves the site as before. */

@@ -750,6 +750,33 @@ describe("step scripts", () => {
         });
     }
 
+    it("makes a TLS step's certificates once, re-issues them only when needed, and prints one JSON line or fails", () => {
+        const dir = tmpDir("pi-tls-lib-");
+        const lib = path.join(SCRIPTS_DIR, "lib.sh");
+        const owner = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+        const sh = (body: string) =>
+            spawnSync("bash", ["-c", `set -euo pipefail; STEP=t; source "${lib}"; d="${dir}/tls"; ${body}`], { encoding: "utf8" });
+        const issue = `tls_make_ca "$d" CA; tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner}`;
+        assert.strictEqual(sh(issue).status, 0);
+        const first = sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`);
+        assert.strictEqual(first.status, 0, first.stderr);
+        const out = JSON.parse(first.stdout);
+        assert.deepStrictEqual(Object.keys(out), ["caCertificate", "certificateExpiry"]);
+        assert.strictEqual(out.caCertificate, fs.readFileSync(path.join(dir, "tls", "ca.crt"), "utf8"));
+        // A certificate that holds is kept (tls_server_cert returns 1), so the output stays the same.
+        assert.strictEqual(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner} || echo kept`).stdout, "kept\n");
+        assert.strictEqual(sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`).stdout, first.stdout);
+        // Within the renewal window, or for another address, it is issued again.
+        assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 400 ${owner}`).stdout, /issued a server certificate/);
+        assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.125 365 30 ${owner}`).stdout, /issued a server certificate for pi-db \(10\.254\.0\.125\)/);
+        assert.strictEqual(fs.statSync(path.join(dir, "tls", "ca.key")).mode & 0o777, 0o600);
+        assert.strictEqual(fs.statSync(path.join(dir, "tls", "server.key")).mode & 0o777, 0o600);
+        // A missing file fails the step instead of printing a broken line.
+        const broken = sh(`tls_step_output "$d/ca.crt" "$d/missing.crt"`);
+        assert.notStrictEqual(broken.status, 0);
+        assert.strictEqual(broken.stdout, "");
+    });
+
     it("refuses a template without a vars line", () => {
         assert.throws(() => renderScript("lib", {}), /no "# @vars" line/);
     });
