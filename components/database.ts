@@ -65,6 +65,7 @@ export class Database extends pulumi.ComponentResource {
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:db:Database", name, {}, opts);
         this.nodeNameForSteps = name;
+        this.webAddresses = args.webAddresses;
         const port = args.port ?? 3306;
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);
@@ -166,11 +167,13 @@ export class Database extends pulumi.ComponentResource {
 
     private readonly connection: pulumi.Output<Connection>;
     private readonly nodeNameForSteps: string;
+    private readonly webAddresses: string[];
 
     /**
      * From now on MariaDB refuses connections without TLS, and the app user's grants require
      * it. Runs after `clients` (every web server's admit step): on a cluster that ran without
-     * TLS, each web server has rolled to TLS before the database insists on it.
+     * TLS, each web server has rolled to TLS before the database insists on it. It names the
+     * web servers, so a scale-out gives the new server's user REQUIRE SSL once it serves.
      */
     requireTls(clients: pulumi.Resource[]): pulumi.Resource {
         return remoteStep(
@@ -180,6 +183,7 @@ export class Database extends pulumi.ComponentResource {
                 script: renderScript("db-require-tls", {
                     STEP: `${this.nodeNameForSteps}-require-tls`,
                     DB_USER,
+                    WEB_ADDRESSES: [...this.webAddresses].sort(),
                     REQUIRE_B64: b64(renderRequireSecureTransport()),
                     REQUIRE_CNF: REQUIRE_TLS_CNF,
                 }),

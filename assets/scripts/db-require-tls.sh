@@ -5,7 +5,9 @@
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP         log prefix
-#   DB_USER      the app's user, whose every host gets REQUIRE SSL
+#   DB_USER        the app's user
+#   WEB_ADDRESSES  the web servers (array): DB_USER at each gets REQUIRE SSL, so a new web
+#                  server's user gets it once that server runs with TLS
 #   REQUIRE_B64  the config file;  REQUIRE_CNF  its path
 set -euo pipefail
 
@@ -13,20 +15,21 @@ set -euo pipefail
 
 # @lib
 
-# require USING ON|OFF : REQUIRE SSL (or NONE) on every host of DB_USER, and the global switch.
+# require SSL|NONE ON|OFF : REQUIRE SSL (or NONE) on DB_USER at every web server, and the
+# global switch.
 require() {
-    local host stmts=""
-    while read -r host; do
-        [[ -n "$host" ]] && stmts+="ALTER USER $(sql_quote "$DB_USER")@$(sql_quote "$host") REQUIRE $1;
+    local addr stmts=""
+    for addr in "${WEB_ADDRESSES[@]}"; do
+        stmts+="ALTER USER IF EXISTS $(sql_quote "$DB_USER")@$(sql_quote "$addr") REQUIRE $1;
 "
-    done < <(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")")
-    mariadb_sql <<<"${stmts}SET GLOBAL require_secure_transport = $2;"
+    done
+    mariadb_sql -e "${stmts}SET GLOBAL require_secure_transport = $2;"
 }
 
 apply() {
     put_file "$REQUIRE_B64" "$REQUIRE_CNF" 0644 || true
     require SSL ON
-    info "MariaDB refuses connections without TLS; $DB_USER requires SSL"
+    info "MariaDB refuses connections without TLS; $DB_USER requires SSL from ${WEB_ADDRESSES[*]}"
 }
 
 delete() {

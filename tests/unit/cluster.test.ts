@@ -197,6 +197,7 @@ describe("PiCluster resource graph", function () {
         assert.deepStrictEqual(byName(res, "pi-db-tls").dependsOn, ["pi-db-base", "pi-db-firewall"]);
         assert.deepStrictEqual(byName(res, "pi-db-mariadb").dependsOn, ["pi-db-base", "pi-db-firewall", "pi-db-tls"]);
         assert.deepStrictEqual(byName(res, "pi-db-require-tls").dependsOn, ["pi-db-app-db", "pi-db-migrate", "pi-web1-admit", "pi-web2-admit"]);
+        assert.match(byName(res, "pi-db-require-tls").inputs.stdin, /^WEB_ADDRESSES=\('10\.254\.0\.122' '10\.254\.0\.123'\)$/m);
         // Hosts provision in parallel: no host's base waits on another host.
         for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
             assert.deepStrictEqual(byName(res, `${h}-wait-ssh`).dependsOn, []);
