@@ -15,5 +15,7 @@ export = async () => {
         dbPassword: cluster.dbPassword,
         apiWriteToken: cluster.apiWriteToken,
         nodes: cluster.nodes,
+        caCertificate: cluster.caCertificate,
+        certificateExpiry: cluster.certificateExpiry,
     };
 };

@@ -36,6 +36,10 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly dbPassword: pulumi.Output<string>;
     /** The bearer token API writes need (secret): pi-cluster:apiWriteToken, or generated. */
     public readonly apiWriteToken: pulumi.Output<string>;
+    /** The CA (PEM) that https clients of the load balancer trust. */
+    public readonly caCertificate: pulumi.Output<string>;
+    /** When the load balancer's certificate expires (ISO 8601 UTC) as of this `up`. */
+    public readonly certificateExpiry: pulumi.Output<string>;
 
     constructor(name: string, args: PiClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:cluster:PiCluster", name, {}, opts);
@@ -83,6 +87,13 @@ export class PiCluster extends pulumi.ComponentResource {
                 httpPort: c.httpPort,
                 managementCidr: c.managementCidr,
                 apiRateLimit: apiRateLimitOf(c),
+                tls: {
+                    mode: c.tlsCertificateMode,
+                    certificate: c.tlsCertificate,
+                    privateKey: c.tlsPrivateKey,
+                    redirectHttp: c.httpsRedirect,
+                    hsts: c.hsts,
+                },
                 dashboard: args.artifacts.dashboard,
                 refreshSeconds: c.dashboardRefreshSeconds,
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,
@@ -154,6 +165,8 @@ export class PiCluster extends pulumi.ComponentResource {
                         dbUser: db.dbUser,
                         dbPassword: password.result,
                         apiWriteToken: writeToken,
+                        dbCaCertificate: db.caCertificate,
+                        dbServerName: db.serverName,
                         dbReady: db.ready,
                         poolSize: c.dbPoolSize,
                         corsOrigins: c.corsOrigins,
@@ -171,6 +184,9 @@ export class PiCluster extends pulumi.ComponentResource {
             );
         }
 
+        // Once every web server has rolled to TLS, the database refuses connections without it.
+        db.requireTls(webs.map((w) => w.admitStep));
+
         this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);
         this.lbUrl = lb.url;
         this.apiUrl = pulumi.interpolate`${lb.url}/api/`;
@@ -184,6 +200,8 @@ export class PiCluster extends pulumi.ComponentResource {
         this.dbPassword = pulumi.secret(password.result);
         this.apiWriteToken = pulumi.secret(writeToken);
         this.nodes = pulumi.output(nodes);
+        this.caCertificate = lb.caCertificate;
+        this.certificateExpiry = lb.certificateExpiry;
         this.registerOutputs({
             contractVersion: this.contractVersion,
             lbUrl: this.lbUrl,
@@ -194,6 +212,8 @@ export class PiCluster extends pulumi.ComponentResource {
             dbPassword: this.dbPassword,
             apiWriteToken: this.apiWriteToken,
             nodes: this.nodes,
+            caCertificate: this.caCertificate,
+            certificateExpiry: this.certificateExpiry,
         });
     }
 }

@@ -52,6 +52,10 @@ const port = z
     .min(1, { message: "expected a port between 1 and 65535" })
     .max(65535, { message: "expected a port between 1 and 65535" });
 
+/** Where the load balancer's certificate comes from (README, "HTTPS"). */
+export const TLS_CERTIFICATE_MODES = ["generated", "supplied"] as const;
+export type TlsCertificateMode = (typeof TLS_CERTIFICATE_MODES)[number];
+
 /** The seed sized the database for a 2 GB Pi; without a ramMb, every Pi is taken to be one. */
 export const DEFAULT_RAM_MB = 2048;
 
@@ -206,6 +210,13 @@ const schema = z
         apiRateLimitBurst,
         apiConnectionsPerClient,
         unattendedUpgrades: z.boolean().default(true),
+        httpsRedirect: z.boolean({ message: "expected true (port 80 answers 301 to https) or false (port 80 serves the site too)" }).default(true),
+        hsts: z.boolean({ message: "expected true (send Strict-Transport-Security on https) or false" }).default(false),
+        tlsCertificateMode: z
+            .enum(TLS_CERTIFICATE_MODES, { message: `expected ${TLS_CERTIFICATE_MODES.map((m) => JSON.stringify(m)).join(" or ")}` })
+            .default("generated"),
+        tlsCertificate: z.string({ message: "expected the load balancer's certificate chain in PEM, server certificate first" }).optional(),
+        tlsPrivateKey: z.string().min(1).optional(),
         purgeDataOnDestroy: z.boolean().default(false),
         // Per host name; scripts/recover.sh bumps a host's: every step on it runs again,
         // repairing drift. Apart from the host entries, which lab/lab rewrites.
@@ -274,6 +285,7 @@ const schema = z
                 message: "expected at least one web server without cordon: true, or nothing would serve",
             });
         }
+        tlsProblems(c, ctx);
         if (c.appPort === c.httpPort) {
             ctx.addIssue({ code: "custom", path: ["appPort"], message: `expected a port other than httpPort (${c.httpPort})` });
         }
@@ -340,6 +352,60 @@ const schema = z
         });
     });
 
+/**
+ * The certificates of a supplied chain, server certificate first, or a message saying why
+ * the text is not one.
+ */
+export function parseCertificateChain(pem: string): crypto.X509Certificate[] | string {
+    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) return "expected the load balancer's certificate chain in PEM (-----BEGIN CERTIFICATE-----), server certificate first";
+    try {
+        return blocks.map((b) => new crypto.X509Certificate(b));
+    } catch (e) {
+        return `expected certificates in PEM that can be read, but one fails: ${(e as Error).message}`;
+    }
+}
+
+// The certificate is public and checked here; the key is a secret, checked once known (parseConfig).
+function tlsProblems(c: { tlsCertificateMode: TlsCertificateMode; tlsCertificate?: string; tlsPrivateKey?: string }, ctx: z.RefinementCtx): void {
+    const set = "(pulumi config set tlsCertificate -- \"$(cat lb.crt)\"; pulumi config set --secret tlsPrivateKey -- \"$(cat lb.key)\")";
+    if (c.tlsCertificateMode === "generated") {
+        for (const key of ["tlsCertificate", "tlsPrivateKey"] as const) {
+            if (c[key] !== undefined) {
+                ctx.addIssue({ code: "custom", params: { whole: true }, path: [key], message: `expected no ${key} with tlsCertificateMode "generated" (the load balancer makes its own); set tlsCertificateMode to "supplied" to use yours` });
+            }
+        }
+        return;
+    }
+    if (c.tlsCertificate === undefined) {
+        ctx.addIssue({ code: "custom", params: { whole: true }, path: ["tlsCertificate"], message: `expected the certificate chain in PEM with tlsCertificateMode "supplied" ${set}` });
+    } else {
+        const chain = parseCertificateChain(c.tlsCertificate);
+        if (typeof chain === "string") {
+            ctx.addIssue({ code: "custom", params: { whole: true }, path: ["tlsCertificate"], message: chain });
+        } else if (new Date(chain[0].validTo).getTime() <= Date.now()) {
+            ctx.addIssue({ code: "custom", params: { whole: true }, path: ["tlsCertificate"], message: `expected a certificate that has not expired, but it expired on ${new Date(chain[0].validTo).toISOString()}` });
+        }
+    }
+    if (c.tlsPrivateKey === undefined) {
+        ctx.addIssue({ code: "custom", params: { whole: true }, path: ["tlsPrivateKey"], message: `expected the certificate's private key as a secret with tlsCertificateMode "supplied" ${set}` });
+    }
+}
+
+/** Why a supplied key cannot serve the certificate, or undefined. Never quotes the key. */
+export function tlsKeyProblem(certificate: string, key: string): string | undefined {
+    const chain = parseCertificateChain(certificate);
+    if (typeof chain === "string") return undefined; // reported at tlsCertificate
+    let privateKey: crypto.KeyObject;
+    try {
+        privateKey = crypto.createPrivateKey(key);
+    } catch {
+        return "expected an unencrypted private key in PEM (nginx reads it at every start, with no one to type a passphrase)";
+    }
+    if (!chain[0].checkPrivateKey(privateKey)) return "expected the private key of the first certificate in tlsCertificate, but it is another key";
+    return undefined;
+}
+
 interface Listener {
     path: (string | number)[];
     port: number;
@@ -366,11 +432,13 @@ const HOST_FIELDS = Object.keys(hostObject.shape);
 
 type Parsed = z.infer<typeof schema>;
 
-export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath" | "apiWriteToken"> {
+export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath" | "apiWriteToken" | "tlsPrivateKey"> {
     /** The SSH private key's text, always a secret. */
     sshPrivateKey: pulumi.Output<string>;
     /** The bearer token API writes need, a secret; unset, the stack generates one. */
     apiWriteToken?: pulumi.Output<string>;
+    /** The supplied TLS certificate's key, always a secret; set only with tlsCertificateMode "supplied". */
+    tlsPrivateKey?: pulumi.Output<string>;
 }
 
 /** The app refuses a shorter token at start (API_WRITE_TOKEN in assets/app/src/config.ts). */
@@ -503,6 +571,17 @@ function deployKeyProblem(key: string, user: string): string | undefined {
     return undefined;
 }
 
+// The secret is known at preview, so a key that does not match fails there.
+function checkedTlsKey(key: pulumi.Output<string>, certificate: string): pulumi.Output<string> {
+    return pulumi.secret(
+        key.apply((k) => {
+            const problem = tlsKeyProblem(certificate, k);
+            if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:tlsPrivateKey: ${problem}`);
+            return k;
+        }),
+    );
+}
+
 function expandHome(p: string): string {
     return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
 }
@@ -512,8 +591,13 @@ function expandHome(p: string): string {
  * Pure apart from reading the SSH key file, so it is tested without Pulumi.
  * `secretKey` is the key from the secret config value `sshPrivateKey`, when set.
  */
-export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Output<string>, writeToken?: pulumi.Output<string>): ClusterConfig {
-    const result = schema.safeParse(secretKey ? { ...raw, sshPrivateKey: "(secret)" } : raw);
+export function parseConfig(
+    raw: Record<string, unknown>,
+    secretKey?: pulumi.Output<string>,
+    writeToken?: pulumi.Output<string>,
+    tlsKey?: pulumi.Output<string>,
+): ClusterConfig {
+    const result = schema.safeParse({ ...raw, ...(secretKey ? { sshPrivateKey: "(secret)" } : {}), ...(tlsKey ? { tlsPrivateKey: "(secret)" } : {}) });
     if (!result.success) {
         const lines = result.error.issues.flatMap((i) => {
             if (i.code === "unrecognized_keys") return i.keys.map((k) => unknownKey(i.path, k));
@@ -523,8 +607,12 @@ export function parseConfig(raw: Record<string, unknown>, secretKey?: pulumi.Out
         });
         throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);
     }
-    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, ...parsed } = result.data;
-    const rest = { ...parsed, adminCidrs: parsed.adminCidrs.length > 0 ? parsed.adminCidrs : [parsed.managementCidr] };
+    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, tlsPrivateKey: _tls, ...parsed } = result.data;
+    const rest = {
+        ...parsed,
+        adminCidrs: parsed.adminCidrs.length > 0 ? parsed.adminCidrs : [parsed.managementCidr],
+        ...(tlsKey ? { tlsPrivateKey: checkedTlsKey(tlsKey, parsed.tlsCertificate!) } : {}),
+    };
     const withToken = (c: ClusterConfig): ClusterConfig => (writeToken ? { ...c, apiWriteToken: checkedWriteToken(writeToken) } : c);
     if (secretKey) {
         // The secret is known at preview, so a key sshd would refuse fails there too.
@@ -565,6 +653,9 @@ function checkedWriteToken(token: pulumi.Output<string>): pulumi.Output<string> 
     );
 }
 
+/** Keys read only with getSecret, so their values are secret from the start. */
+const SECRET_KEYS = ["sshPrivateKey", "apiWriteToken", "tlsPrivateKey"];
+
 /**
  * Reads every `pi-cluster:*` key the stack sets, not only the known ones, so that a
  * mistyped key fails validation instead of being silently ignored. Other namespaces
@@ -577,8 +668,7 @@ export function loadConfig(): ClusterConfig {
         .filter((k) => k.startsWith(`${NAMESPACE}:`))
         .map((k) => k.slice(NAMESPACE.length + 1));
     for (const key of keys) {
-        // Secrets: read below with getSecret, so their values never pass through plain config.
-        if (key === "sshPrivateKey" || key === "apiWriteToken") continue;
+        if (SECRET_KEYS.includes(key)) continue;
         const text = cfg.get(key);
         if (text === undefined) continue;
         // Structured values (numbers, lists, objects) arrive as JSON text; plain strings do not.
@@ -588,5 +678,5 @@ export function loadConfig(): ClusterConfig {
             raw[key] = text;
         }
     }
-    return parseConfig(raw, cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"));
+    return parseConfig(raw, cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"), cfg.getSecret("tlsPrivateKey"));
 }

@@ -5,15 +5,18 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
 import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients } from "./render/firewall";
-import { maxConnections, renderMariadbConfig, renderMaxConnections } from "./render/mariadb";
+import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "./render/mariadb";
+import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
-import { remoteStep, withReapply } from "./remote";
+import { Connection, remoteStep, withReapply } from "./remote";
 
 export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
 /** What the app needs and nothing more: no DDL, no GRANT OPTION, no DROP. */
 export const APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE";
+/** Where the step that requires TLS keeps require_secure_transport for restarts. */
+export const REQUIRE_TLS_CNF = "/etc/mysql/mariadb.conf.d/62-pi-cluster-require-tls.cnf";
 export const MIGRATIONS_DIR = path.join(__dirname, "..", "assets", "app", "migrations");
 
 /** The Pi (address, SSH, firewall: 3306 from the web servers only) plus what its role needs. */
@@ -58,15 +61,37 @@ export class Database extends pulumi.ComponentResource {
     public readonly port: pulumi.Output<number>;
     public readonly dbName: pulumi.Output<string>;
     public readonly dbUser: pulumi.Output<string>;
+    /** The CA (PEM) that signed MariaDB's certificate: web servers verify the server against it. */
+    public readonly caCertificate: pulumi.Output<string>;
+    /** The DNS name in MariaDB's certificate (this Pi's name), which the web servers check. */
+    public readonly serverName: pulumi.Output<string>;
     /** Steps after which the app can connect: MariaDB runs, the user exists, the schema is migrated. */
     public readonly ready: pulumi.Resource[];
 
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:db:Database", name, {}, withReapply(args.reapply, opts));
+        this.nodeNameForSteps = name;
+        this.webAddresses = args.webAddresses;
         const port = args.port ?? 3306;
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);
         const conns = maxConnections(args.webAddresses.length, args.poolSize ?? 10, args.connectionHeadroom ?? 20);
+        this.connection = connection;
+
+        const tls = remoteStep(
+            `${name}-tls`,
+            {
+                connection,
+                script: pulumi.output(args.address).apply((address) =>
+                    renderScript("db-tls", {
+                        STEP: `${name}-tls`,
+                        TLS_DIR,
+                        ...tlsRenewalVars({ step: `${name}-tls`, name, address, keyOwner: "mysql:mysql", service: "mariadb", statusFile: "" }),
+                    }),
+                ),
+            },
+            { parent: this, dependsOn: host.ready },
+        );
 
         const mariadb = remoteStep(
             `${name}-mariadb`,
@@ -81,6 +106,7 @@ export class Database extends pulumi.ComponentResource {
                                 port,
                                 innodbBufferPoolSize: args.innodbBufferPoolSize ?? "512M",
                                 innodbLogFileSize: args.innodbLogFileSize ?? "128M",
+                                tls: { caPath: `${TLS_DIR}/ca.crt`, certPath: `${TLS_DIR}/server.crt`, keyPath: `${TLS_DIR}/server.key` },
                             }),
                         ),
                         CONN_CNF_TEXT: fileText(renderMaxConnections(conns)),
@@ -91,7 +117,8 @@ export class Database extends pulumi.ComponentResource {
                     }),
                 ),
             },
-            { parent: this, dependsOn: host.ready },
+            // The certificate exists before the config that names it restarts MariaDB (once).
+            { parent: this, dependsOn: [...host.ready, tls] },
         );
 
         const appDb = remoteStep(
@@ -132,11 +159,42 @@ export class Database extends pulumi.ComponentResource {
         this.dbName = pulumi.output(DB_NAME);
         this.dbUser = pulumi.output(DB_USER);
         this.ready = [appDb, migrate];
+        this.caCertificate = pulumi.unsecret(tls.stdout).apply((out) => parseTlsStepOutput(out, `${name}-tls`).caCertificate);
+        this.serverName = pulumi.output(name);
         this.registerOutputs({
             address: this.address,
             port: this.port,
             dbName: this.dbName,
             dbUser: this.dbUser,
+            caCertificate: this.caCertificate,
+            serverName: this.serverName,
         });
+    }
+
+    private readonly connection: pulumi.Output<Connection>;
+    private readonly nodeNameForSteps: string;
+    private readonly webAddresses: string[];
+
+    /**
+     * From now on MariaDB refuses connections without TLS, and the app user's grants require
+     * it. Runs after `clients` (every web server's admit step): on a cluster that ran without
+     * TLS, each web server has rolled to TLS before the database insists on it. It names the
+     * web servers, so a scale-out gives the new server's user REQUIRE SSL once it serves.
+     */
+    requireTls(clients: pulumi.Resource[]): pulumi.Resource {
+        return remoteStep(
+            `${this.nodeNameForSteps}-require-tls`,
+            {
+                connection: this.connection,
+                script: renderScript("db-require-tls", {
+                    STEP: `${this.nodeNameForSteps}-require-tls`,
+                    DB_USER,
+                    WEB_ADDRESSES: [...this.webAddresses].sort(),
+                    REQUIRE_TEXT: fileText(renderRequireSecureTransport()),
+                    REQUIRE_CNF: REQUIRE_TLS_CNF,
+                }),
+            },
+            { parent: this, dependsOn: [...this.ready, ...clients] },
+        );
     }
 }

@@ -4,13 +4,30 @@ import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
+import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
-import { remoteStep, upload, withReapply } from "./remote";
+import { Connection, remoteStep, upload, withReapply } from "./remote";
 
 export const WWW_DIR = "/var/www/pi-cluster";
 export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
 export const CLUSTER_INTERNAL_JSON = "/var/lib/pi-cluster/cluster-internal.json";
+/** The certificate's expiry for the dashboard, served as /tls.json. */
+export const TLS_STATUS_JSON = "/var/lib/pi-cluster/tls.json";
+
+/** HTTPS on the load balancer (README, "HTTPS"). */
+export interface LoadBalancerTls {
+    /** "generated": a cluster CA on the Pi issues the certificate; "supplied": certificate and privateKey. Default "generated". */
+    mode?: "generated" | "supplied";
+    /** The certificate chain in PEM, server certificate first. Required with "supplied". */
+    certificate?: string;
+    /** Its private key (secret). Required with "supplied". */
+    privateKey?: pulumi.Input<string>;
+    /** httpPort answers 301 to https. Default true. */
+    redirectHttp?: boolean;
+    /** Send Strict-Transport-Security. Default false. */
+    hsts?: boolean;
+}
 
 /** The Pi (address, SSH, firewall: 80/443 from anywhere) plus what its role needs. */
 export interface LoadBalancerArgs extends HostArgs {
@@ -31,6 +48,8 @@ export interface LoadBalancerArgs extends HostArgs {
     dashboard: Artifact;
     /** Per-client-address limits on /api/ (rate, burst, requests in flight). Required. */
     apiRateLimit: pulumi.Input<ApiRateLimit>;
+    /** HTTPS: certificate source, redirect, HSTS. Default a generated certificate, redirect on, no HSTS. */
+    tls?: LoadBalancerTls;
     /** Dashboard refresh period. Default 10. */
     refreshSeconds?: number;
     /** Dashboard per-request timeout. Default 4000. */
@@ -41,6 +60,10 @@ export class LoadBalancer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
     public readonly url: pulumi.Output<string>;
+    /** The CA clients trust for https: the cluster CA, or the supplied chain's last certificate. */
+    public readonly caCertificate: pulumi.Output<string>;
+    /** When the server certificate expires (ISO 8601 UTC), as of the last `up`; /tls.json has it live. */
+    public readonly certificateExpiry: pulumi.Output<string>;
     /** The site step: web servers join the round-robin after it; on a scale-in it drains the removed ones. */
     public readonly nginxConf: pulumi.Resource;
 
@@ -79,6 +102,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
             { parent: this, dependsOn: [nginx, dashUpload.copy] },
         );
 
+        const tlsStep = this.tlsStep(name, args, connection, [nginx]);
+
         const site = pulumi
             .all([args.address, args.database, args.apiRateLimit])
             .apply(([address, database, apiRateLimit]) => {
@@ -102,6 +127,13 @@ export class LoadBalancer extends pulumi.ComponentResource {
                             clusterJsonPath: CLUSTER_JSON,
                             internalClusterJsonPath: CLUSTER_INTERNAL_JSON,
                             apiRateLimit,
+                            tls: {
+                                certificatePath: `${TLS_DIR}/server.crt`,
+                                keyPath: `${TLS_DIR}/server.key`,
+                                redirectHttp: args.tls?.redirectHttp ?? true,
+                                hsts: args.tls?.hsts ?? false,
+                                statusPath: TLS_STATUS_JSON,
+                            },
                         }),
                     ),
                     CLUSTER_JSON_TEXT: fileText(renderClusterJson({ ...clusterJson, internal: false })),
@@ -112,11 +144,49 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 });
             });
         // Depends on no web server: a dead one never blocks a change of the site.
-        this.nginxConf = remoteStep(`${name}-nginx-conf`, { connection, script: site }, { parent: this, dependsOn: [nginx] });
+        this.nginxConf = remoteStep(`${name}-nginx-conf`, { connection, script: site }, { parent: this, dependsOn: [nginx, tlsStep] });
 
+        const tls = pulumi.unsecret(tlsStep.stdout).apply((out) => parseTlsStepOutput(out, `${name}-tls`));
+        this.caCertificate = tls.caCertificate;
+        this.certificateExpiry = tls.certificateExpiry;
         this.nodeName = pulumi.output(name);
         this.address = pulumi.output(args.address);
         this.url = pulumi.interpolate`http://${args.address}${httpPort === 80 ? "" : `:${httpPort}`}`;
-        this.registerOutputs({ nodeName: this.nodeName, address: this.address, url: this.url });
+        this.registerOutputs({
+            nodeName: this.nodeName,
+            address: this.address,
+            url: this.url,
+            caCertificate: this.caCertificate,
+            certificateExpiry: this.certificateExpiry,
+        });
+    }
+
+    /**
+     * The certificate step. Generated: the script carries no secret. Supplied: it carries
+     * the key, so it is a secret and its stdout (public: the CA and the expiry) is not logged.
+     */
+    private tlsStep(name: string, args: LoadBalancerArgs, connection: pulumi.Output<Connection>, after: pulumi.Resource[]) {
+        const step = `${name}-tls`;
+        const common = { STEP: step, TLS_DIR, STATUS_FILE: TLS_STATUS_JSON };
+        if ((args.tls?.mode ?? "generated") === "generated") {
+            const script = pulumi.output(args.address).apply((address) =>
+                renderScript("lb-tls", {
+                    ...common,
+                    MODE: "generated",
+                    ...tlsRenewalVars({ step, name, address, keyOwner: "root:root", service: "nginx", statusFile: TLS_STATUS_JSON }),
+                }),
+            );
+            return remoteStep(step, { connection, script }, { parent: this, dependsOn: after });
+        }
+        const { certificate, privateKey } = args.tls!;
+        if (certificate === undefined || privateKey === undefined) {
+            throw new pulumi.ResourceError(`tls: mode "supplied" needs certificate and privateKey, got ${certificate === undefined ? "no certificate" : "no privateKey"}`, this);
+        }
+        const script = pulumi.secret(
+            pulumi.output(privateKey).apply((key) =>
+                renderScript("lb-tls", { ...common, MODE: "supplied", CERT_TEXT: fileText(certificate), KEY_TEXT: fileText(key) }),
+            ),
+        );
+        return remoteStep(step, { connection, secret: true, script }, { parent: this, dependsOn: after });
     }
 }

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import {
-    APP_DIR, APP_ENV_FILE, APP_HOME, APP_SECRETS_FILE, APP_USER, ECOSYSTEM_FILE, PM2_DIR,
+    APP_DIR, APP_ENV_FILE, APP_HOME, APP_SECRETS_FILE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, PM2_DIR,
     renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit,
 } from "./render/app";
 import { fileText, renderScript } from "./render/shell";
@@ -59,6 +59,10 @@ export interface WebServerArgs extends HostArgs {
     dbPassword: pulumi.Input<string>;
     /** The bearer token API writes need (secret). Required. */
     apiWriteToken: pulumi.Input<string>;
+    /** The CA (PEM) that signed MariaDB's certificate; the app connects only over TLS it verifies. Required. */
+    dbCaCertificate: pulumi.Input<string>;
+    /** The DNS name in MariaDB's certificate. Required. */
+    dbServerName: pulumi.Input<string>;
     /** The app starts only after these (the DB user and schema). Required. */
     dbReady: pulumi.Resource[];
     /** Pool size per web server. Default 10. */
@@ -113,16 +117,19 @@ export class WebServer extends pulumi.ComponentResource {
             { connection, hostKey: args.hostKey, kind: "app", file: args.app.path, sha: args.app.sha },
             { parent: this, dependsOn: host.ready },
         );
-        const env = pulumi.all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser]).apply(([dbHost, dbPort, dbName, dbUser]) =>
-            renderAppEnv({
-                nodeName: name,
-                dbHost,
-                dbPort,
-                dbName,
-                dbUser,
-                dbPoolSize: args.poolSize ?? 10,
-                corsOrigins: args.corsOrigins ?? [],
-            }),
+        const env = pulumi
+            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbServerName])
+            .apply(([dbHost, dbPort, dbName, dbUser, dbServerName]) =>
+                renderAppEnv({
+                    nodeName: name,
+                    dbHost,
+                    dbPort,
+                    dbName,
+                    dbUser,
+                    dbPoolSize: args.poolSize ?? 10,
+                    corsOrigins: args.corsOrigins ?? [],
+                    dbTls: { caFile: DB_CA_FILE, serverName: dbServerName },
+                }),
         );
         // The secrets go in their own step, the one web-server step whose script is secret;
         // the app step's script carries only their digest, so it shows in a preview.
@@ -133,7 +140,7 @@ export class WebServer extends pulumi.ComponentResource {
             renderScript("web-app-secrets", { STEP: `${name}-app-secrets`, APP_USER, SECRETS_FILE: APP_SECRETS_FILE, SECRETS_TEXT: fileText(text) }),
         );
         const secretsDigest = pulumi.unsecret(secrets.apply((text) => crypto.createHash("sha256").update(text).digest("hex").slice(0, 16)));
-        const appScript = pulumi.all([env, secretsDigest]).apply(([envText, digest]) =>
+        const appScript = pulumi.all([env, secretsDigest, args.dbCaCertificate]).apply(([envText, digest, dbCa]) =>
             renderScript("web-app", {
                 STEP: `${name}-app`,
                 NODE: name,
@@ -144,6 +151,8 @@ export class WebServer extends pulumi.ComponentResource {
                 ENV_FILE: APP_ENV_FILE,
                 ENV_TEXT: fileText(envText),
                 SECRETS_DIGEST: digest,
+                DB_CA_FILE,
+                DB_CA_TEXT: fileText(dbCa),
                 ECOSYSTEM_FILE,
                 ECOSYSTEM_TEXT: fileText(renderEcosystem({ port })),
                 PORT: port,

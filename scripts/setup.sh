@@ -11,9 +11,10 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
 # The lab (debootstrap, nspawn, nftables, iproute2), ssh for the lab hosts, and the real
 # validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium, wrk
-# for scripts/bench.sh, and sshd -t / -T for the Pis' sshd drop-in.
+# for scripts/bench.sh, sshd -t / -T for the Pis' sshd drop-in, and for the TLS checks
+# (tests/e2e/tlsChecks.ts) testssl.sh, tcpdump on the lab's bridge, curl and openssl.
 readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux)
-readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium wrk openssh-server)
+readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {

@@ -20,18 +20,10 @@ set -euo pipefail
 
 # @lib
 
-sql() { mariadb --protocol=socket -N -B "$@"; }
-
-# quote TEXT : a SQL string literal.
-quote() {
-    local s=${1//\\/\\\\}
-    printf "'%s'" "${s//\'/\'\'}"
-}
-
 # granted ADDR : the app user's grants from ADDR, one a line, but the USAGE line and the
 # password's hash, which are never printed.
 granted() {
-    sql -e "SHOW GRANTS FOR $(quote "$DB_USER")@$(quote "$1")" 2>/dev/null |
+    mariadb_sql -e "SHOW GRANTS FOR $(sql_quote "$DB_USER")@$(sql_quote "$1")" 2>/dev/null |
         grep -v '^GRANT USAGE ON \*\.\* TO ' | sed "s/ IDENTIFIED BY PASSWORD '[^']*'//" || true
 }
 
@@ -45,28 +37,28 @@ apply() {
     stmts="CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
     for addr in "${WEB_ADDRESSES[@]}"; do
         stmts+="
-CREATE USER IF NOT EXISTS $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
-ALTER USER $(quote "$DB_USER")@$(quote "$addr") IDENTIFIED BY $(quote "$DB_PASSWORD");
-GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(quote "$DB_USER")@$(quote "$addr");"
+CREATE USER IF NOT EXISTS $(sql_quote "$DB_USER")@$(sql_quote "$addr") IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
+ALTER USER $(sql_quote "$DB_USER")@$(sql_quote "$addr") IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
+GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
         # Privileges granted by hand beyond those go (revoked and granted in one batch, and
         # only when they differ, so the app never runs without its own).
         if [[ -n "$(granted "$addr")" && "$(granted "$addr")" != "$(wanted_grant "$addr")" ]]; then
             stmts+="
-REVOKE ALL PRIVILEGES, GRANT OPTION FROM $(quote "$DB_USER")@$(quote "$addr");
-GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(quote "$DB_USER")@$(quote "$addr");"
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM $(sql_quote "$DB_USER")@$(sql_quote "$addr");
+GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
             info "$DB_USER@$addr had other privileges than $PRIVILEGES on $DB_NAME: reset to those"
         fi
     done
-    existing=$(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
+    existing=$(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")")
     while read -r addr; do
         [[ -n "$addr" ]] || continue
         if ! printf '%s\n' "${WEB_ADDRESSES[@]}" | grep -qxF "$addr"; then
             stmts+="
-DROP USER $(quote "$DB_USER")@$(quote "$addr");"
+DROP USER $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
             info "dropping $DB_USER@$addr (no longer a web server)"
         fi
     done <<<"$existing"
-    sql <<<"$stmts"
+    mariadb_sql <<<"$stmts"
     # Grants first, then the rule: on a scale-out the new server finds its user in place;
     # on a scale-in it is already out of the load balancer, so neither order drops a request.
     local reload=0
@@ -89,8 +81,8 @@ delete() {
     fi
     systemctl is-active --quiet mariadb || return 0
     while read -r addr; do
-        [[ -n "$addr" ]] && sql <<<"DROP USER IF EXISTS $(quote "$DB_USER")@$(quote "$addr");"
-    done < <(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")")
+        [[ -n "$addr" ]] && mariadb_sql <<<"DROP USER IF EXISTS $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
+    done < <(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")")
     info "removed user $DB_USER; database $DB_NAME is data and stays"
 }
 
@@ -99,7 +91,7 @@ delete() {
 verify() {
     local addr hosts grants
     expect_file "$CLIENTS_TEXT" "$CLIENTS_FILE" 0644
-    if ! hosts=$(sql -e "SELECT Host FROM mysql.user WHERE User = $(quote "$DB_USER")" 2>/dev/null); then
+    if ! hosts=$(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")" 2>/dev/null); then
         drift "mariadb: cannot read its users (is it running?)"
         return 0
     fi
@@ -111,7 +103,7 @@ verify() {
         grants=$(granted "$addr")
         [[ "$grants" == "$(wanted_grant "$addr")" ]] ||
             drift "user $DB_USER@$addr: grants are '${grants//$'\n'/; }', expected $PRIVILEGES on $DB_NAME only"
-        [[ "$(sql <<<"SELECT authentication_string = PASSWORD($(quote "$DB_PASSWORD")) FROM mysql.user WHERE User = $(quote "$DB_USER") AND Host = $(quote "$addr");")" == 1 ]] ||
+        [[ "$(mariadb_sql <<<"SELECT authentication_string = PASSWORD($(sql_quote "$DB_PASSWORD")) FROM mysql.user WHERE User = $(sql_quote "$DB_USER") AND Host = $(sql_quote "$addr");")" == 1 ]] ||
             drift "user $DB_USER@$addr: its password is not the stack's"
     done
     while read -r addr; do

@@ -204,6 +204,164 @@ wait_app_healthy() {
     return 1
 }
 
+# mariadb_sql ARGS... : the mariadb client as root over the unix socket, tab-separated, no headers.
+mariadb_sql() { mariadb --protocol=socket -N -B "$@"; }
+
+# sql_quote TEXT : a SQL string literal.
+sql_quote() {
+    local s=${1//\\/\\\\}
+    printf "'%s'" "${s//\'/\'\'}"
+}
+
+# --- A cluster CA per Pi (load balancer, database), made with openssl where it is used.
+# Its key is made on the Pi and never leaves it: the stack only ever sees certificates.
+# Certificates are ECDSA P-256: every TLS 1.2 and 1.3 client takes them, and a Pi signs
+# them in milliseconds.
+
+# tls_openssl_conf FILE EXT... : an openssl config with one section [ext] of the given lines.
+tls_openssl_conf() {
+    local file="$1"
+    shift
+    {
+        printf '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n[ext]\n'
+        printf '%s\n' "$@"
+    } >"$file"
+}
+
+# tls_make_ca DIR NAME : DIR/ca.key (0600 root) and the self-signed DIR/ca.crt, 20 years,
+# made once. Returns 0 when it made them, 1 when they were there.
+tls_make_ca() {
+    local dir="$1" name="$2" conf
+    install -d -m 0755 "$dir"
+    [[ -s "$dir/ca.key" && -s "$dir/ca.crt" ]] && return 1
+    conf=$(mktemp)
+    tls_openssl_conf "$conf" "basicConstraints = critical, CA:TRUE, pathlen:0" "keyUsage = critical, keyCertSign, cRLSign" \
+        "subjectKeyIdentifier = hash"
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/ca.key.new")
+    openssl req -x509 -new -config "$conf" -extensions ext -key "$dir/ca.key.new" -sha256 -days 7300 \
+        -subj "/CN=$name" -out "$dir/ca.crt.new"
+    rm -f "$conf"
+    chmod 0644 "$dir/ca.crt.new"
+    mv -f "$dir/ca.key.new" "$dir/ca.key"
+    mv -f "$dir/ca.crt.new" "$dir/ca.crt"
+    info "made the cluster CA \"$name\" in $dir (its key stays on this Pi)"
+}
+
+# tls_server_cert_ok DIR NAME ADDRESS RENEW_DAYS : true when DIR/server.crt is signed by
+# DIR/ca.crt, matches DIR/server.key, names exactly NAME and ADDRESS, and is valid for more
+# than RENEW_DAYS.
+tls_server_cert_ok() {
+    local dir="$1" name="$2" address="$3" days="$4"
+    [[ -s "$dir/server.crt" && -s "$dir/server.key" ]] || return 1
+    openssl verify -CAfile "$dir/ca.crt" "$dir/server.crt" >/dev/null 2>&1 || return 1
+    openssl x509 -checkend $((days * 86400)) -noout -in "$dir/server.crt" >/dev/null || return 1
+    [[ "$(openssl x509 -noout -ext subjectAltName -in "$dir/server.crt" | tail -n +2 | tr -d ' ')" == "DNS:$name,IPAddress:$address" ]] || return 1
+    [[ "$(openssl x509 -noout -pubkey -in "$dir/server.crt")" == "$(openssl pkey -pubout -in "$dir/server.key")" ]]
+}
+
+# tls_server_cert DIR NAME ADDRESS DAYS RENEW_DAYS [OWNER:GROUP] : DIR/server.key (0600,
+# OWNER) and DIR/server.crt for NAME and ADDRESS (both in subjectAltName: clients check
+# the address they dial), signed by DIR's CA for DAYS days. Issued again only when
+# tls_server_cert_ok fails. Returns 0 when it issued one, 1 when the old one holds.
+tls_server_cert() {
+    local dir="$1" name="$2" address="$3" days="$4" renew="$5" owner="${6:-root:root}" conf
+    tls_server_cert_ok "$dir" "$name" "$address" "$renew" && return 1
+    conf=$(mktemp)
+    tls_openssl_conf "$conf" "basicConstraints = critical, CA:FALSE" "keyUsage = critical, digitalSignature" \
+        "extendedKeyUsage = serverAuth" "subjectAltName = DNS:$name, IP:$address" \
+        "subjectKeyIdentifier = hash" "authorityKeyIdentifier = keyid"
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/server.key.new")
+    openssl req -new -config "$conf" -key "$dir/server.key.new" -subj "/CN=$name" |
+        openssl x509 -req -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+            -sha256 -days "$days" -extfile "$conf" -extensions ext -out "$dir/server.crt.new" 2>/dev/null
+    rm -f "$conf"
+    chown "$owner" "$dir/server.key.new"
+    chmod 0644 "$dir/server.crt.new"
+    mv -f "$dir/server.key.new" "$dir/server.key"
+    mv -f "$dir/server.crt.new" "$dir/server.crt"
+    info "issued a server certificate for $name ($address), valid until $(tls_not_after "$dir/server.crt")"
+}
+
+# tls_not_after CERT : the certificate's expiry in ISO 8601 UTC, such as 2027-11-27T09:00:00Z.
+tls_not_after() {
+    local end
+    # Explicit: callers run this inside "$(...)", where errexit does not hold.
+    end=$(openssl x509 -enddate -noout -in "$1") || return 1
+    date -u -d "${end#notAfter=}" +%Y-%m-%dT%H:%M:%SZ
+}
+
+# tls_write_status CERT FILE : FILE (0644, served as /tls.json) says when CERT expires.
+# Returns 0 when it changed FILE.
+tls_write_status() {
+    # Each value is taken on its own line: a failure inside "$(...)" in a command's
+    # arguments would not stop the script.
+    local expiry
+    expiry=$(tls_not_after "$1")
+    put_file "{\"certificateExpiry\":\"$expiry\"}"$'\n' "$2" 0644
+}
+
+# json_text FILE : the file's text as a JSON string. For PEM, whose only characters that
+# JSON escapes are line ends.
+json_text() {
+    awk 'BEGIN { ORS = ""; print "\"" } { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); print $0 "\\n" } END { print "\"" }' "$1"
+}
+
+# tls_step_output CA_CERT SERVER_CERT : the one line a TLS step prints on stdout, which the
+# stack reads into outputs: {"caCertificate":"<PEM>","certificateExpiry":"<ISO 8601>"}. The
+# same files give the same line, so a run that changes nothing changes no output.
+tls_step_output() {
+    local ca expiry
+    ca=$(json_text "$1")
+    expiry=$(tls_not_after "$2")
+    printf '{"caCertificate":%s,"certificateExpiry":"%s"}\n' "$ca" "$expiry"
+}
+
+# tls_install_renewal RENEW_TEXT SERVICE_TEXT TIMER_TEXT : the renewal script and its daily
+# timer (TLS_RENEW_* in components/render/tls.ts), enabled.
+tls_install_renewal() {
+    local changed=0
+    put_file "$1" /usr/local/lib/pi-cluster/tls-renew.sh 0700 && changed=1
+    put_file "$2" /etc/systemd/system/pi-cluster-tls-renew.service 0644 && changed=1
+    put_file "$3" /etc/systemd/system/pi-cluster-tls-renew.timer 0644 && changed=1
+    if ((changed)); then
+        verify_unit /etc/systemd/system/pi-cluster-tls-renew.service
+        verify_unit /etc/systemd/system/pi-cluster-tls-renew.timer
+        systemctl daemon-reload
+    fi
+    systemctl is-enabled --quiet pi-cluster-tls-renew.timer || systemctl enable --quiet pi-cluster-tls-renew.timer
+    systemctl is-active --quiet pi-cluster-tls-renew.timer || systemctl start pi-cluster-tls-renew.timer
+}
+
+# tls_generated STEP_FD RENEW_TEXT SERVICE_TEXT TIMER_TEXT TLS_DIR : the generated-certificate
+# step of a Pi. The renewal script makes the CA and the certificate: the code the daily
+# timer runs is the code this step runs. Then the step's JSON line goes to fd STEP_FD.
+tls_generated() {
+    tls_install_renewal "$2" "$3" "$4"
+    bash /usr/local/lib/pi-cluster/tls-renew.sh apply
+    tls_step_output "$5/ca.crt" "$5/server.crt" >&"$1"
+}
+
+# tls_expect_generated RENEW_TEXT SERVICE_TEXT TIMER_TEXT : verify of a generated-certificate
+# step: the renewal script, unit and timer as rendered, the timer running, and the rendered
+# renewal script's own verify (the CA and the certificate).
+tls_expect_generated() {
+    local status=0
+    expect_file "$1" /usr/local/lib/pi-cluster/tls-renew.sh 0700
+    expect_file "$2" /etc/systemd/system/pi-cluster-tls-renew.service 0644
+    expect_file "$3" /etc/systemd/system/pi-cluster-tls-renew.timer 0644
+    expect_service pi-cluster-tls-renew.timer
+    bash -s -- verify <<<"$1" || status=$?
+    ((status == 0)) || DRIFTS=$((DRIFTS + 1))
+}
+
+# tls_remove_renewal : the timer, its unit and script gone.
+tls_remove_renewal() {
+    systemctl disable --now --quiet pi-cluster-tls-renew.timer 2>/dev/null || true
+    remove_paths /etc/systemd/system/pi-cluster-tls-renew.timer /etc/systemd/system/pi-cluster-tls-renew.service \
+        /usr/local/lib/pi-cluster/tls-renew.sh
+    systemctl daemon-reload
+}
+
 # Drift checks, for the "verify" action (scripts/verify.sh). Each compares one thing the
 # step manages with what the step was rendered to install, changes nothing, and prints one
 # "DRIFT" line for each difference. Secrets (0600 files) are compared, never printed.

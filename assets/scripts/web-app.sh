@@ -18,6 +18,8 @@
 #   SECRETS_DIGEST  digest of the secrets the app-secrets step installs: a new one re-runs
 #                   this step, which restarts the app (that step left the restart owed)
 #   ECOSYSTEM_FILE  path of the ecosystem; ECOSYSTEM_TEXT its content
+#   DB_CA_FILE      the database's CA, which the app checks MariaDB's certificate against;
+#                   DB_CA_TEXT its content (public)
 #   PORT            the app's port, for the health check
 #   HEALTH_TIMEOUT  seconds a started app has to answer /health with the database reachable
 set -euo pipefail
@@ -80,6 +82,7 @@ apply() {
     prune_uploads "$ARTIFACT"
     put_file "$ENV_TEXT" "$ENV_FILE" 0640 "root:$APP_USER" && changed=1
     put_file "$ECOSYSTEM_TEXT" "$ECOSYSTEM_FILE" 0644 && changed=1
+    put_file "$DB_CA_TEXT" "$DB_CA_FILE" 0644 && changed=1
     # The rollback point is what ran before this change; a run that resumes one stopped
     # half-way keeps the point that run saved.
     if ((changed && !resumed)); then keep_previous; else rm -rf "$SAVED.new"; fi
@@ -112,7 +115,7 @@ $log"
 
 delete() {
     systemctl disable --now --quiet "$SERVICE" 2>/dev/null || true
-    remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
+    remove_paths "$ENV_FILE" "$ECOSYSTEM_FILE" "$DB_CA_FILE" "$APP_DIR" "$SAVED" "$SAVED.new"
 }
 
 # verify: the release shipped, its settings and ecosystem as

@@ -10,6 +10,8 @@ export const APP_ENV_FILE = "/etc/pi-cluster/app.env";
 /** The app's secrets (the DB password), apart from its settings so a preview can show those. */
 export const APP_SECRETS_FILE = "/etc/pi-cluster/app-secrets.env";
 export const ECOSYSTEM_FILE = "/etc/pi-cluster/ecosystem.config.js";
+/** The database's CA, public: the app checks MariaDB's certificate against it. */
+export const DB_CA_FILE = "/etc/pi-cluster/db-ca.pem";
 /** The seed's PM2 max_memory_restart: PM2 restarts the app past this resident size. */
 export const APP_MAX_MEMORY_MB = 400;
 
@@ -97,6 +99,8 @@ export interface AppEnvArgs {
     dbUser: string;
     dbPoolSize: number;
     corsOrigins: string[];
+    /** The CA file MariaDB's certificate is checked against, and the name it must carry. */
+    dbTls: { caFile: string; serverName: string };
 }
 
 function envLine(key: string, value: string): string {
@@ -118,6 +122,8 @@ export function renderAppEnv(a: AppEnvArgs): string {
             envLine("DB_NAME", a.dbName),
             envLine("DB_USER", a.dbUser),
             envLine("DB_POOL_SIZE", String(a.dbPoolSize)),
+            envLine("DB_SSL_CA", a.dbTls.caFile),
+            envLine("DB_SSL_SERVERNAME", a.dbTls.serverName),
             envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
         ].join("\n") + "\n"
     );

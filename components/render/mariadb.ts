@@ -6,6 +6,14 @@ export interface MariadbConfigArgs {
     /** Default 512M: a quarter of a 2 GB Pi, leaving room for the OS and page cache. */
     innodbBufferPoolSize: string;
     innodbLogFileSize: string;
+    /** The server's certificate files (assets/scripts/db-tls.sh makes them). Default none: no TLS. */
+    tls?: MariadbTlsFiles;
+}
+
+export interface MariadbTlsFiles {
+    caPath: string;
+    certPath: string;
+    keyPath: string;
 }
 
 /**
@@ -37,6 +45,31 @@ slow_query_log = 1
 slow_query_log_file = /var/log/mysql/mariadb-slow.log
 long_query_time = 1
 log_slow_verbosity = query_plan
+${a.tls ? tlsLines(a.tls) : ""}`;
+}
+
+// The web servers' connections encrypted with the Pi's own CA. Mozilla's intermediate
+// protocols; MariaDB's default ciphers for them are AEAD with forward secrecy already.
+// That TLS is required is set apart (renderRequireSecureTransport), once every web server
+// uses it.
+function tlsLines(t: MariadbTlsFiles): string {
+    return `
+# TLS for the web servers (the cluster CA on this Pi; its key never leaves it).
+ssl_ca = ${t.caPath}
+ssl_cert = ${t.certPath}
+ssl_key = ${t.keyPath}
+tls_version = TLSv1.2,TLSv1.3
+`;
+}
+
+/**
+ * Refuses every connection over TCP without TLS. Applied live (SET GLOBAL) by the step that
+ * runs after every web server connects with TLS, and kept in this file for restarts.
+ */
+export function renderRequireSecureTransport(): string {
+    return `# Managed by pi-cluster: no connection over TCP without TLS. Applied live with SET GLOBAL.
+[mariadbd]
+require_secure_transport = ON
 `;
 }
 

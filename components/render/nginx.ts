@@ -1,4 +1,5 @@
 // The load balancer's nginx site. Pure: topology in, config text out.
+import { HTTPS_PORT } from "./firewall";
 
 export interface Backend {
     name: string;
@@ -29,7 +30,48 @@ export interface NginxSiteArgs {
     membersDir?: string;
     /** Per-client limits on /api/. Required. */
     apiRateLimit: ApiRateLimit;
+    /** HTTPS on HTTPS_PORT. Required. */
+    tls: NginxTlsArgs;
 }
+
+export interface NginxTlsArgs {
+    /** The server certificate chain nginx sends, server certificate first. */
+    certificatePath: string;
+    /** Its private key (root-only; nginx's master process reads it). */
+    keyPath: string;
+    /** Port httpPort answers 301 to https://, except to the load balancer itself. */
+    redirectHttp: boolean;
+    /** Send Strict-Transport-Security on https answers. */
+    hsts: boolean;
+    /** The certificate's expiry for the dashboard (JSON, see assets/scripts/lb-tls.sh), served as /tls.json. */
+    statusPath: string;
+}
+
+/** nginx's HTTPS port; the firewall opens it to anyone. */
+export { HTTPS_PORT };
+
+/**
+ * Mozilla's "intermediate" server-side TLS profile (ssl-config.mozilla.org, guidelines 5.7):
+ * TLS 1.2 and 1.3, AEAD ciphers with forward secrecy only. TLS 1.3's suites are OpenSSL's
+ * defaults, all of them AEAD. The DHE suites take effect only with an ssl_dhparam, which
+ * the site does not set: the generated certificates are ECDSA, and ECDHE covers every
+ * client the profile targets.
+ */
+export const TLS_PROTOCOLS = ["TLSv1.2", "TLSv1.3"];
+export const TLS_CIPHERS = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256",
+    "DHE-RSA-AES256-GCM-SHA384",
+    "DHE-RSA-CHACHA20-POLY1305",
+];
+export const TLS_CURVES = ["X25519", "prime256v1", "secp384r1"];
+/** Two years, as Mozilla's generator sets it. */
+export const HSTS_MAX_AGE_SECONDS = 63072000;
 
 /** Per-client-address limits on /api/, as nginx's limit_req and limit_conn apply them. */
 export interface ApiRateLimit {
@@ -83,8 +125,11 @@ export function upstreamName(nodeName: string): string {
     return `pi_node_${nodeName.replace(/[^A-Za-z0-9]/g, "_")}`;
 }
 
-// add_header in a location replaces the server's, so every location repeats these.
+// add_header in a location replaces the server's, so every location repeats these. HSTS
+// comes from a variable (hstsMap): empty on plain HTTP and when HSTS is off, and nginx
+// sends no header whose value is empty, so one set of locations serves both ports.
 const SECURITY_HEADERS = [
+    `add_header Strict-Transport-Security $pi_cluster_hsts always;`,
     `add_header X-Content-Type-Options "nosniff" always;`,
     `add_header X-Frame-Options "DENY" always;`,
     `add_header Referrer-Policy "no-referrer" always;`,
@@ -186,9 +231,12 @@ ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
     }`,
         )
         .join("\n\n");
+    const site = siteBody(a, nodeLocations);
     return `# Managed by pi-cluster; rendered by components/render/nginx.ts. Edits are overwritten.
 
 ${rateLimitZones(a.apiRateLimit)}
+
+${hstsMap(a.tls.hsts)}
 
 # Round-robin (nginx's default) over the web servers, with passive health checks: one
 # connection error or timeout takes a server out for fail_timeout. A 503 from the app (its
@@ -204,12 +252,24 @@ upstream pi_cluster_backend {
 
 ${nodeUpstreams}
 
+${plainServer(a, site)}
+
+# HTTPS: the same site as above, location for location.
 server {
-    listen ${a.httpPort} default_server;
+    listen ${HTTPS_PORT} ssl default_server;
+    http2 on;
     server_name _;
     server_tokens off;
 
-    root ${a.staticRoot};
+${tlsSettings(a.tls)}
+
+${site}}
+`;
+}
+
+/** What the site serves, on either port: everything inside its server {} but the listen lines. */
+function siteBody(a: NginxSiteArgs, nodeLocations: string): string {
+    return `    root ${a.staticRoot};
     index index.html;
 
     gzip on;
@@ -298,6 +358,12 @@ ${headers("        ", ["add_header Retry-After 1 always;", `add_header Cache-Con
         return 429 '{"error":{"code":"RATE_LIMITED","message":"too many requests from this address, try again later"}}\\n';
     }
 
+    location = /tls.json {
+        alias ${a.tls.statusPath};
+        default_type application/json;
+${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
+    }
+
     location = /cluster.json {
         alias ${a.clusterJsonPath};
         default_type application/json;
@@ -329,8 +395,53 @@ ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
         try_files $uri $uri/ /index.html;
 ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
     }
-}
 `;
+}
+
+/**
+ * Port httpPort. With redirectHttp, the world gets a 301 to https://, and the load balancer
+ * itself (127.0.0.1, whose drain and admit steps probe /api/health there) the whole site:
+ * nginx picks the server whose listen address is the connection's own before the wildcard.
+ */
+function plainServer(a: NginxSiteArgs, site: string): string {
+    const open = (listen: string) => `server {
+    listen ${listen};
+    server_name _;
+    server_tokens off;
+`;
+    if (!a.tls.redirectHttp) return `${open(`${a.httpPort} default_server`)}
+${site}}`;
+    return `${open(`${a.httpPort} default_server`)}
+    # $host is the name or address the client asked for; 301 keeps the method for GET.
+    location / {
+        return 301 https://$host$request_uri;
+    }
+}
+
+# The load balancer's own probes over plain HTTP.
+${open(`127.0.0.1:${a.httpPort}`)}
+${site}}`;
+}
+
+function tlsSettings(t: NginxTlsArgs): string {
+    return `    ssl_certificate ${t.certificatePath};
+    ssl_certificate_key ${t.keyPath};
+    ssl_protocols ${TLS_PROTOCOLS.join(" ")};
+    ssl_ciphers ${TLS_CIPHERS.join(":")};
+    ssl_ecdh_curve ${TLS_CURVES.join(":")};
+    ssl_prefer_server_ciphers off;
+    ssl_session_timeout 1d;
+    ssl_session_cache shared:pi_cluster_tls:10m;
+    # Tickets' keys would outlive a session and undo forward secrecy until nginx restarts.
+    ssl_session_tickets off;`;
+}
+
+function hstsMap(on: boolean): string {
+    const https = on ? `\n    https "max-age=${HSTS_MAX_AGE_SECONDS}";` : "";
+    return `# Strict-Transport-Security, on https only (pi-cluster:hsts is ${on ? "on" : "off"}).
+map $scheme $pi_cluster_hsts {
+    default "";${https}
+}`;
 }
 
 export interface ClusterJsonArgs {

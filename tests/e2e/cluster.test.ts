@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as access from "./accessChecks";
 import * as checks from "./checks";
+import * as tls from "./tlsChecks";
 import { record } from "./checks";
 import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { consumerAgainstLab } from "./consumer";
@@ -24,16 +25,17 @@ const steps = (host: string, names: string[]) => names.map((s) => `${host}-${s}`
 const sorted = (xs: string[]) => [...xs].sort();
 
 const ALL_STEPS = sorted([
+    "pi-cluster-api-write-token",
     "pi-cluster-db-password",
-    ...steps("pi-lb", [...HOST_STEPS, "dashboard", "dashboard-upload", "nginx", "nginx-conf"]),
+    ...steps("pi-lb", [...HOST_STEPS, "dashboard", "dashboard-upload", "nginx", "nginx-conf", "tls"]),
     ...steps("pi-web1", WEB_STEPS),
     ...steps("pi-web2", WEB_STEPS),
-    ...steps("pi-db", [...HOST_STEPS, "app-db", "mariadb", "migrate"]),
+    ...steps("pi-db", [...HOST_STEPS, "app-db", "mariadb", "migrate", "require-tls", "tls"]),
 ]);
 const WEB3_STEPS = steps("pi-web3", WEB_STEPS).sort();
 // Adding or removing a web server touches its peers only where they name it: the DB's
 // grants and 3306 rule (app-db) and max_connections, the LB's outbound rule and site.
-const SCALE_UPDATES = ["pi-db-app-db", "pi-db-mariadb", "pi-lb-firewall", "pi-lb-nginx-conf"];
+const SCALE_UPDATES = ["pi-db-app-db", "pi-db-mariadb", "pi-db-require-tls", "pi-lb-firewall", "pi-lb-nginx-conf"];
 // A rollout on each web server: drained, its step(s), admitted again.
 const rollout = (own: string[]) => sorted(["pi-web1", "pi-web2"].flatMap((w) => steps(w, ["drain", ...own, "admit"])));
 const APP_STEPS = rollout(["app", "app-upload"]);
@@ -100,6 +102,9 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         setConfig("apiRateLimitPerSecond", String(STREAM_RATE_LIMIT));
         setConfig("apiRateLimitBurst", String(STREAM_RATE_LIMIT));
         setConfig("apiConnectionsPerClient", "1000");
+        // Plain HTTP on port 80 for the request streams and checks; the TLS cases turn the
+        // redirect on and off themselves.
+        setConfig("httpsRedirect", "false");
     });
 
     after(() => release(false));
@@ -130,7 +135,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
     it("changes nothing on the hosts when every step's script runs again as the engine ran it", () => {
         const before = clusterState(HOSTS);
         const ran = rerunEngineSteps();
-        assert.deepStrictEqual(sorted(ran), ALL_STEPS.filter((s) => !s.endsWith("-upload") && s !== "pi-cluster-db-password"));
+        assert.deepStrictEqual(sorted(ran), ALL_STEPS.filter((s) => !s.endsWith("-upload") && !s.startsWith("pi-cluster-")));
         assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
     });
 
@@ -177,6 +182,11 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
     it("serves the dashboard, cluster.json and the internal routes", () => checks.staticAndInternalRoutes(["pi-web1", "pi-web2"]));
     it("keeps internals off the public status and cluster.json: no DB host, pid, address or error text", () => access.publicStatusHidesInternals(2));
     it("refuses API writes without the stack's bearer token (401), takes them with it, and keeps reads public", () => access.writesNeedToken());
+    it("serves https with the caCertificate output over HTTP/2; without it curl fails verification", () => tls.httpsWithClusterCa());
+    it("redirects HTTP to https with a 301 when httpsRedirect is on, and back", () => tls.redirectWhenOn());
+    it("offers no protocol below TLS 1.2 and no weak cipher (testssl.sh)", () => tls.testsslScan());
+    it("refuses a plaintext DB connection from a web host; the app works over TLS", () => tls.dbRequiresTls("pi-web1", writeHeaders()));
+    it("shows no note marker and no SQL text in a capture of 3306 on the lab bridge", () => tls.captureShowsNoPlaintext(writeHeaders()));
     it("enforces the security groups between the lab hosts", () => checks.securityGroups());
     it("hardens sshd on every Pi: keys only, no root, only the deploy user", () => {
         const key = pulumi(["config", "get", "pi-cluster:sshPrivateKeyPath"]).stdout.trim();

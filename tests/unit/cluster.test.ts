@@ -1,9 +1,12 @@
 // The resource graph PiCluster builds, checked on its inputs with Pulumi's mocks.
 import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import {
-    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
-    recordRegisteredOutputs, recorder, settle,
+    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_TLS_OUTPUT, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
+    recordRegisteredOutputs, recorder, settle, tmpDir,
 } from "./helpers";
 
 const recorded = installMocks();
@@ -78,10 +81,10 @@ describe("PiCluster resource graph", function () {
                 for (const step of ["wait-ssh", "base", "firewall", "drain", "node", "pm2", "app-secrets", "app", "admit"]) byName(res, `pi-web${i}-${step}`);
                 byName(res, `pi-web${i}-app-upload`, "command:remote:CopyToRemote");
             }
-            for (const step of ["wait-ssh", "base", "firewall", "nginx", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
-            for (const step of ["wait-ssh", "base", "firewall", "mariadb", "app-db", "migrate"]) byName(res, `pi-db-${step}`);
-            // 7 steps on the Pi + drain and admit on the LB, per web server; 6 on the LB; 6 on the DB.
-            assert.strictEqual(commands(res).length, webs * 9 + 6 + 6);
+            for (const step of ["wait-ssh", "base", "firewall", "nginx", "tls", "nginx-conf", "dashboard"]) byName(res, `pi-lb-${step}`);
+            for (const step of ["wait-ssh", "base", "firewall", "tls", "mariadb", "app-db", "migrate", "require-tls"]) byName(res, `pi-db-${step}`);
+            // 7 steps on the Pi + drain and admit on the LB, per web server; 7 on the LB; 8 on the DB.
+            assert.strictEqual(commands(res).length, webs * 9 + 7 + 8);
         });
     }
 
@@ -136,7 +139,8 @@ describe("PiCluster resource graph", function () {
         await settle(recorded);
         const site = decodeVar(byName(new Map(recorded), "pi-lb-nginx-conf").inputs.stdin, "SITE_TEXT");
         assert.match(site, /^limit_req_zone \$pi_cluster_api_client zone=pi_cluster_api_req:10m rate=10000r\/s;$/m);
-        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 5);
+        // Five API locations, on 443 and on 127.0.0.1:80 (the LB's own probes; the world gets a redirect).
+        assert.strictEqual([...site.matchAll(/^        limit_req zone=pi_cluster_api_req burst=20000 nodelay;\n        limit_conn pi_cluster_api_conn 500;$/gm)].length, 10);
     });
 
     it("drains again when what a web server runs or its host key changes, and only then", () => {
@@ -229,13 +233,74 @@ describe("PiCluster resource graph", function () {
         // Rolling: the second server drains only once the first serves through the LB again.
         assert.deepStrictEqual(byName(res, "pi-web2-drain").dependsOn, ["pi-lb-nginx-conf", "pi-web1-admit"]);
         // The site waits for no web server, so a dead one never blocks it.
-        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx"]);
+        assert.deepStrictEqual(byName(res, "pi-lb-nginx-conf").dependsOn, ["pi-lb-nginx", "pi-lb-tls"]);
+        // The certificate exists before the site that names it.
+        assert.deepStrictEqual(byName(res, "pi-lb-tls").dependsOn, ["pi-lb-nginx"]);
         // Grants and the 3306 rule change after the site (which drains a removed server).
         assert.deepStrictEqual(byName(res, "pi-db-app-db").dependsOn, ["pi-db-mariadb", "pi-lb-nginx-conf"]);
         assert.deepStrictEqual(byName(res, "pi-db-migrate").dependsOn, ["pi-db-app-db"]);
+        // The DB's certificate exists before the config that names it; TLS is required only
+        // once every web server has rolled to it.
+        assert.deepStrictEqual(byName(res, "pi-db-tls").dependsOn, ["pi-db-base", "pi-db-firewall"]);
+        assert.deepStrictEqual(byName(res, "pi-db-mariadb").dependsOn, ["pi-db-base", "pi-db-firewall", "pi-db-tls"]);
+        assert.deepStrictEqual(byName(res, "pi-db-require-tls").dependsOn, ["pi-db-app-db", "pi-db-migrate", "pi-web1-admit", "pi-web2-admit"]);
+        assert.match(byName(res, "pi-db-require-tls").inputs.stdin, /^WEB_ADDRESSES=\('10\.254\.0\.122' '10\.254\.0\.123'\)$/m);
         // Hosts provision in parallel: no host's base waits on another host.
         for (const h of ["pi-lb", "pi-web1", "pi-web2", "pi-db"]) {
             assert.deepStrictEqual(byName(res, `${h}-wait-ssh`).dependsOn, []);
+        }
+    });
+
+    it("ships the database's CA to every web server, which connects by the name in the DB's certificate", async () => {
+        const { res } = await build(2);
+        for (const w of ["pi-web1", "pi-web2"]) {
+            const script = byName(res, `${w}-app`).inputs.stdin;
+            assert.strictEqual(decodeVar(script, "DB_CA_TEXT"), FAKE_TLS_OUTPUT.caCertificate);
+            assert.match(script, /^DB_CA_FILE='\/etc\/pi-cluster\/db-ca\.pem'$/m);
+            const env = decodeVar(script, "ENV_TEXT");
+            assert.match(env, /^DB_SSL_CA="\/etc\/pi-cluster\/db-ca\.pem"$/m);
+            assert.match(env, /^DB_SSL_SERVERNAME="pi-db"$/m);
+        }
+        const cnf = decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT");
+        assert.match(cnf, /^ssl_cert = \/etc\/pi-cluster\/tls\/server\.crt$/m);
+        const renew = decodeVar(byName(res, "pi-db-tls").inputs.stdin, "RENEW_TEXT");
+        assert.match(renew, /^SERVER_NAME='pi-db'$/m);
+        assert.match(renew, /^SERVER_ADDRESS='10\.254\.0\.124'$/m);
+        assert.match(renew, /^KEY_OWNER='mysql:mysql'$/m);
+        assert.match(renew, /^SERVICE='mariadb'$/m);
+    });
+
+    it("exports the load balancer's CA and expiry, read from its TLS step's stdout", async () => {
+        recorded.clear();
+        const cluster = new mod.PiCluster("pi-cluster", { config: mod.parseConfig(rawConfig(2)), artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
+        assert.strictEqual(await promiseOf(cluster.caCertificate), FAKE_TLS_OUTPUT.caCertificate);
+        assert.strictEqual(await promiseOf(cluster.certificateExpiry), FAKE_TLS_OUTPUT.certificateExpiry);
+        assert.strictEqual(await pulumi.isSecret(cluster.caCertificate), false);
+        await settle(recorded);
+        const step = byName(new Map(recorded), "pi-lb-tls");
+        assert.match(step.inputs.stdin, /^MODE='generated'$/m);
+        assert.doesNotMatch(step.inputs.stdin, /^KEY_TEXT=|BEGIN [A-Z ]*PRIVATE KEY/m);
+    });
+
+    it("ships a supplied key to the load balancer only inside a secret step that logs no stdout", async () => {
+        recorded.clear();
+        const dir = tmpDir("pi-tls-");
+        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj", "/CN=pi-lb",
+            "-keyout", path.join(dir, "k"), "-out", path.join(dir, "c")], { stdio: "ignore" });
+        const key = fs.readFileSync(path.join(dir, "k"), "utf8");
+        const raw = { ...rawConfig(2), tlsCertificateMode: "supplied", tlsCertificate: fs.readFileSync(path.join(dir, "c"), "utf8") };
+        const cluster = new mod.PiCluster("pi-cluster", { config: mod.parseConfig(raw, undefined, undefined, pulumi.secret(key)), artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
+        await promiseOf(cluster.webServers);
+        await settle(recorded);
+        const res = new Map(recorded);
+        const step = byName(res, "pi-lb-tls");
+        assert.strictEqual(decodeVar(step.inputs.stdin, "KEY_TEXT"), key);
+        assert.match(step.inputs.stdin, /^MODE='supplied'$/m);
+        assert.strictEqual(step.inputs.logging, "stderr");
+        assert.strictEqual(await pulumi.isSecret((step.resource as unknown as { stdin: pulumi.Output<string> }).stdin), true);
+        for (const c of commands(res)) {
+            for (const field of ["create", "update", "delete"]) assert.ok(!String(c.inputs[field] ?? "").includes("PRIVATE KEY"), `${c.name}.${field}`);
+            if (c.name !== "pi-lb-tls") assert.ok(!String(c.inputs.stdin ?? "").includes(key), `${c.name} carries the TLS key`);
         }
     });
 

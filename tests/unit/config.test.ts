@@ -400,3 +400,57 @@ describe("stack config messages", () => {
         );
     });
 });
+
+describe("HTTPS config", () => {
+    /** A self-signed certificate and its key, from openssl. */
+    function selfSigned(): { cert: string; key: string } {
+        const dir = tmpDir("pi-tls-");
+        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj", "/CN=pi-lb",
+            "-keyout", path.join(dir, "k"), "-out", path.join(dir, "c")], { stdio: "ignore" });
+        return { cert: fs.readFileSync(path.join(dir, "c"), "utf8"), key: fs.readFileSync(path.join(dir, "k"), "utf8") };
+    }
+
+    it("generates the certificate, redirects HTTP and sends no HSTS by default", () => {
+        const c = parseConfig(rawConfig(2));
+        assert.strictEqual(c.tlsCertificateMode, "generated");
+        assert.strictEqual(c.httpsRedirect, true);
+        assert.strictEqual(c.hsts, false);
+        assert.strictEqual(c.tlsCertificate, undefined);
+        assert.strictEqual(c.tlsPrivateKey, undefined);
+    });
+
+    it("rejects an unknown certificate mode, naming the modes", () =>
+        rejects((c) => (c.tlsCertificateMode = "letsencrypt"), /pi-cluster:tlsCertificateMode: /, /expected "generated" or "supplied", got "letsencrypt"/));
+    it("rejects a redirect or HSTS setting that is not a boolean", () => {
+        rejects((c) => (c.httpsRedirect = "yes"), /pi-cluster:httpsRedirect: /, /expected true \(port 80 answers 301 to https\) or false/);
+        rejects((c) => (c.hsts = 1), /pi-cluster:hsts: /, /expected true \(send Strict-Transport-Security on https\) or false/);
+    });
+
+    it("rejects supplied mode without a certificate or a key, naming both and how to set them", () => {
+        const m = messageOf((c) => (c.tlsCertificateMode = "supplied"));
+        assert.match(m, /pi-cluster:tlsCertificate: expected the certificate chain in PEM with tlsCertificateMode "supplied"/);
+        assert.match(m, /pi-cluster:tlsPrivateKey: expected the certificate's private key as a secret with tlsCertificateMode "supplied" .*--secret tlsPrivateKey/);
+    });
+
+    it("rejects a certificate or key set while the certificate is generated", () =>
+        rejects((c) => (c.tlsCertificate = selfSigned().cert), /pi-cluster:tlsCertificate: /, /expected no tlsCertificate with tlsCertificateMode "generated"/));
+
+    it("rejects a supplied certificate that is not PEM", () =>
+        rejects((c) => Object.assign(c, { tlsCertificateMode: "supplied", tlsCertificate: "not a cert" }), /pi-cluster:tlsCertificate: /, /expected the load balancer's certificate chain in PEM/));
+
+    it("accepts a supplied certificate with its key, the key a secret", async () => {
+        const { cert, key } = selfSigned();
+        const c = parseConfig({ ...rawConfig(2), tlsCertificateMode: "supplied", tlsCertificate: cert }, undefined, undefined, pulumi.secret(key));
+        assert.strictEqual(c.tlsCertificate, cert);
+        assert.strictEqual(await pulumi.isSecret(c.tlsPrivateKey!), true);
+        assert.strictEqual(await (c.tlsPrivateKey as unknown as { promise(): Promise<string> }).promise(), key);
+    });
+
+    it("rejects a supplied key that is not the certificate's, once its value is known, without showing it", async () => {
+        const c = parseConfig({ ...rawConfig(2), tlsCertificateMode: "supplied", tlsCertificate: selfSigned().cert }, undefined, undefined, pulumi.secret(selfSigned().key));
+        await assert.rejects(
+            (c.tlsPrivateKey as unknown as { promise(): Promise<string> }).promise(),
+            (e: Error) => e instanceof ConfigError && /pi-cluster:tlsPrivateKey: expected the private key of the first certificate in tlsCertificate/.test(e.message) && !/PRIVATE KEY/.test(e.message),
+        );
+    });
+});

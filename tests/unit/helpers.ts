@@ -12,6 +12,9 @@ export const FAKE_PASSWORD = "Mock0Password0That0Must0Not0Leak";
 /** What the mocked RandomPassword of the write token returns. */
 export const FAKE_WRITE_TOKEN = "Mock0Write0Token0That0Must0Not0Leak";
 
+/** What the mocked TLS steps print (tls_step_output in assets/scripts/lib.sh). */
+export const FAKE_TLS_OUTPUT = { caCertificate: "-----BEGIN CERTIFICATE-----\nMOCKCA\n-----END CERTIFICATE-----\n", certificateExpiry: "2027-11-27T09:00:00Z" };
+
 export function tmpDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -108,7 +111,7 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
                 const state: Record<string, unknown> = { ...args.inputs };
                 if (args.type === "random:index/randomPassword:RandomPassword") state.result = args.name.endsWith("-api-write-token") ? FAKE_WRITE_TOKEN : password;
                 if (args.type === "command:remote:Command") {
-                    state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : "ok";
+                    state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : args.name.endsWith("-tls") ? JSON.stringify(FAKE_TLS_OUTPUT) + "\n" : "ok";
                     state.stderr = "";
                 }
                 return { id: `${args.name}-id`, state };
@@ -188,6 +191,13 @@ export function labNginxSiteArgs(): NginxSiteArgs {
         internalClusterJsonPath: "/var/lib/pi-cluster/cluster-internal.json",
         // The stack's defaults, from the config schema.
         apiRateLimit: apiRateLimitOf(parseConfig(rawConfig(2))),
+        tls: {
+            certificatePath: "/etc/pi-cluster/tls/server.crt",
+            keyPath: "/etc/pi-cluster/tls/server.key",
+            redirectHttp: true,
+            hsts: false,
+            statusPath: "/var/lib/pi-cluster/tls.json",
+        },
     };
 }
 

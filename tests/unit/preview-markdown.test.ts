@@ -67,12 +67,13 @@ describe("preview Markdown", function () {
         const digest = fixture("nginx-one-line");
         const step = stepNamed(digest, "pi-lb-nginx-conf");
         const site = labNginxSite();
-        const line = site.split("\n").find((l) => l.trim().startsWith("proxy_send_timeout"));
-        assert.ok(line, "the site has a proxy_send_timeout line");
+        // A line of the HTTPS settings: the locations stand in each server that serves the site.
+        const line = site.split("\n").find((l) => l.trim().startsWith("ssl_session_timeout"));
+        assert.ok(line, "the site has an ssl_session_timeout line");
         assert.strictEqual(site.split(line).length, 2, "that line is unique in the site");
         const script = (text: string) =>
             renderScript("lb-nginx-conf", { STEP: "pi-lb-nginx-conf", SITE_TEXT: fileText(text), CLUSTER_JSON_TEXT: fileText("{}\n"), CLUSTER_JSON: "/x" });
-        const edited = line.replace(/\d+s;/, "7s;");
+        const edited = line.replace(/\d+d;/, "2d;");
         step.oldState!.outputs!.stdin = script(site);
         step.oldState!.inputs!.stdin = script(site);
         step.newState!.inputs!.stdin = script(site.replace(line, edited));

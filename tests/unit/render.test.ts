@@ -4,13 +4,16 @@ import * as assert from "assert";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
+import * as https from "https";
 import * as net from "net";
 import * as path from "path";
+import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
-import { maxConnections, renderMariadbConfig, renderMaxConnections } from "../../components/render/mariadb";
+import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "../../components/render/mariadb";
 import {
-    ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, renderClusterJson, renderNginxSite, upstreamName,
+    ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, HSTS_MAX_AGE_SECONDS, NginxSiteArgs, renderClusterJson, renderNginxSite,
+    TLS_CIPHERS, upstreamName,
 } from "../../components/render/nginx";
 import { fileText, fileVar, fileVarNames, FileText, HEREDOC_END, renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
 import { labNginxSite, labNginxSiteArgs, tmpDir } from "./helpers";
@@ -68,6 +71,56 @@ function freePort(): Promise<number> {
 
 const site = labNginxSite;
 
+/** The site's server blocks, in order, each from its "server {" line. */
+function serverBlocks(text: string): string[] {
+    return text.split(/\n(?=server \{\n)/).slice(1);
+}
+
+/** The HTTPS server: the site's last server block. */
+const httpsServer = (text = site()) => serverBlocks(text).at(-1)!;
+
+/** What a server block serves: from its root line to its closing brace. */
+const siteOf = (block: string) => block.slice(block.indexOf("\n    root "), block.lastIndexOf("\n}"));
+
+/** Every location line of a server block, in order. */
+const locationLines = (block: string) => [...block.matchAll(/^    location .*\{$/gm)].map((m) => m[0]);
+
+/** nginx's version on this machine, as [major, minor, patch]. */
+function nginxVersion(): number[] {
+    const r = spawnSync("nginx", ["-v"], { encoding: "utf8" });
+    return (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(r.stderr) ?? [0, 0, 0, 0]).slice(1).map(Number);
+}
+
+/**
+ * The site as this machine's nginx reads it: before 1.25.1 (Debian 12 has 1.22) HTTP/2 is
+ * a listen parameter, not "http2 on;", which the Pis' nginx (trixie: 1.26) takes.
+ */
+function forThisNginx(text: string): string {
+    const [major, minor, patch] = nginxVersion();
+    if (major > 1 || minor > 25 || (minor === 25 && patch >= 1)) return text;
+    return text.replace(/listen (\S+) ssl default_server;\n    http2 on;/g, "listen $1 ssl http2 default_server;");
+}
+
+/**
+ * A CA and a server certificate for `name` and `address` in dir/tls, made by lib.sh's own
+ * functions, as the TLS steps make them on the Pis.
+ */
+function libCertificates(dir: string, name: string, address: string): { ca: string; cert: string; key: string } {
+    const tls = path.join(dir, "tls");
+    const lib = path.join(SCRIPTS_DIR, "lib.sh");
+    execFileSync("bash", ["-c", `set -euo pipefail; STEP=test; source "${lib}"; tls_make_ca "$1" "test CA"; tls_server_cert "$1" "$2" "$3" 365 30 "$(id -un):$(id -gn)"`, "-", tls, name, address], {
+        stdio: ["ignore", "ignore", "inherit"],
+    });
+    return { ca: path.join(tls, "ca.crt"), cert: path.join(tls, "server.crt"), key: path.join(tls, "server.key") };
+}
+
+/** The lab's site with its certificate paths in dir/tls (libCertificates), as this machine's nginx reads it. */
+function siteWithCertificates(dir: string, args: Partial<NginxSiteArgs["tls"]> = {}): string {
+    const c = libCertificates(dir, "pi-lb", "127.0.0.1");
+    const base = labNginxSiteArgs();
+    return forThisNginx(renderNginxSite({ ...base, tls: { ...base.tls, certificatePath: c.cert, keyPath: c.key, ...args } }));
+}
+
 describe("nginx site", () => {
     it("round-robins over the member files of the web servers, with keepalive", () => {
         const s = site();
@@ -116,13 +169,13 @@ describe("nginx site", () => {
     });
 
     it("lets no regex location take an /api/ path, but lets the asset regex take the rest", () => {
-        const s = site();
+        const s = httpsServer();
         const prefixes = [...s.matchAll(/^    location (\^~ )?(\/\S*) \{$/gm)].map((m) => `${m[1] ?? ""}${m[2]}`);
         assert.deepStrictEqual(prefixes, ["^~ /api/", "^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "/"]);
     });
 
     it("hides the app's own copies of the security headers it sets, on every proxied location", () => {
-        const s = site();
+        const s = httpsServer();
         const proxied = s.split(/\n    location /).slice(1).filter((loc) => /proxy_pass/.test(loc));
         assert.strictEqual(proxied.length, 4);
         for (const loc of proxied) {
@@ -145,7 +198,7 @@ describe("nginx site", () => {
     });
 
     it("limits every API location, the per-node routes and stub_status included, and no static one", () => {
-        const locations = site().split(/\n    location /).slice(1);
+        const locations = httpsServer().split(/\n    location /).slice(1);
         const limited = locations.filter((loc) => /limit_req /.test(loc)).map((loc) => loc.split(" {")[0]);
         assert.deepStrictEqual(limited, ["^~ /api/", "^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status"]);
         for (const loc of locations.filter((l) => /limit_req /.test(l))) {
@@ -184,12 +237,90 @@ describe("nginx site", () => {
     ] as [string, ApiRateLimit | undefined][]) {
         it(`passes nginx -t with ${label}`, function () {
             const dir = tmpDir("pi-nginx-");
-            fs.writeFileSync(path.join(dir, "site.conf"), limit ? renderNginxSite({ ...labNginxSiteArgs(), apiRateLimit: limit }) : site());
+            const c = libCertificates(dir, "pi-lb", "10.254.0.121");
+            const args = labNginxSiteArgs();
+            const tls = { ...args.tls, certificatePath: c.cert, keyPath: c.key };
+            fs.writeFileSync(path.join(dir, "site.conf"), forThisNginx(renderNginxSite({ ...args, tls, ...(limit ? { apiRateLimit: limit } : {}) })));
             writeNginxConf(dir);
             const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
             assert.strictEqual(r.error, undefined, "nginx must be installed (apt-get install nginx-light)");
             assert.strictEqual(r.status, 0, r.stderr);
             assert.match(r.stderr, /syntax is ok/);
+        });
+    }
+
+    it("serves HTTPS on 443 with TLS 1.2 and 1.3 only, Mozilla's intermediate ciphers and HTTP/2", () => {
+        const https = httpsServer();
+        assert.match(https, /^server \{\n    listen 443 ssl default_server;\n    http2 on;\n/);
+        assert.match(https, /^    ssl_certificate \/etc\/pi-cluster\/tls\/server\.crt;\n    ssl_certificate_key \/etc\/pi-cluster\/tls\/server\.key;$/m);
+        assert.match(https, /^    ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
+        // ssl-config.mozilla.org, intermediate, guidelines 5.7: AEAD with forward secrecy only.
+        assert.match(
+            https,
+            /^    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305;$/m,
+        );
+        for (const c of TLS_CIPHERS) assert.match(c, /^(ECDHE|DHE)-.*-(GCM-SHA(256|384)|CHACHA20-POLY1305)$/, c);
+        assert.match(https, /^    ssl_ecdh_curve X25519:prime256v1:secp384r1;$/m);
+        assert.match(https, /^    ssl_prefer_server_ciphers off;$/m);
+        assert.match(https, /^    ssl_session_tickets off;$/m);
+        assert.doesNotMatch(site(), /TLSv1(\.1)?[ ;]|SSLv3/);
+    });
+
+    it("serves on 443 every location of the plain-HTTP site, the same text", () => {
+        const off = serverBlocks(renderNginxSite({ ...labNginxSiteArgs(), tls: { ...labNginxSiteArgs().tls, redirectHttp: false } }));
+        assert.strictEqual(off.length, 2);
+        const [plain, https] = off.map(siteOf);
+        assert.strictEqual(https, plain);
+        assert.deepStrictEqual(locationLines(off[1]), [
+            "    location ^~ /api/ {",
+            "    location ^~ /api/internal/ {",
+            "    location ^~ /api/nodes/pi-web1/ {",
+            "    location ^~ /api/nodes/pi-web2/ {",
+            "    location = /api/lb/stub_status {",
+            "    location @pi_cluster_api_limited {",
+            "    location = /tls.json {",
+            "    location = /cluster.json {",
+            "    location = /internal/cluster.json {",
+            '    location ~* "-[A-Za-z0-9]{8,}\\.(?:js|css|woff2?|ttf|svg|png|jpe?g|webp|ico)$" {',
+            "    location = /index.html {",
+            "    location / {",
+        ]);
+        assert.match(off[0], /^server \{\n    listen 80 default_server;\n/);
+    });
+
+    it("redirects port 80 to https with a 301, and keeps the whole site on 127.0.0.1:80 for the load balancer's own probes", () => {
+        const [redirect, loopback, https] = serverBlocks(site());
+        assert.strictEqual(redirect, "server {\n    listen 80 default_server;\n    server_name _;\n    server_tokens off;\n\n    # $host is the name or address the client asked for; 301 keeps the method for GET.\n    location / {\n        return 301 https://$host$request_uri;\n    }\n}\n\n# The load balancer's own probes over plain HTTP.");
+        assert.match(loopback, /^server \{\n    listen 127\.0\.0\.1:80;\n/);
+        assert.strictEqual(siteOf(loopback), siteOf(https));
+    });
+
+    it("serves /tls.json, the certificate's expiry, to everyone without caching", () => {
+        assert.match(httpsServer(), /\n    location = \/tls\.json \{\n        alias \/var\/lib\/pi-cluster\/tls\.json;\n        default_type application\/json;\n/);
+        assert.doesNotMatch(/location = \/tls\.json \{[^}]*\}/.exec(httpsServer())![0], /limit_req|deny/);
+    });
+
+    it("sends HSTS on https only, and only when enabled", () => {
+        const on = renderNginxSite({ ...labNginxSiteArgs(), tls: { ...labNginxSiteArgs().tls, hsts: true } });
+        assert.match(on, new RegExp(`^map \\$scheme \\$pi_cluster_hsts \\{\\n    default "";\\n    https "max-age=${HSTS_MAX_AGE_SECONDS}";\\n\\}$`, "m"));
+        assert.match(site(), /^map \$scheme \$pi_cluster_hsts \{\n    default "";\n\}$/m);
+        // Every location that sets headers sets it from the map, and the app's own (helmet's) is dropped.
+        for (const loc of httpsServer(on).split(/\n    location /).slice(1)) {
+            if (/add_header/.test(loc)) assert.match(loc, /add_header Strict-Transport-Security \$pi_cluster_hsts always;/);
+            if (/proxy_pass/.test(loc)) assert.match(loc, /proxy_hide_header Strict-Transport-Security;/);
+        }
+    });
+
+    for (const [label, tls] of [
+        ["the redirect and HSTS on", { redirectHttp: true, hsts: true }],
+        ["the redirect and HSTS off", { redirectHttp: false, hsts: false }],
+    ] as [string, Partial<NginxSiteArgs["tls"]>][]) {
+        it(`passes nginx -t with ${label}`, function () {
+            const dir = tmpDir("pi-nginx-");
+            fs.writeFileSync(path.join(dir, "site.conf"), siteWithCertificates(dir, tls));
+            writeNginxConf(dir);
+            const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
+            assert.strictEqual(r.status, 0, r.stderr);
         });
     }
 
@@ -201,7 +332,9 @@ describe("nginx site", () => {
         const s = site();
         const locations = [...s.matchAll(/\n    location ([^{]+) \{\n([\s\S]*?)\n    \}/g)].map((m) => ({ at: m[1].trim(), body: m[2] }));
         const restricted = locations.filter((l) => /allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;/.test(l.body)).map((l) => l.at);
-        assert.deepStrictEqual(restricted, ["^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status", "= /internal/cluster.json"]);
+        // Once in each server that serves the site: 443, and 127.0.0.1:80 for the LB's own probes.
+        const once = ["^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status", "= /internal/cluster.json"];
+        assert.deepStrictEqual(restricted, [...once, ...once]);
         // The header the app's internal routes want: set where nginx restricts, cleared on the public API.
         const access = (at: string) => /proxy_set_header X-Pi-Cluster-Access "([^"]*)";/.exec(locations.find((l) => l.at === at)!.body)?.[1];
         assert.strictEqual(access("^~ /api/"), "");
@@ -264,6 +397,8 @@ describe("nginx site, served", function () {
     let app: http.Server;
     let nginx: ChildProcess | undefined;
     let port = 0;
+    let tlsPort = 0;
+    let certs: { ca: string; cert: string; key: string };
 
     before(async () => {
         app = http.createServer(async (req, res) => {
@@ -273,12 +408,15 @@ describe("nginx site, served", function () {
             res.setHeader("Content-Security-Policy", "default-src 'self'");
             res.setHeader("Referrer-Policy", "no-referrer");
             res.setHeader("X-Content-Type-Options", "nosniff");
+            res.setHeader("Strict-Transport-Security", "max-age=31536000; includeSubDomains");
             res.setHeader("Content-Type", "application/json");
             const access = req.headers["x-pi-cluster-access"];
             res.end(JSON.stringify({ app: req.url, ...(access !== undefined ? { access } : {}) }));
         });
         await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
         port = await freePort();
+        tlsPort = await freePort();
+        certs = libCertificates(dir, "pi-lb", "127.0.0.1");
         const www = path.join(dir, "www");
         fs.mkdirSync(www);
         fs.writeFileSync(path.join(www, "index.html"), "<!doctype html><title>dashboard</title>\n");
@@ -300,9 +438,15 @@ describe("nginx site, served", function () {
             internalClusterJsonPath: path.join(dir, "cluster-internal.json"),
             membersDir: members,
             apiRateLimit: limit,
+            tls: { certificatePath: certs.cert, keyPath: certs.key, redirectHttp: false, hsts: false, statusPath: path.join(dir, "tls.json") },
         });
         // Loopback only: the test must not open a port to the machine's networks.
-        fs.writeFileSync(path.join(dir, "site.conf"), text.replace(`listen ${port} default_server;`, `listen 127.0.0.1:${port} default_server;`));
+        fs.writeFileSync(
+            path.join(dir, "site.conf"),
+            forThisNginx(text)
+                .replace(`listen ${port} default_server;`, `listen 127.0.0.1:${port} default_server;`)
+                .replace(/listen 443 ssl( http2)? default_server;/, `listen 127.0.0.1:${tlsPort} ssl$1 default_server;`),
+        );
         // One process, in the foreground, as whoever runs the tests.
         writeNginxConf(dir, "daemon off;\nmaster_process off;\n");
         nginx = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
@@ -335,6 +479,55 @@ describe("nginx site, served", function () {
         assert.match(count(a, "Content-Security-Policy")[0], /frame-ancestors 'none'/);
         assert.deepStrictEqual(count(a, "Referrer-Policy"), ["no-referrer"]);
         assert.deepStrictEqual(count(a, "X-Content-Type-Options"), ["nosniff"]);
+    });
+
+    /** A TLS handshake with the HTTPS port, trusting the test CA; resolves with what was agreed, or the error. */
+    function handshake(opts: tls.ConnectionOptions): Promise<{ protocol: string | null; alpn: string | false | null; authorized: boolean } | Error> {
+        return new Promise((resolve) => {
+            const socket = tls.connect({ host: "127.0.0.1", port: tlsPort, ca: fs.readFileSync(certs.ca), ...opts }, () => {
+                resolve({ protocol: socket.getProtocol(), alpn: socket.alpnProtocol, authorized: socket.authorized });
+                socket.end();
+            });
+            socket.on("error", resolve);
+        });
+    }
+
+    it("serves https with a certificate its cluster CA verifies for the address dialled, over HTTP/2", async () => {
+        const ok = await handshake({ ALPNProtocols: ["h2", "http/1.1"] });
+        assert.ok(!(ok instanceof Error), String(ok));
+        assert.deepStrictEqual(ok, { protocol: "TLSv1.3", alpn: "h2", authorized: true });
+        // Another address than the certificate names fails the client's check.
+        const wrongName = await handshake({ servername: "pi-db", checkServerIdentity: tls.checkServerIdentity });
+        assert.ok(wrongName instanceof Error && /pi-db/.test(wrongName.message), String(wrongName));
+        // And without the CA, verification fails.
+        const untrusted = await handshake({ ca: undefined });
+        assert.ok(untrusted instanceof Error && /self[- ]signed|unable to (get|verify)/i.test(untrusted.message), String(untrusted));
+    });
+
+    it("refuses TLS 1.1 and accepts TLS 1.2 with an ECDHE AEAD cipher", async () => {
+        const old = await handshake({ minVersion: "TLSv1", maxVersion: "TLSv1.1" });
+        assert.ok(old instanceof Error, "TLS 1.1 must be refused");
+        const r = await new Promise<{ protocol: string | null; cipher: string }>((resolve, reject) => {
+            const socket = tls.connect({ host: "127.0.0.1", port: tlsPort, ca: fs.readFileSync(certs.ca), maxVersion: "TLSv1.2" }, () => {
+                resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().standardName });
+                socket.end();
+            });
+            socket.on("error", reject);
+        });
+        assert.strictEqual(r.protocol, "TLSv1.2");
+        assert.match(r.cipher, /^TLS_ECDHE_ECDSA_WITH_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$/);
+    });
+
+    it("sends no Strict-Transport-Security with HSTS off, not even the app's", async () => {
+        const a = await new Promise<http.IncomingMessage>((resolve, reject) =>
+            https.get({ host: "127.0.0.1", port: tlsPort, path: "/api/health", ca: fs.readFileSync(certs.ca), agent: false }, (res) => {
+                res.resume();
+                resolve(res);
+            }).on("error", reject),
+        );
+        assert.strictEqual(a.statusCode, 200);
+        assert.strictEqual(a.headers["strict-transport-security"], undefined);
+        assert.strictEqual(a.headers["x-frame-options"], "DENY");
     });
 
     it("proxies API paths that look like hashed assets instead of serving them from disk", async () => {
@@ -522,7 +715,17 @@ describe("firewall", () => {
 });
 
 describe("mariadb config", () => {
-    const cnf = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M" });
+    const tlsFiles = { caPath: "/etc/pi-cluster/tls/ca.crt", certPath: "/etc/pi-cluster/tls/server.crt", keyPath: "/etc/pi-cluster/tls/server.key" };
+    const cnf = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", tls: tlsFiles });
+
+    it("takes TLS 1.2 and 1.3 with the Pi's own certificate, and requires it only in its own file", () => {
+        assert.match(cnf, /^ssl_ca = \/etc\/pi-cluster\/tls\/ca\.crt\nssl_cert = \/etc\/pi-cluster\/tls\/server\.crt\nssl_key = \/etc\/pi-cluster\/tls\/server\.key\ntls_version = TLSv1\.2,TLSv1\.3$/m);
+        // Required only once every web server uses TLS (the require-tls step), not at the restart.
+        assert.doesNotMatch(cnf, /require_secure_transport/);
+        assert.strictEqual(renderRequireSecureTransport().split("\n").slice(1).join("\n"), "[mariadbd]\nrequire_secure_transport = ON\n");
+        const plain = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M" });
+        assert.doesNotMatch(plain, /ssl_|tls_version/);
+    });
 
     it("binds to the DB's address, uses utf8mb4 and logs slow queries", () => {
         assert.match(cnf, /^bind-address = 10\.254\.0\.124$/m);
@@ -540,12 +743,15 @@ describe("mariadb config", () => {
     it("is accepted by MariaDB's own option parser", () => {
         const dir = tmpDir("pi-cnf-");
         const f = path.join(dir, "my.cnf");
-        fs.writeFileSync(f, cnf + renderMaxConnections(40).replace("[mariadbd]\n", ""));
+        fs.writeFileSync(f, cnf + renderMaxConnections(40).replace("[mariadbd]\n", "") + renderRequireSecureTransport().replace(/^[^]*\[mariadbd\]\n/, ""));
         const r = spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"], { encoding: "utf8" });
         assert.strictEqual(r.error, undefined, "mariadbd must be installed (apt-get install mariadb-server)");
         assert.strictEqual(r.status, 0, r.stderr);
         assert.match(r.stdout, /^innodb-flush-neighbors\s+0$/m);
         assert.match(r.stdout, /^max-connections\s+40$/m);
+        assert.match(r.stdout, /^ssl-cert\s+\/etc\/pi-cluster\/tls\/server\.crt$/m);
+        assert.match(r.stdout, /^tls-version\s+TLSv1\.2,TLSv1\.3$/m);
+        assert.match(r.stdout, /^require-secure-transport\s+TRUE$/m);
         // And it fails on a bad option, so the check above can fail.
         fs.appendFileSync(f, "no_such_option = 1\n");
         assert.notStrictEqual(spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"]).status, 0);
@@ -575,8 +781,10 @@ describe("web server files", () => {
     it("writes the settings and, apart, the secrets, as the two env files node --env-file reads", () => {
         const env = renderAppEnv({
             nodeName: "pi-web1", dbHost: "10.254.0.124", dbPort: 3306, dbName: "webapp_db", dbUser: "webapp_user",
-            dbPoolSize: 10, corsOrigins: ["http://a", "http://b"],
+            dbPoolSize: 10, corsOrigins: ["http://a", "http://b"], dbTls: { caFile: "/etc/pi-cluster/db-ca.pem", serverName: "pi-db" },
         });
+        assert.match(env, /^DB_SSL_CA="\/etc\/pi-cluster\/db-ca\.pem"$/m);
+        assert.match(env, /^DB_SSL_SERVERNAME="pi-db"$/m);
         assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
         assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
         assert.doesNotMatch(env, /PASSWORD/);
@@ -635,6 +843,33 @@ describe("step scripts", () => {
             assert.strictEqual(sc.status, 0, sc.stdout);
         });
     }
+
+    it("makes a TLS step's certificates once, re-issues them only when needed, and prints one JSON line or fails", () => {
+        const dir = tmpDir("pi-tls-lib-");
+        const lib = path.join(SCRIPTS_DIR, "lib.sh");
+        const owner = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+        const sh = (body: string) =>
+            spawnSync("bash", ["-c", `set -euo pipefail; STEP=t; source "${lib}"; d="${dir}/tls"; ${body}`], { encoding: "utf8" });
+        const issue = `tls_make_ca "$d" CA; tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner}`;
+        assert.strictEqual(sh(issue).status, 0);
+        const first = sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`);
+        assert.strictEqual(first.status, 0, first.stderr);
+        const out = JSON.parse(first.stdout);
+        assert.deepStrictEqual(Object.keys(out), ["caCertificate", "certificateExpiry"]);
+        assert.strictEqual(out.caCertificate, fs.readFileSync(path.join(dir, "tls", "ca.crt"), "utf8"));
+        // A certificate that holds is kept (tls_server_cert returns 1), so the output stays the same.
+        assert.strictEqual(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner} || echo kept`).stdout, "kept\n");
+        assert.strictEqual(sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`).stdout, first.stdout);
+        // Within the renewal window, or for another address, it is issued again.
+        assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 400 ${owner}`).stdout, /issued a server certificate/);
+        assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.125 365 30 ${owner}`).stdout, /issued a server certificate for pi-db \(10\.254\.0\.125\)/);
+        assert.strictEqual(fs.statSync(path.join(dir, "tls", "ca.key")).mode & 0o777, 0o600);
+        assert.strictEqual(fs.statSync(path.join(dir, "tls", "server.key")).mode & 0o777, 0o600);
+        // A missing file fails the step instead of printing a broken line.
+        const broken = sh(`tls_step_output "$d/ca.crt" "$d/missing.crt"`);
+        assert.notStrictEqual(broken.status, 0);
+        assert.strictEqual(broken.stdout, "");
+    });
 
     it("refuses a template without a vars line", () => {
         assert.throws(() => renderScript("lib", {}), /no "# @vars" line/);

@@ -7,6 +7,7 @@ import * as path from "path";
 import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
 import { renderFirewallUnit } from "../../components/render/firewall";
 import { SCRIPTS_DIR } from "../../components/render/shell";
+import { renderRenewService, renderRenewTimer, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/render/tls";
 import { tmpDir } from "./helpers";
 
 const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
@@ -104,6 +105,27 @@ describe("both units, by systemd's own tools", () => {
             assert.ok(exposure(unitFile(name)) <= 2.0);
         });
     }
+});
+
+describe("the TLS renewal's units", () => {
+    it("pass systemd-analyze verify without a warning: a daily oneshot of the rendered script", () => {
+        const dir = tmpDir("pi-unit-");
+        const service = path.join(dir, `${TLS_RENEW_UNIT}.service`);
+        const timer = path.join(dir, `${TLS_RENEW_UNIT}.timer`);
+        fs.writeFileSync(service, renderRenewService("nginx"));
+        fs.writeFileSync(timer, renderRenewTimer());
+        const r = systemdAnalyze(["verify", service, timer]);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.strictEqual(r.stderr, "");
+        has(renderRenewService("nginx"), "Type=oneshot", `ExecStart=/bin/bash ${TLS_RENEW_SCRIPT} apply`, "NoNewPrivileges=yes");
+        has(renderRenewTimer(), "OnCalendar=daily", "Persistent=true", "WantedBy=timers.target");
+    });
+
+    it("are named as lib.sh installs them", () => {
+        const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
+        assert.ok(lib.includes(`/etc/systemd/system/${TLS_RENEW_UNIT}.timer`));
+        assert.ok(lib.includes(`put_file "$1" ${TLS_RENEW_SCRIPT} 0700`));
+    });
 });
 
 describe("systemd-analyze, as these tests and the steps use it", () => {

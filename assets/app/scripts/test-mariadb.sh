@@ -18,6 +18,9 @@
 #   TEST_MARIADB_DIR   state directory (default ${TMPDIR:-/tmp}/pi-cluster-app-mariadb-$TEST_MARIADB_PORT)
 #   TEST_MARIADB_PORT  TCP port on 127.0.0.1 (default 3307)
 #   TMPDIR             see TEST_MARIADB_DIR
+#   TEST_MARIADB_TLS_DIR  when set, a directory with ca.crt, server.crt and server.key: the server
+#                      then takes TLS with them and refuses TCP connections without it
+#                      (require_secure_transport), as the stack's database does
 # Needs mariadbd, mariadb-install-db, mariadb and mariadb-admin (Debian: mariadb-server).
 set -euo pipefail
 
@@ -62,10 +65,14 @@ init_datadir() {
 }
 
 start_server() {
-  local user_opt=()
+  local user_opt=() tls_opt=()
   # mariadbd refuses to run as root unless told to.
   [[ "$(id -u)" == 0 ]] && user_opt=(--user=root)
-  setsid mariadbd --no-defaults "${user_opt[@]}" --datadir="${DATADIR}" --socket="${SOCKET}" \
+  if [[ -n "${TEST_MARIADB_TLS_DIR:-}" ]]; then
+    tls_opt=(--ssl-ca="${TEST_MARIADB_TLS_DIR}/ca.crt" --ssl-cert="${TEST_MARIADB_TLS_DIR}/server.crt"
+      --ssl-key="${TEST_MARIADB_TLS_DIR}/server.key" --require-secure-transport=ON)
+  fi
+  setsid mariadbd --no-defaults "${user_opt[@]}" "${tls_opt[@]}" --datadir="${DATADIR}" --socket="${SOCKET}" \
     --pid-file="${PIDFILE}" --log-error="${LOGFILE}" --port="${PORT}" --bind-address=127.0.0.1 \
     --skip-name-resolve --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
     --innodb-buffer-pool-size=32M --innodb-log-file-size=16M --max-connections=100 \

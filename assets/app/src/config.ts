@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
@@ -15,6 +16,8 @@ export interface Config {
     user: string;
     password: string;
     poolSize: number;
+    /** Set: the app connects only over TLS, to a server whose certificate `ca` signed for `serverName`. */
+    ssl?: { ca: string; serverName: string };
   };
   /** Allowed CORS origins; empty means same-origin only, ["*"] means any origin. */
   corsOrigins: string[];
@@ -86,6 +89,31 @@ const writeToken = z
   .min(MIN_WRITE_TOKEN_LENGTH, `API_WRITE_TOKEN: expected at least ${MIN_WRITE_TOKEN_LENGTH} characters`)
   .regex(/^[A-Za-z0-9\-._~+/]+=*$/, "API_WRITE_TOKEN: expected letters, digits and -._~+/ only (a bearer token), with no spaces");
 
+/**
+ * DB_SSL_CA: the path of the CA file MariaDB's certificate is checked against. Read here, once:
+ * a file that is set but unreadable stops the app at start, rather than let it run in plain text
+ * or fail on every request.
+ */
+const dbSslCa = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === "") return undefined;
+    const file = raw.trim();
+    let pem: string;
+    try {
+      pem = fs.readFileSync(file, "utf8");
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: `DB_SSL_CA: cannot read the CA file "${file}" (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
+      return z.NEVER;
+    }
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+      ctx.addIssue({ code: "custom", message: `DB_SSL_CA: expected a PEM certificate in "${file}"` });
+      return z.NEVER;
+    }
+    return pem;
+  });
+
 const envSchema = z.object({
   PORT: intVar("PORT", 1, 65535, 3000),
   NODE_NAME: optionalVar(os.hostname()),
@@ -98,6 +126,8 @@ const envSchema = z.object({
   CORS_ORIGINS: corsOrigins,
   STATUS_CACHE_MS: intVar("STATUS_CACHE_MS", 0, 3_600_000, 2000),
   API_WRITE_TOKEN: writeToken,
+  DB_SSL_CA: dbSslCa,
+  DB_SSL_SERVERNAME: optionalVar(""),
 });
 
 /** Thrown when the environment is invalid; the message lists every bad variable. */
@@ -123,6 +153,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid environment: ${result.error.issues.map((i) => i.message).join("; ")}`);
   }
   const e = result.data;
+  // Node.js checks an IP address only against the name "localhost" on a socket mysql2 opened,
+  // so with an IP DB_HOST the certificate's DNS name is what the app verifies.
+  const serverName = e.DB_SSL_SERVERNAME || e.DB_HOST;
+  if (e.DB_SSL_CA !== undefined && net.isIP(serverName)) {
+    throw new ConfigError(`invalid environment: DB_SSL_SERVERNAME: required with DB_SSL_CA when DB_HOST is an IP address ("${e.DB_HOST}"): the DNS name in the database's certificate, such as pi-db`);
+  }
   return {
     port: e.PORT,
     nodeName: e.NODE_NAME,
@@ -134,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       user: e.DB_USER,
       password: e.DB_PASSWORD,
       poolSize: e.DB_POOL_SIZE,
+      ...(e.DB_SSL_CA !== undefined ? { ssl: { ca: e.DB_SSL_CA, serverName } } : {}),
     },
     corsOrigins: e.CORS_ORIGINS,
     statusCacheMs: e.STATUS_CACHE_MS,

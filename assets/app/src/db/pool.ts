@@ -1,5 +1,6 @@
 import mysqlCore from "mysql2";
 import mysql from "mysql2/promise";
+import net from "node:net";
 import type { Config } from "../config";
 import { CircuitBreaker } from "./breaker";
 import { classifyFailure, isSafeToRetryWrite, isTransientError, withRetry, type RetryOptions } from "./retry";
@@ -35,6 +36,8 @@ export const VALIDATE_TIMEOUT_MS = 500;
 export const SUSPECT_AFTER_MS = 500;
 /** Bound on one recheck of a down database: connect plus `SELECT 1` on a connection of its own. */
 export const RECHECK_TIMEOUT_MS = 1000;
+/** TCP keep-alive on every connection to MariaDB. */
+const KEEP_ALIVE_INITIAL_DELAY_MS = 10_000;
 /** Pooled connections idle this long are closed (mysql2 `idleTimeout`). */
 export const IDLE_TIMEOUT_MS = 300_000;
 /** How long closing the pool may take on shutdown before open sockets are destroyed. */
@@ -110,11 +113,36 @@ function connectionOptions(db: Config["db"]): mysql.ConnectionOptions {
     database: db.database,
     connectTimeout: CONNECT_TIMEOUT_MS,
     enableKeepAlive: true,
-    keepAliveInitialDelay: 10_000,
+    keepAliveInitialDelay: KEEP_ALIVE_INITIAL_DELAY_MS,
     charset: "utf8mb4_unicode_ci",
     // DATETIME columns hold UTC (the migrations default to UTC_TIMESTAMP).
     timezone: "Z",
     supportBigNumbers: true,
+    ...(db.ssl !== undefined ? tlsOptions(db.host, db.port, db.ssl) : {}),
+  };
+}
+
+/**
+ * TLS to MariaDB, verified: the certificate must chain to `ca` (rejectUnauthorized) and name
+ * `serverName` (verifyIdentity; mysql2 skips that check without it). mysql2 takes the name it
+ * checks from `host`, so when that is not the address to dial, the socket is opened here, as
+ * mysql2 opens its own: no delay, keep-alive.
+ */
+export function tlsOptions(
+  address: string,
+  port: number,
+  ssl: { ca: string; serverName: string },
+): Pick<mysql.ConnectionOptions, "host" | "ssl" | "stream"> {
+  const verified = { host: ssl.serverName, ssl: { ca: ssl.ca, rejectUnauthorized: true, verifyIdentity: true } };
+  if (ssl.serverName === address) return verified;
+  return {
+    ...verified,
+    stream: () => {
+      const socket = net.connect(port, address);
+      socket.setNoDelay(true);
+      socket.on("connect", () => socket.setKeepAlive(true, KEEP_ALIVE_INITIAL_DELAY_MS));
+      return socket;
+    },
   };
 }
 

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { ConfigError, loadConfig } from "../../src/config";
 
 const required = { DB_HOST: "10.254.0.124", DB_PASSWORD: "secret", API_WRITE_TOKEN: "0123456789abcdefABCDEF" };
@@ -77,5 +79,34 @@ describe("config", () => {
         return true;
       });
     }
+  });
+
+  it("reads the database's CA and the name in its certificate, for TLS", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-app-ca-"));
+    const ca = path.join(dir, "db-ca.pem");
+    fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    const config = loadConfig({ ...required, DB_SSL_CA: ca, DB_SSL_SERVERNAME: "pi-db" });
+    assert.deepEqual(config.db.ssl, { ca: fs.readFileSync(ca, "utf8"), serverName: "pi-db" });
+    assert.equal(loadConfig(required).db.ssl, undefined);
+    // A DB_HOST that is a name is the name checked.
+    assert.equal(loadConfig({ ...required, DB_HOST: "pi-db", DB_SSL_CA: ca }).db.ssl?.serverName, "pi-db");
+  });
+
+  it("refuses to start when DB_SSL_CA is set but cannot be read, naming the variable and the file", () => {
+    assert.throws(() => loadConfig({ ...required, DB_SSL_CA: "/nonexistent/db-ca.pem", DB_SSL_SERVERNAME: "pi-db" }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /DB_SSL_CA: cannot read the CA file "\/nonexistent\/db-ca\.pem" \(ENOENT\)/);
+      return true;
+    });
+  });
+
+  it("refuses a CA file that holds no certificate, and an IP DB_HOST without the certificate's name", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-app-ca-"));
+    const junk = path.join(dir, "junk");
+    fs.writeFileSync(junk, "not a certificate\n");
+    assert.throws(() => loadConfig({ ...required, DB_SSL_CA: junk, DB_SSL_SERVERNAME: "pi-db" }), /DB_SSL_CA: expected a PEM certificate/);
+    const ca = path.join(dir, "ca");
+    fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    assert.throws(() => loadConfig({ ...required, DB_SSL_CA: ca }), /DB_SSL_SERVERNAME: required with DB_SSL_CA when DB_HOST is an IP address \("10\.254\.0\.124"\)/);
   });
 });

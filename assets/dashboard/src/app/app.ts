@@ -26,7 +26,7 @@ import { WebNodeCard } from './components/web-node-card';
       <app-overall-banner [overall]="cluster.overall()" />
       <div class="grid">
         @if (cluster.lb(); as lb) {
-          <app-lb-card [lb]="lb" />
+          <app-lb-card [lb]="lb" [tls]="cluster.tls()" />
         }
         @for (node of cluster.webNodes(); track node.name) {
           <app-web-node-card [node]="node" [history]="cluster.histories().get(node.name) ?? []" />

@@ -3,6 +3,7 @@ import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from '.
 import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
 import { deriveDb, deriveLb, deriveOverall, deriveWebNode, mergeWebNodes, pendingLb } from './data/node-state';
+import { parseTlsStatus, TlsView } from './data/tls-status';
 import { ClusterConfig, LbView, Sample, WebNodeView } from './data/types';
 
 /** The LB's URLs (docs/contracts.md, "The load balancer's URLs"), relative to the page's base href. */
@@ -14,6 +15,7 @@ export const URLS = {
   stubStatus: 'api/lb/stub_status',
   /** A web server's full status (node and database internals); the management network only. */
   node: (name: string) => `api/nodes/${encodeURIComponent(name)}/internal/status`,
+  tls: 'tls.json',
 };
 
 /**
@@ -28,6 +30,8 @@ export class ClusterService {
   readonly config = signal<ClusterConfig | null>(null);
   readonly configError = signal<string | null>(null);
   readonly lb = signal<LbView | null>(null);
+  /** The LB's certificate; null until read, or when the LB serves no tls.json (an LB without HTTPS). */
+  readonly tls = signal<TlsView | null>(null);
   readonly webNodes = signal<WebNodeView[]>([]);
   readonly histories = signal<ReadonlyMap<string, readonly Sample[]>>(new Map());
   readonly lastUpdated = signal<number | null>(null);
@@ -80,7 +84,7 @@ export class ClusterService {
     // Poll the nodes we already know right away, in parallel with re-reading cluster.json
     // (which picks up a scale-out or scale-in for the next rounds).
     const known = this.config();
-    const tasks: Promise<void>[] = [this.loadConfig()];
+    const tasks: Promise<void>[] = [this.loadConfig(), this.loadTls()];
     if (known) tasks.push(this.pollLb(), ...known.webServers.map((w) => this.pollWeb(w.name)));
     await Promise.all(tasks);
     if (!known && this.config()) {
@@ -122,6 +126,17 @@ export class ClusterService {
     if (this.refreshSeconds() !== previousRefresh && this.timer !== null && !this.stopped) {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.refresh(), this.refreshSeconds() * 1000);
+    }
+  }
+
+  /** A static file, like cluster.json: never rate limited. Its failure only hides the expiry. */
+  private async loadTls(): Promise<void> {
+    const outcome = await this.once('tls', () => fetchWithTimeout(URLS.tls, this.timeoutMs()));
+    if (!outcome) return;
+    try {
+      this.tls.set(outcome.ok ? parseTlsStatus(outcome.body, outcome.at) : null);
+    } catch {
+      this.tls.set(null);
     }
   }
 

@@ -1,5 +1,6 @@
 import { ChangeDetectionStrategy, Component, input } from '@angular/core';
 import { formatClock, formatNumber } from '../data/format';
+import { TlsView } from '../data/tls-status';
 import { LbView } from '../data/types';
 import { StateBadge } from './state-badge';
 
@@ -26,12 +27,19 @@ import { StateBadge } from './state-badge';
           <dt>Reading / writing / waiting</dt><dd>{{ s.reading }} / {{ s.writing }} / {{ s.waiting }}</dd>
         </dl>
       }
+      @if (tls(); as t) {
+        <p class="tls" data-testid="certificate-expiry" [class.tls-warn]="t.warn" [attr.data-days-left]="t.daysLeft">
+          Certificate expires {{ t.expiry.slice(0, 10) }} ({{ t.daysLeft }} days)
+        </p>
+      }
       <p class="checked">checked {{ clock(lb().checkedAt) }}</p>
     </article>
   `,
 })
 export class LbCard {
   readonly lb = input.required<LbView>();
+  /** The HTTPS certificate's expiry, red below TLS_WARN_DAYS. */
+  readonly tls = input<TlsView | null>(null);
   protected readonly num = formatNumber;
   protected readonly clock = formatClock;
 }
