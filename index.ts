@@ -14,5 +14,6 @@ export = async () => {
         database: cluster.database,
         dbPassword: cluster.dbPassword,
         nodes: cluster.nodes,
+        backup: cluster.backup,
     };
 };

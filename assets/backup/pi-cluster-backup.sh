@@ -270,7 +270,7 @@ remote() {
     if [[ "$TARGET_HOST" == local ]]; then
         SSH_ORIGINAL_COMMAND="$*" bash "${BASH_SOURCE[0]}" receive
     else
-        ssh -i "$STATE_DIR/ssh/id_ed25519" -p "${TARGET_PORT:-22}" -o BatchMode=yes -o IdentitiesOnly=yes \
+        ssh -F /dev/null -i "$STATE_DIR/ssh/id_ed25519" -p "${TARGET_PORT:-22}" -o BatchMode=yes -o IdentitiesOnly=yes \
             -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$STATE_DIR/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null \
             -o ConnectTimeout=20 -o ServerAliveInterval=15 "$TARGET_USER@$TARGET_HOST" "$*"
     fi

@@ -6,6 +6,29 @@ export interface MariadbConfigArgs {
     /** Default 512M: a quarter of a 2 GB Pi, leaving room for the OS and page cache. */
     innodbBufferPoolSize: string;
     innodbLogFileSize: string;
+    /** The binary log for point-in-time recovery (backups on). Default off. */
+    binlog?: boolean;
+}
+
+/** The binlog's base name, in the data directory; the backup tool finds it with @@log_bin_basename. */
+export const BINLOG_BASENAME = "mariadb-bin";
+
+/**
+ * Row-based, so a replay gives exactly the rows the app wrote; GTID strict, so a replay
+ * out of order fails instead of diverging; synced at each commit, so a write the app saw
+ * acknowledged is in the binlog that is shipped. Kept 7 days on the Pi: the shipper sends
+ * each closed file within binlogShipSeconds, the rest is slack for a target that is down.
+ */
+export function renderBinlogSettings(): string {
+    return `
+# Binary log for point-in-time recovery; shipped, encrypted, by pi-cluster-backup.
+server_id = 1
+log_bin = ${BINLOG_BASENAME}
+binlog_format = ROW
+gtid_strict_mode = ON
+sync_binlog = 1
+binlog_expire_logs_seconds = 604800
+`;
 }
 
 /**
@@ -37,7 +60,7 @@ slow_query_log = 1
 slow_query_log_file = /var/log/mysql/mariadb-slow.log
 long_query_time = 1
 log_slow_verbosity = query_plan
-`;
+${a.binlog ? renderBinlogSettings() : ""}`;
 }
 
 /** Each web server's pool can hold `poolSize` connections; headroom covers admin and backups. */

@@ -9,7 +9,7 @@ const DAY = 86400;
 
 /** Runs one of the tool's pure functions on `names` (one a line on stdin). */
 function tool(fn: string, args: (string | number)[], names: string[]): string[] {
-    const r = spawnSync("bash", ["-c", `source "$0" && ${fn} "$@"`, TOOL, ...args.map(String)], { input: names.join("\n") + "\n", encoding: "utf8" });
+    const r = spawnSync("bash", ["-c", `source "$1" && shift && ${fn} "$@"`, "bash", TOOL, ...args.map(String)], { input: names.join("\n") + "\n", encoding: "utf8" });
     assert.strictEqual(r.status, 0, r.stderr);
     return r.stdout.split("\n").filter((l) => l !== "");
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Step "backup": the database Pi's backups. mariadb-backup, age and zstd from Debian, the
+# backup tool, its settings (the target and the age PUBLIC key only), the Pi's own SSH key
+# for the target (made here, once; its private half never leaves this Pi), the target's
+# pinned host key, and the timers: full, incremental and binlog shipping. The last line of
+# stdout carries the public key to the target's step.
+# Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP              log prefix
+#   PACKAGES          Debian packages the tool needs (array)
+#   TOOL_B64          the backup tool;  TOOL its path
+#   RESTORE_B64       the restore helper (scripts/restore.sh drives it);  RESTORE_TOOL its path
+#   ENV_B64           the tool's settings;  ENV_FILE their path
+#   STATE_DIR         the tool's state;  KEY its SSH key there;  KNOWN_HOSTS_B64 / KNOWN_HOSTS the target's host key
+#   UNIT_NAMES        unit file names (array);  UNIT_TEXTS_B64 their text, same order (array)
+#   TIMERS            the timers to enable (array)
+#   PUBLIC_KEY_MARK   the word before the public key on stdout
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+readonly UNIT_DIR=/etc/systemd/system
+
+apply() {
+    apt_install "${PACKAGES[@]}"
+    put_file "$TOOL_B64" "$TOOL" 0755 || true
+    put_file "$RESTORE_B64" "$RESTORE_TOOL" 0755 || true
+    put_file "$ENV_B64" "$ENV_FILE" 0644 || true
+    install -d -m 0700 "$STATE_DIR" "$(dirname "$KEY")"
+    if [[ ! -f "$KEY" ]]; then
+        ssh-keygen -q -t ed25519 -N '' -C "pi-cluster-backup@$(hostname)" -f "$KEY"
+        info "made this Pi's SSH key for the backup target"
+    fi
+    put_file "$KNOWN_HOSTS_B64" "$KNOWN_HOSTS" 0644 || true
+    local i changed=0 dir
+    dir=$(mktemp -d)
+    for i in "${!UNIT_NAMES[@]}"; do
+        printf '%s' "${UNIT_TEXTS_B64[i]}" | base64 -d >"$dir/${UNIT_NAMES[i]}"
+    done
+    # Checked together, as a timer names its service.
+    for i in "${!UNIT_NAMES[@]}"; do
+        [[ "${UNIT_NAMES[i]}" == *.service ]] && verify_unit "$dir/${UNIT_NAMES[i]}"
+    done
+    rm -rf "$dir"
+    for i in "${!UNIT_NAMES[@]}"; do
+        put_file "${UNIT_TEXTS_B64[i]}" "$UNIT_DIR/${UNIT_NAMES[i]}" 0644 && changed=1
+    done
+    ((changed)) && systemctl daemon-reload
+    local t
+    for t in "${TIMERS[@]}"; do
+        systemctl is-enabled --quiet "$t" 2>/dev/null || systemctl enable --quiet "$t"
+        if ((changed)) || ! systemctl is-active --quiet "$t"; then systemctl restart "$t"; fi
+    done
+    info "backups scheduled: $(systemctl list-timers --no-legend "${TIMERS[@]}" | awk '{print $NF}' | paste -sd' ')"
+    printf '%s %s\n' "$PUBLIC_KEY_MARK" "$(cut -d' ' -f1-2 "$KEY.pub")"
+}
+
+delete() {
+    local t
+    for t in "${TIMERS[@]}"; do systemctl disable --now --quiet "$t" 2>/dev/null || true; done
+    local n
+    for n in "${UNIT_NAMES[@]}"; do remove_paths "$UNIT_DIR/$n"; done
+    systemctl daemon-reload
+    remove_paths "$TOOL" "$RESTORE_TOOL" "$ENV_FILE" "$STATE_DIR"
+    info "backups off on this Pi; the backups on the target stay"
+}
+
+main "$@" </dev/null
