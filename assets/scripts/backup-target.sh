@@ -26,6 +26,9 @@ apply() {
         useradd --system --home-dir "$home" --no-create-home --shell /bin/sh --user-group "$BACKUP_USER"
         info "made user $BACKUP_USER"
     fi
+    # useradd locks the account ("!"), and sshd refuses a locked account when it does not
+    # use PAM; "*" is no password at all, so the key is the only way in.
+    [[ "$(getent shadow "$BACKUP_USER" | cut -d: -f2)" == "*" ]] || usermod -p '*' "$BACKUP_USER"
     install -d -m 0755 -o root -g root "$home" "$home/.ssh"
     install -d -m 0700 -o "$BACKUP_USER" -g "$BACKUP_USER" "$BACKUP_DIR"
     put_file "$TOOL_B64" "$TOOL" 0755 || true
