@@ -19,6 +19,8 @@ export interface Config {
   /** Allowed CORS origins; empty means same-origin only, ["*"] means any origin. */
   corsOrigins: string[];
   statusCacheMs: number;
+  /** The backup target's status.json, as this server sees it; null when backups are not configured. */
+  backupStatusFile: string | null;
 }
 
 function intVar(name: string, min: number, max: number, fallback: number) {
@@ -85,6 +87,17 @@ const envSchema = z.object({
   DB_POOL_SIZE: intVar("DB_POOL_SIZE", 1, 1000, 10),
   CORS_ORIGINS: corsOrigins,
   STATUS_CACHE_MS: intVar("STATUS_CACHE_MS", 0, 3_600_000, 2000),
+  BACKUP_STATUS_FILE: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return null;
+      if (!raw.trim().startsWith("/")) {
+        ctx.addIssue({ code: "custom", message: `BACKUP_STATUS_FILE: expected an absolute path, got "${raw}"` });
+        return z.NEVER;
+      }
+      return raw.trim();
+    }),
 });
 
 /** Thrown when the environment is invalid; the message lists every bad variable. */
@@ -124,5 +137,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     corsOrigins: e.CORS_ORIGINS,
     statusCacheMs: e.STATUS_CACHE_MS,
+    backupStatusFile: e.BACKUP_STATUS_FILE,
   };
 }
