@@ -168,6 +168,7 @@ export class Database extends pulumi.ComponentResource {
                         UNIT_NAMES: units.map((u) => u.name),
                         UNIT_TEXTS_B64: units.map((u) => b64(u.text)),
                         TIMERS: BACKUP_KINDS.map((k) => `${backupUnitName(k)}.timer`),
+                        FIRST_FULL: `${backupUnitName("full")}.service`,
                         PUBLIC_KEY_MARK,
                     }),
                 },

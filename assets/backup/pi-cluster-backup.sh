@@ -313,6 +313,7 @@ backup() {
     local kind=$1 ts name base=() full_ts start log
     exec 9>"$STATE_DIR/backup.lock"
     flock 9
+    wait_target || fail "$kind" "the target $TARGET_USER@$TARGET_HOST does not answer"
     ts=$(stamp)
     if [[ "$kind" == incremental ]]; then
         full_ts=$(cat "$STATE_DIR/chain" 2>/dev/null || true)
@@ -349,6 +350,17 @@ backup() {
     local_status "$kind" OK "$name in $(($(date +%s) - start)) s"
     remote report "$kind" OK >/dev/null || true
     log "$kind backup $name done in $(($(date +%s) - start)) s"
+}
+
+# wait_target : a target that is briefly away (rebooting, or not set up yet on the first
+# deploy, where the database's step runs first) costs a wait of up to 5 minutes, not a backup.
+wait_target() {
+    local i
+    for ((i = 0; i < 10; i++)); do
+        remote status >/dev/null 2>&1 && return 0
+        sleep "${WAIT_TARGET_SECONDS:-30}"
+    done
+    return 1
 }
 
 # fail KIND MESSAGE : records the failure here and on the target, and fails the unit.

@@ -16,6 +16,7 @@
 #   DB_OWNER     owner of the data directory  (mysql:mysql)
 #   STOP_CMD / START_CMD  how to stop and start MariaDB (systemctl stop|start mariadb)
 #   BACKUP_STATE the backup tool's state, cleared so the next backup is a full (/var/lib/pi-cluster-backup)
+#   FULL_UNIT    the full backup's unit, started once the restore is done (pi-cluster-backup-full.service; empty: none)
 set -euo pipefail
 
 STAGE=${STAGE:-/var/lib/pi-cluster-restore}
@@ -25,6 +26,7 @@ DB_OWNER=${DB_OWNER:-mysql:mysql}
 STOP_CMD=${STOP_CMD:-systemctl stop mariadb}
 START_CMD=${START_CMD:-systemctl start mariadb}
 BACKUP_STATE=${BACKUP_STATE:-/var/lib/pi-cluster-backup}
+FULL_UNIT=${FULL_UNIT-pi-cluster-backup-full.service}
 
 log() { printf 'restore: %s\n' "$*" >&2; }
 die() {
@@ -103,6 +105,14 @@ apply() {
     # binlogs are a new series: nothing of the old series is "already shipped".
     rm -rf "$BACKUP_STATE/lsn" "$BACKUP_STATE/chain" "$BACKUP_STATE/shipped" "$BACKUP_STATE/flushed-at"
     rm -rf "$STAGE"
+    # A new full at once: until it exists, a restore would start from the old full and
+    # replay binlogs past the point this restore stopped at.
+    if [[ -n "$FULL_UNIT" ]] && systemctl cat "$FULL_UNIT" >/dev/null 2>&1; then
+        systemctl start --no-block "$FULL_UNIT"
+        log "started a full backup of the restored data ($FULL_UNIT)"
+    else
+        log "no backup unit here yet: the stack's backup step takes the first full when it runs"
+    fi
     log "done in $((SECONDS - t0)) s"
 }
 
@@ -128,9 +138,13 @@ replay() {
     fi
     local opts=(--start-position="$pos")
     [[ -n "$to" ]] && opts+=(--stop-datetime="$to")
-    # mariadb-binlog reads --stop-datetime in its time zone; --to is UTC.
-    TZ=UTC mariadb-binlog "${opts[@]}" "${files[@]}" | mariadb --user=root --socket="$DB_SOCKET" ||
-        die "replaying the binlogs failed"
+    # mariadb-binlog reads --stop-datetime in its time zone; --to is UTC. The replay is not
+    # written to the binlog again: those events are already shipped, and a later restore
+    # from the same full would apply them twice. The next full backup holds them instead.
+    {
+        echo 'SET SESSION sql_log_bin = 0;'
+        TZ=UTC mariadb-binlog "${opts[@]}" "${files[@]}"
+    } | mariadb --user=root --socket="$DB_SOCKET" || die "replaying the binlogs failed"
     log "replayed ${#files[@]} binlog(s) from $file:$pos${to:+ up to $to UTC}"
 }
 

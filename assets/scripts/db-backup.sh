@@ -13,7 +13,7 @@
 #   ENV_B64           the tool's settings;  ENV_FILE their path
 #   STATE_DIR         the tool's state;  KEY its SSH key there;  KNOWN_HOSTS_B64 / KNOWN_HOSTS the target's host key
 #   UNIT_NAMES        unit file names (array);  UNIT_TEXTS_B64 their text, same order (array)
-#   TIMERS            the timers to enable (array)
+#   TIMERS            the timers to enable (array);  FIRST_FULL the full backup's service, started when no full exists yet
 #   PUBLIC_KEY_MARK   the word before the public key on stdout
 set -euo pipefail
 
@@ -53,6 +53,12 @@ apply() {
         systemctl is-enabled --quiet "$t" 2>/dev/null || systemctl enable --quiet "$t"
         if ((changed)) || ! systemctl is-active --quiet "$t"; then systemctl restart "$t"; fi
     done
+    # The first full at once (and after a restore, which clears the chain): incrementals and
+    # binlogs need one to build on. If the target's step has not run yet, the unit retries.
+    if [[ ! -f "$STATE_DIR/chain" ]] && ! systemctl is-active --quiet "$FIRST_FULL"; then
+        systemctl start --no-block "$FIRST_FULL"
+        info "first full backup started"
+    fi
     info "backups scheduled: $(systemctl list-timers --no-legend "${TIMERS[@]}" | awk '{print $NF}' | paste -sd' ')"
     printf '%s %s\n' "$PUBLIC_KEY_MARK" "$(cut -d' ' -f1-2 "$KEY.pub")"
 }

@@ -13,7 +13,16 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOL="$REPO/assets/backup/pi-cluster-backup.sh"
 BASE=$(mktemp -d /tmp/pi-backup-test.XXXXXX)
-PORT=${TEST_BACKUP_PORT:-3317}
+# A port nothing listens on: other tests (the app's) may run a MariaDB beside this one.
+free_port() {
+    local p
+    for ((p = 3317; p < 3400; p++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+    echo "no free port in 3317-3399" >&2
+    return 1
+}
+PORT=${TEST_BACKUP_PORT:-$(free_port)}
 export DATADIR="$BASE/data" DB_SOCKET="$BASE/mysqld.sock"
 PATH="$PATH:/usr/sbin:/sbin"
 
@@ -129,6 +138,19 @@ EOF
     [[ "$got" == "$final_rows" ]] || fail "latest restore has $got rows, expected $final_rows"
     echo "latest: $got rows, as acknowledged"
 
+    info "life after a restore: the next backup is a new full, new binlogs follow, and a restore takes them"
+    backup incremental
+    ls "$BASE"/target/full-*.age | wc -l | grep -qx 2 || fail "the first backup after a restore was not a full"
+    insert 20
+    backup ship-binlogs
+    final_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
+    stop_db
+    rm -rf "$DATADIR"
+    env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here
+    got=$(sql app -e "SELECT COUNT(*) FROM notes")
+    [[ "$got" == "$final_rows" ]] || fail "second-generation restore has $got rows, expected $final_rows"
+    echo "after a restore, a backup and 20 more rows: $got rows, as acknowledged"
+
     info "again, to $pit (a point in time), from the same files: a re-run"
     t0=$SECONDS
     env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here --to "$pit"
@@ -139,7 +161,7 @@ EOF
 
     info "a truncated backup is refused"
     local full
-    full=$(find "$BASE/target" -name 'full-*.age' | head -n1)
+    full=$(find "$BASE/target" -name 'full-*.age' | sort | tail -n1)
     truncate -s -100 "$full"
     if BACKUP_ENV="$BASE/db.env" bash "$TOOL" verify; then fail "verify passed a truncated file"; fi
     grep -q '"bad":\["full-' "$BASE/target/status.json" || fail "status.json does not report the bad file"
