@@ -34,12 +34,12 @@ export class BackupTarget extends pulumi.ComponentResource {
             { name: `${VERIFY_UNIT}.timer`, text: renderVerifyTimer() },
         ];
         this.ready = remoteStep(
-            `${name}-backup-target`,
+            `${name}-target`,
             {
                 connection: args.connection,
                 script: pulumi.output(args.dbPublicKey).apply((key) =>
                     renderScript("backup-target", {
-                        STEP: `${name}-backup-target`,
+                        STEP: `${name}-target`,
                         BACKUP_USER: args.user,
                         BACKUP_DIR: args.path,
                         TOOL: BACKUP_TOOL,

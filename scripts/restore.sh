@@ -13,7 +13,8 @@
 #   --to        restore to this moment (UTC) instead of the latest: the newest full before it,
 #               its incrementals before it, then the binlogs replayed up to it
 #   --stack     the Pulumi stack (default lab); the target and the DB Pi come from its
-#               `backup` output, the SSH user and key from its config
+#               `backup` output, the SSH user and key and the DB Pi's pinned host key
+#               from its config (pin a replaced Pi's new key first, as for recover.sh)
 #   --from DIR  read the backups from a local copy of the target's directory instead
 #   --here      restore onto this machine (run as root on the DB Pi), not over SSH
 #
@@ -25,7 +26,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
-# shellcheck source=../assets/backup/pi-cluster-backup.sh
+# shellcheck source=/dev/null
 source "$REPO/assets/backup/pi-cluster-backup.sh"
 
 info() { printf 'restore: %s\n' "$*" >&2; }
@@ -54,7 +55,7 @@ read_identity() {
 # ssh_to WHO : the ssh command for the target or the DB Pi, from the stack.
 declare -a TARGET_SSH DB_SSH
 setup_ssh() {
-    local stack=$1 out user key
+    local stack=$1 out user key dbkey
     out=$(pulumi stack output --stack "$stack" --json backup) || fatal "no 'backup' output in stack $stack: was it deployed with backups?"
     user=$(pulumi config get --stack "$stack" pi-cluster:sshUser 2>/dev/null || echo pi)
     key=$(pulumi config get --stack "$stack" pi-cluster:sshPrivateKeyPath 2>/dev/null || true)
@@ -63,13 +64,17 @@ setup_ssh() {
         key="$WORK/key"
         (umask 077 && pulumi config get --stack "$stack" pi-cluster:sshPrivateKey >"$key")
     fi
+    # The database Pi's key as pinned now: a replaced Pi has a new one (recover.sh --host-key,
+    # or lab reset), which the last deployment's output does not know yet.
+    dbkey=$(pulumi config get --stack "$stack" --path pi-cluster:database.hostKey) || fatal "no database.hostKey in stack $stack's config"
     # shellcheck disable=SC2016 # JavaScript, not shell
     node -e '
         const o = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        o.database.hostKey = process.argv[2];
         const known = (h) => (h.port === 22 ? h.address : `[${h.address}]:${h.port}`) + " " + h.hostKey;
         console.log(known(o.target)); console.log(known(o.database));
         require("fs").writeFileSync(process.argv[1], [o.target.address, o.target.port, o.target.path, o.database.address, o.database.port].join("\n") + "\n");' \
-        "$WORK/hosts" <<<"$out" >"$WORK/known_hosts"
+        "$WORK/hosts" "$dbkey" <<<"$out" >"$WORK/known_hosts"
     mapfile -t H <"$WORK/hosts"
     TARGET_DIR=${H[2]}
     local common=(-i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes

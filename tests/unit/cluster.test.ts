@@ -328,7 +328,7 @@ describe("PiCluster resource graph", function () {
         it("makes no backup step, binlog or target without backup config", async () => {
             const { res } = await build(2);
             assert.ok(!res.has("command:remote:Command::pi-db-backup"));
-            assert.ok(!res.has("command:remote:Command::pi-cluster-backup-backup-target"));
+            assert.ok(!res.has("command:remote:Command::pi-cluster-backup-target"));
             assert.doesNotMatch(decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_B64"), /log_bin/);
         });
 
@@ -352,7 +352,7 @@ describe("PiCluster resource graph", function () {
 
         it("hands the target only the database Pi's public key, from its address, forced to the receiver", async () => {
             const { res } = await build(2, withBackup());
-            const target = byName(res, "pi-cluster-backup-backup-target");
+            const target = byName(res, "pi-cluster-backup-target");
             assert.strictEqual(target.inputs.connection.host, "10.254.0.121", "the default target is the load balancer");
             const keys = decodeVar(target.inputs.stdin, "AUTHORIZED_B64");
             assert.ok(keys.includes(`restrict,from="10.254.0.124",command="/usr/local/sbin/pi-cluster-backup receive" ${DB_BACKUP_PUBLIC_KEY}\n`), keys);
@@ -381,7 +381,7 @@ describe("PiCluster resource graph", function () {
                 2,
                 withBackup({ agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.130", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA", path: "/backups/pi" }, retentionDays: 7 }),
             );
-            const target = byName(res, "pi-cluster-backup-backup-target");
+            const target = byName(res, "pi-cluster-backup-target");
             assert.strictEqual(target.inputs.connection.host, "10.254.0.130");
             assert.match(decodeVar(target.inputs.stdin, "ENV_B64"), /^BACKUP_DIR=\/backups\/pi$/m);
             assert.match(decodeVar(target.inputs.stdin, "ENV_B64"), /^RETENTION_DAYS=7$/m);
