@@ -5,7 +5,7 @@
 #   pi-cluster-restore begin                  empties the staging directory (a re-run starts clean)
 #   pi-cluster-restore stage-backup NAME      stdin: a decrypted full or incremental (zstd xbstream)
 #   pi-cluster-restore stage-binlog NAME      stdin: a decrypted binlog (zstd)
-#   pi-cluster-restore apply [TO]             prepares full + incrementals, swaps the data directory
+#   pi-cluster-restore apply [TO]             prepares full + incrementals, moves them in as the data directory
 #                                             (the old one is kept beside it), starts MariaDB and
 #                                             replays the binlogs up to TO ('YYYY-MM-DD HH:MM:SS', UTC)
 #
@@ -90,8 +90,9 @@ apply() {
         log "kept what was in $DATADIR as $aside"
     fi
     install -d -m 0755 "$DATADIR"
-    mariadb-backup --copy-back --target-dir="$STAGE/backups/$full" --datadir="$DATADIR" >>"$STAGE/prepare.log" 2>&1 ||
-        die "copy-back failed (see $STAGE/prepare.log)"
+    # Moved, not copied: the staged copy goes anyway, and a Pi then needs room for the data once.
+    mariadb-backup --move-back --target-dir="$STAGE/backups/$full" --datadir="$DATADIR" >>"$STAGE/prepare.log" 2>&1 ||
+        die "move-back failed (see $STAGE/prepare.log)"
     chown -R "$DB_OWNER" "$DATADIR"
     $START_CMD
     for _ in $(seq 1 120); do
