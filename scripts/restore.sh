@@ -118,7 +118,7 @@ on_db() {
 prepare_db_host() {
     ((HERE)) && return 0
     info "installing MariaDB, mariadb-backup and zstd on the DB Pi (nothing happens when they are there)"
-    "${DB_SSH[@]}" 'sudo DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install --no-install-recommends mariadb-server mariadb-backup zstd >/dev/null || { sudo apt-get -q update >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends mariadb-server mariadb-backup zstd >/dev/null; }'
+    "${DB_SSH[@]}" 'sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 install --no-install-recommends mariadb-server mariadb-backup zstd >/dev/null || { sudo apt-get -q update >/dev/null && sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends mariadb-server mariadb-backup zstd >/dev/null; }'
     "${DB_SSH[@]}" 'sudo install -m 0755 /dev/stdin /usr/local/sbin/pi-cluster-restore' <"$REPO/assets/backup/pi-cluster-restore.sh"
 }
 
