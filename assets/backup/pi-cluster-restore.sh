@@ -82,7 +82,15 @@ apply() {
     info=$(binlog_info "$last")
     [[ -n "$info" ]] || info=$(binlog_info "$STAGE/backups/$full")
 
-    $STOP_CMD || true
+    # The backup timers keep running: hold their locks until the restore is done (a shipper
+    # that ran in between would take the new server's binlogs for the old ones it shipped),
+    # and forget the old chain and series before the restored server starts.
+    if [[ -d "$BACKUP_STATE" ]]; then
+        exec 7>"$BACKUP_STATE/backup.lock" 8>"$BACKUP_STATE/ship.lock"
+        flock 7
+        flock 8
+    fi
+    $STOP_CMD 7>&- 8>&- || true
     if [[ -d "$DATADIR" ]] && [[ -n "$(ls -A "$DATADIR")" ]]; then
         local aside
         aside="$DATADIR.before-restore-$(date -u +%Y%m%d%H%M%S)"
@@ -94,7 +102,11 @@ apply() {
     mariadb-backup --move-back --target-dir="$STAGE/backups/$full" --datadir="$DATADIR" >>"$STAGE/prepare.log" 2>&1 ||
         die "move-back failed (see $STAGE/prepare.log)"
     chown -R "$DB_OWNER" "$DATADIR"
-    $START_CMD
+    # The next backup starts a new chain on the restored data, and the restored server's
+    # binlogs are a new series: nothing of the old series is "already shipped".
+    rm -rf "$BACKUP_STATE/lsn" "$BACKUP_STATE/chain" "$BACKUP_STATE/shipped" "$BACKUP_STATE/flushed-at"
+    # Without the lock descriptors: a server started as a child would hold the locks for good.
+    $START_CMD 7>&- 8>&-
     for _ in $(seq 1 120); do
         mariadb-admin --user=root --socket="$DB_SOCKET" ping >/dev/null 2>&1 && started=1 && break
         sleep 0.5
@@ -102,9 +114,6 @@ apply() {
     ((started)) || die "MariaDB did not start on the restored data"
 
     replay "$info" "$to"
-    # The next backup starts a new chain on the restored data, and the restored server's
-    # binlogs are a new series: nothing of the old series is "already shipped".
-    rm -rf "$BACKUP_STATE/lsn" "$BACKUP_STATE/chain" "$BACKUP_STATE/shipped" "$BACKUP_STATE/flushed-at"
     rm -rf "$STAGE"
     # A new full at once: until it exists, a restore would start from the old full and
     # replay binlogs past the point this restore stopped at.
