@@ -160,6 +160,8 @@ main() {
     info "all ${#plan[@]} file(s) match their recorded sha256"
     prepare_db_host
     on_db begin
+    # From here a failure leaves no decrypted staging behind on the DB Pi.
+    trap 'on_db abort || true; rm -rf "$WORK"' EXIT
     for name in "${plan[@]}"; do
         case "$name" in
         binlog-*) age -d -i "$WORK/identity" "$WORK/$name" | on_db stage-binlog "$name" ;;
@@ -167,6 +169,7 @@ main() {
         esac || fatal "$name did not decrypt or unpack: not restoring"
     done
     if [[ -n "$to" ]]; then on_db apply "$to"; else on_db apply; fi
+    trap 'rm -rf "$WORK"' EXIT
     info "restored in $((SECONDS - started)) s${to:+ to $to UTC}; now bring the cluster back with: scripts/recover.sh <db host> --stack $stack"
 }
 

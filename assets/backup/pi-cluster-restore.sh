@@ -3,6 +3,7 @@
 # the operator's machine decrypts and streams each file in, one call per file.
 #
 #   pi-cluster-restore begin                  empties the staging directory (a re-run starts clean)
+#   pi-cluster-restore abort                  deletes the staging directory (what a failed run decrypted)
 #   pi-cluster-restore stage-backup NAME      stdin: a decrypted full or incremental (zstd xbstream)
 #   pi-cluster-restore stage-binlog NAME      stdin: a decrypted binlog (zstd)
 #   pi-cluster-restore apply [TO]             prepares full + incrementals, moves them in as the data directory
@@ -161,8 +162,9 @@ replay() {
 umask 077
 case "${1:-}" in
 begin) begin ;;
+abort) rm -rf "$STAGE" ;;
 stage-backup) stage_backup "${2:?name}" ;;
 stage-binlog) stage_binlog "${2:?name}" ;;
 apply) apply "${2:-}" ;;
-*) die "usage: pi-cluster-restore begin | stage-backup NAME | stage-binlog NAME | apply [TO]" ;;
+*) die "usage: pi-cluster-restore begin | abort | stage-backup NAME | stage-binlog NAME | apply [TO]" ;;
 esac

@@ -177,6 +177,7 @@ EOF
         fail "restore went on from a truncated file with a matching sha256"
     fi
     grep -q 'did not decrypt or unpack' "$BASE/err" || { cat "$BASE/err"; fail "age did not refuse the truncated file"; }
+    [[ ! -e "$BASE/stage" ]] || fail "the refused restore left its decrypted staging behind"
     echo "refused, and the data was left alone"
     info "all backup checks passed"
 }
