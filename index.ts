@@ -17,5 +17,6 @@ export = async () => {
         nodes: cluster.nodes,
         caCertificate: cluster.caCertificate,
         certificateExpiry: cluster.certificateExpiry,
+        backup: cluster.backup,
     };
 };

@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { Artifact } from "./artifacts";
+import { BackupTarget } from "./backupTarget";
 import { apiRateLimitOf, ClusterConfig } from "./config";
 import { Database } from "./database";
 import { hostConnection } from "./host";
@@ -23,6 +24,31 @@ export interface PiClusterArgs {
     previousNodes?: Node[];
 }
 
+/** The backup target and the database Pi, with their pinned host keys, for scripts/restore.sh. */
+export interface BackupOutput {
+    target: { address: string; port: number; hostKey: string; path: string; user: string };
+    database: { address: string; port: number; hostKey: string };
+}
+
+/**
+ * The backup target as the steps need it: the configured host, or the load balancer. A Pi
+ * of the cluster lends its SSH port and pinned host key; another host names its own.
+ */
+export function backupTargetOf(c: ClusterConfig): BackupOutput["target"] | undefined {
+    if (!c.backup) return undefined;
+    const t = c.backup.target;
+    const address = t.host ?? c.loadBalancer.address;
+    const pi = [c.loadBalancer, ...c.webServers].find((h) => h.address === address);
+    return {
+        address,
+        port: t.sshPort ?? pi?.sshPort ?? 22,
+        // config.ts requires a hostKey for a host outside the cluster.
+        hostKey: t.hostKey ?? pi!.hostKey,
+        path: t.path,
+        user: t.user,
+    };
+}
+
 export class PiCluster extends pulumi.ComponentResource {
     public readonly contractVersion: pulumi.Output<number>;
     public readonly lbUrl: pulumi.Output<string>;
@@ -40,11 +66,16 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly caCertificate: pulumi.Output<string>;
     /** When the load balancer's certificate expires (ISO 8601 UTC) as of this `up`. */
     public readonly certificateExpiry: pulumi.Output<string>;
+    /** Where the backups are and the hosts scripts/restore.sh talks to; undefined when backups are off. */
+    public readonly backup?: pulumi.Output<BackupOutput>;
 
     constructor(name: string, args: PiClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:cluster:PiCluster", name, {}, opts);
         const c = args.config;
         const ssh = { user: c.sshUser, privateKey: c.sshPrivateKey };
+        const target = backupTargetOf(c);
+        // The target's account is let in by sshd only from the database's address.
+        const sshExtraUsers = (address: string) => (target && target.address === address ? [`${target.user}@${c.database.address}`] : undefined);
         const topology: Topology = {
             adminCidrs: c.adminCidrs,
             lbAddress: c.loadBalancer.address,
@@ -53,6 +84,7 @@ export class PiCluster extends pulumi.ComponentResource {
             appPort: c.appPort,
             dbPort: c.dbPort,
             httpPort: c.httpPort,
+            backupTarget: target && { address: target.address, sshPort: target.port },
         };
 
         const nodes: Node[] = [
@@ -74,6 +106,7 @@ export class PiCluster extends pulumi.ComponentResource {
             hostKey: c.loadBalancer.hostKey,
             ...ssh,
             firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
+            sshExtraUsers: sshExtraUsers(c.loadBalancer.address),
         };
         // The web servers' drain and admit steps run on the load balancer, over this.
         const lbConnection = hostConnection(lbHost);
@@ -141,6 +174,16 @@ export class PiCluster extends pulumi.ComponentResource {
                 purgeDataOnDestroy: c.purgeDataOnDestroy,
                 unattendedUpgrades: c.unattendedUpgrades,
                 reapply: c.reapply[c.database.name],
+                backup:
+                    c.backup && target
+                        ? {
+                              agePublicKey: c.backup.agePublicKey,
+                              target: { address: target.address, sshPort: target.port, hostKey: target.hostKey, user: target.user },
+                              fullOnCalendar: c.backup.fullOnCalendar,
+                              incrementalOnCalendar: c.backup.incrementalOnCalendar,
+                              binlogShipSeconds: c.backup.binlogShipSeconds,
+                          }
+                        : undefined,
             },
             hostOpts(c.database.name),
         );
@@ -156,6 +199,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         hostKey: w.hostKey,
                         ...ssh,
                         firewall: roleFirewall("web", topology, w.sshPort),
+                        sshExtraUsers: sshExtraUsers(w.address),
                         app: args.artifacts.app,
                         pm2: args.artifacts.pm2,
                         port: c.appPort,
@@ -186,6 +230,28 @@ export class PiCluster extends pulumi.ComponentResource {
 
         // Once every web server has rolled to TLS, the database refuses connections without it.
         db.requireTls(webs.map((w) => w.admitStep));
+        if (c.backup && target && db.backupPublicKey) {
+            const targetConnection = hostConnection({ address: target.address, sshPort: target.port, hostKey: target.hostKey, ...ssh });
+            new BackupTarget(
+                `${name}-backup`,
+                {
+                    connection: targetConnection,
+                    user: target.user,
+                    path: target.path,
+                    retentionDays: c.backup.retentionDays,
+                    staleAfterSeconds: c.backup.staleAfterSeconds,
+                    dbAddress: c.database.address,
+                    dbPublicKey: db.backupPublicKey,
+                    // On the load balancer, once its sshd lets the account in (its base step).
+                    after: target.address === c.loadBalancer.address ? [lb.nginxConf] : [],
+                },
+                { parent: this },
+            );
+            this.backup = pulumi.output({
+                target,
+                database: { address: c.database.address, port: c.database.sshPort, hostKey: c.database.hostKey },
+            });
+        }
 
         this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);
         this.lbUrl = lb.url;
@@ -214,6 +280,7 @@ export class PiCluster extends pulumi.ComponentResource {
             nodes: this.nodes,
             caCertificate: this.caCertificate,
             certificateExpiry: this.certificateExpiry,
+            backup: this.backup,
         });
     }
 }

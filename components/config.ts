@@ -179,6 +179,53 @@ export function apiRateLimitOf(c: { apiRateLimitPerSecond: number; apiRateLimitB
 /** What a web server needs, in MB: the app up to PM2's restart limit, and about 256 MB for the OS, Node.js and PM2's daemon. */
 export const WEB_MEMORY_MB = APP_MAX_MEMORY_MB + 256;
 
+/** An age X25519 recipient, as `age-keygen -y` prints it: "age1" and 58 bech32 characters. */
+export const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+
+// systemd's OnCalendar= syntax is checked on the Pi by systemd-analyze; this only keeps
+// the value to the characters that syntax uses, so it is safe in a unit file.
+const onCalendar = z.string().regex(/^[A-Za-z0-9 *:,./~-]{1,100}$/, { message: "expected a systemd OnCalendar= expression such as daily, hourly or *:0/15" });
+
+const backupTarget = z.strictObject(
+    {
+        // Default the load balancer: the seed's topology has no other host that is not the
+        // database, and a lost DB disk must not lose the backups. A dedicated host is better.
+        host: ipv4.optional(),
+        sshPort: port.optional(),
+        hostKey: z.string().trim().regex(HOST_KEY, { message: "expected the target's SSH public host key such as 'ssh-ed25519 AAAA...'" }).optional(),
+        path: z
+            .string()
+            .regex(/^\/(?!.*\/\.\.?(\/|$))[A-Za-z0-9._/-]+[^/]$/, { message: "expected an absolute directory path such as /srv/pi-cluster-backups" })
+            .default("/srv/pi-cluster-backups"),
+        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "expected a user name such as pi-backup" }).default("pi-backup"),
+    },
+    { message: "expected an object {host?, sshPort?, hostKey?, path?, user?}" },
+);
+
+/** Backups: the seed's policy (full daily, incremental hourly, logs every 15 min or sooner, 30 days). */
+const backup = z.strictObject(
+    {
+        agePublicKey: z
+            .string({ message: "expected an age public key such as age1... (age-keygen -y KEYFILE prints it)" })
+            .trim()
+            .regex(AGE_RECIPIENT, { message: "expected an age public key such as age1... (age-keygen -y KEYFILE prints it)" }),
+        target: backupTarget.default({ path: "/srv/pi-cluster-backups", user: "pi-backup" }),
+        fullOnCalendar: onCalendar.default("daily"),
+        incrementalOnCalendar: onCalendar.default("hourly"),
+        // At most 900: the seed's RPO is 15 min.
+        binlogShipSeconds: count("seconds between binlog shipments", 60, 10, 900).default(60),
+        retentionDays: count("days of backups to keep", 30, 1, 3650).default(30),
+        staleAfterSeconds: z
+            .strictObject({
+                full: count("seconds", 93600, 60, 31 * 86400).default(93600),
+                incremental: count("seconds", 7200, 60, 31 * 86400).default(7200),
+                binlog: count("seconds", 900, 30, 86400).default(900),
+            })
+            .default({ full: 93600, incremental: 7200, binlog: 900 }),
+    },
+    { message: "expected an object with agePublicKey" },
+);
+
 const schema = z
     .strictObject({
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]*$/, { message: "expected a user name such as pi" }).default("pi"),
@@ -230,6 +277,7 @@ const schema = z
                 { message: "expected a map of host name to a whole number, such as {pi-web1: 1}" },
             )
             .default({}),
+        backup: backup.optional(),
     })
     .superRefine((c, ctx) => {
         const all = [
@@ -341,6 +389,7 @@ const schema = z
                 message: `expected at least ${Math.ceil(perRefresh / c.dashboardRefreshSeconds)}: ${tab} every ${c.dashboardRefreshSeconds} s (pi-cluster:dashboardRefreshSeconds)`,
             });
         }
+        if (c.backup) backupProblems(c, ctx);
         c.webServers.forEach((w, i) => {
             if (w.ramMb < WEB_MEMORY_MB) {
                 ctx.addIssue({
@@ -406,6 +455,30 @@ export function tlsKeyProblem(certificate: string, key: string): string | undefi
     return undefined;
 }
 
+function backupProblems(c: { backup?: z.infer<typeof backup>; database: { address: string }; loadBalancer: { address: string }; webServers: { address: string }[] }, ctx: z.RefinementCtx): void {
+    const b = c.backup!;
+    const host = b.target.host;
+    if (host === c.database.address) {
+        ctx.addIssue({ code: "custom", path: ["backup", "target", "host"], message: "expected a host other than the database Pi: a lost DB disk must not lose its backups" });
+    }
+    const inCluster = host === undefined || [c.loadBalancer.address, ...c.webServers.map((w) => w.address)].includes(host);
+    if (!inCluster && b.target.hostKey === undefined) {
+        ctx.addIssue({
+            code: "custom",
+            params: { whole: true },
+            path: ["backup", "target", "hostKey"],
+            message: `expected the SSH host key of ${host}, which is not a Pi of the cluster; get it from a network you trust with \`ssh-keyscan -t ed25519 ${host} | cut -d' ' -f2-\``,
+        });
+    }
+    if (b.staleAfterSeconds.binlog < b.binlogShipSeconds) {
+        ctx.addIssue({
+            code: "custom",
+            path: ["backup", "staleAfterSeconds", "binlog"],
+            message: `expected at least backup.binlogShipSeconds (${b.binlogShipSeconds}): the shipper runs only that often`,
+        });
+    }
+}
+
 interface Listener {
     path: (string | number)[];
     port: number;
@@ -429,6 +502,11 @@ function clashes(ctx: z.RefinementCtx, host: string, listeners: Listener[]): voi
 // The keys each level knows, straight from the schema, for the unknown-key messages.
 const KEYS = Object.keys(schema.shape);
 const HOST_FIELDS = Object.keys(hostObject.shape);
+const NESTED_FIELDS: Record<string, string[]> = {
+    backup: Object.keys(backup.shape),
+    "backup.target": Object.keys(backupTarget.shape),
+    "backup.staleAfterSeconds": ["full", "incremental", "binlog"],
+};
 
 type Parsed = z.infer<typeof schema>;
 
@@ -486,7 +564,7 @@ function closestKey(key: string, known: string[]): string | undefined {
 
 // The value of an unknown key is never shown: it may be a secret set under a mistyped name.
 function unknownKey(path: PropertyKey[], key: string): string {
-    const known = path.length === 0 ? KEYS : HOST_FIELDS;
+    const known = path.length === 0 ? KEYS : (NESTED_FIELDS[path.join(".")] ?? HOST_FIELDS);
     const near = closestKey(key, known);
     const expected = path.length === 0 ? "the keys are listed in Pulumi.yaml" : `expected one of ${known.join(", ")}`;
     return `  ${formatPath([...path, key])}: unknown key${near ? `, did you mean ${near}?` : `; ${expected}`}`;

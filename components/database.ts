@@ -5,6 +5,10 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
 import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients } from "./render/firewall";
+import {
+    BACKUP_ENV, BACKUP_KEY, BACKUP_KINDS, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, backupToolText, backupUnitName, BackupSchedule,
+    PUBLIC_KEY_MARK, publicKeyOf, renderBackupService, renderBackupTimer, renderDbBackupEnv, RESTORE_TOOL, restoreToolText,
+} from "./render/backup";
 import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "./render/mariadb";
 import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
@@ -39,7 +43,20 @@ export interface DatabaseArgs extends HostArgs {
     innodbLogFileSize?: string;
     /** Delete /var/lib/mysql when the stack is destroyed. Default false. */
     purgeDataOnDestroy?: boolean;
+    /** Backups: the binlog on, and timers that ship encrypted backups to the target. Default none (off). */
+    backup?: DatabaseBackupArgs;
 }
+
+/** What the database Pi needs to back itself up; the defaults live in components/config.ts. */
+export interface DatabaseBackupArgs extends BackupSchedule {
+    /** The age recipient backups are encrypted to. Required. */
+    agePublicKey: string;
+    /** The target: its address, SSH port, pinned host key and account. Required. */
+    target: { address: string; sshPort: number; hostKey: string; user: string };
+}
+
+/** Packages the backup tool needs on the database Pi. */
+export const BACKUP_PACKAGES = ["mariadb-backup", "age", "zstd", "openssh-client"];
 
 /**
  * Reads assets/app/migrations/NNN_name.sql in order, as the db-migrate script's variables:
@@ -65,6 +82,8 @@ export class Database extends pulumi.ComponentResource {
     public readonly caCertificate: pulumi.Output<string>;
     /** The DNS name in MariaDB's certificate (this Pi's name), which the web servers check. */
     public readonly serverName: pulumi.Output<string>;
+    /** The database Pi's SSH public key for the backup target (made on the Pi; only this half travels). Undefined when backups are off. */
+    public readonly backupPublicKey?: pulumi.Output<string>;
     /** Steps after which the app can connect: MariaDB runs, the user exists, the schema is migrated. */
     public readonly ready: pulumi.Resource[];
 
@@ -107,6 +126,7 @@ export class Database extends pulumi.ComponentResource {
                                 innodbBufferPoolSize: args.innodbBufferPoolSize ?? "512M",
                                 innodbLogFileSize: args.innodbLogFileSize ?? "128M",
                                 tls: { caPath: `${TLS_DIR}/ca.crt`, certPath: `${TLS_DIR}/server.crt`, keyPath: `${TLS_DIR}/server.key` },
+                                binlog: args.backup !== undefined,
                             }),
                         ),
                         CONN_CNF_TEXT: fileText(renderMaxConnections(conns)),
@@ -153,6 +173,47 @@ export class Database extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [appDb] },
         );
+
+        if (args.backup) {
+            const b = args.backup;
+            const units = BACKUP_KINDS.flatMap((k) => [
+                { name: `${backupUnitName(k)}.service`, text: renderBackupService(k) },
+                { name: `${backupUnitName(k)}.timer`, text: renderBackupTimer(k, b) },
+            ]);
+            const known = b.target.sshPort === 22 ? b.target.address : `[${b.target.address}]:${b.target.sshPort}`;
+            const step = remoteStep(
+                `${name}-backup`,
+                {
+                    connection,
+                    script: renderScript("db-backup", {
+                        STEP: `${name}-backup`,
+                        PACKAGES: BACKUP_PACKAGES,
+                        TOOL: BACKUP_TOOL,
+                        TOOL_TEXT: fileText(backupToolText()),
+                        RESTORE_TOOL,
+                        RESTORE_TEXT: fileText(restoreToolText()),
+                        ENV_FILE: BACKUP_ENV,
+                        ENV_TEXT: fileText(renderDbBackupEnv({ targetHost: b.target.address, targetPort: b.target.sshPort, targetUser: b.target.user, agePublicKey: b.agePublicKey })),
+                        STATE_DIR: BACKUP_STATE_DIR,
+                        KEY: BACKUP_KEY,
+                        KNOWN_HOSTS: BACKUP_KNOWN_HOSTS,
+                        KNOWN_HOSTS_TEXT: fileText(`${known} ${b.target.hostKey}\n`),
+                        UNIT_NAMES: units.map((u) => u.name),
+                        ...Object.fromEntries(units.map((u, i) => [`UNIT_${i}_TEXT`, fileText(u.text)])),
+                        TIMERS: BACKUP_KINDS.map((k) => `${backupUnitName(k)}.timer`),
+                        FIRST_FULL: `${backupUnitName("full")}.service`,
+                        PUBLIC_KEY_MARK,
+                    }),
+                },
+                // After the app's schema: the first backup holds it.
+                { parent: this, dependsOn: [migrate] },
+            );
+            this.backupPublicKey = step.stdout.apply((out) => {
+                const key = publicKeyOf(out);
+                if (!key) throw new pulumi.ResourceError(`${name}-backup: printed no "${PUBLIC_KEY_MARK} ssh-ed25519 ..." line`, this);
+                return key;
+            });
+        }
 
         this.address = pulumi.output(args.address);
         this.port = pulumi.output(port);

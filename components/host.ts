@@ -25,6 +25,8 @@ export interface HostArgs {
     unattendedUpgrades?: boolean;
     /** Bumped to run every step on this Pi again, which repairs drift (see withReapply). Default 0. */
     reapply?: number;
+    /** More users sshd lets in, as user@address (the backup target's user, from the database only). Default none. */
+    sshExtraUsers?: string[];
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
@@ -38,7 +40,10 @@ export const STEP_DIAL_ATTEMPTS = 5;
  * secret as a whole, and it is an input of the steps only: never a component output,
  * which would put the key in the state a second time for no reader that needs it.
  */
-export function hostConnection(args: HostArgs, dialErrorLimit = STEP_DIAL_ATTEMPTS): pulumi.Output<Connection> {
+export function hostConnection(
+    args: Pick<HostArgs, "address" | "sshPort" | "user" | "privateKey" | "hostKey">,
+    dialErrorLimit = STEP_DIAL_ATTEMPTS,
+): pulumi.Output<Connection> {
     return pulumi.secret(
         pulumi.output({
             host: args.address,
@@ -94,8 +99,8 @@ export class Host extends pulumi.ComponentResource {
                         AUTO_UPGRADES_TEXT: fileText(renderAutoUpgrades()),
                         UU_POLICY_TEXT: fileText(renderUnattendedPolicy()),
                         SSHD_DROP_IN,
-                        SSHD_CONF_TEXT: fileText(renderSshdDropIn({ user: u })),
-                        SSHD_EXPECT: sshdExpected({ user: u }),
+                        SSHD_CONF_TEXT: fileText(renderSshdDropIn({ user: u, extraUsers: args.sshExtraUsers })),
+                        SSHD_EXPECT: sshdExpected({ user: u, extraUsers: args.sshExtraUsers }),
                         SSHD_KEX_ALLOWED,
                     }),
                 ),

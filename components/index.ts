@@ -7,3 +7,4 @@ export * from "./loadBalancer";
 export * from "./webServer";
 export * from "./previous";
 export * from "./renames";
+export * from "./backupTarget";

@@ -11,10 +11,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
 # The lab (debootstrap, nspawn, nftables, iproute2), ssh for the lab hosts, and the real
 # validators and servers the tests run: nginx -t, mariadbd, shellcheck, Chromium, wrk
-# for scripts/bench.sh, sshd -t / -T for the Pis' sshd drop-in, and for the TLS checks
-# (tests/e2e/tlsChecks.ts) testssl.sh, tcpdump on the lab's bridge, curl and openssl.
-readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux)
-readonly TEST_PACKAGES=(mariadb-server nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl)
+# for scripts/bench.sh, sshd -t / -T for the Pis' sshd drop-in, for the TLS checks
+# (tests/e2e/tlsChecks.ts) testssl.sh, tcpdump on the lab's bridge, curl and openssl, and
+# mariadb-backup and zstd for the backup tests (tests/backup/local.sh). age encrypts and
+# restores backups (scripts/restore.sh) and makes the lab's throwaway backup key.
+readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux age)
+readonly TEST_PACKAGES=(mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {

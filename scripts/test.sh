@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the stack (mocha + Pulumi mocks + real validators), the
-# app's tests against a real MariaDB, the dashboard's unit tests, the toolchain smoke test,
+# app's tests against a real MariaDB, the dashboard's unit tests, backup and restore
+# against a real MariaDB (tests/backup/local.sh), the toolchain smoke test,
 # bad config through the real engine's preview, then the end-to-end tests on a lab it
 # creates and always tears down.
 # Usage: scripts/test.sh [--unit]     (--unit skips the lab and the end-to-end tests)
@@ -67,6 +68,7 @@ main() {
     suite unit "$REPO" npx mocha 'tests/unit/**/*.test.ts'
     suite app "$REPO/assets/app" npm test
     suite dashboard "$REPO/assets/dashboard" npm test
+    check backup-local bash tests/backup/local.sh
     check toolchain-smoke bash toolchain/smoke.sh
     suite preview "$REPO" npx mocha --timeout 120000 tests/e2e/preview.test.ts
 

@@ -45,6 +45,8 @@ export interface Topology {
     appPort: number;
     dbPort: number;
     httpPort: number;
+    /** Where the database ships its backups over SSH, when backups are on. */
+    backupTarget?: { address: string; sshPort: number };
 }
 
 /**
@@ -75,7 +77,14 @@ export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpe
         case "db":
             // 3306 from the web servers is in DB_CLIENTS_FILE, written by the database's
             // app-db step together with the grants (see renderDbClients).
-            return { ...base, inbound: [], outbound: [], includeDir: true };
+            // The backups go out over SSH to the target, and nothing else does. The target
+            // lets the database in on its SSH port, as every Pi is in the management network.
+            return {
+                ...base,
+                inbound: [],
+                outbound: t.backupTarget ? [{ port: t.backupTarget.sshPort, to: [t.backupTarget.address], comment: "backups to the backup target (ssh)" }] : [],
+                includeDir: true,
+            };
     }
 }
 

@@ -8,12 +8,35 @@ export interface MariadbConfigArgs {
     innodbLogFileSize: string;
     /** The server's certificate files (assets/scripts/db-tls.sh makes them). Default none: no TLS. */
     tls?: MariadbTlsFiles;
+    /** The binary log for point-in-time recovery (backups on). Default off. */
+    binlog?: boolean;
 }
 
 export interface MariadbTlsFiles {
     caPath: string;
     certPath: string;
     keyPath: string;
+}
+
+/** The binlog's base name, in the data directory; the backup tool finds it with @@log_bin_basename. */
+export const BINLOG_BASENAME = "mariadb-bin";
+
+/**
+ * Row-based, so a replay gives exactly the rows the app wrote; GTID strict, so a replay
+ * out of order fails instead of diverging; synced at each commit, so a write the app saw
+ * acknowledged is in the binlog that is shipped. Kept 7 days on the Pi: the shipper sends
+ * each closed file within binlogShipSeconds, the rest is slack for a target that is down.
+ */
+export function renderBinlogSettings(): string {
+    return `
+# Binary log for point-in-time recovery; shipped, encrypted, by pi-cluster-backup.
+server_id = 1
+log_bin = ${BINLOG_BASENAME}
+binlog_format = ROW
+gtid_strict_mode = ON
+sync_binlog = 1
+binlog_expire_logs_seconds = 604800
+`;
 }
 
 /**
@@ -45,7 +68,7 @@ slow_query_log = 1
 slow_query_log_file = /var/log/mysql/mariadb-slow.log
 long_query_time = 1
 log_slow_verbosity = query_plan
-${a.tls ? tlsLines(a.tls) : ""}`;
+${a.tls ? tlsLines(a.tls) : ""}${a.binlog ? renderBinlogSettings() : ""}`;
 }
 
 // The web servers' connections encrypted with the Pi's own CA. Mozilla's intermediate

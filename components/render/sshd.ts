@@ -51,20 +51,25 @@ const KEX_REMOVED = [
 ];
 
 export interface SshdArgs {
-    /** The deploy user, the only one sshd lets in. */
+    /** The deploy user, the only one sshd lets in (beside extraUsers). */
     user: string;
+    /** Other users, as sshd's AllowUsers patterns (user@address): the backup target's user. Default none. */
+    extraUsers?: string[];
 }
 
 /** The drop-in's settings as sshd keywords and values, in file order. */
 function settings(a: SshdArgs): [string, string][] {
     if (!/^[a-z_][a-z0-9_-]*$/.test(a.user)) throw new Error(`sshd: user ${JSON.stringify(a.user)} is not a plain user name`);
+    for (const u of a.extraUsers ?? []) {
+        if (!/^[a-z_][a-z0-9_-]*@[0-9.]+$/.test(u)) throw new Error(`sshd: extra user ${JSON.stringify(u)} is not user@address`);
+    }
     return [
         ["PasswordAuthentication", "no"],
         ["KbdInteractiveAuthentication", "no"],
         ["AuthenticationMethods", "publickey"],
         ["PubkeyAuthentication", "yes"],
         ["PermitRootLogin", "no"],
-        ["AllowUsers", a.user],
+        ["AllowUsers", [a.user, ...(a.extraUsers ?? [])].join(" ")],
         ["HostKeyAlgorithms", SSH_HOST_KEY_TYPES.join(",")],
         ["PubkeyAcceptedAlgorithms", SSH_USER_KEY_TYPES.join(",")],
         ["KexAlgorithms", `-${KEX_REMOVED.join(",")}`],
@@ -96,7 +101,8 @@ ${settings(a)
  * read first. The key exchanges are checked against SSHD_KEX_ALLOWED instead.
  */
 export function sshdExpected(a: SshdArgs): string[] {
+    // sshd -T prints one "allowusers" line per user: the expected text is those lines.
     return settings(a)
         .filter(([k]) => k !== "KexAlgorithms")
-        .map(([k, v]) => `${k.toLowerCase()} ${v}`);
+        .map(([k, v]) => (k === "AllowUsers" ? v.split(" ") : [v]).map((w) => `${k.toLowerCase()} ${w}`).join("\n"));
 }

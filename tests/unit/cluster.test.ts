@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import {
-    decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_TLS_OUTPUT, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
+    AGE_PUBLIC_KEY, DB_BACKUP_PUBLIC_KEY, decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_TLS_OUTPUT, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
     recordRegisteredOutputs, recorder, settle, tmpDir,
 } from "./helpers";
 
@@ -348,8 +348,7 @@ describe("PiCluster resource graph", function () {
     });
 
     it("makes the SSH connection a secret even when the key it is given is not", async () => {
-        const firewall = { role: "web" as const, adminCidrs: ["10.254.0.0/24"], sshPort: 22, inbound: [], outbound: [] };
-        const connection = mod.hostConnection({ address: "10.254.0.122", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA", firewall });
+        const connection = mod.hostConnection({ address: "10.254.0.122", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA" });
         assert.strictEqual(await pulumi.isSecret(connection), true);
         assert.strictEqual((await promiseOf(connection)).privateKey, FAKE_PRIVATE_KEY);
     });
@@ -434,5 +433,72 @@ describe("PiCluster resource graph", function () {
             { name: "pi-web2", address: "10.254.0.123", role: "web" },
             { name: "pi-db", address: "10.254.0.124", role: "db" },
         ]);
+    });
+
+    describe("backups", () => {
+        const withBackup = (backup: object = { agePublicKey: AGE_PUBLIC_KEY }) => ({ ...rawConfig(2), backup });
+
+        it("makes no backup step, binlog or target without backup config", async () => {
+            const { res } = await build(2);
+            assert.ok(!res.has("command:remote:Command::pi-db-backup"));
+            assert.ok(!res.has("command:remote:Command::pi-cluster-backup-target"));
+            assert.doesNotMatch(decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT"), /log_bin/);
+        });
+
+        it("turns the binlog on, row-based with GTID, when backups are on", async () => {
+            const { res } = await build(2, withBackup());
+            const cnf = decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT");
+            for (const line of ["log_bin = mariadb-bin", "binlog_format = ROW", "gtid_strict_mode = ON", "sync_binlog = 1"]) assert.ok(cnf.includes(`\n${line}\n`), line);
+        });
+
+        it("gives the database Pi only the age public key and the target, after the schema", async () => {
+            const { res } = await build(2, withBackup());
+            const step = byName(res, "pi-db-backup");
+            const env = decodeVar(step.inputs.stdin, "ENV_TEXT");
+            assert.match(env, new RegExp(`^AGE_RECIPIENT=${AGE_PUBLIC_KEY}$`, "m"));
+            assert.match(env, /^TARGET_HOST=10\.254\.0\.121$/m);
+            assert.match(env, /^TARGET_USER=pi-backup$/m);
+            assert.doesNotMatch(step.inputs.stdin, /AGE-SECRET-KEY/);
+            assert.ok(step.dependsOn.includes("pi-db-migrate"), `dependsOn: ${step.dependsOn}`);
+            assert.match(decodeVar(step.inputs.stdin, "KNOWN_HOSTS_TEXT"), /^10\.254\.0\.121 ssh-ed25519 /);
+        });
+
+        it("hands the target only the database Pi's public key, from its address, forced to the receiver", async () => {
+            const { res } = await build(2, withBackup());
+            const target = byName(res, "pi-cluster-backup-target");
+            assert.strictEqual(target.inputs.connection.host, "10.254.0.121", "the default target is the load balancer");
+            const keys = decodeVar(target.inputs.stdin, "AUTHORIZED_TEXT");
+            assert.ok(keys.includes(`restrict,from="10.254.0.124",command="/usr/local/sbin/pi-cluster-backup receive" ${DB_BACKUP_PUBLIC_KEY}\n`), keys);
+            assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^RETENTION_DAYS=30$/m);
+        });
+
+        it("lets the backup user into the target's sshd from the database only, and nowhere else", async () => {
+            const { res } = await build(2, withBackup());
+            assert.match(decodeVar(byName(res, "pi-lb-base").inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi pi-backup@10\.254\.0\.124$/m);
+            for (const h of ["pi-web1", "pi-web2", "pi-db"]) assert.match(decodeVar(byName(res, `${h}-base`).inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi$/m);
+        });
+
+        it("opens the database's output to the target's SSH port only, and no new input anywhere", async () => {
+            const { res } = await build(2, withBackup());
+            const db = decodeVar(byName(res, "pi-db-firewall").inputs.stdin, "RULESET_TEXT");
+            assert.match(db, /ip daddr 10\.254\.0\.121 tcp dport 22 accept comment "backups to the backup target \(ssh\)"/);
+            const plain = await build(2);
+            for (const h of ["pi-lb", "pi-web1", "pi-db"]) {
+                const rules = (r: Map<string, Recorded>) => inputAccepts(decodeVar(byName(r, `${h}-firewall`).inputs.stdin, "RULESET_TEXT"));
+                assert.deepStrictEqual(rules((await build(2, withBackup())).res), rules(plain.res), h);
+            }
+        });
+
+        it("ships to a configured target with its own host key", async () => {
+            const { res } = await build(
+                2,
+                withBackup({ agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.130", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA", path: "/backups/pi" }, retentionDays: 7 }),
+            );
+            const target = byName(res, "pi-cluster-backup-target");
+            assert.strictEqual(target.inputs.connection.host, "10.254.0.130");
+            assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^BACKUP_DIR=\/backups\/pi$/m);
+            assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^RETENTION_DAYS=7$/m);
+            assert.match(decodeVar(byName(res, "pi-lb-base").inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi$/m);
+        });
     });
 });

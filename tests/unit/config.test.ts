@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, privateKeyType, sizeToMb } from "../../components/config";
 import { dashboardTabsWithin } from "../../components/render/nginx";
-import { FAKE_PRIVATE_KEY, HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
+import { AGE_PUBLIC_KEY, FAKE_PRIVATE_KEY, HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
 
 /** Pulumi.production.yaml as shipped, as `pulumi config` would hand it over, with a key file that exists here. */
 function productionConfig(): Record<string, any> {
@@ -454,3 +454,48 @@ describe("HTTPS config", () => {
         );
     });
 });
+
+describe("backup config", () => {
+    it("is off when unset, and takes the seed's policy as defaults once an age key is given", () => {
+        assert.strictEqual(parseConfig(rawConfig(2)).backup, undefined);
+        const b = parseConfig({ ...rawConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY } }).backup!;
+        assert.deepStrictEqual(
+            { ...b, agePublicKey: "k" },
+            {
+                agePublicKey: "k",
+                target: { path: "/srv/pi-cluster-backups", user: "pi-backup" },
+                fullOnCalendar: "daily",
+                incrementalOnCalendar: "hourly",
+                binlogShipSeconds: 60,
+                retentionDays: 30,
+                staleAfterSeconds: { full: 93600, incremental: 7200, binlog: 900 },
+            },
+        );
+    });
+
+    it("names the key and what is expected for a bad value", () => {
+        rejects((c) => (c.backup = {}), /pi-cluster:backup\.agePublicKey/, /expected an age public key/);
+        rejects((c) => (c.backup = { agePublicKey: "AGE-SECRET-KEY-1XYZ" }), /pi-cluster:backup\.agePublicKey/, /age1/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, binlogShipSeconds: 3600 }), /pi-cluster:backup\.binlogShipSeconds/, /at most 900/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, retentionDays: 0 }), /pi-cluster:backup\.retentionDays/, /at least 1 days/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, fullOnCalendar: "daily; rm -rf /" }), /pi-cluster:backup\.fullOnCalendar/, /OnCalendar/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "relative/dir" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "/srv/../etc" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
+    });
+
+    it("refuses the database Pi as its own target, and an outside target without its host key", () => {
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.124" } }), /pi-cluster:backup\.target\.host/, /other than the database/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.130" } }), /pi-cluster:backup\.target\.hostKey/, /ssh-keyscan/);
+        assert.ok(parseConfig({ ...rawConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.130", hostKey: HOST_KEY } } }).backup);
+    });
+
+    it("refuses a binlog staleness shorter than the shipping period", () => {
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, binlogShipSeconds: 600, staleAfterSeconds: { binlog: 300 } }), /staleAfterSeconds\.binlog/, /binlogShipSeconds \(600\)/);
+    });
+
+    it("names the backup keys on a typo", () => {
+        assert.match(messageOf((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, retentionDay: 7 })), /pi-cluster:backup\.retentionDay: unknown key, did you mean retentionDays\?/);
+        assert.match(messageOf((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { hots: "x" } })), /backup\.target\.hots: unknown key, did you mean host\?/);
+    });
+});
+

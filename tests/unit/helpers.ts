@@ -49,6 +49,11 @@ export function writeKey(dir = tmpDir("pi-key-")): string {
 export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5xdkq0aWSwD1Nb4l1IXnXy8rlzvEMWMZ8b8MZzOlkp";
 
 /** A valid raw config with `webs` web servers, in the shape `pulumi config` holds. */
+/** A throwaway age recipient (its private half was thrown away). */
+export const AGE_PUBLIC_KEY = "age1amw0rye57c8ndullpz6p8cpy8gvsztlpewszkm0uwr93ylycn9esj89aut";
+/** What the mocked database backup step prints as the Pi's SSH public key. */
+export const DB_BACKUP_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA";
+
 export function rawConfig(webs = 2, keyPath = writeKey()): Record<string, unknown> {
     return {
         sshUser: "pi",
@@ -111,7 +116,13 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
                 const state: Record<string, unknown> = { ...args.inputs };
                 if (args.type === "random:index/randomPassword:RandomPassword") state.result = args.name.endsWith("-api-write-token") ? FAKE_WRITE_TOKEN : password;
                 if (args.type === "command:remote:Command") {
-                    state.stdout = args.name.endsWith("-wait-ssh") ? "x86_64" : args.name.endsWith("-tls") ? JSON.stringify(FAKE_TLS_OUTPUT) + "\n" : "ok";
+                    state.stdout = args.name.endsWith("-wait-ssh")
+                        ? "x86_64"
+                        : args.name.endsWith("-tls")
+                          ? JSON.stringify(FAKE_TLS_OUTPUT) + "\n"
+                          : args.name.endsWith("-backup")
+                            ? `[x] scheduled\nBACKUP_PUBLIC_KEY ${DB_BACKUP_PUBLIC_KEY}\n`
+                            : "ok";
                     state.stderr = "";
                 }
                 return { id: `${args.name}-id`, state };

@@ -10,6 +10,7 @@ import * as path from "path";
 import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
+import { BACKUP_ASSETS, publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
 import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "../../components/render/mariadb";
 import {
     ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, HSTS_MAX_AGE_SECONDS, NginxSiteArgs, renderClusterJson, renderNginxSite,
@@ -755,6 +756,48 @@ describe("mariadb config", () => {
         // And it fails on a bad option, so the check above can fail.
         fs.appendFileSync(f, "no_such_option = 1\n");
         assert.notStrictEqual(spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"]).status, 0);
+    });
+});
+
+describe("mariadb config with backups on", () => {
+    const cnf = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", binlog: true });
+
+    it("turns on a row-based, GTID-strict binlog synced at each commit", () => {
+        for (const line of ["server_id = 1", "log_bin = mariadb-bin", "binlog_format = ROW", "gtid_strict_mode = ON", "sync_binlog = 1", "binlog_expire_logs_seconds = 604800"]) {
+            assert.match(cnf, new RegExp(`^${line}$`, "m"));
+        }
+    });
+
+    it("is accepted by MariaDB's own option parser", () => {
+        const f = path.join(tmpDir("pi-cnf-"), "my.cnf");
+        fs.writeFileSync(f, cnf);
+        const r = spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"], { encoding: "utf8" });
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(r.stdout, /^binlog-format\s+ROW$/m);
+        assert.match(r.stdout, /^gtid-strict-mode\s+TRUE$/m);
+        assert.match(r.stdout, /^sync-binlog\s+1$/m);
+    });
+});
+
+describe("backup target files", () => {
+    it("restricts the database's key to the receiver, from its address", () => {
+        assert.strictEqual(
+            renderAuthorizedKey("ssh-ed25519 AAAAC3Nza pi-cluster-backup@pi-db", "10.254.0.124").split("\n")[1],
+            'restrict,from="10.254.0.124",command="/usr/local/sbin/pi-cluster-backup receive" ssh-ed25519 AAAAC3Nza pi-cluster-backup@pi-db',
+        );
+        assert.throws(() => renderAuthorizedKey('ssh-ed25519 AAAA\ncommand="sh" ssh-ed25519 BBBB', "10.254.0.124"), /not an ed25519 public key/);
+    });
+
+    it("reads the public key from the backup step's output", () => {
+        assert.strictEqual(publicKeyOf("[pi-db-backup] ok\nBACKUP_PUBLIC_KEY ssh-ed25519 AAAAC3Nza\n"), "ssh-ed25519 AAAAC3Nza");
+        assert.strictEqual(publicKeyOf("no key here"), undefined);
+    });
+
+    it("ships tools that shellcheck accepts (the steps are checked with the others below)", () => {
+        for (const f of ["pi-cluster-backup.sh", "pi-cluster-restore.sh"]) {
+            const r = spawnSync("shellcheck", [path.join(BACKUP_ASSETS, f)], { encoding: "utf8" });
+            assert.strictEqual(r.status, 0, r.stdout);
+        }
     });
 });
 

@@ -43,11 +43,11 @@ function debianSshdConfig(dir: string, hostKey: string): string {
 }
 
 /** A directory with Debian's sshd_config, a host key and the drop-in in sshd_config.d/. */
-function sshdDir(others: Record<string, string> = {}): { dir: string; config: string } {
+function sshdDir(others: Record<string, string> = {}, ownDropIn = dropIn): { dir: string; config: string } {
     const dir = tmpDir("pi-sshd-");
     fs.mkdirSync(path.join(dir, "sshd_config.d"));
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_ed25519_key")]);
-    fs.writeFileSync(path.join(dir, "sshd_config.d", "10-pi-cluster.conf"), dropIn);
+    fs.writeFileSync(path.join(dir, "sshd_config.d", "10-pi-cluster.conf"), ownDropIn);
     for (const [name, text] of Object.entries(others)) fs.writeFileSync(path.join(dir, "sshd_config.d", name), text);
     const config = path.join(dir, "sshd_config");
     fs.writeFileSync(config, debianSshdConfig(dir, path.join(dir, "host_ed25519_key")));
@@ -132,7 +132,7 @@ describe("sshd drop-in", () => {
 
 describe("host-base.sh's sshd check", () => {
     /** Runs check_sshd from the rendered base step against the config in `dir`. */
-    function checkSshd(dir: string, config: string): SpawnSyncReturns<string> {
+    function checkSshd(dir: string, config: string, extraUsers?: string[]): SpawnSyncReturns<string> {
         const script = renderScript("host-base", {
             STEP: "test",
             SSH_USER: "pi",
@@ -141,8 +141,8 @@ describe("host-base.sh's sshd check", () => {
             AUTO_UPGRADES_TEXT: "",
             UU_POLICY_TEXT: "",
             SSHD_DROP_IN: path.join(dir, "sshd_config.d", "10-pi-cluster.conf"),
-            SSHD_CONF_TEXT: fileText(dropIn),
-            SSHD_EXPECT: sshdExpected({ user: "pi" }),
+            SSHD_CONF_TEXT: fileText(renderSshdDropIn({ user: "pi", extraUsers })),
+            SSHD_EXPECT: sshdExpected({ user: "pi", extraUsers }),
             SSHD_KEX_ALLOWED,
         });
         const fixed = "readonly SSHD_CONFIG=/etc/ssh/sshd_config\n";
@@ -163,6 +163,14 @@ describe("host-base.sh's sshd check", () => {
         const r = checkSshd(dir, config);
         assert.strictEqual(r.status, 1);
         assert.match(r.stdout, /sshd -T shows 'passwordauthentication yes' where .* says 'passwordauthentication no': another file sets it first/);
+    });
+
+    it("passes with the backup target's user let in from the database's address only", () => {
+        const extra = ["pi-backup@10.254.0.124"];
+        const { dir, config } = sshdDir({}, renderSshdDropIn({ user: "pi", extraUsers: extra }));
+        const r = checkSshd(dir, config, extra);
+        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+        assert.throws(() => renderSshdDropIn({ user: "pi", extraUsers: ["pi-backup"] }), /not user@address/);
     });
 
     it("fails when another file lets a second user in", () => {

@@ -5,6 +5,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
+import { BACKUP_ASSETS, BACKUP_TOOL, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
 import { renderFirewallUnit } from "../../components/render/firewall";
 import { SCRIPTS_DIR } from "../../components/render/shell";
 import { renderRenewService, renderRenewTimer, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/render/tls";
@@ -150,5 +151,54 @@ describe("systemd-analyze, as these tests and the steps use it", () => {
         const bad = verify(typo());
         assert.strictEqual(bad.status, 1);
         assert.match(bad.stderr, /Unknown key 'ProtectSytem'[\s\S]*verify warns about .*pi-cluster-app\.service \(above\)/);
+    });
+});
+
+describe("the backup units", () => {
+    const schedule = { fullOnCalendar: "daily", incrementalOnCalendar: "hourly", binlogShipSeconds: 60 };
+    // The tool is not installed here: the units point at the repository's copy for systemd-analyze.
+    const here = (u: string) => u.replace(BACKUP_TOOL, path.join(BACKUP_ASSETS, "pi-cluster-backup.sh"));
+    const files = {
+        "pi-cluster-backup-full.service": renderBackupService("full"),
+        "pi-cluster-backup-full.timer": renderBackupTimer("full", schedule),
+        "pi-cluster-backup-incremental.service": renderBackupService("incremental"),
+        "pi-cluster-backup-incremental.timer": renderBackupTimer("incremental", schedule),
+        "pi-cluster-backup-ship-binlogs.service": renderBackupService("ship-binlogs"),
+        "pi-cluster-backup-ship-binlogs.timer": renderBackupTimer("ship-binlogs", schedule),
+        "pi-cluster-backup-verify.service": renderVerifyService("pi-backup", "/srv/pi-cluster-backups"),
+        "pi-cluster-backup-verify.timer": renderVerifyTimer(),
+    };
+    const write = (): string => {
+        const dir = tmpDir("pi-backup-units-");
+        for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), here(text));
+        return dir;
+    };
+
+    it("run the tool as a oneshot that fails its unit, in the sandbox, writing only the backup state", () => {
+        const u = files["pi-cluster-backup-full.service"];
+        has(u, ...COMMON, "Type=oneshot", `ExecStart=${BACKUP_TOOL} full`, "ReadWritePaths=/var/lib/pi-cluster-backup", "PrivateTmp=yes");
+        has(u, "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE");
+        has(files["pi-cluster-backup-verify.service"], ...COMMON, "User=pi-backup", "ReadWritePaths=/srv/pi-cluster-backups", "PrivateNetwork=yes", "CapabilityBoundingSet=");
+    });
+
+    it("follow the seed's schedule: full daily, incremental hourly, binlogs every binlogShipSeconds", () => {
+        has(files["pi-cluster-backup-full.timer"], "OnCalendar=daily", "Persistent=yes");
+        has(files["pi-cluster-backup-incremental.timer"], "OnCalendar=hourly");
+        has(files["pi-cluster-backup-ship-binlogs.timer"], "OnUnitActiveSec=60s", "OnBootSec=60s");
+    });
+
+    it("pass systemd-analyze verify without a warning", () => {
+        const dir = write();
+        const r = systemdAnalyze(["verify", ...Object.keys(files).map((n) => path.join(dir, n))]);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.strictEqual(r.stderr, "");
+    });
+
+    it("score 2.5 or less with systemd-analyze security", () => {
+        const dir = write();
+        for (const n of ["pi-cluster-backup-full.service", "pi-cluster-backup-verify.service"]) {
+            const e = exposure(path.join(dir, n));
+            assert.ok(e <= 2.5, `${n}: ${e}`);
+        }
     });
 });

@@ -24,6 +24,8 @@ export interface Config {
   /** The bearer token every API write must carry (a secret). */
   writeToken: string;
   statusCacheMs: number;
+  /** The backup target's status.json, as this server sees it; null when backups are not configured. */
+  backupStatusFile: string | null;
 }
 
 function intVar(name: string, min: number, max: number, fallback: number) {
@@ -128,6 +130,17 @@ const envSchema = z.object({
   API_WRITE_TOKEN: writeToken,
   DB_SSL_CA: dbSslCa,
   DB_SSL_SERVERNAME: optionalVar(""),
+  BACKUP_STATUS_FILE: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return null;
+      if (!raw.trim().startsWith("/")) {
+        ctx.addIssue({ code: "custom", message: `BACKUP_STATUS_FILE: expected an absolute path, got "${raw}"` });
+        return z.NEVER;
+      }
+      return raw.trim();
+    }),
 });
 
 /** Thrown when the environment is invalid; the message lists every bad variable. */
@@ -175,5 +188,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: e.CORS_ORIGINS,
     statusCacheMs: e.STATUS_CACHE_MS,
     writeToken: e.API_WRITE_TOKEN,
+    backupStatusFile: e.BACKUP_STATUS_FILE,
   };
 }

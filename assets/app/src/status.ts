@@ -1,4 +1,5 @@
 import os from "node:os";
+import type { LastBackup } from "./backup";
 import type { Config } from "./config";
 import type { PoolStats } from "./db/pool";
 import type { DbSample } from "./db/probe";
@@ -15,8 +16,8 @@ export interface DbStatus {
   pool: PoolStats;
   /** Reserved for when the stack adds a replica; always null for now. */
   replication: null;
-  /** Reserved for when the stack adds backups; always null for now. */
-  lastBackup: null;
+  /** The newest backups on the backup target (BACKUP_STATUS_FILE); null when backups are not configured. */
+  lastBackup: LastBackup | null;
   error: string | null;
 }
 
@@ -98,7 +99,7 @@ export function describeError(err: unknown): string {
   return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
-export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null, pool: PoolStats): DbStatus {
+export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null, pool: PoolStats, lastBackup: LastBackup | null = null): DbStatus {
   if (!outcome.ok) {
     return {
       reachable: false,
@@ -111,7 +112,7 @@ export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null
       queriesPerSecond: null,
       pool,
       replication: null,
-      lastBackup: null,
+      lastBackup,
       error: outcome.error,
     };
   }
@@ -127,7 +128,7 @@ export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null
     queriesPerSecond: qps,
     pool,
     replication: null,
-    lastBackup: null,
+    lastBackup,
     error: null,
   };
 }

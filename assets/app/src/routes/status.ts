@@ -1,4 +1,5 @@
 import { Router, type RequestHandler } from "express";
+import { readBackupStatus } from "../backup";
 import type { Config } from "../config";
 import type { Database } from "../db/pool";
 import { HttpError } from "../errors";
@@ -45,7 +46,7 @@ export function statusRouter({ config, db, probes, requestsServed }: StatusDeps)
     const status: Status = {
       node: nodeStatus(config),
       requests: { served: requestsServed() },
-      db: dbStatus(db.host, probe.outcome, probe.queriesPerSecond, db.stats()),
+      db: dbStatus(db.host, probe.outcome, probe.queriesPerSecond, db.stats(), readBackupStatus(config.backupStatusFile)),
       cache: { hit: probe.hit, ageMs: probe.ageMs },
       generatedAt: new Date().toISOString(),
     };

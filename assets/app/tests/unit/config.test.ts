@@ -21,6 +21,7 @@ describe("config", () => {
     });
     assert.deepEqual(config.corsOrigins, []);
     assert.equal(config.statusCacheMs, 2000);
+    assert.equal(config.backupStatusFile, null);
   });
 
   it("reads the version from the app's package.json", () => {
@@ -38,12 +39,18 @@ describe("config", () => {
       DB_POOL_SIZE: "4",
       CORS_ORIGINS: "https://a.example, http://b.example:8080/",
       STATUS_CACHE_MS: "0",
+      BACKUP_STATUS_FILE: "/var/lib/pi-cluster/backup-status.json",
     });
     assert.equal(config.port, 8080);
     assert.equal(config.nodeName, "pi-web2");
     assert.deepEqual(config.db, { host: "10.254.0.124", port: 3307, database: "n", user: "u", password: "secret", poolSize: 4 });
     assert.deepEqual(config.corsOrigins, ["https://a.example", "http://b.example:8080"]);
     assert.equal(config.statusCacheMs, 0);
+    assert.equal(config.backupStatusFile, "/var/lib/pi-cluster/backup-status.json");
+  });
+
+  it("rejects a relative BACKUP_STATUS_FILE", () => {
+    assert.throws(() => loadConfig({ ...required, BACKUP_STATUS_FILE: "status.json" }), /BACKUP_STATUS_FILE: expected an absolute path, got "status.json"/);
   });
 
   it("names every missing required variable", () => {

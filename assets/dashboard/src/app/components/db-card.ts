@@ -1,4 +1,5 @@
 import { ChangeDetectionStrategy, Component, input } from '@angular/core';
+import { backupView } from '../data/backup';
 import { formatDuration, formatNumber, formatOptional } from '../data/format';
 import { DbView } from '../data/types';
 import { StateBadge } from './state-badge';
@@ -25,7 +26,21 @@ import { StateBadge } from './state-badge';
           <dt>Queries/s</dt><dd>{{ num(d.queriesPerSecond, 1) }}</dd>
           <dt>Latency</dt><dd>{{ d.latencyMs === null || d.latencyMs === undefined ? '—' : num(d.latencyMs, 1) + ' ms' }}</dd>
           <dt>Replication</dt><dd data-field="replication">{{ optional(d.replication) }}</dd>
-          <dt>Last backup</dt><dd data-field="lastBackup">{{ optional(d.lastBackup) }}</dd>
+          <dt>Last backup</dt>
+          <dd data-field="lastBackup">
+            @if (backup(d.lastBackup); as b) {
+              <ul class="backups">
+                @for (r of b.rows; track r.kind) {
+                  <li [attr.data-kind]="r.kind" [attr.data-stale]="r.stale" [class.stale]="r.stale">{{ r.stale ? '✗' : '✓' }} {{ r.kind }}: {{ r.text }}</li>
+                }
+                @for (p of b.problems; track p) {
+                  <li class="stale" data-kind="problem">✗ {{ p }}</li>
+                }
+              </ul>
+            } @else {
+              {{ optional(d.lastBackup) }}
+            }
+          </dd>
         </dl>
         <p class="checked">as seen by {{ db().reportedBy }}</p>
       }
@@ -37,4 +52,5 @@ export class DbCard {
   protected readonly num = formatNumber;
   protected readonly duration = formatDuration;
   protected readonly optional = formatOptional;
+  protected readonly backup = backupView;
 }

@@ -1,0 +1,81 @@
+import fs from "node:fs";
+
+/**
+ * The newest backups on the backup target, from the status.json its receiver writes (see
+ * assets/backup/pi-cluster-backup.sh). Ages are computed at read time, so an old file still
+ * shows old backups as old; `stale` applies the policy the file carries.
+ */
+export interface BackupKindStatus {
+  name: string | null;
+  at: string | null;
+  ageSeconds: number | null;
+  bytes: number | null;
+  /** The last run that succeeded (the binlog shipper succeeds without shipping on a quiet database). */
+  lastSuccessAt: string | null;
+  staleAfterSeconds: number;
+  stale: boolean;
+}
+
+export interface LastBackup {
+  full: BackupKindStatus;
+  incremental: BackupKindStatus;
+  binlog: BackupKindStatus;
+  /** Failed runs the database Pi reported, newest state per kind. */
+  failures: Array<{ kind: string; at: string; message: string }>;
+  /** The target's last re-hash of every file, and the files that failed it. */
+  verify: { at: string; files: number; bad: string[] } | null;
+  /** True when any kind is stale, a run failed or a file failed verification. */
+  problem: boolean;
+  error: string | null;
+}
+
+type Raw = Record<string, any>;
+const KINDS = ["full", "incremental", "binlog"] as const;
+const DEFAULT_STALE = { full: 93600, incremental: 7200, binlog: 900 };
+
+const secondsSince = (iso: unknown, now: number): number | null => {
+  const t = typeof iso === "string" ? Date.parse(iso) : NaN;
+  return Number.isFinite(t) ? Math.max(0, Math.round((now - t) / 1000)) : null;
+};
+
+function kindStatus(raw: Raw, kind: (typeof KINDS)[number], now: number): BackupKindStatus {
+  const newest = (raw[kind] ?? null) as Raw | null;
+  const staleAfterSeconds = Number(raw.staleAfterSeconds?.[kind] ?? DEFAULT_STALE[kind]);
+  const lastSuccessAt = typeof raw.lastSuccess?.[kind] === "string" ? raw.lastSuccess[kind] : null;
+  const ageSeconds = secondsSince(newest?.at, now);
+  // A binlog is fresh when the shipper last succeeded recently; a backup when it was taken recently.
+  const freshness = kind === "binlog" ? secondsSince(lastSuccessAt, now) : ageSeconds;
+  return {
+    name: typeof newest?.name === "string" ? newest.name : null,
+    at: typeof newest?.at === "string" ? newest.at : null,
+    ageSeconds,
+    bytes: typeof newest?.bytes === "number" ? newest.bytes : null,
+    lastSuccessAt,
+    staleAfterSeconds,
+    stale: freshness === null || freshness > staleAfterSeconds,
+  };
+}
+
+/** Shapes the target's status.json; pure, for the tests. */
+export function backupStatus(raw: Raw, now: number): LastBackup {
+  const [full, incremental, binlog] = KINDS.map((k) => kindStatus(raw, k, now));
+  const failures = Array.isArray(raw.failures)
+    ? raw.failures.map((f: Raw) => ({ kind: String(f.kind), at: String(f.at), message: String(f.message) }))
+    : [];
+  const verify = raw.verify && typeof raw.verify === "object"
+    ? { at: String(raw.verify.at), files: Number(raw.verify.files), bad: Array.isArray(raw.verify.bad) ? raw.verify.bad.map(String) : [] }
+    : null;
+  const problem = full.stale || incremental.stale || binlog.stale || failures.length > 0 || (verify?.bad.length ?? 0) > 0;
+  return { full, incremental, binlog, failures, verify, problem, error: null };
+}
+
+/** Reads BACKUP_STATUS_FILE; null when backups are not configured, an error entry when it cannot be read. */
+export function readBackupStatus(file: string | null, now = Date.now()): LastBackup | null {
+  if (!file) return null;
+  try {
+    return backupStatus(JSON.parse(fs.readFileSync(file, "utf8")) as Raw, now);
+  } catch (err) {
+    const empty = backupStatus({}, now);
+    return { ...empty, problem: true, error: `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}

@@ -1,0 +1,179 @@
+// Backups: the database Pi's timers and the tool's settings, and the target's restricted
+// account. Pure: policy in, file text out. The tool itself is assets/backup/pi-cluster-backup.sh.
+import * as fs from "fs";
+import * as path from "path";
+import { SANDBOX } from "./systemd";
+
+export const BACKUP_ASSETS = path.join(__dirname, "..", "..", "assets", "backup");
+/** Installed on the database Pi and on the target. */
+export const BACKUP_TOOL = "/usr/local/sbin/pi-cluster-backup";
+/** Installed on the database Pi; scripts/restore.sh installs it again on a bare one. */
+export const RESTORE_TOOL = "/usr/local/sbin/pi-cluster-restore";
+export const BACKUP_ENV = "/etc/pi-cluster/backup.env";
+/** The database Pi's backup state: its SSH key to the target, the incremental base, what was shipped. */
+export const BACKUP_STATE_DIR = "/var/lib/pi-cluster-backup";
+export const BACKUP_KEY = `${BACKUP_STATE_DIR}/ssh/id_ed25519`;
+export const BACKUP_KNOWN_HOSTS = `${BACKUP_STATE_DIR}/ssh/known_hosts`;
+/** The line of the database's backup step that carries its public key to the target's step. */
+export const PUBLIC_KEY_MARK = "BACKUP_PUBLIC_KEY";
+
+export type BackupKind = "full" | "incremental" | "ship-binlogs";
+export const BACKUP_KINDS: BackupKind[] = ["full", "incremental", "ship-binlogs"];
+
+export function backupUnitName(kind: BackupKind): string {
+    return `pi-cluster-backup-${kind}`;
+}
+
+/** The tool's text, shipped to both hosts. */
+export function backupToolText(): string {
+    return fs.readFileSync(path.join(BACKUP_ASSETS, "pi-cluster-backup.sh"), "utf8");
+}
+
+export function restoreToolText(): string {
+    return fs.readFileSync(path.join(BACKUP_ASSETS, "pi-cluster-restore.sh"), "utf8");
+}
+
+export interface DbBackupEnvArgs {
+    targetHost: string;
+    targetPort: number;
+    targetUser: string;
+    agePublicKey: string;
+}
+
+/** The database Pi's settings for the tool. Only a public key: no Pi holds the private one. */
+export function renderDbBackupEnv(a: DbBackupEnvArgs): string {
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+TARGET_HOST=${a.targetHost}
+TARGET_PORT=${a.targetPort}
+TARGET_USER=${a.targetUser}
+AGE_RECIPIENT=${a.agePublicKey}
+STATE_DIR=${BACKUP_STATE_DIR}
+`;
+}
+
+export interface TargetEnvArgs {
+    path: string;
+    retentionDays: number;
+    staleAfterSeconds: { full: number; incremental: number; binlog: number };
+}
+
+export function renderTargetEnv(a: TargetEnvArgs): string {
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+BACKUP_DIR=${a.path}
+RETENTION_DAYS=${a.retentionDays}
+STALE_FULL=${a.staleAfterSeconds.full}
+STALE_INCREMENTAL=${a.staleAfterSeconds.incremental}
+STALE_BINLOG=${a.staleAfterSeconds.binlog}
+`;
+}
+
+/**
+ * One oneshot run of the tool. A run that fails fails the unit, so it shows in
+ * `systemctl --failed` (and the tool reports it to the target's status.json). Root, for
+ * MariaDB's unix-socket root login and its data directory; the sandbox leaves it only the
+ * backup state to write and the right to read what MariaDB owns.
+ */
+export function renderBackupService(kind: BackupKind): string {
+    const what = { full: "full backup", incremental: "incremental backup", "ship-binlogs": "binlog shipping" }[kind];
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+[Unit]
+Description=pi-cluster ${what} to the backup target
+After=mariadb.service network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=${BACKUP_TOOL} ${kind}
+Nice=10
+IOSchedulingClass=idle
+TimeoutStartSec=${kind === "ship-binlogs" ? "10min" : "6h"}
+
+# Sandbox (components/render/systemd.ts). It writes only its state; it reads MariaDB's data
+# directory (owned by mysql) as root, and talks to MariaDB's socket and the target's sshd.
+ReadWritePaths=${BACKUP_STATE_DIR}
+PrivateTmp=yes
+CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+${SANDBOX}
+`;
+}
+
+export interface BackupSchedule {
+    fullOnCalendar: string;
+    incrementalOnCalendar: string;
+    binlogShipSeconds: number;
+}
+
+export function renderBackupTimer(kind: BackupKind, s: BackupSchedule): string {
+    const when =
+        kind === "ship-binlogs"
+            ? `OnBootSec=${s.binlogShipSeconds}s\nOnUnitActiveSec=${s.binlogShipSeconds}s\nAccuracySec=1s`
+            : `OnCalendar=${kind === "full" ? s.fullOnCalendar : s.incrementalOnCalendar}\nPersistent=yes\nRandomizedDelaySec=${kind === "full" ? "5min" : "1min"}`;
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+[Unit]
+Description=pi-cluster ${kind} timer
+
+[Timer]
+${when}
+
+[Install]
+WantedBy=timers.target
+`;
+}
+
+/**
+ * The target's whole trust in the database Pi: one key, from its address only, that can run
+ * only the tool's receiver (put, commit, abort, report, status; see the tool), with no
+ * shell, no forwarding and no terminal.
+ */
+export function renderAuthorizedKey(publicKey: string, dbAddress: string): string {
+    const key = publicKey.trim();
+    if (!/^ssh-ed25519 [A-Za-z0-9+/]+={0,3}( \S+)?$/.test(key)) throw new Error(`backup: not an ed25519 public key: ${JSON.stringify(key)}`);
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+restrict,from="${dbAddress}",command="${BACKUP_TOOL} receive" ${key}
+`;
+}
+
+/** The target's weekly re-hash of every file against its recorded sha256, as the backup user. */
+export function renderVerifyService(user: string, dir: string): string {
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+[Unit]
+Description=pi-cluster backups: check every file against its sha256
+
+[Service]
+Type=oneshot
+User=${user}
+Group=${user}
+ExecStart=${BACKUP_TOOL} verify
+Nice=10
+IOSchedulingClass=idle
+
+# Sandbox (components/render/systemd.ts): it writes only the backup directory.
+ReadWritePaths=${dir}
+PrivateTmp=yes
+PrivateNetwork=yes
+CapabilityBoundingSet=
+RestrictAddressFamilies=AF_UNIX
+${SANDBOX}
+`;
+}
+
+export function renderVerifyTimer(): string {
+    return `# Managed by pi-cluster; rendered by components/render/backup.ts.
+[Unit]
+Description=pi-cluster backups: weekly check
+
+[Timer]
+OnCalendar=weekly
+Persistent=yes
+RandomizedDelaySec=1h
+
+[Install]
+WantedBy=timers.target
+`;
+}
+
+/** The line of a step's stdout that carries the database Pi's public key, or undefined. */
+export function publicKeyOf(stdout: string): string | undefined {
+    return new RegExp(`^${PUBLIC_KEY_MARK} (ssh-ed25519 \\S+)`, "m").exec(stdout)?.[1];
+}

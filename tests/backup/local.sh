@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The backup tool and the restore, for real, on this machine: a throwaway mariadbd with the
+# binlog on (the settings components/render/mariadb.ts renders), a full, an incremental and
+# shipped binlogs while rows are written, all encrypted with a throwaway age key into a local
+# "target" directory; then the data directory is wiped and scripts/restore.sh --here brings
+# it back, to the latest point and to a point in time; a truncated file must stop a restore.
+# What differs from a Pi: the target is a directory (TARGET_HOST=local, no ssh), and MariaDB
+# is started by this script, not systemd.
+# Usage: tests/backup/local.sh        (needs mariadbd, mariadb-backup, age, zstd; run as root)
+# Prints sizes and durations; exits non-zero on the first check that fails.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOL="$REPO/assets/backup/pi-cluster-backup.sh"
+BASE=$(mktemp -d /tmp/pi-backup-test.XXXXXX)
+# A port nothing listens on: other tests (the app's) may run a MariaDB beside this one.
+free_port() {
+    local p
+    for ((p = 3317; p < 3400; p++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+    echo "no free port in 3317-3399" >&2
+    return 1
+}
+PORT=${TEST_BACKUP_PORT:-$(free_port)}
+export DATADIR="$BASE/data" DB_SOCKET="$BASE/mysqld.sock"
+PATH="$PATH:/usr/sbin:/sbin"
+
+info() { printf '\n== %s\n' "$*" >&2; }
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+cleanup() {
+    stop_db || true
+    [[ -n "${KEEP:-}" ]] || rm -rf "$BASE"
+}
+trap cleanup EXIT
+
+start_db() {
+    setsid mariadbd --no-defaults --user=root --datadir="$DATADIR" --socket="$DB_SOCKET" --pid-file="$BASE/mysqld.pid" \
+        --log-error="$BASE/error.log" --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \
+        --innodb-buffer-pool-size=64M --innodb-log-file-size=32M \
+        --log-bin="$DATADIR/mariadb-bin" --binlog-format=ROW --server-id=1 --gtid-strict-mode=ON --sync-binlog=1 \
+        </dev/null >/dev/null 2>&1 &
+    for _ in $(seq 1 120); do
+        mariadb-admin --no-defaults --socket="$DB_SOCKET" -uroot ping >/dev/null 2>&1 && return 0
+        sleep 0.25
+    done
+    tail -n 20 "$BASE/error.log" >&2
+    fail "mariadbd did not start"
+}
+
+stop_db() {
+    [[ -f "$BASE/mysqld.pid" ]] || return 0
+    local pid
+    pid=$(cat "$BASE/mysqld.pid")
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f "$BASE/mysqld.pid"
+}
+export -f start_db stop_db fail
+export BASE PORT
+
+sql() { mariadb --no-defaults --socket="$DB_SOCKET" -uroot -N -B "$@"; }
+
+# insert N : N acknowledged rows; their count is the check after a restore.
+insert() {
+    local i
+    for ((i = 0; i < $1; i++)); do
+        sql app -e "INSERT INTO notes (body) VALUES (REPEAT('x', 200))"
+    done
+}
+
+backup() { BACKUP_ENV="$BASE/db.env" bash "$TOOL" "$@"; }
+
+main() {
+    info "a throwaway MariaDB $(mariadbd --version | awk '{print $3}') with the binlog on"
+    install -d -m 0700 "$DATADIR" "$BASE/target" "$BASE/state"
+    mariadb-install-db --no-defaults --datadir="$DATADIR" --user=root --auth-root-authentication-method=socket \
+        --skip-test-db >"$BASE/install.log" 2>&1
+    start_db
+    age-keygen -o "$BASE/identity" 2>/dev/null
+    local recipient
+    recipient=$(age-keygen -y "$BASE/identity")
+    cat >"$BASE/db.env" <<EOF
+TARGET_HOST=local
+AGE_RECIPIENT=$recipient
+STATE_DIR=$BASE/state
+DB_SOCKET=$DB_SOCKET
+DATADIR=$DATADIR
+BACKUP_DIR=$BASE/target
+RETENTION_DAYS=30
+EOF
+    sql -e "CREATE DATABASE app; CREATE TABLE app.notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+    # Some bulk, so the sizes mean something: 20000 rows of about 1 KB.
+    sql app -e "INSERT INTO notes (body) SELECT REPEAT(MD5(seq), 32) FROM seq_1_to_20000"
+    info "full backup"
+    local t0=$SECONDS
+    backup full
+    echo "full: $((SECONDS - t0)) s, $(stat -c %s "$BASE"/target/full-*.age) bytes encrypted (data dir $(du -sb "$DATADIR" | cut -f1) bytes)"
+    insert 50
+    sleep 1
+    info "incremental backup"
+    t0=$SECONDS
+    backup incremental
+    echo "incremental: $((SECONDS - t0)) s, $(stat -c %s "$BASE"/target/inc-*.age) bytes"
+    insert 50
+    backup ship-binlogs
+    sleep 2
+    local pit pit_rows
+    pit=$(date -u '+%Y-%m-%d %H:%M:%S')
+    pit_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
+    sleep 2
+    insert 30
+    backup ship-binlogs
+    local final_rows
+    final_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
+    ls -l "$BASE/target"
+    cat "$BASE/target/status.json"
+    echo
+
+    info "nothing on the target is plaintext"
+    if grep -rl -e 'xtrabackup' -e 'notes' -e 'InnoDB' "$BASE/target"/*.age; then fail "plaintext in the target"; fi
+    BACKUP_ENV="$BASE/db.env" bash "$TOOL" verify
+
+    info "disaster: MariaDB stops, its data directory is wiped"
+    stop_db
+    rm -rf "$DATADIR"
+    local restore_env=(STAGE="$BASE/stage" DATADIR="$DATADIR" DB_SOCKET="$DB_SOCKET" DB_OWNER=root:root
+        STOP_CMD=stop_db START_CMD=start_db BACKUP_STATE="$BASE/state")
+    t0=$SECONDS
+    env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity - --from "$BASE/target" --here <"$BASE/identity"
+    echo "restore to the latest point: $((SECONDS - t0)) s"
+    local got
+    got=$(sql app -e "SELECT COUNT(*) FROM notes")
+    [[ "$got" == "$final_rows" ]] || fail "latest restore has $got rows, expected $final_rows"
+    echo "latest: $got rows, as acknowledged"
+
+    info "life after a restore: the next backup is a new full, new binlogs follow, and a restore takes them"
+    backup incremental
+    ls "$BASE"/target/full-*.age | wc -l | grep -qx 2 || fail "the first backup after a restore was not a full"
+    insert 20
+    backup ship-binlogs
+    final_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
+    stop_db
+    rm -rf "$DATADIR"
+    env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here
+    got=$(sql app -e "SELECT COUNT(*) FROM notes")
+    [[ "$got" == "$final_rows" ]] || fail "second-generation restore has $got rows, expected $final_rows"
+    echo "after a restore, a backup and 20 more rows: $got rows, as acknowledged"
+
+    info "again, to $pit (a point in time), from the same files: a re-run"
+    t0=$SECONDS
+    env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here --to "$pit"
+    echo "point-in-time restore: $((SECONDS - t0)) s"
+    got=$(sql app -e "SELECT COUNT(*) FROM notes")
+    [[ "$got" == "$pit_rows" ]] || fail "point-in-time restore has $got rows, expected $pit_rows at $pit"
+    echo "at $pit: $got rows, as then"
+
+    info "a truncated backup is refused"
+    local full
+    full=$(find "$BASE/target" -name 'full-*.age' | sort | tail -n1)
+    truncate -s -100 "$full"
+    if BACKUP_ENV="$BASE/db.env" bash "$TOOL" verify; then fail "verify passed a truncated file"; fi
+    grep -q '"bad":\["full-' "$BASE/target/status.json" || fail "status.json does not report the bad file"
+    local before
+    before=$(sql app -e "SELECT COUNT(*) FROM notes")
+    if env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here; then
+        fail "restore went on from a truncated file"
+    fi
+    [[ "$(sql app -e "SELECT COUNT(*) FROM notes")" == "$before" ]] || fail "a refused restore touched the data"
+    # Even when the sidecar is made to match, age refuses the truncated file.
+    (cd "$BASE/target" && sha256sum "$(basename "$full")" >"$(basename "$full").sha256")
+    if env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here 2>"$BASE/err"; then
+        fail "restore went on from a truncated file with a matching sha256"
+    fi
+    grep -q 'did not decrypt or unpack' "$BASE/err" || { cat "$BASE/err"; fail "age did not refuse the truncated file"; }
+    [[ ! -e "$BASE/stage" ]] || fail "the refused restore left its decrypted staging behind"
+    echo "refused, and the data was left alone"
+    info "all backup checks passed"
+}
+
+main "$@"
