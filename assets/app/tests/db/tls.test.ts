@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { loadConfig, type Config } from "../../src/config";
 import { Database } from "../../src/db/pool";
+import { TEST_WRITE_TOKEN } from "../helpers";
 
 /**
  * The app against a MariaDB that requires TLS, as the stack's database does: a server of its own
@@ -45,7 +46,7 @@ describe("database over TLS (real MariaDB that requires it)", function () {
     certificates(otherTls, "pi-db", "127.0.0.1");
     const out = execFileSync("bash", [script, "start"], { encoding: "utf8", env: { ...env, TEST_MARIADB_TLS_DIR: serverTls }, stdio: ["ignore", "pipe", "inherit"] });
     const vars = Object.fromEntries(out.split("\n").flatMap((l) => (/^(DB_[A-Z_]+)=(.*)$/.exec(l) ? [[RegExp.$1, RegExp.$2]] : [])));
-    config = loadConfig({ ...vars, DB_SSL_CA: path.join(serverTls, "ca.crt"), DB_SSL_SERVERNAME: "pi-db" }).db;
+    config = loadConfig({ ...vars, API_WRITE_TOKEN: TEST_WRITE_TOKEN, DB_SSL_CA: path.join(serverTls, "ca.crt"), DB_SSL_SERVERNAME: "pi-db" }).db;
   });
 
   afterEach(async () => {
