@@ -8,7 +8,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { record, waitFor } from "./checks";
-import { http, lab, LB, LB_URL, onHost, pulumi, REPO, run, tcpOpenFromHost, up } from "./lib";
+import { http, lab, LB, LB_URL, onHost, pulumi, REPO, run, tcpOpenFromHost, up, writeHeaders } from "./lib";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const TARGET_DIR = "/srv/pi-cluster-backups";
@@ -32,7 +32,7 @@ function writer(prefix: string): { acked: Write[]; failed: number; stop: () => P
             const title = `${prefix}-${n++}`;
             const sentAt = Date.now();
             try {
-                const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ title, body: "drill" }), timeoutMs: 3000 });
+                const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title, body: "drill" }), timeoutMs: 3000 });
                 if (r.status === 201) state.acked.push({ title, sentAt, ackedAt: Date.now() });
                 else state.failed++;
             } catch {
@@ -77,7 +77,7 @@ function restore(args: string[]): { seconds: number; output: string } {
 }
 
 async function writeSucceeds(): Promise<boolean> {
-    const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ title: "drill-probe", body: "" }), timeoutMs: 3000 });
+    const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title: "drill-probe", body: "" }), timeoutMs: 3000 });
     return r.status === 201;
 }
 
