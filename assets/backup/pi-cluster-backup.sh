@@ -317,7 +317,8 @@ backup() {
     ts=$(stamp)
     if [[ "$kind" == incremental ]]; then
         full_ts=$(cat "$STATE_DIR/chain" 2>/dev/null || true)
-        if [[ -z "$full_ts" || ! -f "$STATE_DIR/lsn/xtrabackup_checkpoints" ]]; then
+        # MariaDB 10.x names the LSN file xtrabackup_checkpoints, 11.x mariadb_backup_checkpoints.
+        if [[ -z "$full_ts" || ! (-f "$STATE_DIR/lsn/xtrabackup_checkpoints" || -f "$STATE_DIR/lsn/mariadb_backup_checkpoints") ]]; then
             log "no full backup to build on yet: taking a full one"
             kind=full
         else

@@ -48,7 +48,9 @@ stage_backup() {
     rm -rf "$dir"
     install -d -m 0700 "$dir"
     zstd -q -d | mbstream -x -C "$dir" || die "$1: the stream does not unpack (truncated or corrupt)"
-    [[ -f "$dir/xtrabackup_checkpoints" ]] || die "$1: no xtrabackup_checkpoints: not a complete mariadb-backup stream"
+    # MariaDB 10.x names it xtrabackup_checkpoints, 11.x mariadb_backup_checkpoints.
+    [[ -f "$dir/xtrabackup_checkpoints" || -f "$dir/mariadb_backup_checkpoints" ]] ||
+        die "$1: no mariadb_backup_checkpoints: not a complete mariadb-backup stream"
 }
 
 stage_binlog() {
