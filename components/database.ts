@@ -193,7 +193,7 @@ export class Database extends pulumi.ComponentResource {
                         RESTORE_TOOL,
                         RESTORE_TEXT: fileText(restoreToolText()),
                         ENV_FILE: BACKUP_ENV,
-                        ENV_TEXT: fileText(renderDbBackupEnv({ targetHost: b.target.address, targetPort: b.target.sshPort, targetUser: b.target.user, agePublicKey: b.agePublicKey })),
+                        ENV_TEXT: fileText(renderDbBackupEnv({ targetHost: b.target.address, targetPort: b.target.sshPort, targetUser: b.target.user, agePublicKey: b.agePublicKey, dbName: DB_NAME })),
                         STATE_DIR: BACKUP_STATE_DIR,
                         KEY: BACKUP_KEY,
                         KNOWN_HOSTS: BACKUP_KNOWN_HOSTS,

@@ -20,6 +20,8 @@
 #
 # Reads /etc/pi-cluster/backup.env (or $BACKUP_ENV):
 #   database Pi: TARGET_HOST TARGET_PORT TARGET_USER AGE_RECIPIENT, optional DB_SOCKET DATADIR
+#                DB_NAME (the app's database, where the target's status is published for the
+#                app's lastBackup; unset, nothing is published)
 #                STATE_DIR (default /var/lib/pi-cluster-backup); TARGET_HOST=local runs the
 #                target side in this process (tests)
 #   target:      BACKUP_DIR RETENTION_DAYS STALE_FULL STALE_INCREMENTAL STALE_BINLOG (seconds)
@@ -350,6 +352,7 @@ backup() {
     printf '%s\n' "$full_ts" >"$STATE_DIR/chain"
     local_status "$kind" OK "$name in $(($(date +%s) - start)) s"
     remote report "$kind" OK >/dev/null || true
+    publish_status
     log "$kind backup $name done in $(($(date +%s) - start)) s"
 }
 
@@ -368,10 +371,28 @@ wait_target() {
 fail() {
     local_status "$1" FAILED "$2"
     remote report "$1" FAILED "$2" >/dev/null 2>&1 || log "could not report the failure to the target either"
+    publish_status
     die "$2"
 }
 
 sql() { mariadb "${DB_OPTS[@]}" -N -B "$@"; }
+
+# publish_status : the target's status.json into the app's database (table backup_status,
+# made by the app's migrations), where the app reads it for lastBackup: the web servers
+# reach the database, never the target. Not binlogged: it is this tool's bookkeeping, not
+# the app's data. A failure here costs only a stale lastBackup, never a backup.
+publish_status() {
+    local json
+    [[ -n "${DB_NAME:-}" ]] || return 0
+    json=$(remote status 2>/dev/null) || {
+        log "could not read the target's status to publish it"
+        return 0
+    }
+    json=${json//\\/\\\\}
+    json=${json//\'/\'\'}
+    sql "$DB_NAME" <<<"SET sql_log_bin = 0; REPLACE INTO backup_status (id, status) VALUES (1, '$json');" ||
+        log "could not publish the backup status to $DB_NAME.backup_status"
+}
 
 # ship_binlogs : rotates the binlog when it holds new events, then ships each closed one once.
 ship_binlogs() {
@@ -408,6 +429,7 @@ ship_binlogs() {
     local_status binlog OK "$shipped file(s) shipped"
     # Every run reports, so the target can tell a quiet database from a dead shipper.
     remote report binlog OK >/dev/null || log "could not report to the target"
+    publish_status
 }
 
 main() {

@@ -38,6 +38,8 @@ export interface DbBackupEnvArgs {
     targetPort: number;
     targetUser: string;
     agePublicKey: string;
+    /** The app's database: the target's status is published in its backup_status table. */
+    dbName: string;
 }
 
 /** The database Pi's settings for the tool. Only a public key: no Pi holds the private one. */
@@ -47,6 +49,7 @@ TARGET_HOST=${a.targetHost}
 TARGET_PORT=${a.targetPort}
 TARGET_USER=${a.targetUser}
 AGE_RECIPIENT=${a.agePublicKey}
+DB_NAME=${a.dbName}
 STATE_DIR=${BACKUP_STATE_DIR}
 `;
 }

@@ -143,6 +143,15 @@ export async function backupDrill(): Promise<DrillFigures> {
     const status = targetStatus();
     assert.deepStrictEqual(status.failures, [], "a backup run failed");
     assert.strictEqual(onHost("pi-db", "systemctl --failed --no-legend 'pi-cluster-backup-*'").out.trim(), "");
+    // The app serves the target's status as lastBackup (published into the database), fresh.
+    const last = (await http(`${LB_URL}/api/internal/status`)).json().db.lastBackup;
+    assert.ok(last, "lastBackup is null: the backup status does not reach the app");
+    for (const kind of ["full", "incremental", "binlog"]) {
+        assert.ok(last[kind].name, `no ${kind} in lastBackup: ${JSON.stringify(last)}`);
+        assert.strictEqual(last[kind].stale, false, `${kind} is stale in lastBackup: ${JSON.stringify(last[kind])}`);
+    }
+    assert.strictEqual(last.problem, false, JSON.stringify(last));
+    record("backupLastBackupAges", Object.fromEntries(["full", "incremental", "binlog"].map((k) => [k, last[k].ageSeconds])));
 
     // The SD card dies: power cut, then a bare disk with a new host key.
     const failedAt = Date.now();

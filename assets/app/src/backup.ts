@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import type { Queryable } from "./db/pool";
 
 /**
  * The newest backups on the backup target, from the status.json its receiver writes (see
@@ -67,6 +68,22 @@ export function backupStatus(raw: Raw, now: number): LastBackup {
     : null;
   const problem = full.stale || incremental.stale || binlog.stale || failures.length > 0 || (verify?.bad.length ?? 0) > 0;
   return { full, incremental, binlog, failures, verify, problem, error: null };
+}
+
+/**
+ * The status the database Pi's backup tool publishes in the app's database (table
+ * backup_status, migration 002): null when there is none, so backups are not configured or
+ * have not run yet; an error entry when it cannot be read.
+ */
+export async function queryBackupStatus(db: Queryable, now = Date.now()): Promise<LastBackup | null> {
+  try {
+    const rows = await db.query<Array<{ status: string }>>("SELECT status FROM backup_status WHERE id = 1");
+    if (rows.length === 0) return null;
+    return backupStatus(JSON.parse(rows[0].status) as Raw, now);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ER_NO_SUCH_TABLE") return null;
+    return { ...backupStatus({}, now), problem: true, error: `cannot read backup_status: ${err instanceof Error ? err.message : String(err)}` };
+  }
 }
 
 /** Reads BACKUP_STATUS_FILE; null when backups are not configured, an error entry when it cannot be read. */

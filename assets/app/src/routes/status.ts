@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from "express";
-import { readBackupStatus } from "../backup";
+import { queryBackupStatus, readBackupStatus } from "../backup";
 import type { Config } from "../config";
 import type { Database } from "../db/pool";
 import { HttpError } from "../errors";
@@ -43,10 +43,12 @@ export function statusRouter({ config, db, probes, requestsServed }: StatusDeps)
 
   router.get("/internal/status", internalOnly, async (_req, res) => {
     const probe = await probes.get();
+    // A file when BACKUP_STATUS_FILE names one, else what the backup tool publishes in the DB.
+    const lastBackup = config.backupStatusFile ? readBackupStatus(config.backupStatusFile) : probe.outcome.ok ? await queryBackupStatus(db) : null;
     const status: Status = {
       node: nodeStatus(config),
       requests: { served: requestsServed() },
-      db: dbStatus(db.host, probe.outcome, probe.queriesPerSecond, db.stats(), readBackupStatus(config.backupStatusFile)),
+      db: dbStatus(db.host, probe.outcome, probe.queriesPerSecond, db.stats(), lastBackup),
       cache: { hit: probe.hit, ageMs: probe.ageMs },
       generatedAt: new Date().toISOString(),
     };

@@ -46,6 +46,32 @@ describe("status routes (real MariaDB)", () => {
     assert.ok(Math.abs(Date.parse(res.body.generatedAt) - Date.now()) < 5000);
   });
 
+  it("serves lastBackup from what the backup tool publishes in backup_status, with ages at read time", async () => {
+    const taken = new Date(Date.now() - 120_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const published = {
+      full: { name: "full-x.xb.zst.age", at: taken, bytes: 1234 },
+      incremental: null,
+      binlog: null,
+      lastSuccess: { full: taken, incremental: null, binlog: null },
+      staleAfterSeconds: { full: 93600, incremental: 7200, binlog: 900 },
+      failures: [],
+      verify: null,
+    };
+    await db.query("REPLACE INTO backup_status (id, status) VALUES (1, ?)", [JSON.stringify(published)]);
+    try {
+      const { lastBackup } = (await request(createApp({ config, db })).get("/internal/status").set(INTERNAL).expect(200)).body.db;
+      assert.equal(lastBackup.full.name, "full-x.xb.zst.age");
+      assert.ok(lastBackup.full.ageSeconds >= 119 && lastBackup.full.ageSeconds < 180, String(lastBackup.full.ageSeconds));
+      assert.equal(lastBackup.full.stale, false);
+      // No incremental and no binlog yet: stale, so the dashboard shows it red.
+      assert.equal(lastBackup.incremental.stale, true);
+      assert.equal(lastBackup.problem, true);
+      assert.equal(lastBackup.error, null);
+    } finally {
+      await db.query("DELETE FROM backup_status");
+    }
+  });
+
   it("counts the requests served", async () => {
     const app = createApp({ config, db });
     for (let i = 0; i < 3; i++) await request(app).get("/health").expect(200);
