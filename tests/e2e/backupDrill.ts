@@ -142,7 +142,7 @@ export async function backupDrill(): Promise<DrillFigures> {
     await new Promise((r) => setTimeout(r, 40_000));
     const status = targetStatus();
     assert.deepStrictEqual(status.failures, [], "a backup run failed");
-    assert.strictEqual(onHost("pi-db", "systemctl --failed --no-legend 'pi-cluster-backup-*'").out.trim(), "");
+    assert.strictEqual(onHost("pi-db", "systemctl list-units --failed --no-legend 'pi-cluster-backup-*'").out.trim(), "");
     // The app serves the target's status as lastBackup (published into the database), fresh.
     const last = (await http(`${LB_URL}/api/internal/status`)).json().db.lastBackup;
     assert.ok(last, "lastBackup is null: the backup status does not reach the app");
