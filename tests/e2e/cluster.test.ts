@@ -258,6 +258,21 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         checks.passwordStaysHidden(password, ["pi-web1", "pi-web2"]);
     });
 
+    it("keeps the SSH private key out of every component output and of the plain state, and the write token out of the plain state", () => {
+        const exported = JSON.parse(pulumi(["stack", "export", "--show-secrets"]).stdout) as { deployment: { resources: { type: string; urn: string; outputs?: unknown }[] } };
+        // The key's body, without its PEM armour and line breaks, as it would sit in any output.
+        const key = fs.readFileSync("/var/lib/pi-cluster-lab/ssh/id_ed25519", "utf8").split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+        const token = pulumi(["stack", "output", "apiWriteToken", "--show-secrets"]).stdout.trim();
+        for (const r of exported.deployment.resources.filter((x) => x.type.startsWith("pi-cluster:") || x.type === "pulumi:pulumi:Stack")) {
+            const outputs = JSON.stringify(r.outputs ?? {}).replace(/\\n/g, "");
+            assert.ok(!outputs.includes(key.slice(0, 40)), `${r.urn}'s outputs hold the SSH private key`);
+            assert.doesNotMatch(outputs, /PRIVATE KEY/, `${r.urn}'s outputs hold a private key`);
+        }
+        const plain = pulumi(["stack", "export"]).stdout;
+        checks.assertNoSecret(token, plain, "`pulumi stack export` (the write token)");
+        assert.ok(!plain.replace(/\\n/g, "").includes(key.slice(0, 40)), "the plain state holds the SSH private key");
+    });
+
     it("updates only the LB's nginx-conf step when a dashboard setting changes, and back", async () => {
         for (const [label, change, refresh] of [
             ["lb-setting", () => setConfig("dashboardRefreshSeconds", "7"), 7],
