@@ -154,10 +154,21 @@ replay() {
     # mariadb-binlog reads --stop-datetime in its time zone; --to is UTC. The replay is not
     # written to the binlog again: those events are already shipped, and a later restore
     # from the same full would apply them twice. The next full backup holds them instead.
+    #
+    # The position mariadb-backup records can be a few transactions behind the pages and redo
+    # log it copied (seen with 11.8: rows committed a second after the recorded position were
+    # in the backup). The binlog is row-based with full images, so the replay runs in
+    # IDEMPOTENT mode: a row that is already there is written again with the same image, a
+    # delete of a row that is gone is skipped, and the overlap cannot fail or differ.
+    local db=(mariadb --user=root --socket="$DB_SOCKET")
+    "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'" || die "cannot set slave_exec_mode for the replay"
+    local status=0
     {
         echo 'SET SESSION sql_log_bin = 0;'
         TZ=UTC mariadb-binlog "${opts[@]}" "${files[@]}"
-    } | mariadb --user=root --socket="$DB_SOCKET" || die "replaying the binlogs failed"
+    } | "${db[@]}" || status=$?
+    "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'STRICT'" || log "could not set slave_exec_mode back to STRICT"
+    ((status == 0)) || die "replaying the binlogs failed"
     log "replayed ${#files[@]} binlog(s) from $file:$pos${to:+ up to $to UTC}"
 }
 
