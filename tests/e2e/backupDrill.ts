@@ -102,7 +102,8 @@ export function noPlaintextBackupsOrKeys(): void {
     assert.ok(ages.length > 0, "no backups on the target");
     for (const f of files) assert.match(f, /^(\S+\.age|\S+\.age\.sha256|status\.json|\.ok-\w+|\.failed-\w+|\.verify|\..+\.partial)$/, `unexpected file on the target: ${f}`);
     // Every stored backup starts with age's header: nothing left the DB Pi unencrypted.
-    const headers = onHost("pi-lb", `cd ${TARGET_DIR} && for f in *.age; do sudo head -c 21 "$f"; echo; done`).out.split("\n").filter(Boolean);
+    // The directory is the backup account's alone (0700): read it as root.
+    const headers = onHost("pi-lb", `sudo bash -c 'cd ${TARGET_DIR} && for f in *.age; do head -c 21 "$f"; echo; done'`).out.split("\n").filter(Boolean);
     assert.deepStrictEqual([...new Set(headers)], ["age-encryption.org/v1"]);
     assert.strictEqual(onHost("pi-db", "sudo test -e /var/lib/pi-cluster-restore").status, 1, "the restore left its staging directory");
 }
