@@ -138,27 +138,34 @@ export async function backupDrill(): Promise<DrillFigures> {
     });
     const prefix = `drill${Date.now()}`;
     const w = writer(prefix);
-    await new Promise((r) => setTimeout(r, 40_000));
-    const pit = Math.floor(Date.now() / 1000) * 1000;
-    await new Promise((r) => setTimeout(r, 40_000));
-    const status = targetStatus();
-    assert.deepStrictEqual(status.failures, [], "a backup run failed");
-    assert.strictEqual(onHost("pi-db", "systemctl list-units --failed --no-legend 'pi-cluster-backup-*'").out.trim(), "");
-    // The app serves the target's status as lastBackup (published into the database), fresh.
-    const last = (await http(`${LB_URL}/api/internal/status`)).json().db.lastBackup;
-    assert.ok(last, "lastBackup is null: the backup status does not reach the app");
-    for (const kind of ["full", "incremental", "binlog"]) {
-        assert.ok(last[kind].name, `no ${kind} in lastBackup: ${JSON.stringify(last)}`);
-        assert.strictEqual(last[kind].stale, false, `${kind} is stale in lastBackup: ${JSON.stringify(last[kind])}`);
-    }
-    assert.strictEqual(last.problem, false, JSON.stringify(last));
-    record("backupLastBackupAges", Object.fromEntries(["full", "incremental", "binlog"].map((k) => [k, last[k].ageSeconds])));
+    // The writer keeps the process alive until stopped: stop it whatever fails.
+    let failedAt = 0;
+    let pit = 0;
+    let status: any;
+    try {
+        await new Promise((r) => setTimeout(r, 40_000));
+        pit = Math.floor(Date.now() / 1000) * 1000;
+        await new Promise((r) => setTimeout(r, 40_000));
+        status = targetStatus();
+        assert.deepStrictEqual(status.failures, [], "a backup run failed");
+        assert.strictEqual(onHost("pi-db", "systemctl list-units --failed --no-legend 'pi-cluster-backup-*'").out.trim(), "");
+        // The app serves the target's status as lastBackup (published into the database), fresh.
+        const last = (await http(`${LB_URL}/api/internal/status`)).json().db.lastBackup;
+        assert.ok(last, "lastBackup is null: the backup status does not reach the app");
+        for (const kind of ["full", "incremental", "binlog"]) {
+            assert.ok(last[kind].name, `no ${kind} in lastBackup: ${JSON.stringify(last)}`);
+            assert.strictEqual(last[kind].stale, false, `${kind} is stale in lastBackup: ${JSON.stringify(last[kind])}`);
+        }
+        assert.strictEqual(last.problem, false, JSON.stringify(last));
+        record("backupLastBackupAges", Object.fromEntries(["full", "incremental", "binlog"].map((k) => [k, last[k].ageSeconds])));
 
-    // The SD card dies: power cut, then a bare disk with a new host key.
-    const failedAt = Date.now();
-    lab("stop", "pi-db");
-    await new Promise((r) => setTimeout(r, 3000));
-    await w.stop();
+        // The SD card dies: power cut, then a bare disk with a new host key.
+        failedAt = Date.now();
+        lab("stop", "pi-db");
+        await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+        await w.stop();
+    }
     lab("reset", "pi-db");
 
     const t0 = Date.now();
