@@ -322,7 +322,7 @@ const schema = z
                 ctx.addIssue({
                     code: "custom",
                     path: ["reapply", name],
-                    message: `expected the name of a host of the stack (${hostNames.join(", ")}); remove the entry of a host that is gone`,
+                    message: `expected the name of a host of the stack (${hostNames.join(", ")}); move a renamed host's entry to its new name, and remove the entry of a host that is gone`,
                 });
             }
         }
