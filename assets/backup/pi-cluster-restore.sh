@@ -129,22 +129,37 @@ apply() {
     log "done in $((SECONDS - t0)) s"
 }
 
+# older_binlog STAGED FILE : whether the staged binlog STAGED (binlog-TIME-SEQ-BASE.NNNNNN.zst.age)
+# holds a binlog of FILE's series (BASE.NNNNNN) that comes before FILE.
+older_binlog() {
+    local staged=${1%.zst.age} file=$2 base n
+    [[ -n "$file" && "$staged" =~ ^binlog-[0-9]{8}T[0-9]{6}Z-[0-9]{4}-(.+)\.([0-9]+)$ ]] || return 1
+    base=${BASH_REMATCH[1]} n=${BASH_REMATCH[2]}
+    [[ "$base" == "${file%.*}" && "${file##*.}" =~ ^[0-9]+$ ]] || return 1
+    ((10#$n < 10#${file##*.}))
+}
+
 # replay "FILE POS" TO : applies the staged binlogs from FILE at POS on, up to TO.
 replay() {
     local file=${1%%[[:space:]]*} pos=${1##*[[:space:]]} to=$2 n first=""
     local -a files=()
     # Staged binlogs are named binlog-TIME-SEQ-FILE: their names sort in shipping order. The
-    # one to start from is the first shipped that carries the backup's binlog file.
+    # one to start from is the first shipped that carries the backup's binlog file. Those of
+    # an earlier file are inside the backup already: an incremental taken after the last
+    # shipping stops in the binlog that was active then, which no shipped file holds yet.
+    # Only a later file without the backup's own is a gap.
     while read -r n; do
         if [[ -z "$first" ]]; then
-            [[ -n "$file" && "$n" == *"-$file.zst.age" ]] || continue
-            first=$n
+            if [[ -n "$file" && "$n" == *"-$file.zst.age" ]]; then
+                first=$n
+            elif older_binlog "$n" "$file"; then
+                continue
+            else
+                die "binlog $n was staged but none holds $file, where the backup stops: a gap in the shipped binlogs; restore with --to before it or without binlogs"
+            fi
         fi
         files+=("$STAGE/binlogs/$n")
     done < <(find "$STAGE/binlogs" -mindepth 1 -maxdepth 1 -type f -printf '%f\n' | sort)
-    if [[ -z "$first" ]] && [[ -n "$(ls -A "$STAGE/binlogs")" ]]; then
-        die "binlogs were staged but none holds $file, where the backup stops: a gap in the shipped binlogs; restore with --to before it or without binlogs"
-    fi
     if ((${#files[@]} == 0)); then
         log "no binlog after the backup (${file:-none} at ${pos:-?}): restored to the backup's own point"
         return 0
@@ -172,12 +187,19 @@ replay() {
     log "replayed ${#files[@]} binlog(s) from $file:$pos${to:+ up to $to UTC}"
 }
 
-umask 077
-case "${1:-}" in
-begin) begin ;;
-abort) rm -rf "$STAGE" ;;
-stage-backup) stage_backup "${2:?name}" ;;
-stage-binlog) stage_binlog "${2:?name}" ;;
-apply) apply "${2:-}" ;;
-*) die "usage: pi-cluster-restore begin | abort | stage-backup NAME | stage-binlog NAME | apply [TO]" ;;
-esac
+main() {
+    umask 077
+    case "${1:-}" in
+    begin) begin ;;
+    abort) rm -rf "$STAGE" ;;
+    stage-backup) stage_backup "${2:?name}" ;;
+    stage-binlog) stage_binlog "${2:?name}" ;;
+    apply) apply "${2:-}" ;;
+    *) die "usage: pi-cluster-restore begin | abort | stage-backup NAME | stage-binlog NAME | apply [TO]" ;;
+    esac
+}
+
+# Sourced by the tests for the pure functions; run as a command otherwise.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

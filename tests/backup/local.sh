@@ -151,6 +151,21 @@ EOF
     [[ "$got" == "$final_rows" ]] || fail "second-generation restore has $got rows, expected $final_rows"
     echo "after a restore, a backup and 20 more rows: $got rows, as acknowledged"
 
+    info "an incremental taken after the last shipping stops in a binlog no shipped file holds: the restore ends at it"
+    insert 10
+    backup ship-binlogs
+    insert 10
+    backup incremental
+    final_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
+    stop_db
+    rm -rf "$DATADIR"
+    env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here 2>&1 |
+        tee "$BASE/restore.log"
+    grep -q 'no binlog after the backup' "$BASE/restore.log" || fail "the restore did not stop at the incremental's own point"
+    got=$(sql app -e "SELECT COUNT(*) FROM notes")
+    [[ "$got" == "$final_rows" ]] || fail "restore to an incremental past the shipped binlogs has $got rows, expected $final_rows"
+    echo "to the incremental taken after the last shipping: $got rows, as acknowledged"
+
     info "again, to $pit (a point in time), from the same files: a re-run"
     t0=$SECONDS
     env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here --to "$pit"

@@ -5,6 +5,7 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 
 const TOOL = path.join(__dirname, "..", "..", "assets", "backup", "pi-cluster-backup.sh");
+const RESTORE = path.join(__dirname, "..", "..", "assets", "backup", "pi-cluster-restore.sh");
 const DAY = 86400;
 
 /** Runs one of the tool's pure functions on `names` (one a line on stdin). */
@@ -104,5 +105,22 @@ describe("restore plan (plan_restore, in scripts/restore.sh)", () => {
 
     it("plans nothing before the first full", () => {
         assert.deepStrictEqual(tool("plan_restore", [epoch(0, 1)], names), []);
+    });
+});
+
+describe("which staged binlogs a restore skips (older_binlog, on the DB Pi)", () => {
+    const older = (staged: string, file: string) =>
+        spawnSync("bash", ["-c", 'source "$1" && older_binlog "$2" "$3"', "bash", RESTORE, staged, file]).status === 0;
+
+    it("skips a binlog of an earlier file of the series: the backup holds it (an incremental after the last shipping)", () => {
+        assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000017"), "mariadb-bin.000018"), true);
+        assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000999"), "mariadb-bin.001000"), true);
+    });
+
+    it("does not skip the backup's own file, a later one (a gap), another series, or when the backup names no file", () => {
+        assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000018"), "mariadb-bin.000018"), false);
+        assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000019"), "mariadb-bin.000018"), false);
+        assert.strictEqual(older(binlog(0, 12, 0, 10, "other-bin.000001"), "mariadb-bin.000018"), false);
+        assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000001"), ""), false);
     });
 });
