@@ -15,6 +15,7 @@ export = async () => {
         dbPassword: cluster.dbPassword,
         apiWriteToken: cluster.apiWriteToken,
         nodes: cluster.nodes,
+        dbReplicas: cluster.dbReplicas,
         caCertificate: cluster.caCertificate,
         certificateExpiry: cluster.certificateExpiry,
         backup: cluster.backup,

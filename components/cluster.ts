@@ -5,7 +5,7 @@ import * as random from "@pulumi/random";
 import { Artifact } from "./artifacts";
 import { BackupTarget } from "./backupTarget";
 import { apiRateLimitOf, ClusterConfig } from "./config";
-import { Database } from "./database";
+import { Database, SEED_USER } from "./database";
 import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
 import { roleFirewall, Topology } from "./render/firewall";
@@ -66,6 +66,8 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly caCertificate: pulumi.Output<string>;
     /** When the load balancer's certificate expires (ISO 8601 UTC) as of this `up`. */
     public readonly certificateExpiry: pulumi.Output<string>;
+    /** The database's read replicas. */
+    public readonly dbReplicas: pulumi.Output<{ name: string; address: string }[]>;
     /** Where the backups are and the hosts scripts/restore.sh talks to; undefined when backups are off. */
     public readonly backup?: pulumi.Output<BackupOutput>;
 
@@ -76,11 +78,15 @@ export class PiCluster extends pulumi.ComponentResource {
         const target = backupTargetOf(c);
         // The target's account is let in by sshd only from the database's address.
         const sshExtraUsers = (address: string) => (target && target.address === address ? [`${target.user}@${c.database.address}`] : undefined);
+        // The database's seeding account, from each replica's address only.
+        const seedUsers = c.dbReplicas.map((r) => `${SEED_USER}@${r.address}`);
         const topology: Topology = {
             adminCidrs: c.adminCidrs,
             lbAddress: c.loadBalancer.address,
             webAddresses: c.webServers.map((w) => w.address),
             dbAddress: c.database.address,
+            replicaAddresses: c.dbReplicas.map((r) => r.address),
+            dbSshPort: c.database.sshPort,
             appPort: c.appPort,
             dbPort: c.dbPort,
             httpPort: c.httpPort,
@@ -91,6 +97,7 @@ export class PiCluster extends pulumi.ComponentResource {
             { name: c.loadBalancer.name, address: c.loadBalancer.address, role: "lb" },
             ...c.webServers.map((w) => ({ name: w.name, address: w.address, role: "web" as const })),
             { name: c.database.name, address: c.database.address, role: "db" },
+            ...c.dbReplicas.map((r) => ({ name: r.name, address: r.address, role: "replica" as const })),
         ];
         const renames = renamedHosts(args.previousNodes ?? [], nodes);
         // A renamed host's component, and through the SDK's name-prefix rule every step
@@ -154,26 +161,32 @@ export class PiCluster extends pulumi.ComponentResource {
                 { parent: this },
             ).result;
 
+        // What the database and each replica share: a replica serves the same pools, and may become the database.
+        const dbHostArgs = (h: ClusterConfig["database"]) => ({
+            address: h.address,
+            sshPort: h.sshPort,
+            hostKey: h.hostKey,
+            ...ssh,
+            webAddresses: topology.webAddresses,
+            password: password.result,
+            port: c.dbPort,
+            poolSize: c.dbPoolSize,
+            connectionHeadroom: c.dbConnectionHeadroom,
+            innodbBufferPoolSize: c.innodbBufferPoolSize,
+            innodbLogFileSize: c.innodbLogFileSize,
+            purgeDataOnDestroy: c.purgeDataOnDestroy,
+            unattendedUpgrades: c.unattendedUpgrades,
+            reapply: c.reapply[h.name],
+        });
         const db = new Database(
             c.database.name,
             {
-                address: c.database.address,
-                sshPort: c.database.sshPort,
-                hostKey: c.database.hostKey,
-                ...ssh,
+                ...dbHostArgs(c.database),
                 firewall: roleFirewall("db", topology, c.database.sshPort),
-                webAddresses: topology.webAddresses,
+                sshExtraUsers: seedUsers.length > 0 ? seedUsers : undefined,
+                hasReplicas: c.dbReplicas.length > 0,
                 // A removed web server leaves the load balancer before it loses the database.
                 clientsAfter: [lb.nginxConf],
-                password: password.result,
-                port: c.dbPort,
-                poolSize: c.dbPoolSize,
-                connectionHeadroom: c.dbConnectionHeadroom,
-                innodbBufferPoolSize: c.innodbBufferPoolSize,
-                innodbLogFileSize: c.innodbLogFileSize,
-                purgeDataOnDestroy: c.purgeDataOnDestroy,
-                unattendedUpgrades: c.unattendedUpgrades,
-                reapply: c.reapply[c.database.name],
                 backup:
                     c.backup && target
                         ? {
@@ -187,6 +200,40 @@ export class PiCluster extends pulumi.ComponentResource {
             },
             hostOpts(c.database.name),
         );
+
+        // Created only with replicas, so a cluster without them keeps its resources as they were.
+        const replPassword =
+            c.dbReplicas.length > 0
+                ? new random.RandomPassword(`${name}-repl-password`, { length: 32, special: false }, { parent: this }).result
+                : undefined;
+        const replicas = c.dbReplicas.map(
+            (r) =>
+                new Database(
+                    r.name,
+                    {
+                        ...dbHostArgs(r),
+                        firewall: roleFirewall("replica", topology, r.sshPort),
+                        replicaOf: {
+                            name: c.database.name,
+                            address: c.database.address,
+                            port: c.dbPort,
+                            sshPort: c.database.sshPort,
+                            hostKey: c.database.hostKey,
+                            connection: hostConnection({ address: c.database.address, sshPort: c.database.sshPort, hostKey: c.database.hostKey, ...ssh }),
+                            caCertificate: db.caCertificate,
+                            replPassword: replPassword!,
+                            catchUpSeconds: 600,
+                            after: db.ready,
+                        },
+                    },
+                    hostOpts(r.name),
+                ),
+        );
+        // The app checks each server's certificate against this file: the database's CA and each replica's.
+        const dbCaBundle =
+            replicas.length === 0
+                ? db.caCertificate
+                : pulumi.all([db.caCertificate, ...replicas.map((r) => r.caCertificate)]).apply((pems) => pems.map((p) => p.trimEnd() + "\n").join(""));
 
         const webs: WebServer[] = [];
         for (const w of c.webServers) {
@@ -209,9 +256,11 @@ export class PiCluster extends pulumi.ComponentResource {
                         dbUser: db.dbUser,
                         dbPassword: password.result,
                         apiWriteToken: writeToken,
-                        dbCaCertificate: db.caCertificate,
+                        dbCaCertificate: dbCaBundle,
                         dbServerName: db.serverName,
-                        dbReady: db.ready,
+                        dbReplicas: c.dbReplicas.map((r) => ({ name: r.name, address: r.address })),
+                        dbReplicaMaxLagSeconds: c.dbReplicaMaxLagSeconds,
+                        dbReady: [...db.ready, ...replicas.flatMap((r) => r.ready)],
                         poolSize: c.dbPoolSize,
                         corsOrigins: c.corsOrigins,
                         lb: { connection: lbConnection, httpPort: c.httpPort, nginxConf: lb.nginxConf },
@@ -266,6 +315,7 @@ export class PiCluster extends pulumi.ComponentResource {
         this.dbPassword = pulumi.secret(password.result);
         this.apiWriteToken = pulumi.secret(writeToken);
         this.nodes = pulumi.output(nodes);
+        this.dbReplicas = pulumi.output(c.dbReplicas.map((r) => ({ name: r.name, address: r.address })));
         this.caCertificate = lb.caCertificate;
         this.certificateExpiry = lb.certificateExpiry;
         this.registerOutputs({
@@ -278,6 +328,7 @@ export class PiCluster extends pulumi.ComponentResource {
             dbPassword: this.dbPassword,
             apiWriteToken: this.apiWriteToken,
             nodes: this.nodes,
+            dbReplicas: this.dbReplicas,
             caCertificate: this.caCertificate,
             certificateExpiry: this.certificateExpiry,
             backup: this.backup,

@@ -243,6 +243,11 @@ const schema = z
         }),
         rolloutHealthTimeoutSeconds: healthTimeout.default(60),
         database: host,
+        // Read replicas of the database (GTID replication, seeded from a mariadb-backup
+        // stream of the primary). Empty: the database alone, as before.
+        dbReplicas: z.array(host, { message: "expected a list of replica Pis [{name, address, hostKey, sshPort?, ramMb?}]" }).default([]),
+        // A replica whose lag passes this leaves the app's read set until it is back under it.
+        dbReplicaMaxLagSeconds: count("seconds of replication lag", 5, 0, 3600).default(5),
         appPort: port.default(3000),
         dbPort: port.default(3306),
         httpPort: port.default(80),
@@ -284,6 +289,7 @@ const schema = z
             { h: c.loadBalancer, at: ["loadBalancer"] },
             ...c.webServers.map((h, i) => ({ h, at: ["webServers", i] })),
             { h: c.database, at: ["database"] },
+            ...c.dbReplicas.map((h, i) => ({ h, at: ["dbReplicas", i] })),
         ];
         const seenNames = new Map<string, string>();
         const seenAddresses = new Map<string, string>();
@@ -316,7 +322,7 @@ const schema = z
                 message: "expected the path of an SSH private key (or the secret sshPrivateKey)",
             });
         }
-        const hostNames = [c.loadBalancer.name, ...c.webServers.map((w) => w.name), c.database.name];
+        const hostNames = [c.loadBalancer.name, ...c.webServers.map((w) => w.name), c.database.name, ...c.dbReplicas.map((r) => r.name)];
         for (const name of Object.keys(c.reapply)) {
             if (!hostNames.includes(name)) {
                 ctx.addIssue({
@@ -358,19 +364,28 @@ const schema = z
             { path: ["dbPort"], port: c.dbPort, what: `pi-cluster:dbPort (${c.dbPort}), where MariaDB listens` },
             { path: ["database", "sshPort"], port: c.database.sshPort, what: "" },
         ]);
+        c.dbReplicas.forEach((r, i) =>
+            clashes(ctx, r.name, [
+                { path: ["dbPort"], port: c.dbPort, what: `pi-cluster:dbPort (${c.dbPort}), where MariaDB listens` },
+                { path: ["dbReplicas", i, "sshPort"], port: r.sshPort, what: "" },
+            ]),
+        );
 
         const connections = maxConnections(c.webServers.length, c.dbPoolSize, c.dbConnectionHeadroom);
         const db = mariadbMemoryMb(c.innodbBufferPoolSize, connections);
-        if (db.total > c.database.ramMb) {
-            ctx.addIssue({
-                code: "custom",
-                params: { whole: true },
-                path: ["innodbBufferPoolSize"],
-                message:
-                    `expected MariaDB to fit in ${c.database.name}'s ${c.database.ramMb} MB (pi-cluster:database.ramMb), but it needs ${db.total} MB: ` +
-                    `${db.pool} for the ${c.innodbBufferPoolSize} buffer pool and its structures, ${db.connections} for ${connections} connections at 3 MB, ` +
-                    `${db.reserve} for the OS and MariaDB's other caches; lower innodbBufferPoolSize or set the Pi's real ramMb`,
-            });
+        // A replica serves the same pools and may become the primary: each gets the same check.
+        for (const [h, at] of [[c.database, "database"], ...c.dbReplicas.map((r, i) => [r, `dbReplicas[${i}]`] as const)] as const) {
+            if (db.total > h.ramMb) {
+                ctx.addIssue({
+                    code: "custom",
+                    params: { whole: true },
+                    path: ["innodbBufferPoolSize"],
+                    message:
+                        `expected MariaDB to fit in ${h.name}'s ${h.ramMb} MB (pi-cluster:${at}.ramMb), but it needs ${db.total} MB: ` +
+                        `${db.pool} for the ${c.innodbBufferPoolSize} buffer pool and its structures, ${db.connections} for ${connections} connections at 3 MB, ` +
+                        `${db.reserve} for the OS and MariaDB's other caches; lower innodbBufferPoolSize or set the Pi's real ramMb`,
+                });
+            }
         }
         // A limit one dashboard tab trips would show the cluster as failing every refresh.
         const perRefresh = dashboardApiRequestsPerRefresh(c.webServers.length);

@@ -4,12 +4,12 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
-import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients } from "./render/firewall";
+import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients, renderReplicaClient, replicaClientFile } from "./render/firewall";
 import {
     BACKUP_ENV, BACKUP_KEY, BACKUP_KINDS, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, backupToolText, backupUnitName, BackupSchedule,
     PUBLIC_KEY_MARK, publicKeyOf, renderBackupService, renderBackupTimer, renderDbBackupEnv, RESTORE_TOOL, restoreToolText,
 } from "./render/backup";
-import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "./render/mariadb";
+import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, replicaServerId } from "./render/mariadb";
 import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
@@ -45,6 +45,58 @@ export interface DatabaseArgs extends HostArgs {
     purgeDataOnDestroy?: boolean;
     /** Backups: the binlog on, and timers that ship encrypted backups to the target. Default none (off). */
     backup?: DatabaseBackupArgs;
+    /** The database has read replicas: the binlog on. Default false. */
+    hasReplicas?: boolean;
+    /** This Pi is a read replica of that database, not the database. Default none. */
+    replicaOf?: ReplicaSource;
+}
+
+/** The database a replica follows, as the replica's steps need it. */
+export interface ReplicaSource {
+    name: string;
+    address: string;
+    /** Its MariaDB port and SSH port, and its pinned SSH host key. */
+    port: number;
+    sshPort: number;
+    hostKey: string;
+    /** Its SSH connection: the replica's source step runs there. */
+    connection: pulumi.Output<Connection>;
+    /** The CA of its MariaDB certificate. */
+    caCertificate: pulumi.Output<string>;
+    /** The replication user's password (secret). */
+    replPassword: pulumi.Output<string>;
+    /** How long a replica's step waits for it to catch up. */
+    catchUpSeconds: number;
+    /** The database's steps after which it serves (MariaDB with its binlog, its users). */
+    after: pulumi.Resource[];
+}
+
+/** The replication user, granted REPLICATION SLAVE from each replica's address only. */
+export const REPL_USER = "pi_repl";
+/** The database's account that runs only the seeding stream, for the replicas' keys. */
+export const SEED_USER = "pi-seed";
+export const SEED_STREAM_TOOL = "/usr/local/sbin/pi-cluster-seed-stream";
+export const SEED_SUDOERS = "/etc/sudoers.d/pi-cluster-seed";
+export const SEED_KEY = "/etc/pi-cluster/replica/seed_ed25519";
+export const SEED_KEY_MARK = "SEED_PUBLIC_KEY";
+const REPLICA_DIR = "/etc/pi-cluster/replica";
+
+/** The seeding account's forced command: a mariadb-backup of the database to stdout. */
+export function renderSeedStream(): string {
+    return `#!/bin/sh
+# Managed by pi-cluster: a mariadb-backup of this database to stdout, for a read replica's
+# seeding (the forced command of ${SEED_USER}). It takes no lock on the app's writes.
+set -eu
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+mariadb-backup --backup --user=root --stream=mbstream --target-dir="$dir" 2>/var/log/pi-cluster-seed.log
+`;
+}
+
+export function renderSeedSudoers(): string {
+    return `# Managed by pi-cluster: the seeding account runs the stream as root, and nothing else.
+${SEED_USER} ALL=(root) NOPASSWD: ${SEED_STREAM_TOOL}
+`;
 }
 
 /** What the database Pi needs to back itself up; the defaults live in components/config.ts. */
@@ -126,7 +178,8 @@ export class Database extends pulumi.ComponentResource {
                                 innodbBufferPoolSize: args.innodbBufferPoolSize ?? "512M",
                                 innodbLogFileSize: args.innodbLogFileSize ?? "128M",
                                 tls: { caPath: `${TLS_DIR}/ca.crt`, certPath: `${TLS_DIR}/server.crt`, keyPath: `${TLS_DIR}/server.key` },
-                                binlog: args.backup !== undefined,
+                                binlog: args.backup !== undefined || (args.hasReplicas ?? false),
+                                replica: args.replicaOf ? { serverId: replicaServerId(address) } : undefined,
                             }),
                         ),
                         CONN_CNF_TEXT: fileText(renderMaxConnections(conns)),
@@ -140,6 +193,18 @@ export class Database extends pulumi.ComponentResource {
             // The certificate exists before the config that names it restarts MariaDB (once).
             { parent: this, dependsOn: [...host.ready, tls] },
         );
+
+        this.address = pulumi.output(args.address);
+        this.port = pulumi.output(port);
+        this.dbName = pulumi.output(DB_NAME);
+        this.dbUser = pulumi.output(DB_USER);
+        this.caCertificate = pulumi.unsecret(tls.stdout).apply((out) => parseTlsStepOutput(out, `${name}-tls`).caCertificate);
+        this.serverName = pulumi.output(name);
+        if (args.replicaOf) {
+            this.ready = [this.replicaSteps(name, args, args.replicaOf, connection, mariadb)];
+            this.registerOutputs({ address: this.address, port: this.port, caCertificate: this.caCertificate, serverName: this.serverName });
+            return;
+        }
 
         const appDb = remoteStep(
             `${name}-app-db`,
@@ -215,13 +280,7 @@ export class Database extends pulumi.ComponentResource {
             });
         }
 
-        this.address = pulumi.output(args.address);
-        this.port = pulumi.output(port);
-        this.dbName = pulumi.output(DB_NAME);
-        this.dbUser = pulumi.output(DB_USER);
         this.ready = [appDb, migrate];
-        this.caCertificate = pulumi.unsecret(tls.stdout).apply((out) => parseTlsStepOutput(out, `${name}-tls`).caCertificate);
-        this.serverName = pulumi.output(name);
         this.registerOutputs({
             address: this.address,
             port: this.port,
@@ -235,6 +294,82 @@ export class Database extends pulumi.ComponentResource {
     private readonly connection: pulumi.Output<Connection>;
     private readonly nodeNameForSteps: string;
     private readonly webAddresses: string[];
+
+    /**
+     * A replica's steps: its seeding key (here), what lets it in on the database (there: the
+     * replication user from this address, 3306, the seeding account's line), then the
+     * replication itself (here), which seeds it when it is new and waits until it caught up.
+     * Removing a replica deletes them after the web servers stopped reading from it.
+     */
+    private replicaSteps(name: string, args: DatabaseArgs, src: ReplicaSource, connection: pulumi.Output<Connection>, mariadb: pulumi.Resource): pulumi.Resource {
+        const key = remoteStep(
+            `${name}-seed-key`,
+            { connection, script: renderScript("db-replica-key", { STEP: `${name}-seed-key`, KEY: SEED_KEY, SEED_KEY_MARK }) },
+            { parent: this, dependsOn: [mariadb] },
+        );
+        const publicKey = key.stdout.apply((out) => {
+            const k = new RegExp(`^${SEED_KEY_MARK} (ssh-ed25519 \\S+)`, "m").exec(out)?.[1];
+            if (!k) throw new pulumi.ResourceError(`${name}-seed-key: printed no "${SEED_KEY_MARK} ssh-ed25519 ..." line`, this);
+            return k;
+        });
+        const source = remoteStep(
+            `${name}-source`,
+            {
+                connection: src.connection,
+                secret: true,
+                script: pulumi.secret(
+                    pulumi.all([src.replPassword, publicKey, pulumi.output(args.address)]).apply(([password, seedKey, address]) =>
+                        renderScript("db-replica-source", {
+                            STEP: `${name}-source`,
+                            REPL_USER,
+                            REPL_PASSWORD: password,
+                            REPLICA_NAME: name,
+                            REPLICA_ADDRESS: address,
+                            CLIENT_FILE: replicaClientFile(name),
+                            CLIENT_TEXT: fileText(renderReplicaClient(address, src.port)),
+                            RULESET: FIREWALL_RULESET,
+                            SEED_USER,
+                            SEED_PUBLIC_KEY: seedKey,
+                            STREAM_TOOL: SEED_STREAM_TOOL,
+                            STREAM_TEXT: fileText(renderSeedStream()),
+                            SUDOERS: SEED_SUDOERS,
+                            SUDOERS_TEXT: fileText(renderSeedSudoers()),
+                        }),
+                    ),
+                ),
+            },
+            { parent: this, dependsOn: src.after },
+        );
+        const known = src.sshPort === 22 ? src.address : `[${src.address}]:${src.sshPort}`;
+        return remoteStep(
+            `${name}-replica`,
+            {
+                connection,
+                secret: true,
+                script: pulumi.secret(
+                    pulumi.all([src.replPassword, src.caCertificate]).apply(([password, ca]) =>
+                        renderScript("db-replica", {
+                            STEP: `${name}-replica`,
+                            PRIMARY_ADDRESS: src.address,
+                            PRIMARY_PORT: src.port,
+                            PRIMARY_SSH_PORT: src.sshPort,
+                            KNOWN_HOSTS: `${REPLICA_DIR}/known_hosts`,
+                            KNOWN_HOSTS_TEXT: fileText(`${known} ${src.hostKey}\n`),
+                            // Where the mysql user reads it (REPLICA_DIR is root's alone).
+                            PRIMARY_CA: "/etc/mysql/pi-cluster-primary-ca.crt",
+                            PRIMARY_CA_TEXT: fileText(ca),
+                            SEED_USER,
+                            KEY: SEED_KEY,
+                            REPL_USER,
+                            REPL_PASSWORD: password,
+                            CATCH_UP_SECONDS: src.catchUpSeconds,
+                        }),
+                    ),
+                ),
+            },
+            { parent: this, dependsOn: [source, mariadb] },
+        );
+    }
 
     /**
      * From now on MariaDB refuses connections without TLS, and the app user's grants require

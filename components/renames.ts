@@ -4,7 +4,7 @@
 // the same Pi, in an order nobody chose.
 import { ConfigError } from "./config";
 
-export type Role = "lb" | "web" | "db";
+export type Role = "lb" | "web" | "db" | "replica";
 
 export interface Node {
     name: string;

@@ -63,6 +63,10 @@ export interface WebServerArgs extends HostArgs {
     dbCaCertificate: pulumi.Input<string>;
     /** The DNS name in MariaDB's certificate. Required. */
     dbServerName: pulumi.Input<string>;
+    /** The database's read replicas the app reads from (their CAs are in dbCaCertificate). Default none. */
+    dbReplicas?: { name: string; address: string }[];
+    /** The lag past which the app stops reading from a replica. Default 5. */
+    dbReplicaMaxLagSeconds?: number;
     /** The app starts only after these (the DB user and schema). Required. */
     dbReady: pulumi.Resource[];
     /** Pool size per web server. Default 10. */
@@ -129,6 +133,8 @@ export class WebServer extends pulumi.ComponentResource {
                     dbPoolSize: args.poolSize ?? 10,
                     corsOrigins: args.corsOrigins ?? [],
                     dbTls: { caFile: DB_CA_FILE, serverName: dbServerName },
+                    dbReplicas: (args.dbReplicas ?? []).map((r) => ({ name: r.name, address: r.address, port: dbPort })),
+                    dbReplicaMaxLagSeconds: args.dbReplicaMaxLagSeconds,
                 }),
         );
         // The secrets go in their own step, the one web-server step whose script is secret;

@@ -41,7 +41,7 @@ all_hosts() {
     pulumi config --stack "$1" --json | node -e '
         const cfg = JSON.parse(require("fs").readFileSync(0, "utf8"));
         const get = (k) => { const v = cfg["pi-cluster:" + k]?.value; return v === undefined ? undefined : (typeof v === "string" ? JSON.parse(v) : v); };
-        for (const h of [get("loadBalancer"), ...(get("webServers") ?? []), get("database")]) if (h) console.log(h.name);'
+        for (const h of [get("loadBalancer"), ...(get("webServers") ?? []), get("database"), ...(get("dbReplicas") ?? [])]) if (h) console.log(h.name);'
 }
 
 # config_path STACK NAME : prints the config path of host NAME, such as webServers[1].
@@ -55,8 +55,10 @@ config_path() {
         else if (get("database")?.name === name) console.log("database");
         else {
             const i = (get("webServers") ?? []).findIndex((w) => w.name === name);
-            if (i < 0) process.exit(3);
-            console.log(`webServers[${i}]`);
+            const r = (get("dbReplicas") ?? []).findIndex((w) => w.name === name);
+            if (i >= 0) console.log(`webServers[${i}]`);
+            else if (r >= 0) console.log(`dbReplicas[${r}]`);
+            else process.exit(3);
         }' "$2"
 }
 

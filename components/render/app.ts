@@ -101,6 +101,10 @@ export interface AppEnvArgs {
     corsOrigins: string[];
     /** The CA file MariaDB's certificate is checked against, and the name it must carry. */
     dbTls: { caFile: string; serverName: string };
+    /** The database's read replicas, each checked against its own name (its CA is in the same file). Default none. */
+    dbReplicas?: { name: string; address: string; port: number }[];
+    /** The lag past which a replica leaves the read set. Default the app's (5). */
+    dbReplicaMaxLagSeconds?: number;
 }
 
 function envLine(key: string, value: string): string {
@@ -124,6 +128,13 @@ export function renderAppEnv(a: AppEnvArgs): string {
             envLine("DB_POOL_SIZE", String(a.dbPoolSize)),
             envLine("DB_SSL_CA", a.dbTls.caFile),
             envLine("DB_SSL_SERVERNAME", a.dbTls.serverName),
+            // Only with replicas, so a cluster without them keeps its settings as they were.
+            ...(a.dbReplicas && a.dbReplicas.length > 0
+                ? [
+                      envLine("DB_REPLICAS", a.dbReplicas.map((r) => `${r.name}@${r.address}:${r.port}`).join(",")),
+                      envLine("DB_REPLICA_MAX_LAG_SECONDS", String(a.dbReplicaMaxLagSeconds ?? 5)),
+                  ]
+                : []),
             envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
         ].join("\n") + "\n"
     );

@@ -1,7 +1,7 @@
 // The seed's security groups as nftables rules. Pure: topology in, ruleset text out.
 import { SANDBOX } from "./systemd";
 
-export type Role = "lb" | "web" | "db";
+export type Role = "lb" | "web" | "db" | "replica";
 
 /** The load balancer keeps 443 open for HTTPS, whatever httpPort is. */
 export const HTTPS_PORT = 443;
@@ -42,6 +42,10 @@ export interface Topology {
     lbAddress: string;
     webAddresses: string[];
     dbAddress: string;
+    /** The database's read replicas. Default none. */
+    replicaAddresses?: string[];
+    /** The database's SSH port, which the replicas' seeding streams reach. Default 22. */
+    dbSshPort?: number;
     appPort: number;
     dbPort: number;
     httpPort: number;
@@ -58,6 +62,7 @@ export interface Topology {
 export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpec {
     if (t.adminCidrs.length === 0) throw new Error("roleFirewall: adminCidrs must not be empty, or SSH would be closed to everyone");
     const base = { role, adminCidrs: t.adminCidrs, sshPort };
+    const replicas = [...(t.replicaAddresses ?? [])].sort();
     switch (role) {
         case "lb":
             return {
@@ -72,18 +77,33 @@ export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpe
             return {
                 ...base,
                 inbound: [{ port: t.appPort, from: [t.lbAddress], comment: "app from the load balancer only" }],
-                outbound: [{ port: t.dbPort, to: [t.dbAddress], comment: "mariadb on the database" }],
+                outbound: [
+                    { port: t.dbPort, to: [t.dbAddress], comment: "mariadb on the database" },
+                    { port: t.dbPort, to: replicas, comment: "mariadb on the read replicas" },
+                ],
             };
         case "db":
             // 3306 from the web servers is in DB_CLIENTS_FILE, written by the database's
             // app-db step together with the grants (see renderDbClients).
             // The backups go out over SSH to the target, and nothing else does. The target
             // lets the database in on its SSH port, as every Pi is in the management network.
+            // A replica is seeded over SSH (its account runs mariadb-backup, nothing else);
+            // its 3306 rule is its own step's file in FIREWALL_INCLUDE_DIR, with its grant.
             return {
                 ...base,
-                inbound: [],
+                inbound: [{ port: sshPort, from: replicas, comment: "seeding streams to the read replicas (ssh)" }],
                 outbound: t.backupTarget ? [{ port: t.backupTarget.sshPort, to: [t.backupTarget.address], comment: "backups to the backup target (ssh)" }] : [],
                 includeDir: true,
+            };
+        case "replica":
+            // Reads from the web servers; replication and its seed from the database.
+            return {
+                ...base,
+                inbound: [{ port: t.dbPort, from: [...t.webAddresses].sort(), comment: "mariadb from the web servers only" }],
+                outbound: [
+                    { port: t.dbPort, to: [t.dbAddress], comment: "replication from the database" },
+                    { port: t.dbSshPort ?? 22, to: [t.dbAddress], comment: "the seeding stream from the database (ssh)" },
+                ],
             };
     }
 }
@@ -152,6 +172,17 @@ export function renderDbClients(webAddresses: string[], dbPort: number): string 
     const header = "# Managed by pi-cluster; rendered by components/render/firewall.ts (renderDbClients).\n";
     if (webAddresses.length === 0) return header;
     return `${header}ip saddr ${set([...webAddresses].sort())} tcp dport ${dbPort} accept comment "mariadb from the web servers only"\n`;
+}
+
+/** The database's input rule for one replica's replication connection, owned by that replica's source step. */
+export function replicaClientFile(name: string): string {
+    return `${FIREWALL_INCLUDE_DIR}/replica-${name}.nft`;
+}
+
+export function renderReplicaClient(address: string, dbPort: number): string {
+    return `# Managed by pi-cluster; rendered by components/render/firewall.ts (renderReplicaClient).
+ip saddr ${address} tcp dport ${dbPort} accept comment "replication to this read replica"
+`;
 }
 
 /**

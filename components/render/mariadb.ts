@@ -8,8 +8,10 @@ export interface MariadbConfigArgs {
     innodbLogFileSize: string;
     /** The server's certificate files (assets/scripts/db-tls.sh makes them). Default none: no TLS. */
     tls?: MariadbTlsFiles;
-    /** The binary log for point-in-time recovery (backups on). Default off. */
+    /** The binary log for point-in-time recovery and replicas (backups or replicas on). Default off. */
     binlog?: boolean;
+    /** A read replica: its own server id, read-only, and the binlog with what it applies (to be promoted). Default none: the primary. */
+    replica?: { serverId: number };
 }
 
 export interface MariadbTlsFiles {
@@ -27,10 +29,11 @@ export const BINLOG_BASENAME = "mariadb-bin";
  * acknowledged is in the binlog that is shipped. Kept 7 days on the Pi: the shipper sends
  * each closed file within binlogShipSeconds, the rest is slack for a target that is down.
  */
-export function renderBinlogSettings(): string {
+export function renderBinlogSettings(serverId = 1): string {
     return `
-# Binary log for point-in-time recovery; shipped, encrypted, by pi-cluster-backup.
-server_id = 1
+# Binary log for point-in-time recovery and the read replicas; shipped, encrypted, by
+# pi-cluster-backup.
+server_id = ${serverId}
 log_bin = ${BINLOG_BASENAME}
 binlog_format = ROW
 gtid_strict_mode = ON
@@ -68,7 +71,36 @@ slow_query_log = 1
 slow_query_log_file = /var/log/mysql/mariadb-slow.log
 long_query_time = 1
 log_slow_verbosity = query_plan
-${a.tls ? tlsLines(a.tls) : ""}${a.binlog ? renderBinlogSettings() : ""}`;
+${a.tls ? tlsLines(a.tls) : ""}${a.replica ? renderReplicaSettings(a.replica.serverId) : a.binlog ? renderBinlogSettings() : ""}`;
+}
+
+/**
+ * The primary is server 1; a replica's id comes from its address (the IPv4 address as a
+ * number), so no two hosts of a cluster share one and a replica keeps its id when promoted.
+ */
+export function replicaServerId(address: string): number {
+    const parts = address.split(".").map(Number);
+    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`replicaServerId: expected an IPv4 address, got ${address}`);
+    return ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3];
+}
+
+/**
+ * A read replica. read_only keeps every account but the replication threads and those with
+ * READ ONLY ADMIN (root by socket) from writing: since MariaDB 10.11 SUPER no longer implies
+ * it, which makes read_only what MySQL calls super_read_only. The binlog, with the events
+ * the replica applies (log_slave_updates), lets it become the primary that the other
+ * replicas follow by GTID.
+ */
+export function renderReplicaSettings(serverId: number): string {
+    return `${renderBinlogSettings(serverId)}
+# A read replica of the database (GTID); pi-cluster's replica step seeds it and points it there.
+# What is written here locally (a step's ALTER USER) goes to a domain of its own, so it can
+# never take a sequence number of the database's domain, which gtid_strict_mode would stop on.
+gtid_domain_id = ${serverId}
+log_slave_updates = ON
+relay_log = mariadb-relay
+read_only = ON
+`;
 }
 
 // The web servers' connections encrypted with the Pi's own CA. Mozilla's intermediate

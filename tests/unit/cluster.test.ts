@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import {
-    AGE_PUBLIC_KEY, DB_BACKUP_PUBLIC_KEY, decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_TLS_OUTPUT, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
+    AGE_PUBLIC_KEY, DB_BACKUP_PUBLIC_KEY, REPLICA_SEED_PUBLIC_KEY, replicasConfig, decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_TLS_OUTPUT, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
     recordRegisteredOutputs, recorder, settle, tmpDir,
 } from "./helpers";
 
@@ -87,6 +87,42 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(commands(res).length, webs * 9 + 7 + 8);
         });
     }
+
+    it("builds a read replica: its own steps, its source step on the database, and the web servers reading from it", async () => {
+        const { res } = await build(2, { ...rawConfig(2), dbReplicas: replicasConfig(1), dbReplicaMaxLagSeconds: 7 });
+        for (const step of ["wait-ssh", "base", "firewall", "tls", "mariadb", "seed-key", "source", "replica"]) byName(res, `pi-db-read1-${step}`);
+        // The primary's own steps stay on the primary; a replica has none of them.
+        for (const step of ["app-db", "migrate", "require-tls", "backup"]) assert.throws(() => byName(res, `pi-db-read1-${step}`), step);
+        // The source step runs on the database, carries the replica's key, and is secret (the password).
+        const source = byName(res, "pi-db-read1-source");
+        assert.strictEqual(source.inputs.connection.host, "10.254.0.124");
+        assert.strictEqual(source.inputs.logging, "stderr");
+        assert.match(source.inputs.stdin, new RegExp(`^SEED_PUBLIC_KEY='${REPLICA_SEED_PUBLIC_KEY}'$`, "m"));
+        assert.match(source.inputs.stdin, /^REPLICA_ADDRESS='10\.254\.0\.127'$/m);
+        const replica = byName(res, "pi-db-read1-replica");
+        assert.strictEqual(replica.inputs.connection.host, "10.254.0.127");
+        assert.match(replica.inputs.stdin, /^PRIMARY_ADDRESS='10\.254\.0\.124'$/m);
+        assert.ok(replica.dependsOn.some((d) => d.endsWith("pi-db-read1-source")), "the replica step follows its source step");
+        // The replica's config: read-only, its own server id; the primary's: the binlog on.
+        assert.match(decodeVar(byName(res, "pi-db-read1-mariadb").inputs.stdin, "SERVER_CNF_TEXT"), /^read_only = ON$/m);
+        assert.match(decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT"), /^log_bin = mariadb-bin$/m);
+        // The web servers read from it, after it caught up, and reach it through their firewall.
+        for (const w of ["pi-web1", "pi-web2"]) {
+            const env = decodeVar(byName(res, `${w}-app`).inputs.stdin, "ENV_TEXT");
+            assert.match(env, /^DB_REPLICAS="pi-db-read1@10\.254\.0\.127:3306"$/m);
+            assert.match(env, /^DB_REPLICA_MAX_LAG_SECONDS="7"$/m);
+            assert.ok(byName(res, `${w}-app`).dependsOn.some((d) => d.endsWith("pi-db-read1-replica")), `${w}-app waits for the replica`);
+        }
+        // The database's sshd lets the seeding account in from the replica only.
+        assert.match(byName(res, "pi-db-base").inputs.stdin, /pi-seed@10\.254\.0\.127/);
+        assert.strictEqual([...res.values()].filter((r) => r.type === "random:index/randomPassword:RandomPassword").length, 3);
+    });
+
+    it("builds no replica resource and no replica setting when dbReplicas is empty", async () => {
+        const { res } = await build(2);
+        assert.ok(![...res.values()].some((r) => /read|repl|seed/.test(r.name)), "a replica resource without replicas");
+        assert.doesNotMatch(decodeVar(byName(res, "pi-web1-app").inputs.stdin, "ENV_TEXT"), /DB_REPLICA/);
+    });
 
     it("keeps a cordoned server's own steps as they are, out of the LB, and marked in cluster.json", async () => {
         recorded.clear();

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, privateKeyType, sizeToMb } from "../../components/config";
 import { dashboardTabsWithin } from "../../components/render/nginx";
-import { AGE_PUBLIC_KEY, FAKE_PRIVATE_KEY, HOST_KEY, rawConfig, tmpDir, writeKey } from "./helpers";
+import { AGE_PUBLIC_KEY, FAKE_PRIVATE_KEY, HOST_KEY, rawConfig, replicasConfig, tmpDir, writeKey } from "./helpers";
 
 /** Pulumi.production.yaml as shipped, as `pulumi config` would hand it over, with a key file that exists here. */
 function productionConfig(): Record<string, any> {
@@ -94,6 +94,21 @@ describe("stack config", () => {
         rejects((c) => (c.webServers[1].name = "pi-web1"), /pi-cluster:webServers\[1\]\.name/, /duplicate host name "pi-web1"/));
     it("rejects duplicate addresses", () =>
         rejects((c) => (c.database.address = "10.254.0.122"), /pi-cluster:database\.address/, /duplicate address 10\.254\.0\.122/));
+    it("takes read replicas like the other hosts, with the lag bound's default, and none by default", () => {
+        assert.deepStrictEqual(parseConfig(rawConfig(2)).dbReplicas, []);
+        const c = parseConfig({ ...rawConfig(2), dbReplicas: replicasConfig(2), reapply: { "pi-db-read2": 1 } });
+        assert.deepStrictEqual(c.dbReplicas.map((r) => `${r.name} ${r.address} ${r.sshPort}`), ["pi-db-read1 10.254.0.127 22", "pi-db-read2 10.254.0.128 22"]);
+        assert.strictEqual(c.dbReplicaMaxLagSeconds, 5);
+    });
+    it("rejects a replica on another host's address or name, without a host key, or a bad lag bound", () => {
+        rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.124", hostKey: HOST_KEY }]), /pi-cluster:dbReplicas\[0\]\.address/, /duplicate address 10\.254\.0\.124 \(also used by database\)/);
+        rejects((c) => (c.dbReplicas = [{ name: "pi-db", address: "10.254.0.127", hostKey: HOST_KEY }]), /pi-cluster:dbReplicas\[0\]\.name/, /duplicate host name "pi-db"/);
+        rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.127" }]), /pi-cluster:dbReplicas\[0\]\.hostKey/, /expected the Pi's SSH host key/);
+        rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.9.0.127", hostKey: HOST_KEY }]), /pi-cluster:managementCidr/, /10\.9\.0\.127 \(dbReplicas\.0\) is outside/);
+        rejects((c) => (c.dbReplicas = { name: "pi-db-read1" }), /pi-cluster:dbReplicas/, /expected a list of replica Pis/);
+        rejects((c) => (c.dbReplicaMaxLagSeconds = -1), /pi-cluster:dbReplicaMaxLagSeconds/, /expected at least 0 seconds of replication lag/);
+        rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.127", hostKey: HOST_KEY, ramMb: 512 }]), /pi-cluster:innodbBufferPoolSize/, /fit in pi-db-read1's 512 MB \(pi-cluster:dbReplicas\[0\]\.ramMb\)/);
+    });
     for (const bad of ["10.254.0.300", "10.254.0", "10.254.0.1.2", "ten.0.0.1", "010.254.0.1", ""]) {
         it(`rejects the malformed IPv4 address ${JSON.stringify(bad)}`, () =>
             rejects((c) => (c.webServers[0].address = bad), /pi-cluster:webServers\[0\]\.address/, /expected an IPv4 address/));

@@ -54,6 +54,14 @@ export const AGE_PUBLIC_KEY = "age1amw0rye57c8ndullpz6p8cpy8gvsztlpewszkm0uwr93y
 /** What the mocked database backup step prints as the Pi's SSH public key. */
 export const DB_BACKUP_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA";
 
+/** What the mocked replica seed-key step prints as the replica's SSH public key. */
+export const REPLICA_SEED_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9pYh8Qn3v0m0sZ3cT0q2b8m9Qw7y4nZr1x5o6Kk2Lm";
+
+/** `n` replicas at .127, .128, ... as the lab makes them. */
+export function replicasConfig(n: number): Record<string, unknown>[] {
+    return Array.from({ length: n }, (_, i) => ({ name: `pi-db-read${i + 1}`, address: `10.254.0.${127 + i}`, hostKey: HOST_KEY }));
+}
+
 export function rawConfig(webs = 2, keyPath = writeKey()): Record<string, unknown> {
     return {
         sshUser: "pi",
@@ -122,7 +130,9 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
                           ? JSON.stringify(FAKE_TLS_OUTPUT) + "\n"
                           : args.name.endsWith("-backup")
                             ? `[x] scheduled\nBACKUP_PUBLIC_KEY ${DB_BACKUP_PUBLIC_KEY}\n`
-                            : "ok";
+                            : args.name.endsWith("-seed-key")
+                              ? `SEED_PUBLIC_KEY ${REPLICA_SEED_PUBLIC_KEY}\n`
+                              : "ok";
                     state.stderr = "";
                 }
                 return { id: `${args.name}-id`, state };

@@ -9,9 +9,9 @@ import * as net from "net";
 import * as path from "path";
 import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
-import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, roleFirewall, Topology } from "../../components/render/firewall";
+import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, renderReplicaClient, replicaClientFile, roleFirewall, Topology } from "../../components/render/firewall";
 import { BACKUP_ASSETS, publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
-import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport } from "../../components/render/mariadb";
+import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, replicaServerId } from "../../components/render/mariadb";
 import {
     ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, HSTS_MAX_AGE_SECONDS, NginxSiteArgs, renderClusterJson, renderNginxSite,
     TLS_CIPHERS, upstreamName,
@@ -676,6 +676,29 @@ describe("firewall", () => {
         assert.doesNotMatch(renderDbClients([], 3306), /accept/);
     });
 
+    it("renders the replica roles: 3306 from the web servers only, replication and its seed to the database only", () => {
+        const t = { ...topology, replicaAddresses: ["10.254.0.128", "10.254.0.127"], dbSshPort: 2222 };
+        const r = renderFirewall(roleFirewall("replica", t));
+        assert.deepStrictEqual(
+            r.split("\n").filter((l) => /tcp dport (3306|2222)/.test(l)).map((l) => l.trim()),
+            [
+                'ip saddr { 10.254.0.122, 10.254.0.123 } tcp dport 3306 accept comment "mariadb from the web servers only"',
+                'ip daddr 10.254.0.124 tcp dport 3306 accept comment "replication from the database"',
+                'ip daddr 10.254.0.124 tcp dport 2222 accept comment "the seeding stream from the database (ssh)"',
+            ],
+        );
+        assert.doesNotMatch(r, /include/);
+        // The web servers reach the replicas; the database lets their seeding streams in on SSH.
+        assert.match(renderFirewall(roleFirewall("web", t)), /^        ip daddr \{ 10\.254\.0\.127, 10\.254\.0\.128 \} tcp dport 3306 accept comment "mariadb on the read replicas"$/m);
+        assert.match(renderFirewall(roleFirewall("db", t)), /^        ip saddr \{ 10\.254\.0\.127, 10\.254\.0\.128 \} tcp dport 22 accept comment "seeding streams to the read replicas \(ssh\)"$/m);
+        // Each replica's 3306 on the database is a file of its own (its source step's).
+        assert.strictEqual(replicaClientFile("pi-db-read1"), "/etc/pi-cluster/firewall.d/replica-pi-db-read1.nft");
+        assert.match(renderReplicaClient("10.254.0.127", 3306), /^ip saddr 10\.254\.0\.127 tcp dport 3306 accept/m);
+        // Without replicas, no rule names them.
+        assert.doesNotMatch(renderFirewall(roleFirewall("web", topology)), /read replicas/);
+        assert.doesNotMatch(renderFirewall(roleFirewall("db", topology)), /seeding/);
+    });
+
     it("renders the lb role: 80 and 443 from anywhere, proxy to the web servers", () => {
         const r = renderFirewall(roleFirewall("lb", topology));
         assert.match(r, /^        tcp dport 80 accept comment "http from anywhere"$/m);
@@ -699,14 +722,15 @@ describe("firewall", () => {
 
     it("is accepted by nft -c", function () {
         if (!isRoot) this.skip(); // nft -c needs CAP_NET_ADMIN; CI runs as root
-        for (const role of ["lb", "web", "db"] as const) {
+        for (const role of ["lb", "web", "db", "replica"] as const) {
             const dir = tmpDir("pi-nft-");
             const f = path.join(dir, `${role}.nft`);
             // The database's clients rule, included from a directory of the test's own.
             fs.mkdirSync(path.join(dir, "firewall.d"));
             fs.writeFileSync(path.join(dir, "firewall.d", "db-clients.nft"), renderDbClients(topology.webAddresses, 3306));
+            fs.writeFileSync(path.join(dir, "firewall.d", "replica-pi-db-read1.nft"), renderReplicaClient("10.254.0.127", 3306));
             // Two admin networks, so the set syntax is checked too.
-            const admins = { ...topology, adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"] };
+            const admins = { ...topology, adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"], replicaAddresses: ["10.254.0.127", "10.254.0.128"] };
             fs.writeFileSync(f, renderFirewall(roleFirewall(role, admins)).replace(FIREWALL_INCLUDE_DIR, path.join(dir, "firewall.d")));
             // In a fresh network namespace, so checking never touches this machine's rules.
             const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", f], { encoding: "utf8" });
@@ -756,6 +780,23 @@ describe("mariadb config", () => {
         // And it fails on a bad option, so the check above can fail.
         fs.appendFileSync(f, "no_such_option = 1\n");
         assert.notStrictEqual(spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"]).status, 0);
+    });
+});
+
+describe("mariadb config of a read replica", () => {
+    it("is read-only with its own server and GTID domain ids, and keeps the binlog with what it applies", () => {
+        const id = replicaServerId("10.254.0.127");
+        assert.strictEqual(id, 10 * 2 ** 24 + 254 * 2 ** 16 + 127);
+        assert.strictEqual(replicaServerId("255.255.255.255"), 2 ** 32 - 1);
+        assert.throws(() => replicaServerId("10.254.0"), /expected an IPv4 address/);
+        const cnf = renderMariadbConfig({ bindAddress: "10.254.0.127", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", replica: { serverId: id } });
+        for (const line of [`server_id = ${id}`, `gtid_domain_id = ${id}`, "log_bin = mariadb-bin", "gtid_strict_mode = ON", "log_slave_updates = ON", "read_only = ON"]) {
+            assert.ok(cnf.split("\n").includes(line), line);
+        }
+        // The primary stays server 1, domain 0 (the default), with the binlog on.
+        const primary = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", binlog: true });
+        assert.match(primary, /^server_id = 1$/m);
+        assert.doesNotMatch(primary, /read_only|gtid_domain_id/);
     });
 });
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Step "replica" (on a read replica): GTID replication from the database, TLS verified
+# against the database's CA.
+#   - A new replica (or one whose data is not a copy of this database) is seeded from a
+#     mariadb-backup stream of the database over SSH (its seeding account runs only that),
+#     which takes no lock on the database's writes; the stream is unpacked, prepared and
+#     moved in, and replication starts at the backup's GTID.
+#   - A replica that follows another host (the database moved: a promotion) is pointed at
+#     the new one by GTID, and seeded again only if the new one cannot serve its position.
+#   - A changed password or CA is applied in place; stopped threads are started.
+# The step returns once the replica has caught up with the database's position at that
+# moment, so the web servers, which come after it, read fresh data from the start.
+# Run as root via `sudo bash -s -- apply|delete`.
+# Reads:
+#   STEP              log prefix
+#   PRIMARY_ADDRESS   the database;  PRIMARY_PORT its MariaDB port;  PRIMARY_SSH_PORT its SSH port
+#   KNOWN_HOSTS_TEXT   its pinned SSH host key;  KNOWN_HOSTS the path
+#   PRIMARY_CA_TEXT    the CA of its MariaDB certificate;  PRIMARY_CA the path
+#   SEED_USER         the seeding account on it;  KEY this replica's key (the seed-key step made it)
+#   REPL_USER         the replication user;  REPL_PASSWORD its password (secret; to MariaDB on stdin)
+#   CATCH_UP_SECONDS  how long the step waits for the replica to catch up
+set -euo pipefail
+
+# @vars
+
+# @lib
+
+readonly DATADIR=/var/lib/mysql
+readonly SEED_DIR=/var/lib/pi-cluster/seed
+readonly STATE_DIR=/var/lib/pi-cluster/replica
+# What the replica was last pointed at (address and a digest of the settings), 0600.
+readonly PARAMS_FILE=$STATE_DIR/params
+
+slave_status() { mariadb --protocol=socket -e 'SHOW SLAVE STATUS\G' 2>/dev/null || true; }
+
+# field NAME STATUS : one field of SHOW SLAVE STATUS\G.
+field() {
+    awk -v k="$1" '{ i = index($0, ": "); if (i == 0) next; n = substr($0, 1, i - 1); gsub(/^ +/, "", n); if (n == k) { print substr($0, i + 2); exit } }' <<<"$2"
+}
+
+params_digest() {
+    printf '%s\n' "$PRIMARY_ADDRESS" "$PRIMARY_PORT" "$REPL_USER" "$REPL_PASSWORD" "$PRIMARY_CA" "$PRIMARY_CA_TEXT" | sha256sum | cut -d' ' -f1
+}
+
+change_master_sql() {
+    printf "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_SSL=1, MASTER_SSL_CA=%s, MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_CONNECT_RETRY=2, MASTER_HEARTBEAT_PERIOD=1;\n" \
+        "$(sql_quote "$PRIMARY_ADDRESS")" "$PRIMARY_PORT" "$(sql_quote "$REPL_USER")" "$(sql_quote "$REPL_PASSWORD")" "$(sql_quote "$PRIMARY_CA")"
+}
+
+remember_params() {
+    install -d -m 0700 "$STATE_DIR"
+    (umask 077 && printf '%s %s\n' "$PRIMARY_ADDRESS" "$(params_digest)" >"$PARAMS_FILE")
+}
+
+# primary_sql SQL : runs SQL on the database as the replication user (TLS, verified), with
+# the password in a 0600 file, never on a command line.
+primary_sql() {
+    local cnf rc=0
+    cnf=$(mktemp)
+    printf '[client]\npassword=%s\n' "$REPL_PASSWORD" >"$cnf"
+    mariadb --defaults-extra-file="$cnf" -N -B --host="$PRIMARY_ADDRESS" --port="$PRIMARY_PORT" --user="$REPL_USER" \
+        --ssl --ssl-ca="$PRIMARY_CA" --ssl-verify-server-cert -e "$1" || rc=$?
+    rm -f "$cnf"
+    return $rc
+}
+
+seed() {
+    info "seeding from $PRIMARY_ADDRESS: a mariadb-backup stream of it (no lock on its writes)"
+    local t0=$SECONDS gtid
+    systemctl stop mariadb
+    rm -rf "$SEED_DIR"
+    install -d -m 0700 "$SEED_DIR"
+    ssh -i "$KEY" -p "$PRIMARY_SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN_HOSTS" \
+        -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o LogLevel=ERROR "$SEED_USER@$PRIMARY_ADDRESS" |
+        mbstream -x -C "$SEED_DIR" || fatal "the seeding stream from $PRIMARY_ADDRESS failed (its log: /var/log/pi-cluster-seed.log there)"
+    mariadb-backup --prepare --target-dir="$SEED_DIR" >"$SEED_DIR.log" 2>&1 || fatal "preparing the seed failed (see $SEED_DIR.log)"
+    gtid=$(awk '{print $3}' "$SEED_DIR/mariadb_backup_binlog_info" 2>/dev/null || true)
+    [[ "$gtid" =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]] || fatal "the seed carries no GTID position (is the binlog on at $PRIMARY_ADDRESS?)"
+    # One copy of what was here is kept, as the restore does.
+    rm -rf "$DATADIR.before-seed"
+    [[ -d "$DATADIR" ]] && mv "$DATADIR" "$DATADIR.before-seed"
+    install -d -m 0755 -o mysql -g mysql "$DATADIR"
+    mariadb-backup --move-back --target-dir="$SEED_DIR" --datadir="$DATADIR" >>"$SEED_DIR.log" 2>&1 || fatal "moving the seed in failed (see $SEED_DIR.log)"
+    chown -R mysql:mysql "$DATADIR"
+    rm -rf "$SEED_DIR"
+    systemctl start mariadb
+    # The backup's position can be a few transactions behind the pages it copied (seen with
+    # 11.8, scripts/restore.sh says more): the catch-up applies row images idempotently,
+    # then the replica goes back to strict.
+    mariadb_sql <<<"STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos = $(sql_quote "$gtid"); SET GLOBAL slave_exec_mode = 'IDEMPOTENT';
+$(change_master_sql)
+START SLAVE;"
+    remember_params
+    info "seeded in $((SECONDS - t0)) s at GTID $gtid; replicating"
+}
+
+# caught_up : waits until the replica has applied the database's position of now.
+caught_up() {
+    local target left st
+    target=$(primary_sql 'SELECT @@gtid_binlog_pos') || fatal "cannot read the database's GTID position as $REPL_USER over TLS"
+    left=$CATCH_UP_SECONDS
+    while ((left > 0)); do
+        st=$(slave_status)
+        if [[ "$(field Slave_IO_Running "$st")" != Yes && -n "$(field Last_IO_Error "$st")" ]] || [[ "$(field Slave_SQL_Running "$st")" != Yes && -n "$(field Last_SQL_Error "$st")" ]]; then
+            return 1
+        fi
+        [[ "$(mariadb_sql -e "SELECT MASTER_GTID_WAIT($(sql_quote "$target"), 5)")" == 0 ]] && return 0
+        left=$((left - 5))
+    done
+    return 1
+}
+
+apply() {
+    apt_install mariadb-server mariadb-backup openssh-client
+    put_file "$PRIMARY_CA_TEXT" "$PRIMARY_CA" 0644 || true
+    put_file "$KNOWN_HOSTS_TEXT" "$KNOWN_HOSTS" 0644 || true
+    systemctl is-active --quiet mariadb || systemctl start mariadb
+    local st host was digest
+    st=$(slave_status)
+    host=$(field Master_Host "$st")
+    read -r was digest <"$PARAMS_FILE" 2>/dev/null || true
+    if [[ -z "$host" || "$was" != "$host" ]]; then
+        # Not replicating, or not from what this step set up (a wiped or foreign data dir).
+        seed
+    elif [[ "$host" != "$PRIMARY_ADDRESS" ]]; then
+        info "following $PRIMARY_ADDRESS instead of $host (the database moved): by GTID"
+        mariadb_sql <<<"STOP SLAVE; $(change_master_sql) START SLAVE;"
+        remember_params
+    elif [[ "$digest" != "$(params_digest)" ]]; then
+        info "replication settings changed (password or CA): applied in place"
+        mariadb_sql <<<"STOP SLAVE; $(change_master_sql) START SLAVE;"
+        remember_params
+    elif [[ "$(field Slave_IO_Running "$st")" != Yes || "$(field Slave_SQL_Running "$st")" != Yes ]]; then
+        info "replication threads were stopped: started"
+        mariadb_sql <<<"START SLAVE;"
+    fi
+    if ! caught_up; then
+        st=$(slave_status)
+        if [[ "$(field Last_IO_Errno "$st")" == 1236 ]]; then
+            # The database cannot serve this replica's position (a new primary without it).
+            info "$PRIMARY_ADDRESS cannot serve this replica's GTID position: seeding again"
+            seed
+            caught_up || fatal "the replica did not catch up within ${CATCH_UP_SECONDS} s: $(field Last_IO_Error "$(slave_status)") $(field Last_SQL_Error "$(slave_status)")"
+        else
+            fatal "the replica did not catch up within ${CATCH_UP_SECONDS} s: IO $(field Slave_IO_Running "$st") $(field Last_IO_Error "$st"); SQL $(field Slave_SQL_Running "$st") $(field Last_SQL_Error "$st")"
+        fi
+    fi
+    [[ "$(mariadb_sql -e 'SELECT @@global.slave_exec_mode')" == STRICT ]] || mariadb_sql -e "SET GLOBAL slave_exec_mode = 'STRICT'"
+    info "replicating from $PRIMARY_ADDRESS, caught up at $(mariadb_sql -e 'SELECT @@gtid_slave_pos'), lag $(field Seconds_Behind_Master "$(slave_status)") s"
+}
+
+delete() {
+    if systemctl is-active --quiet mariadb; then
+        mariadb_sql <<<"STOP SLAVE; RESET SLAVE ALL;" || true
+        info "replication stopped and forgotten (the data stays)"
+    fi
+    remove_paths "$PARAMS_FILE" "$PRIMARY_CA" "$KNOWN_HOSTS"
+}
+
+# verify: replicating from the database with the stack's settings, both threads running,
+# read-only.
+verify() {
+    local st was digest
+    expect_file "$PRIMARY_CA_TEXT" "$PRIMARY_CA" 0644
+    expect_file "$KNOWN_HOSTS_TEXT" "$KNOWN_HOSTS" 0644
+    st=$(slave_status)
+    [[ "$(field Master_Host "$st")" == "$PRIMARY_ADDRESS" ]] || drift "replication: from '$(field Master_Host "$st")', expected $PRIMARY_ADDRESS"
+    [[ "$(field Slave_IO_Running "$st")" == Yes ]] || drift "replication: IO thread $(field Slave_IO_Running "$st") $(field Last_IO_Error "$st")"
+    [[ "$(field Slave_SQL_Running "$st")" == Yes ]] || drift "replication: SQL thread $(field Slave_SQL_Running "$st") $(field Last_SQL_Error "$st")"
+    read -r was digest <"$PARAMS_FILE" 2>/dev/null || true
+    [[ "$was $digest" == "$PRIMARY_ADDRESS $(params_digest)" ]] || drift "replication: settings differ from the stack's (password, CA or address)"
+    [[ "$(mariadb_sql -e 'SELECT @@global.read_only' 2>/dev/null)" == 1 ]] || drift "mariadb: read_only is off on a replica"
+}
+
+main "$@" </dev/null
