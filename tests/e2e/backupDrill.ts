@@ -8,7 +8,8 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { record, waitFor } from "./checks";
-import { http, lab, LB, LB_URL, onHost, pulumi, REPO, run, tcpOpenFromHost, up, writeHeaders } from "./lib";
+import { http, lab, LB, LB_URL, onHost, pulumi, REPO, run, tcpOpenFromHost, up } from "./lib";
+import { titlesOn, writer, writeSucceeds } from "./writer";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const TARGET_DIR = "/srv/pi-cluster-backups";
@@ -17,42 +18,6 @@ const AGE_KEY = path.join(process.env.PI_LAB_STATE ?? "/var/lib/pi-cluster-lab",
 /** The drill's schedule: a full every 5 minutes, an incremental every minute, binlogs every 10 s. */
 const SCHEDULE: Record<string, string> = { fullOnCalendar: "*:0/5", incrementalOnCalendar: "*:*:00", binlogShipSeconds: "10" };
 
-interface Write {
-    title: string;
-    sentAt: number;
-    ackedAt: number;
-}
-
-/** Writes notes through the LB one after the other until stopped, recording each acknowledged one. */
-function writer(prefix: string): { acked: Write[]; failed: number; stop: () => Promise<void> } {
-    const state = { acked: [] as Write[], failed: 0, running: true };
-    let n = 0;
-    const loop = (async () => {
-        while (state.running) {
-            const title = `${prefix}-${n++}`;
-            const sentAt = Date.now();
-            try {
-                const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title, body: "drill" }), timeoutMs: 3000 });
-                if (r.status === 201) state.acked.push({ title, sentAt, ackedAt: Date.now() });
-                else state.failed++;
-            } catch {
-                state.failed++;
-            }
-            await new Promise((r) => setTimeout(r, 50));
-        }
-    })();
-    return {
-        acked: state.acked,
-        get failed() {
-            return state.failed;
-        },
-        stop: async () => {
-            state.running = false;
-            await loop;
-        },
-    };
-}
-
 /** 'YYYY-MM-DD HH:MM:SS' in UTC, as scripts/restore.sh --to takes it. */
 function utc(ms: number): string {
     return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
@@ -60,9 +25,7 @@ function utc(ms: number): string {
 
 /** The drill's note titles in the database now, read on the DB Pi itself. */
 function titlesInDb(prefix: string): Set<string> {
-    const r = onHost("pi-db", `sudo mariadb -N -B webapp_db -e "SELECT title FROM notes WHERE title LIKE '${prefix}-%'"`);
-    assert.strictEqual(r.status, 0, r.out);
-    return new Set(r.out.split("\n").filter((l) => l.startsWith(`${prefix}-`)));
+    return titlesOn("pi-db", prefix);
 }
 
 function targetStatus(): any {
@@ -74,11 +37,6 @@ function restore(args: string[]): { seconds: number; output: string } {
     const started = Date.now();
     const r = run("bash", [path.join(REPO, "scripts", "restore.sh"), "--identity", AGE_KEY, "--stack", "lab", ...args]);
     return { seconds: (Date.now() - started) / 1000, output: `${r.stdout}${r.stderr}` };
-}
-
-async function writeSucceeds(): Promise<boolean> {
-    const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title: "drill-probe", body: "" }), timeoutMs: 3000 });
-    return r.status === 201;
 }
 
 /**

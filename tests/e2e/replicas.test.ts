@@ -1,0 +1,261 @@
+// Issue 12 end to end on the lab, through the real engine: read replicas. A cluster of 2 web
+// servers, the database and 1 replica converges from bare; reads are served by the replica
+// with read-your-writes; the replica stops and returns under a read stream; a second
+// replica joins under writes and leaves again cleanly; only the replicas log in as the
+// replication user; and when the database is lost, scripts/promote.sh and one up make the
+// replica the database, with the time to recovery and the writes lost measured.
+// It runs after tests/e2e/cluster.test.ts, whose last case destroys the stack: it converges
+// the same lab once more (about 2 minutes), with the replica hosts added.
+import * as assert from "assert";
+import * as path from "path";
+import { record, waitFor } from "./checks";
+import { http, lab, LB_URL, onHost, opSpan, pulumi, REPO, run, setConfig, tcpOpenFromHost, up, writeHeaders } from "./lib";
+import { failures, MIN_REQUESTS, underStream } from "./stream";
+import { titlesOn, writer, writeSucceeds } from "./writer";
+
+const DB = "10.254.0.124";
+const READ1 = "10.254.0.127";
+const READ2 = "10.254.0.128";
+const WEBS = ["pi-web1", "pi-web2"];
+const REPLICA_STEPS = ["base", "firewall", "wait-ssh", "tls", "mariadb", "seed-key", "source", "replica"];
+const steps = (host: string, names: string[]) => names.map((s) => `${host}-${s}`).sort();
+
+interface ReplicaStatus {
+    name: string;
+    reachable: boolean;
+    lagSeconds: number | null;
+    gtid: string | null;
+    inReadSet: boolean;
+    reads: number;
+}
+
+async function replicasSeenBy(web: string): Promise<ReplicaStatus[]> {
+    const r = await http(`${LB_URL}/api/nodes/${web}/internal/status`, { timeoutMs: 5000 });
+    assert.strictEqual(r.status, 200, r.body);
+    return r.json().db.replication?.replicas ?? [];
+}
+
+/** Every web server has exactly `names` in its read set. */
+async function readSetIs(names: string[]): Promise<boolean> {
+    for (const w of WEBS) {
+        const set = (await replicasSeenBy(w)).filter((r) => r.inReadSet).map((r) => r.name).sort();
+        if (JSON.stringify(set) !== JSON.stringify([...names].sort())) return false;
+    }
+    return true;
+}
+
+async function postNote(title: string): Promise<{ id: number; gtid: string | null }> {
+    const r = await http(`${LB_URL}/api/notes`, { method: "POST", headers: writeHeaders(), body: JSON.stringify({ title, body: "replica" }) });
+    assert.strictEqual(r.status, 201, r.body);
+    return { id: r.json().id, gtid: r.headers.get("x-pi-cluster-gtid") };
+}
+
+function sql(host: string, query: string): string {
+    const r = onHost(host, `sudo mariadb -N -B -e ${JSON.stringify(query)}`);
+    assert.strictEqual(r.status, 0, `${host}: ${r.out}`);
+    return r.out.trim();
+}
+
+/** The replication password, as the replica holds it (master.info, root's alone). */
+function replPassword(host: string): string {
+    return onHost(host, "sudo sed -n 6p /var/lib/mysql/master.info").out.trim();
+}
+
+/**
+ * Logs in to the database as the replication user from `host`, over TLS: the replicas with
+ * the mariadb client, a web server with the app's mysql2 (it has no client). Returns what
+ * the server said: "OK" or its error.
+ */
+function replLoginFrom(host: string, password: string): string {
+    if (host.startsWith("pi-db-read")) {
+        const r = onHost(host, `sudo bash -c 'mariadb --defaults-extra-file=/dev/stdin -h ${DB} -u pi_repl --ssl --ssl-verify-server-cert=0 -N -e "SELECT 1" 2>&1 || true'`, `[client]\npassword=${password}\n`);
+        return r.out.trim() === "1" ? "OK" : r.out.trim();
+    }
+    const script = `
+const mysql = require("/opt/pi-cluster/app/current/node_modules/mysql2/promise");
+let pw = ""; process.stdin.on("data", (d) => (pw += d)).on("end", async () => {
+  try {
+    const c = await mysql.createConnection({ host: "${DB}", user: "pi_repl", password: pw.trim(), ssl: { rejectUnauthorized: false }, connectTimeout: 3000 });
+    await c.query("SELECT 1"); console.log("OK"); await c.end();
+  } catch (e) { console.log(String(e.code) + " " + e.message); }
+});`;
+    return onHost(host, `node -e ${JSON.stringify(script)}`, password).out.trim();
+}
+
+describe("read replicas on the lab, with the Pulumi engine", function () {
+    let read1Seeded = "";
+
+    before(() => {
+        lab("up", "--web", "2", "--replicas", "1");
+        pulumi(["stack", "select", "--create"]);
+        // As the cluster suite: streams from this one machine, plain HTTP on port 80.
+        setConfig("rolloutHealthTimeoutSeconds", "20");
+        setConfig("apiRateLimitPerSecond", "20000");
+        setConfig("apiRateLimitBurst", "20000");
+        setConfig("apiConnectionsPerClient", "1000");
+        setConfig("httpsRedirect", "false");
+    });
+
+    it("converges 2 web servers, the database and 1 replica with one up; a second up changes nothing", () => {
+        const r = up("replicas-converge");
+        for (const s of steps("pi-db-read1", REPLICA_STEPS)) assert.ok(r.changes.create?.includes(s), `${s} was not created`);
+        record("replicaConvergeSeconds", r.seconds);
+        assert.deepStrictEqual(up("replicas-noop").changes, {});
+        read1Seeded = sql("pi-db-read1", "SELECT @@gtid_slave_pos");
+        assert.match(read1Seeded, /^0-1-\d+$/);
+        // Read-only, by GTID, over TLS, from the database.
+        assert.strictEqual(sql("pi-db-read1", "SELECT @@read_only"), "1");
+        const st = onHost("pi-db-read1", "sudo mariadb -e 'SHOW SLAVE STATUS\\G'").out;
+        for (const want of [`Master_Host: ${DB}`, "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Using_Gtid: Slave_Pos", "Master_SSL_Allowed: Yes", "Master_SSL_Verify_Server_Cert: Yes"]) {
+            assert.ok(st.includes(want), `${want} not in SHOW SLAVE STATUS:\n${st}`);
+        }
+    });
+
+    it("replicates a row written through the API; reads are served by the replica, and a writer reads its own write", async () => {
+        await waitFor("pi-db-read1 in every web server's read set", 30, () => readSetIs(["pi-db-read1"]));
+        const note = await postNote(`replica-${Date.now()}`);
+        assert.match(note.gtid ?? "", /^0-1-\d+$/, "the write carries no X-Pi-Cluster-Gtid");
+        // Its own write, at once, with its GTID: read on the replica once it has it, never missing.
+        let fromReplica = 0;
+        for (let i = 0; i < 20; i++) {
+            const w = await postNote(`ryw-${Date.now()}-${i}`);
+            const r = await http(`${LB_URL}/api/notes/${w.id}`, { headers: { "X-Pi-Cluster-Gtid": w.gtid! } });
+            assert.strictEqual(r.status, 200, `read-your-writes: note ${w.id} not found right after its write (${r.headers.get("x-pi-cluster-read-from")})`);
+            if (r.headers.get("x-pi-cluster-read-from") === "pi-db-read1") fromReplica++;
+        }
+        record("readYourWritesFromReplica", `${fromReplica}/20`);
+        // Plain reads go to the replica, and the row is there, replicated.
+        await waitFor("the row on the replica", 10, async () => sql("pi-db-read1", `SELECT COUNT(*) FROM webapp_db.notes WHERE id = ${note.id}`) === "1");
+        const served = new Map<string, number>();
+        for (let i = 0; i < 40; i++) {
+            const r = await http(`${LB_URL}/api/notes/${note.id}`);
+            assert.strictEqual(r.status, 200, r.body);
+            const from = r.headers.get("x-pi-cluster-read-from") ?? "(none)";
+            served.set(from, (served.get(from) ?? 0) + 1);
+        }
+        assert.deepStrictEqual([...served.entries()], [["pi-db-read1", 40]]);
+        const seen = await replicasSeenBy("pi-web1");
+        assert.strictEqual(seen.length, 1);
+        assert.strictEqual(seen[0].reachable, true);
+        assert.ok(seen[0].lagSeconds !== null && seen[0].lagSeconds <= 5, JSON.stringify(seen[0]));
+        assert.match(seen[0].gtid ?? "", /^0-1-\d+$/);
+        assert.ok(seen[0].reads > 0);
+        // The app's own user cannot write there: read_only holds for it.
+        const web = onHost("pi-db-read1", `sudo mariadb -N -e "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE LIKE '%webapp_user%' AND PRIVILEGE_TYPE LIKE 'READ_ONLY%'"`);
+        assert.strictEqual(web.out.trim(), "", "the app user may write past read_only");
+    });
+
+    it("keeps a read stream at 0 failed requests while the replica loses power and comes back, and takes it back into the read set", async () => {
+        let downAt = 0;
+        let outAfter = 0;
+        const bench = await underStream(
+            "replica-power-cut",
+            async () => {
+                downAt = Date.now();
+                lab("stop", "pi-db-read1");
+                outAfter = await waitFor("pi-db-read1 out of the read set", 30, () => readSetIs([]));
+                await new Promise((r) => setTimeout(r, 5000));
+                lab("start", "pi-db-read1");
+            },
+            { tailSeconds: 5 },
+        );
+        assert.ok(bench.requests >= MIN_REQUESTS, `only ${bench.requests} requests`);
+        assert.strictEqual(bench.failed.total, 0, failures(bench));
+        const back = await waitFor("pi-db-read1 back in the read set", 120, () => readSetIs(["pi-db-read1"]));
+        record("replicaPowerCut", { requests: bench.requests, failed: bench.failed.total, outOfReadSetSeconds: outAfter, backInReadSetSeconds: back, since: (Date.now() - downAt) / 1000 });
+        assert.deepStrictEqual(up("replica-after-power-cut").changes, {});
+    });
+
+    it("lets only the replicas' addresses log in as the replication user, with REPLICATION SLAVE only", () => {
+        const password = replPassword("pi-db-read1");
+        assert.match(password, /^[A-Za-z0-9]{32}$/);
+        assert.strictEqual(replLoginFrom("pi-db-read1", password), "OK");
+        // A web server reaches 3306 on the database, and is refused as that user.
+        const web = replLoginFrom("pi-web1", password);
+        assert.match(web, /ER_ACCESS_DENIED_ERROR|Access denied for user 'pi_repl'@'10\.254\.0\.122'/, web);
+        // The load balancer does not even reach 3306.
+        assert.strictEqual(tcpOpenFromHost("pi-lb", DB, 3306), false);
+        assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1]);
+        const grants = sql("pi-db", `SHOW GRANTS FOR 'pi_repl'@'${READ1}'`);
+        assert.match(grants, /^GRANT REPLICATION SLAVE ON \*\.\* TO `pi_repl`@`10\.254\.0\.127` IDENTIFIED BY PASSWORD '\*[0-9A-F]+' REQUIRE SSL$/);
+        // The replica's firewall: 3306 from the web servers only.
+        assert.strictEqual(tcpOpenFromHost("pi-web1", READ1, 3306), true);
+        assert.strictEqual(tcpOpenFromHost("pi-lb", READ1, 3306), false);
+    });
+
+    it("adds a second replica under writes and reads: seeded without stopping writes, caught up, in the read set, 0 failed requests", async () => {
+        lab("up", "--web", "2", "--replicas", "2");
+        const w = writer(`addreplica${Date.now()}`);
+        let added: ReturnType<typeof up> | undefined;
+        let bench;
+        try {
+            bench = await underStream("add-replica", () => {
+                added = up("add-replica");
+            });
+        } finally {
+            await w.stop();
+        }
+        for (const s of steps("pi-db-read2", REPLICA_STEPS)) assert.ok(added!.changes.create?.includes(s), `${s} was not created`);
+        assert.ok(bench.requests >= MIN_REQUESTS, `only ${bench.requests} requests`);
+        assert.strictEqual(bench.failed.total, 0, failures(bench));
+        assert.strictEqual(w.failed, 0, `${w.failed} writes failed while the replica was added`);
+        assert.ok(w.acked.length > 100, `only ${w.acked.length} writes`);
+        await waitFor("pi-db-read2 in every web server's read set", 30, () => readSetIs(["pi-db-read1", "pi-db-read2"]));
+        // Caught up: every acknowledged write is on it, and it equals the database row for row.
+        const prefix = w.acked[0].title.replace(/-\d+$/, "");
+        await waitFor("every acknowledged write on pi-db-read2", 30, async () => titlesOn("pi-db-read2", prefix).size === w.acked.length);
+        const checksum = (h: string) => sql(h, "CHECKSUM TABLE webapp_db.notes").split("\t")[1];
+        await waitFor("the same notes table on both", 30, async () => checksum("pi-db-read2") === checksum("pi-db"));
+        record("addReplica", { seconds: added!.seconds, writesAcked: w.acked.length, writesFailed: w.failed, reads: bench.requests, readsFailed: bench.failed.total });
+        assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1, READ2]);
+    });
+
+    it("removes a replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {
+        lab("config", "--web", "2", "--replicas", "1");
+        let removed: ReturnType<typeof up> | undefined;
+        const bench = await underStream("remove-replica", () => {
+            removed = up("remove-replica");
+        });
+        assert.strictEqual(bench.failed.total, 0, failures(bench));
+        assert.deepStrictEqual(removed!.changes.delete?.sort(), steps("pi-db-read2", REPLICA_STEPS));
+        const lastApp = Math.max(...WEBS.map((w) => opSpan(removed!.events, "update", `${w}-app`).end));
+        assert.ok(opSpan(removed!.events, "delete", "pi-db-read2-source").start >= lastApp, "its grant went before every web server stopped reading from it");
+        assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1]);
+        assert.strictEqual(onHost("pi-db", "sudo test -e /etc/pi-cluster/firewall.d/replica-pi-db-read2.nft").status, 1);
+        assert.ok(await readSetIs(["pi-db-read1"]));
+        lab("remove", "pi-db-read2");
+    });
+
+    it("promotes the replica when the database is lost: scripts/promote.sh, one up, and writes succeed again", async () => {
+        const w = writer(`promote${Date.now()}`);
+        let lostAt = 0;
+        let promoteSeconds = 0;
+        let upSeconds = 0;
+        let backAfter = 0;
+        try {
+            await new Promise((r) => setTimeout(r, 5000));
+            lostAt = Date.now();
+            lab("stop", "pi-db");
+            const t = Date.now();
+            const p = run("bash", [path.join(REPO, "scripts", "promote.sh"), "pi-db-read1", "--stack", "lab"]);
+            promoteSeconds = (Date.now() - t) / 1000;
+            assert.match(p.stderr, /pi-db-read1 is writable/);
+            upSeconds = up("after-promote").seconds;
+            backAfter = await waitFor("a write through the LB", 120, writeSucceeds);
+            await new Promise((r) => setTimeout(r, 3000));
+        } finally {
+            await w.stop();
+        }
+        const recoverySeconds = (Date.now() - lostAt) / 1000;
+        const prefix = w.acked[0].title.replace(/-\d+$/, "");
+        const present = titlesOn("pi-db-read1", prefix);
+        const lost = w.acked.filter((x) => !present.has(x.title));
+        record("promotion", { writesAcked: w.acked.length, writesLost: lost.length, promoteSeconds, upSeconds, recoverySeconds, firstWriteAfterUpSeconds: backAfter });
+        assert.deepStrictEqual(lost.map((x) => x.title), [], "acknowledged writes lost in the promotion");
+        // It is the database now: writable, the web servers' DB_HOST, its backups scheduled.
+        assert.strictEqual(sql("pi-db-read1", "SELECT @@read_only"), "0");
+        for (const web of WEBS) assert.match(onHost(web, "sudo cat /etc/pi-cluster/app.env").out, new RegExp(`^DB_HOST="${READ1.replace(/\./g, "\\.")}"$`, "m"));
+        assert.match(onHost("pi-db-read1", "systemctl list-timers --no-legend 'pi-cluster-backup-*'").out, /pi-cluster-backup-full/);
+        assert.deepStrictEqual(up("after-promote-noop").changes, {});
+    });
+});
