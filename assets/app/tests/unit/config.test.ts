@@ -171,5 +171,6 @@ describe("config", () => {
     const truncated = path.join(dir, "truncated.pem");
     fs.writeFileSync(truncated, one + "-----BEGIN CERTIFICATE-----\nMIIC\n");
     assert.throws(() => loadConfig({ ...required, DB_SSL_CA: truncated, DB_SSL_SERVERNAME: "pi-db" }), /DB_SSL_CA: ".*truncated\.pem" has 2 BEGIN CERTIFICATE lines but 1 complete certificates/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
