@@ -25,6 +25,8 @@ export interface Server {
   dir: string;
   socket: string;
   pid: number;
+  /** mariadbd's arguments, to start it again on the same datadir. */
+  args: string[];
 }
 
 export interface ReplicationPair {
@@ -39,6 +41,10 @@ export interface ReplicationPair {
   thaw: (server: Server) => void;
   /** SIGKILL: the process is gone, the kernel resets its connections. */
   kill: (server: Server) => void;
+  /** SIGTERM, as `systemctl stop mariadb`: a clean shutdown; resolves when the process is gone. */
+  shutdown: (server: Server) => Promise<void>;
+  /** Starts a stopped server again on its datadir; resolves when it answers. */
+  restart: (server: Server) => Promise<void>;
   /** Stops both servers, whatever state they are in, and deletes their files. Safe to call twice. */
   stop: () => void;
 }
@@ -62,9 +68,7 @@ async function startServer(base: string, name: string, port: number, extra: stri
     { env: { ...process.env, PATH }, stdio: "ignore" },
   );
   const socket = path.join(dir, "mariadbd.sock");
-  const child = spawn(
-    "mariadbd",
-    [
+  const server: Server = { port, dir, socket, pid: 0, args: [
       "--no-defaults",
       ...(process.getuid?.() === 0 ? ["--user=root"] : []),
       `--datadir=${datadir}`,
@@ -80,21 +84,35 @@ async function startServer(base: string, name: string, port: number, extra: stri
       "--innodb-log-file-size=16M",
       "--max-connections=100",
       ...extra,
-    ],
-    { env: { ...process.env, PATH }, detached: true, stdio: "ignore" },
-  );
+    ] };
+  await spawnServer(server, name);
+  return server;
+}
+
+async function spawnServer(server: Server, name: string): Promise<void> {
+  const child = spawn("mariadbd", server.args, { env: { ...process.env, PATH }, detached: true, stdio: "ignore" });
   child.unref();
-  const server = { port, dir, socket, pid: child.pid! };
+  server.pid = child.pid!;
+  const { dir, port } = server;
   for (let i = 0; i < 120; i++) {
     try {
       await rootSql(server, "SELECT 1");
-      return server;
+      return;
     } catch {
       await sleep(250);
     }
   }
   const log = fs.existsSync(path.join(dir, "error.log")) ? fs.readFileSync(path.join(dir, "error.log"), "utf8").slice(-2000) : "";
   throw new Error(`mariadbd ${name} did not answer on port ${port} within 30 s (port in use?)\n${log}`);
+}
+
+function alive(server: Server): boolean {
+  try {
+    process.kill(server.pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function signal(server: Server, sig: NodeJS.Signals): void {
@@ -171,6 +189,14 @@ export async function startReplicationPair(primaryPort: number, replicaPort: num
       freeze: (s) => signal(s, "SIGSTOP"),
       thaw: (s) => signal(s, "SIGCONT"),
       kill: (s) => signal(s, "SIGKILL"),
+      shutdown: async (s) => {
+        signal(s, "SIGTERM");
+        for (let i = 0; i < 120 && alive(s); i++) await sleep(250);
+      },
+      restart: async (s) => {
+        for (let i = 0; i < 120 && alive(s); i++) await sleep(250);
+        await spawnServer(s, path.basename(s.dir));
+      },
       stop,
     };
   } catch (err) {

@@ -129,7 +129,7 @@ describe("read replicas (real MariaDB primary and GTID replica)", function () {
     }
   });
 
-  it("fails no read while the replica freezes (power cut), thaws, and is killed under a stream of reads", async () => {
+  it("fails no read while the replica freezes (power cut), thaws, is killed, restarts and stops cleanly under a stream of reads", async () => {
     const { app: server, reads } = app();
     const listening: http.Server = await listen(server, 0, "127.0.0.1");
     try {
@@ -172,13 +172,21 @@ describe("read replicas (real MariaDB primary and GTID replica)", function () {
         assert.ok(reads.status()!.replicas[0].reads > servedBefore, "the thawed replica serves reads again");
         pair!.kill(pair!.replica);
         const killedOut = await until("a killed replica leaves the read set", LEAVE_MS, () => !reads.readSet().includes(REPLICA));
+        await sleep(1000);
+        await pair!.restart(pair!.replica);
+        await until("a restarted replica rejoins the read set", 10_000, () => reads.readSet().includes(REPLICA));
+        await sleep(1000);
+        // A clean stop, as systemctl stop: the server closes its connections itself.
+        const stopping = pair!.shutdown(pair!.replica);
+        const stoppedOut = await until("a stopped replica leaves the read set", LEAVE_MS, () => !reads.readSet().includes(REPLICA));
+        await stopping;
         await sleep(1500);
-        assert.ok(frozenOut <= LEAVE_MS && killedOut <= LEAVE_MS);
+        assert.ok(frozenOut <= LEAVE_MS && killedOut <= LEAVE_MS && stoppedOut <= LEAVE_MS);
       } finally {
         running = false;
         await workers;
       }
-      console.log(`      replica frozen, thawed, killed: ${sent} reads, ${failures.length} failed, by server ${JSON.stringify(Object.fromEntries(from))}, slowest ${slowest} ms`);
+      console.log(`      replica frozen, thawed, killed, restarted, stopped: ${sent} reads, ${failures.length} failed, by server ${JSON.stringify(Object.fromEntries(from))}, slowest ${slowest} ms`);
       assert.deepEqual(failures.slice(0, 10), [], `${failures.length} of ${sent} reads failed`);
       assert.ok(sent >= 500, `only ${sent} reads were sent`);
       assert.ok((from.get(REPLICA) ?? 0) > 0 && (from.get("primary") ?? 0) > 0, `reads by server: ${JSON.stringify([...from])}`);
