@@ -26,6 +26,15 @@ export interface Config {
   statusCacheMs: number;
   /** The backup target's status.json, as this server sees it; null when backups are not configured. */
   backupStatusFile: string | null;
+  /** The read replicas (DB_REPLICAS, in its order; empty: every read goes to the primary) and the lag bound. */
+  replication: { replicas: ReplicaSpec[]; maxLagSeconds: number };
+}
+
+/** One read replica of DB_REPLICAS: `NAME@HOST:PORT`. NAME is also the name its TLS certificate carries. */
+export interface ReplicaSpec {
+  name: string;
+  host: string;
+  port: number;
 }
 
 function intVar(name: string, min: number, max: number, fallback: number) {
@@ -91,6 +100,57 @@ const writeToken = z
   .min(MIN_WRITE_TOKEN_LENGTH, `API_WRITE_TOKEN: expected at least ${MIN_WRITE_TOKEN_LENGTH} characters`)
   .regex(/^[A-Za-z0-9\-._~+/]+=*$/, "API_WRITE_TOKEN: expected letters, digits and -._~+/ only (a bearer token), with no spaces");
 
+/** A host name as the stack names hosts (pi-db-read1), or a DNS name made of such labels. */
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const DNS_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+/**
+ * Parses DB_REPLICAS: comma-separated `NAME@HOST:PORT` entries, e.g.
+ * `pi-db-read1@10.254.0.127:3306,pi-db-read2@10.254.0.128:3306`. Empty or unset: no replicas.
+ * Returns the error message for the first bad entry instead of throwing, for the schema below.
+ */
+export function parseReplicas(raw: string | undefined): ReplicaSpec[] | { error: string } {
+  const entries = (raw ?? "")
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+  const replicas: ReplicaSpec[] = [];
+  const expected = "expected comma-separated NAME@HOST:PORT entries such as pi-db-read1@10.254.0.127:3306";
+  for (const entry of entries) {
+    const match = /^([^@\s]+)@([^:\s]+):([0-9]+)$/.exec(entry);
+    if (!match) return { error: `DB_REPLICAS: ${expected}, got "${entry}"` };
+    const [, name, host, portText] = match;
+    const port = Number(portText);
+    if (!HOST_NAME.test(name)) return { error: `DB_REPLICAS: expected NAME to be a host name of a-z, 0-9 and -, got "${name}" in "${entry}"` };
+    const ipLike = /^[0-9.]+$/.test(host);
+    if (ipLike ? net.isIPv4(host) === false : !DNS_NAME.test(host)) {
+      return { error: `DB_REPLICAS: expected HOST to be an IPv4 address or a host name, got "${host}" in "${entry}"` };
+    }
+    if (port < 1 || port > 65535) return { error: `DB_REPLICAS: expected PORT from 1 to 65535, got "${portText}" in "${entry}"` };
+    if (replicas.some((r) => r.name === name)) return { error: `DB_REPLICAS: replica name "${name}" appears twice (in "${entry}")` };
+    if (replicas.some((r) => r.host === host && r.port === port)) return { error: `DB_REPLICAS: address ${host}:${port} appears twice (in "${entry}")` };
+    replicas.push({ name, host, port });
+  }
+  return replicas;
+}
+
+const dbReplicas = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    const parsed = parseReplicas(raw);
+    if ("error" in parsed) {
+      ctx.addIssue({ code: "custom", message: parsed.error });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+/** The PEM certificates in a file's text, each from its BEGIN line to its END line. */
+export function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+}
+
 /**
  * DB_SSL_CA: the path of the CA file MariaDB's certificate is checked against. Read here, once:
  * a file that is set but unreadable stops the app at start, rather than let it run in plain text
@@ -109,8 +169,15 @@ const dbSslCa = z
       ctx.addIssue({ code: "custom", message: `DB_SSL_CA: cannot read the CA file "${file}" (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
       return z.NEVER;
     }
-    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
-      ctx.addIssue({ code: "custom", message: `DB_SSL_CA: expected a PEM certificate in "${file}"` });
+    // With replicas the file is a bundle: the primary's CA and every replica's, concatenated.
+    const begins = pem.split("-----BEGIN CERTIFICATE-----").length - 1;
+    const certificates = pemCertificates(pem).length;
+    if (certificates === 0) {
+      ctx.addIssue({ code: "custom", message: `DB_SSL_CA: expected a PEM certificate (or several, concatenated) in "${file}"` });
+      return z.NEVER;
+    }
+    if (begins !== certificates) {
+      ctx.addIssue({ code: "custom", message: `DB_SSL_CA: "${file}" has ${begins} BEGIN CERTIFICATE lines but ${certificates} complete certificates (a truncated bundle?)` });
       return z.NEVER;
     }
     return pem;
@@ -130,6 +197,8 @@ const envSchema = z.object({
   API_WRITE_TOKEN: writeToken,
   DB_SSL_CA: dbSslCa,
   DB_SSL_SERVERNAME: optionalVar(""),
+  DB_REPLICAS: dbReplicas,
+  DB_REPLICA_MAX_LAG_SECONDS: intVar("DB_REPLICA_MAX_LAG_SECONDS", 0, 3600, 5),
   BACKUP_STATUS_FILE: z
     .string()
     .optional()
@@ -189,5 +258,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     statusCacheMs: e.STATUS_CACHE_MS,
     writeToken: e.API_WRITE_TOKEN,
     backupStatusFile: e.BACKUP_STATUS_FILE,
+    replication: { replicas: e.DB_REPLICAS, maxLagSeconds: e.DB_REPLICA_MAX_LAG_SECONDS },
   };
 }

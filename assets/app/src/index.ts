@@ -1,7 +1,11 @@
 import { ConfigError, loadConfig, type Config } from "./config";
 import { Database } from "./db/pool";
+import { ReadRouter } from "./db/readRouter";
 import { listen, shutdown } from "./lifecycle";
 import { createApp } from "./server";
+
+const replicasNote = ({ replication }: Config): string =>
+  replication.replicas.length === 0 ? "" : `, read replicas ${replication.replicas.map((r) => `${r.name}@${r.host}:${r.port}`).join(", ")}`;
 
 async function main(): Promise<void> {
   let config: Config;
@@ -13,9 +17,11 @@ async function main(): Promise<void> {
   }
 
   const db = new Database(config.db);
-  const app = createApp({ config, db });
+  const reads = ReadRouter.fromConfig(db, config);
+  reads.start();
+  const app = createApp({ config, db, reads });
   const server = await listen(app, config.port);
-  console.log(`${config.nodeName}: app ${config.version} listening on port ${config.port}, database ${config.db.host}:${config.db.port}`);
+  console.log(`${config.nodeName}: app ${config.version} listening on port ${config.port}, database ${config.db.host}:${config.db.port}${replicasNote(config)}`);
   // PM2 with wait_ready waits for this before it counts the process as online.
   if (process.send) process.send("ready");
 
@@ -24,7 +30,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`${signal}: draining in-flight requests`);
-    shutdown(server, app, () => db.close()).then(
+    shutdown(server, app, async () => {
+      await Promise.all([db.close(), reads.close()]);
+    }).then(
       ({ timedOut }) => {
         console.log(timedOut ? "stopped (drain timed out, open requests were cut)" : "stopped");
         process.exit(0);

@@ -5,6 +5,7 @@ import { requireWriteToken } from "./auth";
 import type { Config } from "./config";
 import type { Database } from "./db/pool";
 import { probeDatabase } from "./db/probe";
+import { ReadRouter } from "./db/readRouter";
 import { errorHandler, notFound } from "./errors";
 import { notesRouter } from "./routes/notes";
 import { statusRouter } from "./routes/status";
@@ -18,6 +19,8 @@ export const PROBE_TIMEOUT_MS = 2000;
 export interface AppDeps {
   config: Config;
   db: Database;
+  /** Where reads run (index.ts builds it from DB_REPLICAS and starts it). Default: every read on `db`. */
+  reads?: ReadRouter;
   probeTimeoutMs?: number;
   log?: (message: string) => void;
 }
@@ -32,7 +35,8 @@ function corsMiddleware(origins: string[]) {
 }
 
 /** Builds the Express app. It does not listen: index.ts does, and tests use supertest. */
-export function createApp({ config, db, probeTimeoutMs = PROBE_TIMEOUT_MS, log = console.error }: AppDeps): express.Express {
+export function createApp({ config, db, reads, probeTimeoutMs = PROBE_TIMEOUT_MS, log = console.error }: AppDeps): express.Express {
+  const router = reads ?? new ReadRouter(db, [], config.replication.maxLagSeconds);
   const app = express();
   let served = 0;
   const probes = new ProbeCache(() => probeDatabase(db, probeTimeoutMs), config.statusCacheMs);
@@ -56,8 +60,8 @@ export function createApp({ config, db, probeTimeoutMs = PROBE_TIMEOUT_MS, log =
   app.use(requireWriteToken(config.writeToken));
   app.use(express.json({ limit: BODY_LIMIT }));
 
-  app.use(statusRouter({ config, db, probes, requestsServed: () => served }));
-  app.use("/notes", notesRouter(db));
+  app.use(statusRouter({ config, db, probes, requestsServed: () => served, replication: () => router.status() }));
+  app.use("/notes", notesRouter(db, router));
 
   app.use(notFound);
   app.use(errorHandler(log));

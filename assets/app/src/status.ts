@@ -14,11 +14,39 @@ export interface DbStatus {
   queries: number | null;
   queriesPerSecond: number | null;
   pool: PoolStats;
-  /** Reserved for when the stack adds a replica; always null for now. */
-  replication: null;
+  /** The read replicas (db/readRouter.ts); null when DB_REPLICAS is empty. */
+  replication: ReplicationStatus | null;
   /** The newest backups on the backup target (BACKUP_STATUS_FILE); null when backups are not configured. */
   lastBackup: LastBackup | null;
   error: string | null;
+}
+
+/** One read replica as the app last saw it, in DB_REPLICAS order. */
+export interface ReplicaStatus {
+  name: string;
+  host: string;
+  /** Its last health check got an answer. */
+  reachable: boolean;
+  /** Slave_IO_Running = Yes. */
+  ioRunning: boolean;
+  /** Slave_SQL_Running = Yes. */
+  sqlRunning: boolean;
+  /** Seconds_Behind_Master; null when not replicating or not reachable. */
+  lagSeconds: number | null;
+  /** @@gtid_slave_pos. */
+  gtid: string | null;
+  /** Serving reads now. */
+  inReadSet: boolean;
+  /** Reads served since the app started. */
+  reads: number;
+  /** Why it is not in the read set, one line; null when it is. */
+  error: string | null;
+}
+
+export interface ReplicationStatus {
+  /** DB_REPLICA_MAX_LAG_SECONDS: a replica further behind serves no reads. */
+  maxLagSeconds: number;
+  replicas: ReplicaStatus[];
 }
 
 export interface NodeStatus {
@@ -99,7 +127,14 @@ export function describeError(err: unknown): string {
   return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
-export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null, pool: PoolStats, lastBackup: LastBackup | null = null): DbStatus {
+export function dbStatus(
+  host: string,
+  outcome: ProbeOutcome,
+  qps: number | null,
+  pool: PoolStats,
+  lastBackup: LastBackup | null = null,
+  replication: ReplicationStatus | null = null,
+): DbStatus {
   if (!outcome.ok) {
     return {
       reachable: false,
@@ -111,7 +146,7 @@ export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null
       queries: null,
       queriesPerSecond: null,
       pool,
-      replication: null,
+      replication,
       lastBackup,
       error: outcome.error,
     };
@@ -127,7 +162,7 @@ export function dbStatus(host: string, outcome: ProbeOutcome, qps: number | null
     queries: s.queries,
     queriesPerSecond: qps,
     pool,
-    replication: null,
+    replication,
     lastBackup,
     error: null,
   };

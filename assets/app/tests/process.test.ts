@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { closedPort, testConfig } from "./helpers";
+import { closedPort, silentServer, testConfig } from "./helpers";
 
 const entry = path.join(__dirname, "..", "src", "index.ts");
 
@@ -45,6 +45,39 @@ describe("the app process (src/index.ts)", () => {
       await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+
+  it("with a replica that never answers, reads on the primary and still shuts down at once on SIGTERM", async () => {
+    const config = testConfig();
+    const port = await closedPort();
+    const hung = await silentServer();
+    const { child, output, exit } = start({
+      ...process.env,
+      PORT: String(port),
+      DB_HOST: config.db.host,
+      DB_PORT: String(config.db.port),
+      DB_PASSWORD: config.db.password,
+      API_WRITE_TOKEN: config.writeToken,
+      DB_REPLICAS: `pi-db-read1@127.0.0.1:${hung.port}`,
+    });
+    try {
+      await new Promise((resolve, reject) => {
+        child.once("message", resolve);
+        child.once("exit", (code) => reject(new Error(`exited ${code} before ready: ${output()}`)));
+      });
+      assert.match(output(), /read replicas pi-db-read1@127\.0\.0\.1:\d+/);
+      const res = await fetch(`http://127.0.0.1:${port}/notes?limit=1`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-pi-cluster-read-from"), "primary");
+      const stopAt = Date.now();
+      child.kill("SIGTERM");
+      assert.equal(await exit, 0);
+      // The replica's pool and health-check connection are closed too, bounded like the primary's.
+      assert.ok(Date.now() - stopAt < 4000, `took ${Date.now() - stopAt} ms to stop`);
+    } finally {
+      child.kill("SIGKILL");
+      await hung.close();
     }
   });
 

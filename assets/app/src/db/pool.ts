@@ -1,7 +1,7 @@
 import mysqlCore from "mysql2";
 import mysql from "mysql2/promise";
 import net from "node:net";
-import type { Config } from "../config";
+import { pemCertificates, type Config } from "../config";
 import { CircuitBreaker } from "./breaker";
 import { classifyFailure, isSafeToRetryWrite, isTransientError, withRetry, type RetryOptions } from "./retry";
 import { withTimeout } from "./timeout";
@@ -59,10 +59,21 @@ export interface QueryOptions {
    * REQUEST_DB_BUDGET_MS after the call; forRequest() gives a request's statements one deadline.
    */
   deadline?: number;
+  /**
+   * For a write: called with the write's GTID (`@@last_gtid`, read on the same connection right
+   * after it committed), or null when that could not be read. For read-your-writes (db/readRouter.ts).
+   */
+  onGtid?: (gtid: string | null) => void;
 }
 
 /** What the SQL modules need: parameterised statements. */
 export type Queryable = Pick<Database, "query">;
+
+/** A request's view of the database: one deadline, and the GTID of its last write when asked for. */
+export interface RequestDb extends Queryable {
+  /** `@@last_gtid` after the request's last write; null before any, or when not tracked or unknown. */
+  readonly gtid: string | null;
+}
 
 /** An error with `code`, raised when no pool connection became free in time. */
 export class AcquireTimeoutError extends Error {
@@ -96,15 +107,20 @@ export class BudgetSpentError extends Error {
  * `db` with one deadline for all its statements: a request's whole time on the database, however
  * many statements it runs and however often they are retried.
  */
-export function forRequest(db: Queryable, budgetMs = REQUEST_DB_BUDGET_MS): Queryable {
+export function forRequest(db: Queryable, budgetMs = REQUEST_DB_BUDGET_MS, { trackGtid = false } = {}): RequestDb {
   const deadline = Date.now() + budgetMs;
+  let gtid: string | null = null;
+  const onGtid = trackGtid ? (value: string | null) => void (gtid = value) : undefined;
   return {
-    query: <T>(sql: string, params?: Params, options?: QueryOptions) => db.query<T>(sql, params, { deadline, ...options }),
+    query: <T>(sql: string, params?: Params, options?: QueryOptions) => db.query<T>(sql, params, { deadline, onGtid, ...options }),
+    get gtid() {
+      return gtid;
+    },
   };
 }
 
-/** What every connection needs, the pool's and the rechecks' alike. */
-function connectionOptions(db: Config["db"]): mysql.ConnectionOptions {
+/** What every connection needs, the pool's and the rechecks' alike (and the replicas', db/readRouter.ts). */
+export function connectionOptions(db: Config["db"]): mysql.ConnectionOptions {
   return {
     host: db.host,
     port: db.port,
@@ -133,7 +149,8 @@ export function tlsOptions(
   port: number,
   ssl: { ca: string; serverName: string },
 ): Pick<mysql.ConnectionOptions, "host" | "ssl" | "stream"> {
-  const verified = { host: ssl.serverName, ssl: { ca: ssl.ca, rejectUnauthorized: true, verifyIdentity: true } };
+  // Each certificate of a bundle (the primary's CA and the replicas') as its own entry.
+  const verified = { host: ssl.serverName, ssl: { ca: pemCertificates(ssl.ca), rejectUnauthorized: true, verifyIdentity: true } };
   if (ssl.serverName === address) return verified;
   return {
     ...verified,
@@ -163,7 +180,7 @@ export function poolOptions(db: Config["db"]): mysql.PoolOptions {
 }
 
 /** A mysql2 core connection, as the pool keeps them. */
-interface CoreConnection {
+export interface CoreConnection {
   destroy(): void;
   /** Set by mysql2 when the connection is created and each time it goes back to the pool (lib/pool_connection.js). */
   lastActiveTime?: number;
@@ -174,19 +191,34 @@ interface CoreConnection {
  * Destroys a connection's socket at once. mysql2's destroy() only half-closes it (FIN), which on
  * a powered-off peer lingers until TCP gives up, minutes later.
  */
-function hardClose(conn: CoreConnection): void {
+export function hardClose(conn: CoreConnection): void {
   conn.destroy();
   conn.stream?.destroy();
 }
 
-const core = (conn: mysql.PoolConnection): CoreConnection => (conn as unknown as { connection: CoreConnection }).connection;
+export const core = (conn: mysql.PoolConnection): CoreConnection => (conn as unknown as { connection: CoreConnection }).connection;
 
 /** Snapshots of mysql2's connection queues: every open or opening one, and the idle ones (lib/base/pool.js). */
-function poolQueues(pool: mysql.Pool): { all: CoreConnection[]; free: CoreConnection[] } {
+export function poolQueues(pool: mysql.Pool): { all: CoreConnection[]; free: CoreConnection[] } {
   type Queue = { length: number; get(i: number): CoreConnection };
   const base = (pool as unknown as { pool?: { _allConnections?: Queue; _freeConnections?: Queue } }).pool;
   const items = (queue?: Queue) => (queue ? Array.from({ length: queue.length }, (_, i) => queue.get(i)) : []);
   return { all: items(base?._allConnections), free: items(base?._freeConnections) };
+}
+
+/**
+ * `@@last_gtid` on the connection a write just committed on (autocommit), or null. A failure here
+ * must not fail the write, which is applied: the connection is dropped and the GTID unknown.
+ */
+async function lastGtid(conn: mysql.PoolConnection, deadline: number): Promise<string | null> {
+  try {
+    const [rows] = await conn.query({ sql: "SELECT @@last_gtid AS gtid", timeout: Math.max(1, Math.min(VALIDATE_TIMEOUT_MS, deadline - Date.now())) });
+    const gtid = (rows as Array<{ gtid: unknown }>)[0]?.gtid;
+    return typeof gtid === "string" && gtid !== "" ? gtid : null;
+  } catch {
+    hardClose(core(conn));
+    return null;
+  }
 }
 
 function tag(err: unknown, phase: "connect" | "validate"): void {
@@ -297,6 +329,7 @@ export class Database {
         return this.lend(async (conn) => {
           if (options.write) await this.validate(conn, deadline);
           const [result] = await conn.query({ sql, timeout: Math.max(1, deadline - Date.now()) }, [...params]);
+          if (options.write && options.onGtid) options.onGtid(await lastGtid(conn, deadline));
           return result as T;
         }, Math.min(this.acquireTimeoutMs, left));
       },

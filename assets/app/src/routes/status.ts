@@ -3,13 +3,15 @@ import { queryBackupStatus, readBackupStatus } from "../backup";
 import type { Config } from "../config";
 import type { Database } from "../db/pool";
 import { HttpError } from "../errors";
-import { dbStatus, nodeStatus, publicStatus, type ProbeCache, type Status } from "../status";
+import { dbStatus, nodeStatus, publicStatus, type ProbeCache, type ReplicationStatus, type Status } from "../status";
 
 export interface StatusDeps {
   config: Config;
   db: Database;
   probes: ProbeCache;
   requestsServed: () => number;
+  /** The read replicas as last checked; null without replicas. Default: always null. */
+  replication?: () => ReplicationStatus | null;
 }
 
 /**
@@ -33,7 +35,7 @@ const internalOnly: RequestHandler = (req, _res, next) => {
  * `GET /`: the public status; `GET /health`: liveness plus whether the database answers;
  * `GET /internal/status`: the full status (node and database internals).
  */
-export function statusRouter({ config, db, probes, requestsServed }: StatusDeps): Router {
+export function statusRouter({ config, db, probes, requestsServed, replication = () => null }: StatusDeps): Router {
   const router = Router();
 
   router.get("/", async (_req, res) => {
@@ -48,7 +50,7 @@ export function statusRouter({ config, db, probes, requestsServed }: StatusDeps)
     const status: Status = {
       node: nodeStatus(config),
       requests: { served: requestsServed() },
-      db: dbStatus(db.host, probe.outcome, probe.queriesPerSecond, db.stats(), lastBackup),
+      db: dbStatus(db.host, probe.outcome, probe.queriesPerSecond, db.stats(), lastBackup, replication()),
       cache: { hit: probe.hit, ageMs: probe.ageMs },
       generatedAt: new Date().toISOString(),
     };

@@ -67,6 +67,13 @@ describe("database over TLS (real MariaDB that requires it)", function () {
     assert.equal(typeof notes[0].n, "number");
   });
 
+  it("connects with a CA bundle in which the server's CA is not the first (replicas' CAs beside the primary's)", async () => {
+    const bundle = fs.readFileSync(path.join(otherTls, "ca.crt"), "utf8") + fs.readFileSync(path.join(serverTls, "ca.crt"), "utf8");
+    db = new Database({ ...config, ssl: { ...config.ssl!, ca: bundle } });
+    const rows = await db.query<Array<{ Value: string }>>("SHOW SESSION STATUS LIKE 'Ssl_version'");
+    assert.match(rows[0].Value, /^TLSv1\.[23]$/);
+  });
+
   it("refuses a certificate that names another server", async () => {
     db = new Database({ ...config, ssl: { ...config.ssl!, serverName: "pi-web1" } }, { sleep: async () => undefined });
     const err = await caught(db.query("SELECT 1"));

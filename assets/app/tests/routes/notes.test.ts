@@ -38,6 +38,18 @@ describe("notes routes (real MariaDB)", () => {
     assert.deepEqual(got.body, res.body);
   });
 
+  it("says every read was served by the primary, and hands out no GTID, without replicas", async () => {
+    const created = await request(app).post("/notes").set(AUTH).send({ title: "where" }).expect(201);
+    assert.equal(created.headers["x-pi-cluster-gtid"], undefined);
+    assert.equal(created.headers["set-cookie"], undefined);
+    const list = await request(app).get("/notes").expect(200);
+    assert.equal(list.headers["x-pi-cluster-read-from"], "primary");
+    const one = await request(app).get(`/notes/${created.body.id}`).expect(200);
+    assert.equal(one.headers["x-pi-cluster-read-from"], "primary");
+    const missing = await request(app).get(`/notes/${created.body.id + 1000}`).expect(404);
+    assert.equal(missing.headers["x-pi-cluster-read-from"], "primary");
+  });
+
   it("lists notes newest first with total, limit and offset", async () => {
     for (const title of ["a", "b", "c"]) await request(app).post("/notes").set(AUTH).send({ title }).expect(201);
     const page = await request(app).get("/notes?limit=2").expect(200);

@@ -116,4 +116,61 @@ describe("config", () => {
     fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
     assert.throws(() => loadConfig({ ...required, DB_SSL_CA: ca }), /DB_SSL_SERVERNAME: required with DB_SSL_CA when DB_HOST is an IP address \("10\.254\.0\.124"\)/);
   });
+
+  it("has no replicas and a 5 s lag bound by default, or with DB_REPLICAS empty", () => {
+    assert.deepEqual(loadConfig(required).replication, { replicas: [], maxLagSeconds: 5 });
+    assert.deepEqual(loadConfig({ ...required, DB_REPLICAS: "  " }).replication.replicas, []);
+  });
+
+  it("reads DB_REPLICAS as NAME@HOST:PORT entries in order, and the lag bound", () => {
+    const config = loadConfig({
+      ...required,
+      DB_REPLICAS: "pi-db-read1@10.254.0.127:3306, pi-db-read2@pi-db-read2.lan:3307",
+      DB_REPLICA_MAX_LAG_SECONDS: "0",
+    });
+    assert.deepEqual(config.replication, {
+      replicas: [
+        { name: "pi-db-read1", host: "10.254.0.127", port: 3306 },
+        { name: "pi-db-read2", host: "pi-db-read2.lan", port: 3307 },
+      ],
+      maxLagSeconds: 0,
+    });
+  });
+
+  for (const [entry, why] of [
+    ["10.254.0.127:3306", /DB_REPLICAS: expected comma-separated NAME@HOST:PORT entries .*got "10\.254\.0\.127:3306"/],
+    ["pi-db-read1@10.254.0.127", /DB_REPLICAS: expected comma-separated NAME@HOST:PORT .*got "pi-db-read1@10\.254\.0\.127"/],
+    ["Pi_DB@10.254.0.127:3306", /DB_REPLICAS: expected NAME to be a host name .*got "Pi_DB" in "Pi_DB@10\.254\.0\.127:3306"/],
+    ["-read1@10.254.0.127:3306", /DB_REPLICAS: expected NAME to be a host name/],
+    ["pi-db-read1@10.254.0.300:3306", /DB_REPLICAS: expected HOST to be an IPv4 address or a host name, got "10\.254\.0\.300"/],
+    ["pi-db-read1@10.254.0.127:0", /DB_REPLICAS: expected PORT from 1 to 65535, got "0" in "pi-db-read1@10\.254\.0\.127:0"/],
+    ["pi-db-read1@10.254.0.127:65536", /DB_REPLICAS: expected PORT from 1 to 65535, got "65536"/],
+    ["pi-db-read1@10.254.0.127:3306,pi-db-read1@10.254.0.128:3306", /DB_REPLICAS: replica name "pi-db-read1" appears twice \(in "pi-db-read1@10\.254\.0\.128:3306"\)/],
+    ["pi-db-read1@10.254.0.127:3306,pi-db-read2@10.254.0.127:3306", /DB_REPLICAS: address 10\.254\.0\.127:3306 appears twice \(in "pi-db-read2@10\.254\.0\.127:3306"\)/],
+  ] as const) {
+    it(`refuses DB_REPLICAS="${entry}", naming the variable and the bad entry`, () => {
+      assert.throws(() => loadConfig({ ...required, DB_REPLICAS: entry }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, why);
+        return true;
+      });
+    });
+  }
+
+  it("refuses a lag bound outside 0..3600", () => {
+    assert.throws(() => loadConfig({ ...required, DB_REPLICA_MAX_LAG_SECONDS: "3601" }), /DB_REPLICA_MAX_LAG_SECONDS: expected an integer from 0 to 3600, got "3601"/);
+    assert.throws(() => loadConfig({ ...required, DB_REPLICA_MAX_LAG_SECONDS: "-1" }), /DB_REPLICA_MAX_LAG_SECONDS: expected an integer from 0 to 3600, got "-1"/);
+  });
+
+  it("takes a CA bundle (several concatenated PEM CAs) and refuses a truncated one", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-app-ca-"));
+    const one = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const bundle = path.join(dir, "bundle.pem");
+    fs.writeFileSync(bundle, one + one.replace("MIIB", "MIIC") + one.replace("MIIB", "MIID"));
+    assert.equal(loadConfig({ ...required, DB_SSL_CA: bundle, DB_SSL_SERVERNAME: "pi-db" }).db.ssl?.ca, fs.readFileSync(bundle, "utf8"));
+    const truncated = path.join(dir, "truncated.pem");
+    fs.writeFileSync(truncated, one + "-----BEGIN CERTIFICATE-----\nMIIC\n");
+    assert.throws(() => loadConfig({ ...required, DB_SSL_CA: truncated, DB_SSL_SERVERNAME: "pi-db" }), /DB_SSL_CA: ".*truncated\.pem" has 2 BEGIN CERTIFICATE lines but 1 complete certificates/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 });

@@ -55,6 +55,18 @@ describe("status derivation", () => {
     }
   });
 
+  it("carries the replicas' status whether or not the primary answers", () => {
+    const replication = {
+      maxLagSeconds: 5,
+      replicas: [
+        { name: "pi-db-read1", host: "10.254.0.127", reachable: true, ioRunning: true, sqlRunning: true, lagSeconds: 0, gtid: "0-1-9", inReadSet: true, reads: 3, error: null },
+      ],
+    };
+    const pool = { limit: 10, inUse: 0, free: 0 };
+    assert.deepEqual(dbStatus("db", { ok: true, sample: sample() }, null, pool, null, replication).replication, replication);
+    assert.deepEqual(dbStatus("db", { ok: false, error: "ECONNREFUSED: nope" }, null, pool, null, replication).replication, replication);
+  });
+
   it("describes errors with their code, including Node's empty AggregateError", () => {
     assert.equal(describeError(Object.assign(new Error("Access denied"), { code: "ER_ACCESS_DENIED_ERROR" })), "ER_ACCESS_DENIED_ERROR: Access denied");
     assert.equal(describeError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })), "connect ECONNREFUSED 127.0.0.1:1");
