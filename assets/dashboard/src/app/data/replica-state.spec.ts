@@ -120,6 +120,7 @@ describe('readReplication', () => {
 
   it('summarises replication on the database card, and says "not configured" without replicas, as before', () => {
     assert.equal(formatReplication(null), 'not configured');
+    assert.equal(formatReplication({ role: 'primary' }), 'role: primary', 'another shape reads as before');
     assert.equal(formatReplication({ maxLagSeconds: 5, replicas: [replica()] }), '1 read replica, lag bound 5 s');
     assert.equal(formatReplication({ maxLagSeconds: 30, replicas: [replica(), replica({ name: 'b' })] }), '2 read replicas, lag bound 30 s');
   });

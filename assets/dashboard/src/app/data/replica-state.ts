@@ -1,4 +1,4 @@
-import { formatNumber } from './format';
+import { formatNumber, formatOptional } from './format';
 import { isRecord } from './node-state';
 import { ReplicaState, ReplicaStatus, ReplicaView, Replication, WebNodeView } from './types';
 
@@ -46,10 +46,10 @@ export function readReplication(value: unknown): Replication | null {
   return { maxLagSeconds: value['maxLagSeconds'], replicas };
 }
 
-/** The database card's "Replication" line: "not configured" (as before replicas) or a summary. */
+/** The database card's "Replication" line: a summary of the replicas, else as before them ("not configured" for null). */
 export function formatReplication(value: unknown): string {
   const r = readReplication(value);
-  if (!r) return 'not configured';
+  if (!r) return formatOptional(value);
   const n = r.replicas.length;
   return `${n} read ${n === 1 ? 'replica' : 'replicas'}, lag bound ${formatNumber(r.maxLagSeconds)} s`;
 }
