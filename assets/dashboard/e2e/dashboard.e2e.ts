@@ -10,6 +10,11 @@
  * maintenance, whatever its status URL says, and never count against the banner.
  *   E2E_DOWN_S    how long the dashboard may take to show it down (default 20)
  *   E2E_UP_S      how long it may take to come back after `start` (default 90: boot + PM2)
+ *   E2E_REPLICA   the read replica to flip (default the first the web servers report). Its cases
+ *                 run only when the web servers report read replicas (db.replication), and put it
+ *                 in a state with `$LAB replica NAME stopped|lagging|healthy`, which
+ *                 e2e/fixture/lab.mjs does (start the stand-in with FIXTURE_REPLICAS=1); it
+ *                 must turn red, and green again, within E2E_DOWN_S, as a stopped node does.
  *   CHROME_BIN    Chromium (default /usr/bin/chromium; never downloaded)
  *   E2E_OUTPUT    screenshots and timings (default /work/main/test-output, i.e. <repo>/test-output)
  */
@@ -29,6 +34,7 @@ const LAB = resolve(DASHBOARD_DIR, process.env['LAB'] ?? '../../lab/lab');
 const NODE = process.env['E2E_NODE'] ?? 'pi-web2';
 const DOWN_MS = Number(process.env['E2E_DOWN_S'] ?? 20) * 1000;
 const UP_MS = Number(process.env['E2E_UP_S'] ?? 90) * 1000;
+const REPLICA_ENV = process.env['E2E_REPLICA'];
 const CHROME_BIN = process.env['CHROME_BIN'] ?? '/usr/bin/chromium';
 const OUTPUT = resolve(process.env['E2E_OUTPUT'] ?? resolve(DASHBOARD_DIR, '../../test-output'));
 
@@ -62,9 +68,36 @@ async function state(page: Page, selector: string): Promise<string | null> {
   return page.locator(selector).getAttribute('data-state');
 }
 
-async function lab(action: 'stop' | 'start', host: string): Promise<void> {
-  const { stdout, stderr } = await run(LAB, [action, host], { timeout: 120_000 });
-  process.stdout.write(`      $ ${LAB} ${action} ${host}\n${(stdout + stderr).replace(/^/gm, '        ')}\n`);
+async function lab(...args: string[]): Promise<void> {
+  const { stdout, stderr } = await run(LAB, args, { timeout: 120_000 });
+  process.stdout.write(`      $ ${LAB} ${args.join(' ')}\n${(stdout + stderr).replace(/^/gm, '        ')}\n`);
+}
+
+/** The read replicas a web server reports (db.replication.replicas), in config order; none without. */
+async function reportedReplicas(web: string): Promise<string[]> {
+  const res = await fetch(`${LB_URL}/api/nodes/${encodeURIComponent(web)}/internal/status`);
+  assert.equal(res.status, 200, `${web}'s status answered ${res.status}`);
+  const body = (await res.json()) as { db: { replication: { replicas: { name: string }[] } | null } };
+  return body.db.replication?.replicas.map((r) => r.name) ?? [];
+}
+
+/** Flips a replica with the lab, then waits for its card's colour and word and the banner's state; returns ms since the flip. */
+async function flipReplica(page: Page, replica: string, to: string, want: { card: string; replica: string; banner: string }): Promise<number> {
+  const t0 = Date.now();
+  await lab('replica', replica, to);
+  await page.waitForFunction(
+    ({ n, w }: { n: string; w: { card: string; replica: string; banner: string } }) => {
+      const el = document.querySelector(`article[data-role="replica"][data-node="${n}"]`);
+      return (
+        el?.getAttribute('data-state') === w.card &&
+        el.getAttribute('data-replica') === w.replica &&
+        document.querySelector('[data-testid="banner"]')?.getAttribute('data-state') === w.banner
+      );
+    },
+    { n: replica, w: want },
+    { timeout: DOWN_MS },
+  );
+  return Date.now() - t0;
 }
 
 describe('dashboard against the load balancer', function () {
@@ -75,7 +108,10 @@ describe('dashboard against the load balancer', function () {
   let others: string[];
   let inService: string[];
   let inMaintenance: string[];
+  let replicas: string[];
+  let replica: string | undefined;
   let nodeStopped = false;
+  let replicaFlipped = false;
   const consoleErrors: ConsoleEntry[] = [];
   const pageErrors: string[] = [];
   const timings: Record<string, number> = {};
@@ -118,16 +154,19 @@ describe('dashboard against the load balancer', function () {
   after(async function () {
     // Leave the lab as we found it even when a step failed half-way.
     if (nodeStopped) await lab('start', NODE).catch((err) => console.error(`restart of ${NODE} failed: ${err}`));
+    if (replicaFlipped && replica) {
+      await lab('replica', replica, 'healthy').catch((err) => console.error(`making ${replica} healthy failed: ${err}`));
+    }
     await context?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     writeFileSync(
       join(OUTPUT, 'dashboard-e2e.json'),
-      JSON.stringify({ lbUrl: LB_URL, node: NODE, timings, consoleErrors, pageErrors }, null, 2) + '\n',
+      JSON.stringify({ lbUrl: LB_URL, node: NODE, replica: replica ?? null, timings, consoleErrors, pageErrors }, null, 2) + '\n',
     );
     console.log(`      timings (ms): ${JSON.stringify(timings)}`);
   });
 
-  it('renders every node up (or in maintenance where cluster.json says so), with a healthy banner', async function () {
+  it('renders every node up (or in maintenance where cluster.json says so) and every read replica ok, with a healthy banner', async function () {
     const t0 = Date.now();
     await page.goto(`${LB_URL}/`, { waitUntil: 'domcontentloaded' });
     await page.locator('[data-testid="banner"]').waitFor({ timeout: 15_000 });
@@ -142,6 +181,19 @@ describe('dashboard against the load balancer', function () {
     );
     timings['allNodesUpMs'] = Date.now() - t0;
 
+    // Asked once the web servers answer (the first may be booting when the run starts).
+    replicas = await reportedReplicas(inService[0]);
+    replica = REPLICA_ENV ?? replicas[0];
+    if (REPLICA_ENV) {
+      assert.ok(replicas.includes(REPLICA_ENV), `E2E_REPLICA=${REPLICA_ENV} is not among the replicas ${inService[0]} reports (${replicas.join(', ') || 'none'})`);
+    }
+    await page.waitForFunction(
+      (names: string[]) =>
+        names.every((n) => document.querySelector(`article[data-role="replica"][data-node="${n}"]`)?.getAttribute('data-state') === 'up'),
+      replicas,
+      { timeout: 15_000 },
+    );
+
     await page.waitForFunction(
       () => document.querySelector('[data-testid="banner"]')?.getAttribute('data-state') === 'healthy',
       undefined,
@@ -155,6 +207,13 @@ describe('dashboard against the load balancer', function () {
       assert.match(await page.locator(`${card(n)} .card-head .badge`).innerText(), /maintenance/i);
     }
     assert.match(await page.locator('[data-testid="banner"] .badge').innerText(), /healthy/i);
+    // One card per replica, in config order, and none (the database card as before) without.
+    const replicaCards = page.locator('article[data-role="replica"]');
+    assert.deepEqual(await replicaCards.evaluateAll((els) => els.map((e) => e.getAttribute('data-node'))), replicas);
+    for (const r of replicas) assert.match(await page.locator(`${card(r)} .card-head .badge`).innerText(), /ok/i);
+    if (replicas.length === 0) {
+      assert.equal(await page.locator(`${card(cluster.database.name)} [data-field="replication"]`).innerText(), 'not configured');
+    }
     const banner = page.locator('[data-testid="banner-maintenance"]');
     if (inMaintenance.length === 0) assert.equal(await banner.count(), 0);
     else assert.match(await banner.innerText(), new RegExp(`${inMaintenance.length} servers? in maintenance: ${inMaintenance.join(', ')}`));
@@ -223,6 +282,39 @@ describe('dashboard against the load balancer', function () {
     );
     timings['upAgainMs'] = Date.now() - startedAt;
     await page.screenshot({ path: join(OUTPUT, 'dashboard-3-node-back.png'), fullPage: true });
+  });
+
+  it('turns a read replica red within one refresh when it stops replicating, and green again', async function () {
+    if (!replica) return this.skip();
+    const r = replica;
+    replicaFlipped = true;
+    timings['replicaStoppedShownMs'] = await flipReplica(page, r, 'stopped', { card: 'down', replica: 'stopped', banner: 'degraded' });
+    assert.match(await page.locator(`${card(r)} .card-head .badge`).innerText(), /stopped/i);
+    assert.match(await page.locator(`${card(r)} .reason`).innerText(), /IO thread not running/);
+    assert.equal(await page.locator(`${card(r)} [data-field="readSet"]`).innerText(), 'no');
+    assert.match(await page.locator(`${card(r)} [data-field="lag"]`).innerText(), /^— \(bound \d+ s\)$/);
+    // Degraded, not down: the banner names the replica, and every web server stays up.
+    assert.match(await page.locator('[data-testid="banner"]').innerText(), new RegExp(`replica ${r} is stopped`));
+    for (const n of inService) assert.equal(await state(page, card(n)), 'up');
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-4-replica-stopped.png'), fullPage: true });
+
+    timings['replicaBackMs'] = await flipReplica(page, r, 'healthy', { card: 'up', replica: 'ok', banner: 'healthy' });
+    replicaFlipped = false;
+    assert.equal(await page.locator(`${card(r)} [data-field="readSet"]`).innerText(), 'yes');
+  });
+
+  it('turns a read replica red within one refresh when its lag goes over the bound', async function () {
+    if (!replica) return this.skip();
+    const r = replica;
+    replicaFlipped = true;
+    timings['replicaLaggingShownMs'] = await flipReplica(page, r, 'lagging', { card: 'down', replica: 'lagging', banner: 'degraded' });
+    assert.match(await page.locator(`${card(r)} .card-head .badge`).innerText(), /lagging/i);
+    const [lag, bound] = (await page.locator(`${card(r)} [data-field="lag"]`).innerText()).match(/\d+/g)!.map(Number);
+    assert.ok(lag > bound, `the card shows a lag of ${lag} s, not over its ${bound} s bound`);
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-5-replica-lagging.png'), fullPage: true });
+
+    timings['replicaLagBackMs'] = await flipReplica(page, r, 'healthy', { card: 'up', replica: 'ok', banner: 'healthy' });
+    replicaFlipped = false;
   });
 
   it('logged no console errors but the stopped node\'s failed status requests', function () {

@@ -4,11 +4,12 @@ import { formatClock } from './data/format';
 import { DbCard } from './components/db-card';
 import { LbCard } from './components/lb-card';
 import { OverallBanner } from './components/overall-banner';
+import { ReplicaCard } from './components/replica-card';
 import { WebNodeCard } from './components/web-node-card';
 
 @Component({
   selector: 'app-root',
-  imports: [OverallBanner, LbCard, WebNodeCard, DbCard],
+  imports: [OverallBanner, LbCard, WebNodeCard, DbCard, ReplicaCard],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <header class="top">
@@ -33,6 +34,9 @@ import { WebNodeCard } from './components/web-node-card';
         }
         @if (cluster.db(); as db) {
           <app-db-card [db]="db" />
+        }
+        @for (replica of cluster.replicas(); track replica.name) {
+          <app-replica-card [replica]="replica" />
         }
       </div>
     </main>

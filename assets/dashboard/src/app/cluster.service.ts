@@ -1,10 +1,11 @@
-import { computed, DestroyRef, inject, Injectable, signal } from '@angular/core';
+import { computed, DestroyRef, inject, Injectable, linkedSignal, signal } from '@angular/core';
 import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from './data/cluster-config';
 import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
 import { deriveDb, deriveLb, deriveOverall, deriveWebNode, mergeWebNodes, pendingLb } from './data/node-state';
+import { deriveReplicas } from './data/replica-state';
 import { parseTlsStatus, TlsView } from './data/tls-status';
-import { ClusterConfig, LbView, Sample, WebNodeView } from './data/types';
+import { ClusterConfig, LbView, ReplicaView, Sample, WebNodeView } from './data/types';
 
 /** The LB's URLs (docs/contracts.md, "The load balancer's URLs"), relative to the page's base href. */
 export const URLS = {
@@ -44,8 +45,22 @@ export class ClusterService {
     const config = this.config();
     return config ? deriveDb(config.database, this.webNodes()) : null;
   });
+  /**
+   * Read replicas from the web servers' `db.replication`; none without replicas. Linked to its
+   * previous value so a replica's card stays (as unknown) while no web server answers.
+   */
+  readonly replicas = linkedSignal<readonly WebNodeView[], ReplicaView[]>({
+    source: this.webNodes,
+    computation: (nodes, previous) => deriveReplicas(nodes, previous?.value ?? []),
+  });
   readonly overall = computed(() =>
-    deriveOverall({ configError: this.configError(), lb: this.lb(), webNodes: this.webNodes(), db: this.db() }),
+    deriveOverall({
+      configError: this.configError(),
+      lb: this.lb(),
+      webNodes: this.webNodes(),
+      db: this.db(),
+      replicas: this.replicas(),
+    }),
   );
 
   private timer: ReturnType<typeof setTimeout> | null = null;

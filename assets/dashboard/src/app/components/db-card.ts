@@ -1,6 +1,7 @@
 import { ChangeDetectionStrategy, Component, input } from '@angular/core';
 import { backupView } from '../data/backup';
 import { formatDuration, formatNumber, formatOptional } from '../data/format';
+import { formatReplication } from '../data/replica-state';
 import { DbView } from '../data/types';
 import { StateBadge } from './state-badge';
 
@@ -25,7 +26,7 @@ import { StateBadge } from './state-badge';
           <dt>Connections</dt><dd>{{ num(d.connections) }}</dd>
           <dt>Queries/s</dt><dd>{{ num(d.queriesPerSecond, 1) }}</dd>
           <dt>Latency</dt><dd>{{ d.latencyMs === null || d.latencyMs === undefined ? '—' : num(d.latencyMs, 1) + ' ms' }}</dd>
-          <dt>Replication</dt><dd data-field="replication">{{ optional(d.replication) }}</dd>
+          <dt>Replication</dt><dd data-field="replication">{{ replication(d.replication) }}</dd>
           <dt>Last backup</dt>
           <dd data-field="lastBackup">
             @if (backup(d.lastBackup); as b) {
@@ -53,4 +54,5 @@ export class DbCard {
   protected readonly duration = formatDuration;
   protected readonly optional = formatOptional;
   protected readonly backup = backupView;
+  protected readonly replication = formatReplication;
 }

@@ -1,6 +1,15 @@
 import { ChangeDetectionStrategy, Component, computed, input } from '@angular/core';
+import { ReplicaState } from '../data/types';
 
-type AnyState = 'pending' | 'up' | 'down' | 'unknown' | 'healthy' | 'degraded' | 'maintenance';
+type AnyState =
+  | 'pending'
+  | 'up'
+  | 'down'
+  | 'unknown'
+  | 'healthy'
+  | 'degraded'
+  | 'maintenance'
+  | ReplicaState;
 
 /** Colour is never the only signal: every state has a symbol and a word. */
 const LABELS: Record<AnyState, { symbol: string; text: string }> = {
@@ -11,6 +20,10 @@ const LABELS: Record<AnyState, { symbol: string; text: string }> = {
   healthy: { symbol: '✓', text: 'healthy' },
   degraded: { symbol: '!', text: 'degraded' },
   maintenance: { symbol: '‖', text: 'maintenance' },
+  ok: { symbol: '✓', text: 'ok' },
+  lagging: { symbol: '✕', text: 'lagging' },
+  stopped: { symbol: '✕', text: 'stopped' },
+  unreachable: { symbol: '✕', text: 'unreachable' },
 };
 
 @Component({

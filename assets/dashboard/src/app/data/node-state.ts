@@ -6,12 +6,13 @@ import {
   HostRef,
   LbView,
   Overall,
+  ReplicaView,
   WebCardState,
   WebNodeView,
   WebServerRef,
 } from './types';
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -153,14 +154,18 @@ export function deriveDb(host: HostRef, webNodes: readonly WebNodeView[]): DbVie
  * is down (no page can be served then). Degraded: anything less than everything in service up.
  * A web server in maintenance is out of the round-robin by the operator's choice: it is listed,
  * but neither waited for nor counted, whatever its status URL says.
+ * A read replica that is not ok is degraded, never down, whatever its state: the primary (the
+ * database card) still serves, as the other web servers do while one of them is down.
  */
 export function deriveOverall(input: {
   configError: string | null;
   lb: LbView | null;
   webNodes: readonly WebNodeView[];
   db: DbView | null;
+  /** Read replicas (deriveReplicas); none when absent. */
+  replicas?: readonly ReplicaView[];
 }): Overall {
-  const { configError, lb, webNodes, db } = input;
+  const { configError, lb, webNodes, db, replicas = [] } = input;
   const maintenance = webNodes.filter((n) => n.maintenance).map((n) => n.name);
   const inService = webNodes.filter((n) => !n.maintenance);
   if (configError && !lb) return { state: 'down', reasons: [`cannot load /cluster.json: ${configError}`], maintenance };
@@ -182,6 +187,10 @@ export function deriveOverall(input: {
 
   if (db?.state === 'down') down.push(`database ${db.name} is ${db.reason}`);
   else if (db?.state === 'up' && db.reason) degraded.push(`database ${db.name} ${db.reason}`);
+  // An unknown replica adds nothing: no web server in service answered, which is already said.
+  for (const r of replicas) {
+    if (r.state !== 'ok' && r.state !== 'unknown') degraded.push(`replica ${r.name} is ${r.state} (${r.reason})`);
+  }
 
   if (down.length > 0) return { state: 'down', reasons: [...down, ...degraded], maintenance };
   if (degraded.length > 0) return { state: 'degraded', reasons: degraded, maintenance };

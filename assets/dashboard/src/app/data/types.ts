@@ -49,9 +49,33 @@ export interface DbStatus {
   queries?: number | null;
   queriesPerSecond?: number | null;
   pool?: { limit: number; inUse: number; free: number } | null;
+  /** `Replication` or null (no replicas); `unknown` because it is only trusted once `readReplication` has checked it. */
   replication: unknown;
   lastBackup: unknown;
   error?: string | null;
+}
+
+/** One read replica as one web server sees it (`db.replication.replicas[i]`), in config order. */
+export interface ReplicaStatus {
+  name: string;
+  host: string;
+  reachable: boolean;
+  ioRunning: boolean;
+  sqlRunning: boolean;
+  /** MariaDB's Seconds_Behind_Master; null when the replica cannot tell (a thread stopped or not connected). */
+  lagSeconds: number | null;
+  gtid: string | null;
+  /** Whether this web server sends reads to it now. */
+  inReadSet: boolean;
+  /** Reads this web server sent to it since the app started. */
+  reads: number;
+  error: string | null;
+}
+
+/** `db.replication` when the cluster has read replicas. */
+export interface Replication {
+  maxLagSeconds: number;
+  replicas: ReplicaStatus[];
 }
 
 /** nginx `stub_status` figures (https://nginx.org/en/docs/http/ngx_http_stub_status_module.html). */
@@ -110,6 +134,31 @@ export interface DbView {
   db: DbStatus | null;
   /** Which web server reported `db`. */
   reportedBy: string | null;
+}
+
+/**
+ * A replica's card: ok; degraded (replicating within the bound, but out of a web server's read
+ * set or not reachable from one); lagging, stopped or unreachable (red); unknown while no web
+ * server in service answers.
+ */
+export type ReplicaState = 'ok' | 'degraded' | 'lagging' | 'stopped' | 'unreachable' | 'unknown';
+
+export interface ReplicaView {
+  name: string;
+  host: string;
+  state: ReplicaState;
+  /** Why it is not ok, or null. */
+  reason: string | null;
+  /** The view the card shows: the freshest among the web servers that reach it, else the freshest; null while none reports. */
+  shown: ReplicaStatus | null;
+  maxLagSeconds: number | null;
+  /** Which web server reported `shown`. */
+  reportedBy: string | null;
+  /** Web servers in service that report on it, and those of them whose read set holds it. */
+  reporters: string[];
+  inReadSetOf: string[];
+  /** Reads it served, summed over the reporters; null while none reports. */
+  reads: number | null;
 }
 
 /** What a web server's card shows: maintenance wins over what its status URL reports. */
