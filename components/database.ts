@@ -220,6 +220,7 @@ export class Database extends pulumi.ComponentResource {
                             DB_PASSWORD: password,
                             WEB_ADDRESSES: [...args.webAddresses].sort(),
                             PRIVILEGES: APP_PRIVILEGES,
+                            MONITOR: args.hasReplicas ?? false,
                             CLIENTS_FILE: DB_CLIENTS_FILE,
                             CLIENTS_TEXT: fileText(renderDbClients(args.webAddresses, port)),
                             RULESET: FIREWALL_RULESET,

@@ -12,6 +12,7 @@
 #   DB_PASSWORD     its password (secret; reaches MariaDB on stdin, never argv)
 #   WEB_ADDRESSES   web server addresses (array)
 #   PRIVILEGES      privileges on DB_NAME.*
+#   MONITOR         "true" with read replicas: SLAVE MONITOR too, so the app reads their lag
 #   CLIENTS_TEXT     the firewall rule for the web servers;  CLIENTS_FILE its path
 #   RULESET         the Pi's ruleset, which includes CLIENTS_FILE
 set -euo pipefail
@@ -20,16 +21,26 @@ set -euo pipefail
 
 # @lib
 
-# granted ADDR : the app user's grants from ADDR, one a line, but the USAGE line and the
-# password's hash, which are never printed.
+# granted ADDR : the app user's grants from ADDR, one a line, but the USAGE line, the
+# password's hash, which is never printed, and REQUIRE SSL (the require-tls step's).
 granted() {
     mariadb_sql -e "SHOW GRANTS FOR $(sql_quote "$DB_USER")@$(sql_quote "$1")" 2>/dev/null |
-        grep -v '^GRANT USAGE ON \*\.\* TO ' | sed "s/ IDENTIFIED BY PASSWORD '[^']*'//" || true
+        grep -v '^GRANT USAGE ON \*\.\* TO ' | sed -e "s/ IDENTIFIED BY PASSWORD '[^']*'//" -e 's/ REQUIRE SSL$//' || true
 }
 
-# wanted_grant ADDR : the only grant the app user from ADDR has, as SHOW GRANTS prints it.
+# wanted_grant ADDR : the only grants the app user from ADDR has, as SHOW GRANTS prints them.
 wanted_grant() {
+    [[ "$MONITOR" == true ]] && printf 'GRANT SLAVE MONITOR ON *.* TO `%s`@`%s`\n' "$DB_USER" "$1"
     printf 'GRANT %s ON `%s`.* TO `%s`@`%s`' "$PRIVILEGES" "$DB_NAME" "$DB_USER" "$1"
+}
+
+# grant_sql ADDR : the statements that give the app user from ADDR its grants.
+grant_sql() {
+    local u
+    u="$(sql_quote "$DB_USER")@$(sql_quote "$1")"
+    printf 'GRANT %s ON `%s`.* TO %s;' "$PRIVILEGES" "$DB_NAME" "$u"
+    [[ "$MONITOR" == true ]] && printf '\nGRANT SLAVE MONITOR ON *.* TO %s;' "$u"
+    return 0
 }
 
 apply() {
@@ -39,14 +50,14 @@ apply() {
         stmts+="
 CREATE USER IF NOT EXISTS $(sql_quote "$DB_USER")@$(sql_quote "$addr") IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
 ALTER USER $(sql_quote "$DB_USER")@$(sql_quote "$addr") IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
-GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
+$(grant_sql "$addr")"
         # Privileges granted by hand beyond those go (revoked and granted in one batch, and
         # only when they differ, so the app never runs without its own).
         if [[ -n "$(granted "$addr")" && "$(granted "$addr")" != "$(wanted_grant "$addr")" ]]; then
             stmts+="
 REVOKE ALL PRIVILEGES, GRANT OPTION FROM $(sql_quote "$DB_USER")@$(sql_quote "$addr");
-GRANT $PRIVILEGES ON \`$DB_NAME\`.* TO $(sql_quote "$DB_USER")@$(sql_quote "$addr");"
-            info "$DB_USER@$addr had other privileges than $PRIVILEGES on $DB_NAME: reset to those"
+$(grant_sql "$addr")"
+            info "$DB_USER@$addr had other privileges than its own: reset to those"
         fi
     done
     existing=$(mariadb_sql -e "SELECT Host FROM mysql.user WHERE User = $(sql_quote "$DB_USER")")
@@ -102,7 +113,7 @@ verify() {
         fi
         grants=$(granted "$addr")
         [[ "$grants" == "$(wanted_grant "$addr")" ]] ||
-            drift "user $DB_USER@$addr: grants are '${grants//$'\n'/; }', expected $PRIVILEGES on $DB_NAME only"
+            drift "user $DB_USER@$addr: grants are '${grants//$'\n'/; }', expected '$(wanted_grant "$addr" | paste -sd';')'"
         [[ "$(mariadb_sql <<<"SELECT authentication_string = PASSWORD($(sql_quote "$DB_PASSWORD")) FROM mysql.user WHERE User = $(sql_quote "$DB_USER") AND Host = $(sql_quote "$addr");")" == 1 ]] ||
             drift "user $DB_USER@$addr: its password is not the stack's"
     done
