@@ -49,7 +49,7 @@ on_replica() {
     [[ "$port" == 22 ]] || known="[$address]:$port"
     printf '%s %s\n' "$known" "$hostkey" >"$work/known_hosts"
     ssh -p "$port" -i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o LogLevel=ERROR \
-        -o UserKnownHostsFile="$work/known_hosts" -o GlobalKnownHostsFile=/dev/null "$user@$address" 'sudo bash -s'
+        -o UserKnownHostsFile="$work/known_hosts" -o GlobalKnownHostsFile=/dev/null "$user@$address" "sudo bash -s -- $address"
 }
 
 main() {
@@ -121,6 +121,8 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 sql -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF; SET GLOBAL slave_exec_mode = 'STRICT'"
+# Its own replication user (from its own address) is of no use to a database.
+sql -e "DROP USER IF EXISTS 'pi_repl'@'$1'"
 echo "promote: $(hostname) is writable at GTID $(sql -e 'SELECT @@gtid_current_pos')" >&2
 SCRIPT
     info "$name is writable ($((SECONDS - t0)) s)"

@@ -1,6 +1,6 @@
 // Helpers for the end-to-end tests: drive the real lab, the real Pulumi engine and real
 // HTTP through the load balancer. Nothing here is mocked.
-import { spawnSync, SpawnSyncReturns } from "child_process";
+import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -93,31 +93,56 @@ export interface UpResult {
  * `--event-log` exists only with PULUMI_DEBUG_COMMANDS=true.
  */
 export function up(label: string, opts: { allowFail?: boolean; command?: string[] } = {}): UpResult {
-    fs.mkdirSync(OUT, { recursive: true });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-events-"));
-    const log = path.join(dir, "events.jsonl");
+    const { dir, log, cmd, args, env } = upCommand(opts);
     const started = Date.now();
-    let r: SpawnSyncReturns<string>;
     try {
-        // `command` runs pulumi up itself (scripts/recover.sh) and takes up's flags after "--".
-        const flags = ["--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"];
-        const [cmd, ...args] = opts.command ? [...opts.command, "--", ...flags] : ["pulumi", "up", ...flags];
-        r = run(cmd, args, {
-            env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" },
-            allowFail: true,
-        });
-        const seconds = (Date.now() - started) / 1000;
-        const output = `${r.stdout}\n${r.stderr}`;
-        fs.writeFileSync(path.join(OUT, `up-${label}.log`), output);
-        const parsed = readEvents(log);
-        fs.writeFileSync(path.join(OUT, `events-${label}.jsonl`), parsed.events.map((e) => JSON.stringify(e)).join("\n") + "\n");
-        if (r.status !== 0 && !opts.allowFail) {
-            throw new Error(`pulumi up (${label}) failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);
-        }
-        return { status: r.status ?? -1, output, seconds, ...parsed };
+        const r = run(cmd, args, { env, allowFail: true });
+        return upResult(label, opts, started, log, r.status, r.stdout, r.stderr);
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
+}
+
+/**
+ * `up` without blocking this process: what runs in it meanwhile (a writer loop, a poller)
+ * goes on during the engine's run.
+ */
+export async function upAsync(label: string, opts: { allowFail?: boolean; command?: string[] } = {}): Promise<UpResult> {
+    const { dir, log, cmd, args, env } = upCommand(opts);
+    const started = Date.now();
+    try {
+        const child = spawn(cmd, args, { cwd: REPO, env });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        const status = await new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+        return upResult(label, opts, started, log, status, stdout, stderr);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+function upCommand(opts: { command?: string[] }): { dir: string; log: string; cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
+    fs.mkdirSync(OUT, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-events-"));
+    const log = path.join(dir, "events.jsonl");
+    // `command` runs pulumi up itself (scripts/recover.sh) and takes up's flags after "--".
+    const flags = ["--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"];
+    const [cmd, ...args] = opts.command ? [...opts.command, "--", ...flags] : ["pulumi", "up", ...flags];
+    return { dir, log, cmd, args, env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" } };
+}
+
+function upResult(label: string, opts: { allowFail?: boolean }, started: number, log: string, status: number | null, stdout: string, stderr: string): UpResult {
+    const seconds = (Date.now() - started) / 1000;
+    const output = `${stdout}\n${stderr}`;
+    fs.writeFileSync(path.join(OUT, `up-${label}.log`), output);
+    const parsed = readEvents(log);
+    fs.writeFileSync(path.join(OUT, `events-${label}.jsonl`), parsed.events.map((e) => JSON.stringify(e)).join("\n") + "\n");
+    if (status !== 0 && !opts.allowFail) {
+        throw new Error(`pulumi up (${label}) failed:\n${stdout.slice(-6000)}\n${stderr.slice(-3000)}`);
+    }
+    return { status: status ?? -1, output, seconds, ...parsed };
 }
 
 /** Reads an engine event log, keeping only the metadata of resource events. */

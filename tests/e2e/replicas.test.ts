@@ -7,9 +7,10 @@
 // It runs after tests/e2e/cluster.test.ts, whose last case destroys the stack: it converges
 // the same lab once more (about 2 minutes), with the replica hosts added.
 import * as assert from "assert";
+import { spawn } from "child_process";
 import * as path from "path";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, opSpan, pulumi, REPO, run, setConfig, tcpOpenFromHost, up, writeHeaders } from "./lib";
+import { http, lab, LB_URL, onHost, opSpan, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
 import { titlesOn, writer, writeSucceeds } from "./writer";
 
@@ -50,6 +51,16 @@ async function postNote(title: string): Promise<{ id: number; gtid: string | nul
     return { id: r.json().id, gtid: r.headers.get("x-pi-cluster-gtid") };
 }
 
+/** A command without blocking this process (the writer loop runs in it). */
+async function runAsync(cmd: string, args: string[]): Promise<{ status: number | null; output: string }> {
+    const child = spawn(cmd, args, { cwd: REPO });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (output += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (output += d));
+    const status = await new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    return { status, output };
+}
+
 function sql(host: string, query: string): string {
     const r = onHost(host, `sudo mariadb -N -B -e ${JSON.stringify(query)}`);
     assert.strictEqual(r.status, 0, `${host}: ${r.out}`);
@@ -79,7 +90,8 @@ let pw = ""; process.stdin.on("data", (d) => (pw += d)).on("end", async () => {
     await c.query("SELECT 1"); console.log("OK"); await c.end();
   } catch (e) { console.log(String(e.code) + " " + e.message); }
 });`;
-    return onHost(host, `node -e ${JSON.stringify(script)}`, password).out.trim();
+    // The script travels encoded (the remote shell would mangle its quotes); the password on stdin.
+    return onHost(host, `node -e "$(echo ${Buffer.from(script).toString("base64")} | base64 -d)"`, password).out.trim();
 }
 
 describe("read replicas on the lab, with the Pulumi engine", function () {
@@ -189,8 +201,9 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         let added: ReturnType<typeof up> | undefined;
         let bench;
         try {
-            bench = await underStream("add-replica", () => {
-                added = up("add-replica");
+            // Not blocking this process: the writer loop runs in it.
+            bench = await underStream("add-replica", async () => {
+                added = await upAsync("add-replica");
             });
         } finally {
             await w.stop();
@@ -210,23 +223,7 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1, READ2]);
     });
 
-    it("removes a replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {
-        lab("config", "--web", "2", "--replicas", "1");
-        let removed: ReturnType<typeof up> | undefined;
-        const bench = await underStream("remove-replica", () => {
-            removed = up("remove-replica");
-        });
-        assert.strictEqual(bench.failed.total, 0, failures(bench));
-        assert.deepStrictEqual(removed!.changes.delete?.sort(), steps("pi-db-read2", REPLICA_STEPS));
-        const lastApp = Math.max(...WEBS.map((w) => opSpan(removed!.events, "update", `${w}-app`).end));
-        assert.ok(opSpan(removed!.events, "delete", "pi-db-read2-source").start >= lastApp, "its grant went before every web server stopped reading from it");
-        assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1]);
-        assert.strictEqual(onHost("pi-db", "sudo test -e /etc/pi-cluster/firewall.d/replica-pi-db-read2.nft").status, 1);
-        assert.ok(await readSetIs(["pi-db-read1"]));
-        lab("remove", "pi-db-read2");
-    });
-
-    it("promotes the replica when the database is lost: scripts/promote.sh, one up, and writes succeed again", async () => {
+    it("promotes a replica when the database is lost: scripts/promote.sh, one up, writes succeed again, and the other replica follows it", async () => {
         const w = writer(`promote${Date.now()}`);
         let lostAt = 0;
         let promoteSeconds = 0;
@@ -237,10 +234,11 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
             lostAt = Date.now();
             lab("stop", "pi-db");
             const t = Date.now();
-            const p = run("bash", [path.join(REPO, "scripts", "promote.sh"), "pi-db-read1", "--stack", "lab"]);
+            const p = await runAsync("bash", [path.join(REPO, "scripts", "promote.sh"), "pi-db-read1", "--stack", "lab"]);
             promoteSeconds = (Date.now() - t) / 1000;
-            assert.match(p.stderr, /pi-db-read1 is writable/);
-            upSeconds = up("after-promote").seconds;
+            assert.strictEqual(p.status, 0, p.output);
+            assert.match(p.output, /pi-db-read1 is writable/);
+            upSeconds = (await upAsync("after-promote")).seconds;
             backAfter = await waitFor("a write through the LB", 120, writeSucceeds);
             await new Promise((r) => setTimeout(r, 3000));
         } finally {
@@ -256,6 +254,35 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         assert.strictEqual(sql("pi-db-read1", "SELECT @@read_only"), "0");
         for (const web of WEBS) assert.match(onHost(web, "sudo cat /etc/pi-cluster/app.env").out, new RegExp(`^DB_HOST="${READ1.replace(/\./g, "\\.")}"$`, "m"));
         assert.match(onHost("pi-db-read1", "systemctl list-timers --no-legend 'pi-cluster-backup-*'").out, /pi-cluster-backup-full/);
+        // The other replica follows it by GTID, and has what was written after the promotion.
+        const st = onHost("pi-db-read2", "sudo mariadb -e 'SHOW SLAVE STATUS\\G'").out;
+        for (const want of [`Master_Host: ${READ1}`, "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Using_Gtid: Slave_Pos"]) assert.ok(st.includes(want), `${want} not in pi-db-read2's SHOW SLAVE STATUS:\n${st}`);
+        await waitFor("every acknowledged write on pi-db-read2", 30, async () => w.acked.every((x) => titlesOn("pi-db-read2", prefix).has(x.title)));
+        await waitFor("pi-db-read2 in every web server's read set", 30, () => readSetIs(["pi-db-read2"]));
+        // The replication user exists for the remaining replica only, on the new database.
+        assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ2]);
         assert.deepStrictEqual(up("after-promote-noop").changes, {});
+    });
+
+    it("removes the last replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {
+        // After the promotion the config names pi-db-read1 the database and pi-db-read2 its one
+        // replica (scripts/promote.sh wrote it); scaling in is removing it from dbReplicas.
+        pulumi(["config", "rm", "dbReplicas"]);
+        let removed: ReturnType<typeof up> | undefined;
+        const bench = await underStream("remove-replica", () => {
+            removed = up("remove-replica");
+        });
+        assert.strictEqual(bench.failed.total, 0, failures(bench));
+        // The last replica takes the replication password with it.
+        assert.deepStrictEqual(removed!.changes.delete?.sort(), [...steps("pi-db-read2", REPLICA_STEPS), "pi-cluster-repl-password"].sort());
+        const lastApp = Math.max(...WEBS.map((w) => opSpan(removed!.events, "update", `${w}-app`).end));
+        assert.ok(opSpan(removed!.events, "delete", "pi-db-read2-source").start >= lastApp, "its grant went before every web server stopped reading from it");
+        assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host"), "");
+        assert.strictEqual(onHost("pi-db-read1", "sudo test -e /etc/pi-cluster/firewall.d/replica-pi-db-read2.nft").status, 1);
+        // No replica left: the app reads from the database, and says so.
+        assert.ok(await readSetIs([]));
+        assert.strictEqual((await http(`${LB_URL}/api/notes?limit=1`)).headers.get("x-pi-cluster-read-from"), "primary");
+        assert.deepStrictEqual(up("remove-replica-noop").changes, {});
+        lab("remove", "pi-db-read2");
     });
 });
