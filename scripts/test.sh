@@ -86,6 +86,9 @@ main() {
         # The one end-to-end path: the real engine against the lab, converged once and
         # shared by every case (tests/e2e/cluster.test.ts).
         suite cluster-e2e "$REPO" npx mocha --timeout 0 --bail tests/e2e/cluster.test.ts
+        # Read replicas (issue 12): the cluster suite ends by destroying its stack, so this
+        # one converges the same lab again, with the replica hosts added (about 2 minutes).
+        E2E_FIGURES_FILE=replica-figures.json suite replica-e2e "$REPO" npx mocha --timeout 0 --bail tests/e2e/replicas.test.ts
     fi
 
     printf '\n'

@@ -10,7 +10,8 @@ export const figures: Record<string, unknown> = {};
 export function record(key: string, value: unknown): void {
     figures[key] = value;
     fs.mkdirSync(OUT, { recursive: true });
-    fs.writeFileSync(path.join(OUT, "e2e-figures.json"), JSON.stringify(figures, null, 2));
+    // Each suite its own file (scripts/test.sh names them), so one suite never overwrites another's.
+    fs.writeFileSync(path.join(OUT, process.env.E2E_FIGURES_FILE ?? "e2e-figures.json"), JSON.stringify(figures, null, 2));
     console.log(`      figure ${key}: ${JSON.stringify(value)}`);
 }
 

@@ -94,6 +94,20 @@ describe("lab: simulated Pis", function () {
     assert.equal(new Set(cfg.hosts.map((h) => h.hostKey)).size, 4, "every host has its own host key");
   });
 
+  it("refuses a replica count it cannot address, naming the flag, before it changes anything", function () {
+    const before = fs.readFileSync(configFile, "utf8");
+    for (const [args, message] of [
+      [["config", "--web", "5", "--replicas", "1"], /--web 5 with --replicas 1: expected at most 4 web servers with replicas \(pi-web5 would take pi-db-read1's \.127\)/],
+      [["config", "--replicas", "x"], /--replicas x: expected a number from 0 to 20/],
+      [["replica", "pi-web1", "stopped"], /'pi-web1' is not a replica/],
+    ] as const) {
+      const r = spawnSync(lab, [...args], { encoding: "utf8" });
+      assert.notEqual(r.status, 0, args.join(" "));
+      assert.match(r.stderr, message);
+    }
+    assert.equal(fs.readFileSync(configFile, "utf8"), before, "a refused command rewrote Pulumi.lab.yaml");
+  });
+
   it("answers ssh on every host with its pinned key, with systemd running", function () {
     for (const h of cfg.hosts) {
       assert.equal(sshOk(cfg, h, "hostname").trim(), h.name);
