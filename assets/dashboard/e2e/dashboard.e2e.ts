@@ -290,7 +290,7 @@ describe('dashboard against the load balancer', function () {
     replicaFlipped = true;
     timings['replicaStoppedShownMs'] = await flipReplica(page, r, 'stopped', { card: 'down', replica: 'stopped', banner: 'degraded' });
     assert.match(await page.locator(`${card(r)} .card-head .badge`).innerText(), /stopped/i);
-    assert.match(await page.locator(`${card(r)} .reason`).innerText(), /IO thread not running/);
+    assert.match(await page.locator(`${card(r)} .reason`).innerText(), /\bIO (and SQL )?threads? not running/);
     assert.equal(await page.locator(`${card(r)} [data-field="readSet"]`).innerText(), 'no');
     assert.match(await page.locator(`${card(r)} [data-field="lag"]`).innerText(), /^— \(bound \d+ s\)$/);
     // Degraded, not down: the banner names the replica, and every web server stays up.
