@@ -165,8 +165,11 @@ verify() {
     expect_file "$KNOWN_HOSTS_TEXT" "$KNOWN_HOSTS" 0644
     st=$(slave_status)
     [[ "$(field Master_Host "$st")" == "$PRIMARY_ADDRESS" ]] || drift "replication: from '$(field Master_Host "$st")', expected $PRIMARY_ADDRESS"
-    [[ "$(field Slave_IO_Running "$st")" == Yes ]] || drift "replication: IO thread $(field Slave_IO_Running "$st") $(field Last_IO_Error "$st")"
-    [[ "$(field Slave_SQL_Running "$st")" == Yes ]] || drift "replication: SQL thread $(field Slave_SQL_Running "$st") $(field Last_SQL_Error "$st")"
+    local err
+    err=$(field Last_IO_Error "$st")
+    [[ "$(field Slave_IO_Running "$st")" == Yes ]] || drift "replication: IO thread not running (${err:-stopped})"
+    err=$(field Last_SQL_Error "$st")
+    [[ "$(field Slave_SQL_Running "$st")" == Yes ]] || drift "replication: SQL thread not running (${err:-stopped})"
     read -r was digest <"$PARAMS_FILE" 2>/dev/null || true
     [[ "$was $digest" == "$PRIMARY_ADDRESS $(params_digest)" ]] || drift "replication: settings differ from the stack's (password, CA or address)"
     [[ "$(mariadb_sql -e 'SELECT @@global.read_only' 2>/dev/null)" == 1 ]] || drift "mariadb: read_only is off on a replica"

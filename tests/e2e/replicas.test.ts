@@ -13,6 +13,7 @@ import * as checks from "./checks";
 import { record, waitFor } from "./checks";
 import { http, lab, LB_URL, onHost, opSpan, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
+import { assertAsDesired, driftItems, verify } from "./verify";
 import { titlesOn, writer, writeSucceeds } from "./writer";
 
 const DB = "10.254.0.124";
@@ -188,6 +189,20 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         const d = checks.figures.dashboard as { replica?: string; timings?: Record<string, number> } | undefined;
         assert.strictEqual(d?.replica, "pi-db-read1", `the dashboard's replica cases did not run: ${JSON.stringify(d)}`);
         for (const t of ["replicaStoppedShownMs", "replicaBackMs", "replicaLaggingShownMs", "replicaLagBackMs"]) assert.strictEqual(typeof d?.timings?.[t], "number", `no ${t}: ${JSON.stringify(d)}`);
+    });
+
+    it("finds a stopped replication with scripts/verify.sh, and scripts/recover.sh starts it again", async () => {
+        assertAsDesired(verify());
+        lab("replica", "pi-db-read1", "stopped");
+        const v = verify();
+        assert.strictEqual(v.status, 3);
+        assert.deepStrictEqual(driftItems(v), [
+            "pi-db-read1 pi-db-read1-replica [drift]: replication: IO thread not running (stopped)",
+            "pi-db-read1 pi-db-read1-replica [drift]: replication: SQL thread not running (stopped)",
+        ]);
+        up("recover-replica", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "pi-db-read1"] });
+        assertAsDesired(verify());
+        await waitFor("pi-db-read1 back in the read set", 30, () => readSetIs(["pi-db-read1"]));
     });
 
     it("lets only the replicas' addresses log in as the replication user, with REPLICATION SLAVE only", () => {
