@@ -1,5 +1,8 @@
-// The database Pi: MariaDB with a rendered config, secure defaults, the app's database
-// and user (granted per web-server address), and the app's schema migrations.
+// A MariaDB Pi, in one of two roles. The database: MariaDB with a rendered config, secure
+// defaults, the app's database and user (granted per web-server address), the app's schema
+// migrations and its backups. A read replica (replicaOf): the same MariaDB, read-only, seeded
+// from a backup stream of the database and following it by GTID. One component for both, so
+// promoting a replica is a change of its role: its steps update in place.
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";

@@ -8,10 +8,11 @@
 // the same lab once more (about 2 minutes), with the replica hosts added.
 import * as assert from "assert";
 import { spawn } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, opSpan, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
+import { http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
 import { assertAsDesired, driftItems, verify } from "./verify";
 import { titlesOn, writer, writeSucceeds } from "./writer";
@@ -217,6 +218,18 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1]);
         const grants = sql("pi-db", `SHOW GRANTS FOR 'pi_repl'@'${READ1}'`);
         assert.match(grants, /^GRANT REPLICATION SLAVE ON \*\.\* TO `pi_repl`@`10\.254\.0\.127` IDENTIFIED BY PASSWORD '\*[0-9A-F]+' REQUIRE SSL$/);
+        // The password is secret everywhere else: not in the plain state, the engine's output
+        // of this suite's runs, a process list or journal of a host that handles it, nor in a
+        // file a non-root user can read on the replica.
+        checks.assertNoSecret(password, pulumi(["stack", "export"]).stdout, "the plain state");
+        for (const f of fs.readdirSync(OUT).filter((n) => /^up-(replicas|replica|add-replica|recover-replica)/.test(n))) {
+            checks.assertNoSecret(password, fs.readFileSync(path.join(OUT, f), "utf8"), f);
+        }
+        for (const h of ["pi-db", "pi-db-read1"]) {
+            checks.assertNoSecret(password, onHost(h, "ps -eo args").out, `${h}'s process list`);
+            checks.assertNoSecret(password, onHost(h, "sudo journalctl --no-pager -q | cat").out, `${h}'s journal`);
+        }
+        assert.notStrictEqual(onHost("pi-db-read1", "cat /var/lib/mysql/master.info").status, 0, "pi reads the replication password without sudo");
         // The replica's firewall: 3306 from the web servers only.
         assert.strictEqual(tcpOpenFromHost("pi-web1", READ1, 3306), true);
         assert.strictEqual(tcpOpenFromHost("pi-lb", READ1, 3306), false);
@@ -281,6 +294,12 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         assert.strictEqual(sql("pi-db-read1", "SELECT @@read_only"), "0");
         for (const web of WEBS) assert.match(onHost(web, "sudo cat /etc/pi-cluster/app.env").out, new RegExp(`^DB_HOST="${READ1.replace(/\./g, "\\.")}"$`, "m"));
         assert.match(onHost("pi-db-read1", "systemctl list-timers --no-legend 'pi-cluster-backup-*'").out, /pi-cluster-backup-full/);
+        // Its first full backup lands on the target (the backup step starts one at once).
+        const fullAfter = await waitFor("a full backup of pi-db-read1 on the target", 180, async () => {
+            const st = onHost("pi-lb", "sudo cat /srv/pi-cluster-backups/status.json");
+            return st.status === 0 && Date.parse(JSON.parse(st.out).full?.at ?? 0) >= lostAt - 1000;
+        });
+        record("promotionFirstFullBackupSeconds", fullAfter);
         // The other replica follows it by GTID, and has what was written after the promotion.
         const st = onHost("pi-db-read2", "sudo mariadb -e 'SHOW SLAVE STATUS\\G'").out;
         for (const want of [`Master_Host: ${READ1}`, "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Using_Gtid: Slave_Pos"]) assert.ok(st.includes(want), `${want} not in pi-db-read2's SHOW SLAVE STATUS:\n${st}`);
