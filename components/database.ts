@@ -5,6 +5,7 @@
 // promoting a replica is a change of its role: its steps update in place.
 import * as fs from "fs";
 import * as path from "path";
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
 import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients, renderReplicaClient, replicaClientFile } from "./render/firewall";
@@ -277,11 +278,7 @@ export class Database extends pulumi.ComponentResource {
                 // After the app's schema: the first backup holds it.
                 { parent: this, dependsOn: [migrate] },
             );
-            this.backupPublicKey = step.stdout.apply((out) => {
-                const key = publicKeyOf(out);
-                if (!key) throw new pulumi.ResourceError(`${name}-backup: printed no "${PUBLIC_KEY_MARK} ssh-ed25519 ..." line`, this);
-                return key;
-            });
+            this.backupPublicKey = this.printedKey(step, `${name}-backup`, PUBLIC_KEY_MARK);
         }
 
         this.ready = [appDb, migrate];
@@ -299,6 +296,15 @@ export class Database extends pulumi.ComponentResource {
     private readonly nodeNameForSteps: string;
     private readonly webAddresses: string[];
 
+    /** The SSH public key a step printed after `mark` (made on the Pi; only this half travels). */
+    private printedKey(step: command.remote.Command, stepName: string, mark: string): pulumi.Output<string> {
+        return step.stdout.apply((out) => {
+            const key = publicKeyOf(out, mark);
+            if (!key) throw new pulumi.ResourceError(`${stepName}: printed no "${mark} ssh-ed25519 ..." line`, this);
+            return key;
+        });
+    }
+
     /**
      * A replica's steps: its seeding key (here), what lets it in on the database (there: the
      * replication user from this address, 3306, the seeding account's line), then the
@@ -311,11 +317,7 @@ export class Database extends pulumi.ComponentResource {
             { connection, script: renderScript("db-replica-key", { STEP: `${name}-seed-key`, KEY: SEED_KEY, SEED_KEY_MARK }) },
             { parent: this, dependsOn: [mariadb] },
         );
-        const publicKey = key.stdout.apply((out) => {
-            const k = new RegExp(`^${SEED_KEY_MARK} (ssh-ed25519 \\S+)`, "m").exec(out)?.[1];
-            if (!k) throw new pulumi.ResourceError(`${name}-seed-key: printed no "${SEED_KEY_MARK} ssh-ed25519 ..." line`, this);
-            return k;
-        });
+        const publicKey = this.printedKey(key, `${name}-seed-key`, SEED_KEY_MARK);
         const source = remoteStep(
             `${name}-source`,
             {

@@ -176,7 +176,7 @@ WantedBy=timers.target
 `;
 }
 
-/** The line of a step's stdout that carries the database Pi's public key, or undefined. */
-export function publicKeyOf(stdout: string): string | undefined {
-    return new RegExp(`^${PUBLIC_KEY_MARK} (ssh-ed25519 \\S+)`, "m").exec(stdout)?.[1];
+/** The key on the line of a step's stdout that starts with `mark` (the database Pi's backup key by default), or undefined. */
+export function publicKeyOf(stdout: string, mark = PUBLIC_KEY_MARK): string | undefined {
+    return new RegExp(`^${mark} (ssh-ed25519 \\S+)`, "m").exec(stdout)?.[1];
 }

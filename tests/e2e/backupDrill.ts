@@ -23,11 +23,6 @@ function utc(ms: number): string {
     return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
 }
 
-/** The drill's note titles in the database now, read on the DB Pi itself. */
-function titlesInDb(prefix: string): Set<string> {
-    return titlesOn("pi-db", prefix);
-}
-
 function targetStatus(): any {
     const r = onHost("pi-lb", `sudo cat ${TARGET_DIR}/status.json`);
     return r.status === 0 ? JSON.parse(r.out) : null;
@@ -133,7 +128,7 @@ export async function backupDrill(): Promise<DrillFigures> {
     await waitFor("a write through the LB", 120, writeSucceeds);
     const rtoSeconds = (Date.now() - t0) / 1000;
 
-    const present = titlesInDb(prefix);
+    const present = titlesOn("pi-db", prefix);
     const lost = w.acked.filter((x) => !present.has(x.title));
     const lastRestored = Math.max(...w.acked.filter((x) => present.has(x.title)).map((x) => x.ackedAt));
     const rpoSeconds = (failedAt - lastRestored) / 1000;
@@ -143,7 +138,7 @@ export async function backupDrill(): Promise<DrillFigures> {
 
     // Point in time: exactly the writes acknowledged before it, none sent after it.
     const pitr = restore(["--to", utc(pit)]);
-    const atPit = titlesInDb(prefix);
+    const atPit = titlesOn("pi-db", prefix);
     const before = w.acked.filter((x) => x.ackedAt < pit);
     const after = w.acked.filter((x) => x.sentAt > pit);
     assert.deepStrictEqual(before.filter((x) => !atPit.has(x.title)).map((x) => x.title), [], "writes before the point are missing");

@@ -832,6 +832,8 @@ describe("backup target files", () => {
     it("reads the public key from the backup step's output", () => {
         assert.strictEqual(publicKeyOf("[pi-db-backup] ok\nBACKUP_PUBLIC_KEY ssh-ed25519 AAAAC3Nza\n"), "ssh-ed25519 AAAAC3Nza");
         assert.strictEqual(publicKeyOf("no key here"), undefined);
+        // Another mark (a replica's seeding key) is read the same way, and only its own line.
+        assert.strictEqual(publicKeyOf("BACKUP_PUBLIC_KEY ssh-ed25519 AAAAB\nSEED_PUBLIC_KEY ssh-ed25519 AAAAS\n", "SEED_PUBLIC_KEY"), "ssh-ed25519 AAAAS");
     });
 
     it("ships tools that shellcheck accepts (the steps are checked with the others below)", () => {

@@ -5,6 +5,18 @@ import { closedPort, silentServer, testConfig } from "./helpers";
 
 const entry = path.join(__dirname, "..", "src", "index.ts");
 
+/** The app's environment against the test database, listening on `port`. */
+function appEnv(config: ReturnType<typeof testConfig>, port: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PORT: String(port),
+    DB_HOST: config.db.host,
+    DB_PORT: String(config.db.port),
+    DB_PASSWORD: config.db.password,
+    API_WRITE_TOKEN: config.writeToken,
+  };
+}
+
 function start(env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
   let output = "";
   const child = fork(entry, [], {
@@ -22,14 +34,7 @@ describe("the app process (src/index.ts)", () => {
   it("tells PM2 it is ready once listening, serves, and exits 0 on SIGTERM", async () => {
     const config = testConfig();
     const port = await closedPort();
-    const { child, output, exit } = start({
-      ...process.env,
-      PORT: String(port),
-      DB_HOST: config.db.host,
-      DB_PORT: String(config.db.port),
-      DB_PASSWORD: config.db.password,
-      API_WRITE_TOKEN: config.writeToken,
-    });
+    const { child, output, exit } = start(appEnv(config, port));
     try {
       const ready = await new Promise((resolve, reject) => {
         child.once("message", resolve);
@@ -53,12 +58,7 @@ describe("the app process (src/index.ts)", () => {
     const port = await closedPort();
     const hung = await silentServer();
     const { child, output, exit } = start({
-      ...process.env,
-      PORT: String(port),
-      DB_HOST: config.db.host,
-      DB_PORT: String(config.db.port),
-      DB_PASSWORD: config.db.password,
-      API_WRITE_TOKEN: config.writeToken,
+      ...appEnv(config, port),
       DB_REPLICAS: `pi-db-read1@127.0.0.1:${hung.port}`,
     });
     try {
