@@ -11,7 +11,7 @@
 #   pi-cluster-backup prune [NOW]     deletes what retention no longer needs (NOW: epoch seconds)
 #   pi-cluster-backup verify          re-hashes every file against its .sha256 sidecar
 # Pure, for the tests and scripts/restore.sh (source this file): name_epoch NAME,
-# plan_prune NOW DAYS < names, plan_restore TO < names.
+# plan_prune NOW DAYS < names, plan_restore TO [SKIP_FILE] < names.
 #
 # Nothing leaves the database Pi unencrypted: mariadb-backup's stream and each binlog go
 # through zstd and `age -r AGE_RECIPIENT` before the pipe reaches ssh. The target stores NAME (the age
@@ -28,7 +28,8 @@
 set -euo pipefail
 
 readonly TS_RE='[0-9]{8}T[0-9]{6}Z'
-readonly NAME_RE="^(full-${TS_RE}\\.xb\\.zst\\.age|inc-${TS_RE}-of-${TS_RE}\\.xb\\.zst\\.age|binlog-${TS_RE}-[0-9]{4}-[A-Za-z0-9_.-]+\\.zst\\.age)\$"
+readonly SERIES_RE='s[0-9]+x[0-9a-f]{8}'
+readonly NAME_RE="^(full-${TS_RE}(-${SERIES_RE})?\\.xb\\.zst\\.age|inc-${TS_RE}-of-${TS_RE}(-${SERIES_RE})?\\.xb\\.zst\\.age|binlog-${TS_RE}-[0-9]{4}-(${SERIES_RE}-)?[A-Za-z0-9_.-]+\\.[0-9]+\\.zst\\.age)\$"
 
 log() { printf 'pi-cluster-backup: %s\n' "$*" >&2; }
 die() {
@@ -36,13 +37,37 @@ die() {
     exit 1
 }
 
-# --- pure: names and retention --------------------------------------------------------
+# --- pure: names, retention and restore plans -------------------------------------------
+# No process per name: the planners are one grep, one sort and one awk over all names.
+
+# ts_epoch TS : YYYYMMDDTHHMMSSZ as epoch seconds (days from the civil date, H. Hinnant's
+# algorithm), in bash arithmetic: no fork.
+ts_epoch() {
+    local t=$1 y m d era yoe doy doe
+    y=$((10#${t:0:4})) m=$((10#${t:4:2})) d=$((10#${t:6:2}))
+    ((m <= 2)) && y=$((y - 1))
+    era=$((y / 400)) yoe=$((y % 400))
+    doy=$(((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1))
+    doe=$((yoe * 365 + yoe / 4 - yoe / 100 + doy))
+    printf '%d\n' $(((era * 146097 + doe - 719468) * 86400 + 10#${t:9:2} * 3600 + 10#${t:11:2} * 60 + 10#${t:13:2}))
+}
+
+# epoch_ts EPOCH : the inverse (the civil date from days); 0 for a time before 1970.
+epoch_ts() {
+    local s=$1 z era doe yoe doy mp d m y
+    ((s >= 0)) || s=0
+    z=$((s / 86400 + 719468)) era=$((z / 146097)) doe=$((z % 146097))
+    yoe=$(((doe - doe / 1460 + doe / 36524 - doe / 146096) / 365))
+    doy=$((doe - (365 * yoe + yoe / 4 - yoe / 100)))
+    mp=$(((5 * doy + 2) / 153))
+    d=$((doy - (153 * mp + 2) / 5 + 1)) m=$((mp < 10 ? mp + 3 : mp - 9)) y=$((yoe + era * 400 + (mp >= 10)))
+    printf '%04d%02d%02dT%02d%02d%02dZ\n' "$y" "$m" "$d" $((s % 86400 / 3600)) $((s % 3600 / 60)) $((s % 60))
+}
 
 # name_epoch NAME : the time in NAME (its first timestamp), as epoch seconds.
 name_epoch() {
-    local ts
-    ts=$(grep -oE "$TS_RE" <<<"$1" | head -n1) || return 1
-    date -u -d "${ts:0:4}-${ts:4:2}-${ts:6:2} ${ts:9:2}:${ts:11:2}:${ts:13:2}" +%s
+    [[ "$1" =~ $TS_RE ]] || return 1
+    ts_epoch "${BASH_REMATCH[0]}"
 }
 
 # name_kind NAME : full, incremental or binlog.
@@ -55,75 +80,114 @@ name_kind() {
     esac
 }
 
+# backup_names : the backup names on stdin, once each, in name order (for one kind, that
+# is time order); anything else (status.json, a .sha256, a path) is dropped.
+backup_names() { { grep -E "$NAME_RE" || true; } | LC_ALL=C sort -u; }
+
+# The awk that reads a name (already matched by NAME_RE), by position: K kind, TS its time,
+# OF the full an incremental builds on, S its series ("legacy" without one), and for a
+# binlog SEQ, F its file, FB the file's base name, FN its number and FW the number's width.
+readonly PARSE_AWK='
+function parse(n,   r, i) {
+    K = ""; OF = ""; S = "legacy"; SEQ = ""; F = ""; FB = ""; FN = -1; FW = 0
+    if (substr(n, 1, 5) == "full-") {
+        K = "full"; TS = substr(n, 6, 16); r = substr(n, 22)
+        if (r != ".xb.zst.age") S = substr(r, 2, length(r) - 12)
+    } else if (substr(n, 1, 4) == "inc-") {
+        K = "incremental"; TS = substr(n, 5, 16); OF = substr(n, 25, 16); r = substr(n, 41)
+        if (r != ".xb.zst.age") S = substr(r, 2, length(r) - 12)
+    } else {
+        K = "binlog"; TS = substr(n, 8, 16); SEQ = substr(n, 25, 4)
+        F = substr(n, 30, length(n) - 29 - 8)
+        i = index(F, "-")
+        if (i > 0 && substr(F, 1, i - 1) ~ /^s[0-9]+x[0-9a-f]+$/ && i - index(F, "x") == 9) { S = substr(F, 1, i - 1); F = substr(F, i + 1) }
+        match(F, /[.][0-9]+$/)
+        FB = substr(F, 1, RSTART - 1); FN = substr(F, RSTART + 1) + 0; FW = RLENGTH - 1
+    }
+}
+function iso(ts) { return substr(ts, 1, 4) "-" substr(ts, 5, 2) "-" substr(ts, 7, 2) "T" substr(ts, 10, 2) ":" substr(ts, 12, 2) ":" substr(ts, 14, 2) "Z" }
+'
+
 # plan_prune NOW DAYS : reads backup names on stdin, prints the ones to delete.
 # Every point in the last DAYS must stay restorable, so the anchor is the newest full taken
 # at or before NOW - DAYS: it, its incrementals and every binlog shipped after it are kept,
 # and only what is older than the anchor goes. With no full that old, nothing goes. The
 # newest full is never deleted, and an incremental that is kept keeps the full it was taken
-# against (its name says which) and that full's older incrementals, whatever their age.
+# against (its name says which, and its series) and that full's older incrementals, whatever
+# their age.
 plan_prune() {
-    local now=$1 days=$2 cutoff anchor="" anchor_t=0 n t kind
-    cutoff=$((now - days * 86400))
-    local -a names=()
-    mapfile -t names < <(grep -E "$NAME_RE" | sort -u)
-    for n in "${names[@]}"; do
-        [[ "$(name_kind "$n")" == full ]] || continue
-        t=$(name_epoch "$n")
-        if ((t <= cutoff && t >= anchor_t)); then
-            anchor=$n
-            anchor_t=$t
-        fi
-    done
-    [[ -n "$anchor" ]] || return 0
-    # The fulls that a kept incremental needs, by their timestamp.
-    local -A needed=()
-    for n in "${names[@]}"; do
-        t=$(name_epoch "$n")
-        kind=$(name_kind "$n")
-        if [[ "$kind" == incremental ]] && ((t >= anchor_t)); then
-            needed[$(grep -oE "$TS_RE" <<<"$n" | sed -n 2p)]=1
-        fi
-    done
-    for n in "${names[@]}"; do
-        t=$(name_epoch "$n")
-        ((t < anchor_t)) || continue
-        kind=$(name_kind "$n")
-        case "$kind" in
-        full) [[ -n "${needed[$(grep -oE "$TS_RE" <<<"$n")]:-}" ]] && continue ;;
-        incremental) [[ -n "${needed[$(grep -oE "$TS_RE" <<<"$n" | sed -n 2p)]:-}" ]] && continue ;;
-        esac
-        printf '%s\n' "$n"
-    done
+    [[ "${1:-}" =~ ^[0-9]+$ && "${2:-}" =~ ^[0-9]+$ ]] || die "plan_prune: expected NOW (epoch seconds) and DAYS, got '${1:-}' '${2:-}'"
+    backup_names | awk -v cut="$(epoch_ts $(($1 - $2 * 86400)))" "$PARSE_AWK"'
+        {
+            parse($0); n[NR] = $0; k[NR] = K; ts[NR] = TS
+            # A full and the incrementals built on it share a key: the full'"'"'s time and series.
+            key[NR] = K == "full" ? TS " " S : K == "incremental" ? OF " " S : ""
+            if (K == "full" && TS <= cut && TS >= anchor) anchor = TS
+        }
+        END {
+            if (anchor == "") exit
+            for (i = 1; i <= NR; i++) if (k[i] == "incremental" && ts[i] >= anchor) need[key[i]] = 1
+            for (i = 1; i <= NR; i++) if (ts[i] < anchor && !(key[i] in need)) print n[i]
+        }'
 }
 
-# plan_restore TO : reads backup names on stdin, prints what a restore to TO (epoch seconds)
-# applies, in order: the newest full at or before TO, its incrementals at or before TO, then
-# every binlog shipped after that full up to and including the first shipped after TO (it
-# holds the events just before TO; the replay stops at TO). Prints nothing without a full.
+# plan_restore TO [SKIP_FILE] : reads backup names on stdin, prints what a restore to TO
+# (epoch seconds) applies, one name a line in apply order, and notes for the operator on
+# lines that start with "# ":
+# - the newest full at or before TO that SKIP_FILE does not list (a note for each listed
+#   one passed over);
+# - its incrementals (same full, same series) at or before TO, in time order, stopping
+#   before the first one SKIP_FILE lists;
+# - the binlogs of the full's series shipped from the full's time on, in file-number order,
+#   up to and including the first shipped after TO (it holds the events just before TO; the
+#   replay stops at TO), stopping at a missing file number or a listed binlog, with a
+#   "# gap: SERIES FILE missing after FILE: binlogs stop at TIME" note.
+# SKIP_FILE holds names the restore found bad, one a line (a missing file lists none).
+# Without a full, prints no name.
 plan_restore() {
-    local to=$1 n t full="" full_t=0 full_ts
-    local -a names=()
-    mapfile -t names < <(grep -E "$NAME_RE" | sort -u)
-    for n in "${names[@]}"; do
-        [[ "$n" == full-* ]] || continue
-        t=$(name_epoch "$n")
-        ((t <= to && t >= full_t)) && full=$n full_t=$t
-    done
-    [[ -n "$full" ]] || return 0
-    full_ts=$(grep -oE "$TS_RE" <<<"$full")
-    printf '%s\n' "$full"
-    for n in "${names[@]}"; do
-        [[ "$n" == inc-*-of-"$full_ts".* ]] || continue
-        t=$(name_epoch "$n")
-        ((t <= to)) && printf '%s\n' "$n"
-    done
-    for n in "${names[@]}"; do
-        [[ "$n" == binlog-* ]] || continue
-        t=$(name_epoch "$n")
-        ((t >= full_t)) || continue
-        printf '%s\n' "$n"
-        ((t <= to)) || break
-    done
+    [[ "${1:-}" =~ ^[0-9]+$ ]] || die "plan_restore: expected TO (epoch seconds), got '${1:-}'"
+    backup_names | awk -v to="$(epoch_ts "$1")" -v skipfile="${2:-}" "$PARSE_AWK"'
+        BEGIN { if (skipfile != "") while ((getline l < skipfile) > 0) if (split(l, w, " ") && substr(w[1], 1, 1) != "#") bad[w[1]] = 1 }
+        { parse($0); n[NR] = $0; k[NR] = K; ts[NR] = TS; of[NR] = OF; s[NR] = S; fb[NR] = FB; fn[NR] = FN; fw[NR] = FW }
+        END {
+            for (i = 1; i <= NR; i++) if (k[i] == "full" && ts[i] <= to && !(n[i] in bad)) f = i
+            for (i = 1; i <= NR; i++) if (k[i] == "full" && ts[i] <= to && (n[i] in bad) && (!f || ts[i] >= ts[f])) print "# skipped " n[i] ": listed as bad"
+            if (!f) exit
+            print n[f]; last = f
+            for (i = 1; i <= NR; i++) {
+                if (k[i] != "incremental" || of[i] != ts[f] || s[i] != s[f] || ts[i] > to) continue
+                if (n[i] in bad) { print "# skipped " n[i] ": listed as bad; the incrementals after it are not applied"; break }
+                print n[i]; last = i
+            }
+            # The binlogs of the series from the full on, by base name and number; the first
+            # shipped copy of a number counts. The base is that of the first one shipped.
+            for (i = 1; i <= NR; i++) {
+                if (k[i] != "binlog" || s[i] != s[f] || ts[i] < ts[f] || fn[i] < 0) continue
+                if (base == "") { base = fb[i]; lo = hi = fn[i] }
+                if (fb[i] != base) continue
+                if (!((fn[i]) in at)) at[fn[i]] = i
+                if (fn[i] < lo) lo = fn[i]
+                if (fn[i] > hi) hi = fn[i]
+            }
+            if (base == "") exit
+            # A missing or bad file is harmless when it closed before the last backup applied
+            # began (that backup holds its events): its next shipped file went before that.
+            # Otherwise the binlogs stop there.
+            lb = last; prev = n[f]
+            for (m = lo; m <= hi; m++) {
+                if ((m in at) && !(n[at[m]] in bad)) {
+                    i = at[m]; print n[i]; last = i; prev = sprintf("%s.%0" fw[i] "d", base, m)
+                    if (ts[i] > to) exit
+                    continue
+                }
+                if (m in at) { print "# skipped " n[at[m]] ": listed as bad"; t = ts[at[m]] }
+                else { for (m2 = m + 1; !(m2 in at); m2++) ; t = ts[at[m2]] }
+                file = sprintf("%s.%0" fw[at[lo]] "d", base, m)
+                if (t < ts[lb]) { print "# covered: " s[f] " " file " is missing or bad, but closed before " n[lb]; continue }
+                print "# gap: " s[f] " " file " missing after " prev ": binlogs stop at " iso(ts[last] > ts[lb] ? ts[last] : ts[lb])
+                exit
+            }
+        }'
 }
 
 # --- target side ---------------------------------------------------------------------
