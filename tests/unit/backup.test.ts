@@ -5,6 +5,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { BACKUP_KINDS, backupUnitName, renderBackupService } from "../../components/render/backup";
+import { fileText, renderScript } from "../../components/render/shell";
 
 const TOOL = path.join(__dirname, "..", "..", "assets", "backup", "pi-cluster-backup.sh");
 const RESTORE = path.join(__dirname, "..", "..", "assets", "backup", "pi-cluster-restore.sh");
@@ -44,15 +46,16 @@ function skipFile(names: string[]): string {
 
 describe("backup names and times (name_epoch, in bash arithmetic)", () => {
     it("reads the time of every kind of name, with or without a series, as the UTC epoch", () => {
-        for (const [n, at] of [
+        const cases = [
             [full(0), epoch(0, 3)],
             [full(59, 3, S1), epoch(59, 3)],
             [inc(400, 23, 399, 3, S2), epoch(400, 23)],
             [binlog(789, 12, 45, 7, bin(42), S1), epoch(789, 12, 45)],
             [binlog(1, 0, 1, 1, bin(1)), epoch(1, 0, 1)],
-        ] as const) {
-            assert.deepStrictEqual(tool("name_epoch", [n], []), [String(at)], n);
-        }
+        ] as const;
+        const r = spawnSync("bash", ["-c", 'source "$1"; shift; for n; do name_epoch "$n"; done', "bash", TOOL, ...cases.map((c) => c[0])], { encoding: "utf8" });
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.deepStrictEqual(r.stdout.trim().split("\n"), cases.map((c) => String(c[1])));
     });
 
     it("turns epoch seconds into the name's timestamp and back, across leap years and centuries", () => {
@@ -308,5 +311,48 @@ describe("which staged binlogs a restore skips (older_binlog, on the DB Pi)", ()
         assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000019"), "mariadb-bin.000018"), false);
         assert.strictEqual(older(binlog(0, 12, 0, 10, "other-bin.000001"), "mariadb-bin.000018"), false);
         assert.strictEqual(older(binlog(0, 12, 0, 10, "mariadb-bin.000001"), ""), false);
+    });
+});
+
+describe("backup runs that failed, and the clock (the DB Pi's units and its step's verify)", () => {
+    it("orders every backup run after time-sync.target without pulling it in (a Pi has no RTC)", () => {
+        for (const k of BACKUP_KINDS) {
+            const unit = renderBackupService(k);
+            assert.match(unit, /^After=mariadb\.service network-online\.target time-sync\.target$/m, k);
+            assert.doesNotMatch(unit, /^(Wants|Requires)=.*time-sync/m, k);
+        }
+    });
+
+    it("verify names a kind whose last run failed, with its reason, and not one that succeeded", () => {
+        const state = fs.mkdtempSync(path.join(SKIP_DIR, "state-"));
+        fs.writeFileSync(
+            path.join(state, "last-full.json"),
+            '{"kind":"full","outcome":"FAILED","at":"2026-01-02T03:00:09Z","detail":"full-20260102T030000Z-s1x0badc0de.xb.zst.age not committed: mariadb-backup exited 137"}\n',
+        );
+        fs.writeFileSync(path.join(state, "last-binlog.json"), '{"kind":"binlog","outcome":"OK","at":"2026-01-02T03:01:00Z","detail":"2 file(s) shipped"}\n');
+        const units = BACKUP_KINDS.map((k) => `${backupUnitName(k)}.service`);
+        const script = renderScript("db-backup", {
+            STEP: "pi-db-backup",
+            PACKAGES: [],
+            TOOL: path.join(state, "absent-tool"),
+            TOOL_TEXT: fileText("x"),
+            RESTORE_TOOL: path.join(state, "absent-restore"),
+            RESTORE_TEXT: fileText("x"),
+            ENV_FILE: path.join(state, "absent-env"),
+            ENV_TEXT: fileText("x"),
+            STATE_DIR: state,
+            KEY: path.join(state, "absent-key"),
+            KNOWN_HOSTS: path.join(state, "absent-known-hosts"),
+            KNOWN_HOSTS_TEXT: fileText("x"),
+            UNIT_NAMES: units,
+            ...Object.fromEntries(units.map((u, i) => [`UNIT_${i}_TEXT`, fileText(u)])),
+            TIMERS: [],
+            FIRST_FULL: units[0],
+            PUBLIC_KEY_MARK: "BACKUP_PUBLIC_KEY",
+        });
+        const r = spawnSync("bash", ["-s", "--", "verify"], { input: script, encoding: "utf8" });
+        assert.strictEqual(r.status, 3, r.stdout + r.stderr);
+        const runs = r.stdout.split("\n").filter((l) => l.startsWith("DRIFT backup:"));
+        assert.deepStrictEqual(runs, ["DRIFT backup: the last full run failed at 2026-01-02T03:00:09Z: full-20260102T030000Z-s1x0badc0de.xb.zst.age not committed: mariadb-backup exited 137"]);
     });
 });
