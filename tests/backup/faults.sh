@@ -349,6 +349,8 @@ EOF
     case_overwrite
     case_clock
     case_tampered
+    info "what the target holds beside the backups"
+    find "$TARGET" -mindepth 1 -maxdepth 1 -not -name '*.age' -not -name '*.age.sha256' -printf '%f\n' | LC_ALL=C sort | paste -sd' '
     info "all fault cases passed"
 }
 

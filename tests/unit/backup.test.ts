@@ -189,6 +189,22 @@ describe("backup retention and restore plans with binlog series", () => {
     });
 });
 
+describe("the planners under mawk, the awk a Pi's Debian has by default", () => {
+    const mawk = fs.existsSync("/usr/bin/mawk") ? it : it.skip;
+    mawk("plans the same as this machine's awk, gaps and series included", () => {
+        const awkDir = fs.mkdtempSync(path.join(SKIP_DIR, "mawk-"));
+        fs.symlinkSync("/usr/bin/mawk", path.join(awkDir, "awk"));
+        const names = [full(0, 3, S1), inc(0, 4, 0, 3, S1), binlog(0, 3, 30, 1, bin(1), S1), binlog(0, 5, 0, 2, bin(3), S1), full(0, 6, S2), binlog(0, 7, 0, 0, bin(1), S2), full(0, 1)];
+        const script = 'source "$1"; plan_restore "$2" "$3"; echo --; plan_prune "$4" 1';
+        const args = ["bash", TOOL, String(epoch(1)), skipFile([full(0, 6, S2)]), String(epoch(3))];
+        const run = (PATH: string) => spawnSync("bash", ["-c", script, ...args], { input: names.join("\n") + "\n", encoding: "utf8", env: { ...process.env, PATH } });
+        const [viaMawk, viaDefault] = [run(`${awkDir}:${process.env.PATH}`), run(process.env.PATH!)];
+        assert.strictEqual(viaMawk.status, 0, viaMawk.stderr);
+        assert.strictEqual(viaMawk.stdout, viaDefault.stdout);
+        assert.match(viaMawk.stdout, /^# gap: s1x0badc0de mariadb-bin\.000002 missing after mariadb-bin\.000001/m);
+    });
+});
+
 describe("restore plan with files found bad (plan_restore TO SKIP_FILE)", () => {
     const names = [
         full(0, 3, S1),
