@@ -289,6 +289,7 @@ export class PiCluster extends pulumi.ComponentResource {
                     path: target.path,
                     retentionDays: c.backup.retentionDays,
                     staleAfterSeconds: c.backup.staleAfterSeconds,
+                    minFreeMb: c.backup.target.minFreeMb,
                     dbAddress: c.database.address,
                     dbPublicKey: db.backupPublicKey,
                     // On the load balancer, once its sshd lets the account in (its base step).

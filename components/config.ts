@@ -198,8 +198,11 @@ const backupTarget = z.strictObject(
             .regex(/^\/(?!.*\/\.\.?(\/|$))[A-Za-z0-9._/-]+[^/]$/, { message: "expected an absolute directory path such as /srv/pi-cluster-backups" })
             .default("/srv/pi-cluster-backups"),
         user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "expected a user name such as pi-backup" }).default("pi-backup"),
+        // The target refuses a put that would leave less: a full must not fill the load
+        // balancer's disk (its logs, its nginx temp files).
+        minFreeMb: count("MB the target keeps free", 1024, 0, 1048576).default(1024),
     },
-    { message: "expected an object {host?, sshPort?, hostKey?, path?, user?}" },
+    { message: "expected an object {host?, sshPort?, hostKey?, path?, user?, minFreeMb?}" },
 );
 
 /** Backups: the seed's policy (full daily, incremental hourly, logs every 15 min or sooner, 30 days). */
@@ -209,7 +212,7 @@ const backup = z.strictObject(
             .string({ message: "expected an age public key such as age1... (age-keygen -y KEYFILE prints it)" })
             .trim()
             .regex(AGE_RECIPIENT, { message: "expected an age public key such as age1... (age-keygen -y KEYFILE prints it)" }),
-        target: backupTarget.default({ path: "/srv/pi-cluster-backups", user: "pi-backup" }),
+        target: backupTarget.default({ path: "/srv/pi-cluster-backups", user: "pi-backup", minFreeMb: 1024 }),
         fullOnCalendar: onCalendar.default("daily"),
         incrementalOnCalendar: onCalendar.default("hourly"),
         // At most 900: the seed's RPO is 15 min.

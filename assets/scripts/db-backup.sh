@@ -55,9 +55,10 @@ apply() {
         systemctl is-enabled --quiet "$t" 2>/dev/null || systemctl enable --quiet "$t"
         if ((changed)) || ! systemctl is-active --quiet "$t"; then systemctl restart "$t"; fi
     done
-    # The first full at once (and after a restore, which clears the chain): incrementals and
-    # binlogs need one to build on. If the target's step has not run yet, the unit retries.
-    if [[ ! -f "$STATE_DIR/chain" ]] && ! systemctl is-active --quiet "$FIRST_FULL"; then
+    # The first full at once (and after a restore, which clears the chain, and on a tool from
+    # before binlog series, whose first run starts a series): incrementals and binlogs need
+    # one of their series to build on. If the target's step has not run yet, the unit retries.
+    if [[ ! -f "$STATE_DIR/chain" || ! -f "$STATE_DIR/series" ]] && ! systemctl is-active --quiet "$FIRST_FULL"; then
         systemctl start --no-block "$FIRST_FULL"
         info "first full backup started"
     fi
@@ -75,8 +76,26 @@ delete() {
     info "backups off on this Pi; the backups on the target stay"
 }
 
+# expect_backup_runs : a backup run that failed is drift: its unit is failed, or the tool's
+# record of that kind's last run ($STATE_DIR/last-KIND.json) says FAILED, with its reason.
+expect_backup_runs() {
+    local i f detail
+    for i in "${!UNIT_NAMES[@]}"; do
+        [[ "${UNIT_NAMES[i]}" == *.service ]] || continue
+        if systemctl is-failed --quiet "${UNIT_NAMES[i]}" 2>/dev/null; then
+            drift "service ${UNIT_NAMES[i]}: its last run failed (journalctl -u ${UNIT_NAMES[i]})"
+        fi
+    done
+    for f in "$STATE_DIR"/last-*.json; do
+        [[ -f "$f" ]] && grep -q '"outcome":"FAILED"' "$f" || continue
+        detail=$(sed -n 's/.*"at":"\([^"]*\)","detail":"\(.*\)"}$/at \1: \2/p' "$f")
+        f=${f##*/last-}
+        drift "backup: the last ${f%.json} run failed ${detail:-(see $STATE_DIR)}"
+    done
+}
+
 # verify: the packages, the tool, the restore helper, their settings and units as rendered,
-# this Pi's key for the target, and every timer on.
+# this Pi's key for the target, every timer on, and no backup run failed.
 verify() {
     local i text t
     expect_packages "${PACKAGES[@]}"
@@ -90,6 +109,7 @@ verify() {
         expect_file "${!text}" "$UNIT_DIR/${UNIT_NAMES[i]}" 0644
     done
     for t in "${TIMERS[@]}"; do expect_service "$t"; done
+    expect_backup_runs
 }
 
 main "$@" </dev/null

@@ -58,6 +58,8 @@ export interface TargetEnvArgs {
     path: string;
     retentionDays: number;
     staleAfterSeconds: { full: number; incremental: number; binlog: number };
+    /** The free space (MB) a put may not take the target below (config backup.target.minFreeMb). */
+    minFreeMb: number;
 }
 
 export function renderTargetEnv(a: TargetEnvArgs): string {
@@ -67,6 +69,7 @@ RETENTION_DAYS=${a.retentionDays}
 STALE_FULL=${a.staleAfterSeconds.full}
 STALE_INCREMENTAL=${a.staleAfterSeconds.incremental}
 STALE_BINLOG=${a.staleAfterSeconds.binlog}
+MIN_FREE_MB=${a.minFreeMb}
 `;
 }
 
@@ -74,14 +77,17 @@ STALE_BINLOG=${a.staleAfterSeconds.binlog}
  * One oneshot run of the tool. A run that fails fails the unit, so it shows in
  * `systemctl --failed` (and the tool reports it to the target's status.json). Root, for
  * MariaDB's unix-socket root login and its data directory; the sandbox leaves it only the
- * backup state to write and the right to read what MariaDB owns.
+ * backup state to write and the right to read what MariaDB owns. After time-sync.target:
+ * a Pi has no RTC and names its backups by its clock (the tool also refuses a time before
+ * its newest backup's); time-sync.target waits for a synced clock where a service such as
+ * systemd-time-wait-sync holds it, and is passive otherwise, so it is ordered, not wanted.
  */
 export function renderBackupService(kind: BackupKind): string {
     const what = { full: "full backup", incremental: "incremental backup", "ship-binlogs": "binlog shipping" }[kind];
     return `# Managed by pi-cluster; rendered by components/render/backup.ts.
 [Unit]
 Description=pi-cluster ${what} to the backup target
-After=mariadb.service network-online.target
+After=mariadb.service network-online.target time-sync.target
 Wants=network-online.target
 
 [Service]
@@ -126,8 +132,8 @@ WantedBy=timers.target
 
 /**
  * The target's whole trust in the database Pi: one key, from its address only, that can run
- * only the tool's receiver (put, commit, abort, report, status; see the tool), with no
- * shell, no forwarding and no terminal.
+ * only the tool's receiver (put, commit, abort, report, series, status; see the tool), with
+ * no shell, no forwarding and no terminal. The receiver never replaces a backup.
  */
 export function renderAuthorizedKey(publicKey: string, dbAddress: string): string {
     const key = publicKey.trim();
@@ -137,11 +143,11 @@ restrict,from="${dbAddress}",command="${BACKUP_TOOL} receive" ${key}
 `;
 }
 
-/** The target's weekly re-hash of every file against its recorded sha256, as the backup user. */
+/** The target's weekly re-hash of every file against the sha256 its ledger recorded at commit, as the backup user. */
 export function renderVerifyService(user: string, dir: string): string {
     return `# Managed by pi-cluster; rendered by components/render/backup.ts.
 [Unit]
-Description=pi-cluster backups: check every file against its sha256
+Description=pi-cluster backups: check every file against the ledger
 
 [Service]
 Type=oneshot

@@ -528,12 +528,17 @@ describe("PiCluster resource graph", function () {
         it("ships to a configured target with its own host key", async () => {
             const { res } = await build(
                 2,
-                withBackup({ agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.130", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA", path: "/backups/pi" }, retentionDays: 7 }),
+                withBackup({
+                    agePublicKey: AGE_PUBLIC_KEY,
+                    target: { host: "10.254.0.130", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA", path: "/backups/pi", minFreeMb: 300 },
+                    retentionDays: 7,
+                }),
             );
             const target = byName(res, "pi-cluster-backup-target");
             assert.strictEqual(target.inputs.connection.host, "10.254.0.130");
             assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^BACKUP_DIR=\/backups\/pi$/m);
             assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^RETENTION_DAYS=7$/m);
+            assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^MIN_FREE_MB=300$/m);
             assert.match(decodeVar(byName(res, "pi-lb-base").inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi$/m);
         });
     });

@@ -478,7 +478,7 @@ describe("backup config", () => {
             { ...b, agePublicKey: "k" },
             {
                 agePublicKey: "k",
-                target: { path: "/srv/pi-cluster-backups", user: "pi-backup" },
+                target: { path: "/srv/pi-cluster-backups", user: "pi-backup", minFreeMb: 1024 },
                 fullOnCalendar: "daily",
                 incrementalOnCalendar: "hourly",
                 binlogShipSeconds: 60,
@@ -496,6 +496,8 @@ describe("backup config", () => {
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, fullOnCalendar: "daily; rm -rf /" }), /pi-cluster:backup\.fullOnCalendar/, /OnCalendar/);
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "relative/dir" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "/srv/../etc" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { minFreeMb: -1 } }), /pi-cluster:backup\.target\.minFreeMb/, /at least 0 MB the target keeps free/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { minFreeMb: 0.5 } }), /pi-cluster:backup\.target\.minFreeMb/, /whole number/);
     });
 
     it("refuses the database Pi as its own target, and an outside target without its host key", () => {
