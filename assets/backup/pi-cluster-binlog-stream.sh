@@ -50,7 +50,7 @@ file_number() { printf '%d' "$((10#${1##*.}))"; }
 
 # plan_start COMMITTED_MAX STREAM_NEWEST : reads the database's binlogs (SHOW BINARY LOGS,
 # oldest first, one name per line) on stdin; prints the file to stream from, then, when the
-# database no longer holds what neither the backups nor the copies have, a "# gap" note.
+# database no longer holds what the backups and copies of the series lack, a "# gap" note.
 # COMMITTED_MAX is the highest file number committed as a backup of the series (0: none);
 # STREAM_NEWEST the newest copy in the series' directory (empty: none). The newest copy may
 # have stopped mid-file, so it is streamed again whole (mariadb-binlog rewrites it): nothing
@@ -81,7 +81,10 @@ plan_start() {
     fi
     printf '%s\n' "$start"
     n=$(file_number "$start")
-    ((n == want)) || printf '# gap: files %d to %d are neither backed up nor streamed, and the database no longer has them\n' "$want" $((n - 1))
+    # A series with nothing yet starts at the oldest file, which is no gap: its first full
+    # backup is what a restore starts from.
+    ((n == want || (committed == 0 && ${#newest} == 0))) ||
+        printf '# gap: files %d to %d are neither backed up nor streamed, and the database no longer has them\n' "$want" $((n - 1))
 }
 
 # --- the copies --------------------------------------------------------------------------

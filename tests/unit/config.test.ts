@@ -483,6 +483,7 @@ describe("backup config", () => {
                 incrementalOnCalendar: "hourly",
                 binlogShipSeconds: 60,
                 retentionDays: 30,
+                stream: true,
                 staleAfterSeconds: { full: 93600, incremental: 7200, binlog: 900 },
             },
         );
@@ -496,6 +497,7 @@ describe("backup config", () => {
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, fullOnCalendar: "daily; rm -rf /" }), /pi-cluster:backup\.fullOnCalendar/, /OnCalendar/);
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "relative/dir" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "/srv/../etc" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, stream: "yes" }), /pi-cluster:backup\.stream/, /expected true \(the target streams the binlog continuously\) or false/);
     });
 
     it("refuses the database Pi as its own target, and an outside target without its host key", () => {
