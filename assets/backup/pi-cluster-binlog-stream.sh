@@ -117,14 +117,17 @@ current_series() {
     printf '%s' "$s"
 }
 
-# committed_files SERIES : the FILE of every binlog of SERIES committed on the target.
+# committed_files SERIES : the FILE of every binlog of SERIES committed on the target: the
+# receiver's commit makes NAME, then NAME.sha256 (pi-cluster-backup.sh); both are there.
 committed_files() {
-    find "$BACKUP_DIR" -maxdepth 1 -type f -name "binlog-*-$1-*.zst.age" -printf '%f\n' |
-        sed -nE "s/^binlog-${TS_RE}-[0-9]{4}-$1-(.+)\\.zst\\.age\$/\\1/p"
+    find "$BACKUP_DIR" -maxdepth 1 -type f -name "binlog-*-$1-*.zst.age.sha256" -printf '%f\n' |
+        sed -nE "s/^(binlog-${TS_RE}-[0-9]{4}-$1-(.+)\\.zst\\.age)\\.sha256\$/\\1 \\2/p" |
+        while read -r name file; do if [[ -f "$BACKUP_DIR/$name" ]]; then printf '%s\n' "$file"; fi; done
 }
 
 # newest_copy DIR : the copy with the highest file number in DIR, or nothing.
 newest_copy() {
+    [[ -d "$1" ]] || return 0
     find "$1" -maxdepth 1 -type f -name '*.[0-9]*' -printf '%f\n' 2>/dev/null | sort -t. -k2,2n | tail -n1
 }
 
@@ -200,7 +203,7 @@ choose_start() {
     # reset to the same number holds another history under that name.
     if [[ -n "$newest" && "$(head -n1 <<<"$plan")" == "$newest" ]]; then
         ours=$(gtid_list_of_copy "$STREAM_DIR/$series/$newest")
-        theirs=$(db_sql "SHOW BINLOG EVENTS IN '$newest' LIMIT 4" 2>/dev/null | awk -F'\t' '$3 == "Gtid_list" { print $6; exit }')
+        theirs=$(db_sql "SHOW BINLOG EVENTS IN '$newest' LIMIT 4" 2>/dev/null | awk -F'\t' '$3 == "Gtid_list" { print $6; exit }' || true)
         if [[ -n "$ours" && "$ours" != "$theirs" ]]; then
             echo "the database's $newest starts at GTIDs ${theirs:-?}, the copy at $ours: another incarnation; waiting for its new series"
             return 1

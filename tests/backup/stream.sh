@@ -281,7 +281,11 @@ tidy_committed() {
     local first series
     first=$(basename "$(copies "$STREAM" | head -n1)")
     series=$(basename "$STREAM")
+    # Committed as the receiver commits: the file, then its .sha256.
     : >"$TARGET/binlog-20260101T000000Z-0000-$series-$first.zst.age"
+    bash "$TOOL" tidy
+    [[ -e "$STREAM/$first" ]] || fail "$first went before its backup's commit was complete (no .sha256 yet)"
+    : >"$TARGET/binlog-20260101T000000Z-0000-$series-$first.zst.age.sha256"
     bash "$TOOL" tidy
     [[ ! -e "$STREAM/$first" ]] || fail "$first is still there after its backup was committed"
     [[ -n "$(copies "$STREAM")" ]] || fail "tidy deleted copies that are not committed"
