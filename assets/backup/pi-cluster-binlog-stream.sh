@@ -31,6 +31,7 @@
 #   SERVER_ID                  the replication client id the stream registers with (unique among the database's clients)
 #   MAX_LAG_SECONDS            the bound the status API holds the stream to (reported in .stream.json)
 #   STALL_SECONDS              no byte for this long while the database has more: reconnect
+#   REPORT_SECONDS             an unchanged status is written again this often (default 10)
 #   RUN_DIR                    scratch space (default /run/pi-cluster-binlog-stream)
 set -euo pipefail
 
@@ -216,19 +217,28 @@ choose_start() {
 
 # report STATE MESSAGE [FILE] : writes .stream.json, atomically. lagSeconds is how long the
 # copy has lacked bytes the database had written (0: it holds all of them), to the second.
+# An unchanged report is written again only every REPORT_SECONDS, to spare the Pi's storage
+# a write a second while the database is quiet; checkedAt says how fresh it is.
 report() {
-    local state=$1 message=$2 file=${3:-} bytes=null at=null lag=null tmp now
+    local state=$1 message=$2 file=${3:-} bytes=null at=null lag=null body now
     now=$(date -u +%s)
     if [[ -n "$file" && -f "$file" ]]; then
         bytes=$(stat -c %s "$file")
         at="\"$(iso "$(stat -c %Y "$file")")\""
     fi
     [[ -n "${LAG:-}" ]] && lag=$LAG
-    tmp=$(mktemp "$BACKUP_DIR/.stream.json.XXXXXX")
-    printf '{"state":"%s","series":%s,"file":%s,"bytes":%s,"at":%s,"lagSeconds":%s,"maxLagSeconds":%d,"checkedAt":"%s","message":%s}\n' \
+    body=$(printf '{"state":"%s","series":%s,"file":%s,"bytes":%s,"at":%s,"lagSeconds":%s,"maxLagSeconds":%d,' \
         "$state" "$( [[ -n "${SERIES:-}" ]] && json_string "$SERIES" || echo null)" "$( [[ -n "$file" ]] && json_string "$(basename "$file")" || echo null)" \
-        "$bytes" "$at" "$lag" "${MAX_LAG_SECONDS:-5}" "$(iso "$now")" "$(json_string "$message")" >"$tmp"
+        "$bytes" "$at" "$lag" "${MAX_LAG_SECONDS:-5}")
+    body+="\"message\":$(json_string "$message")"
+    if [[ "$body" == "${REPORTED:-}" ]] && ((now - ${REPORTED_AT:-0} < REPORT_SECONDS)); then
+        return 0
+    fi
+    local tmp
+    tmp=$(mktemp "$BACKUP_DIR/.stream.json.XXXXXX")
+    printf '%s,"checkedAt":"%s"}\n' "$body" "$(iso "$now")" >"$tmp"
     mv -f "$tmp" "$STATUS"
+    REPORTED=$body REPORTED_AT=$now
 }
 
 stop_child() {
@@ -240,7 +250,7 @@ stop_child() {
 
 on_term() {
     stop_child
-    LAG="" report down "stopped" "${COPY:-}"
+    REPORTED="" LAG="" report down "stopped" "${COPY:-}"
     exit 0
 }
 
@@ -322,6 +332,7 @@ run() {
     stream_env
     RUN_DIR=${RUN_DIR:-/run/pi-cluster-binlog-stream}
     STALL_SECONDS=${STALL_SECONDS:-10}
+    REPORT_SECONDS=${REPORT_SECONDS:-10}
     [[ -d "$RUN_DIR" ]] || die "RUN_DIR ($RUN_DIR) is not a directory"
     [[ -r "$DB_CLIENT_CNF" ]] || die "cannot read the stream account's password file $DB_CLIENT_CNF"
     CHILD="" COPY="" SERIES=""
