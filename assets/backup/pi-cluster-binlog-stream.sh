@@ -366,6 +366,9 @@ run() {
 
 main() {
     umask 077
+    # Run by hand or by a step from a directory the backup account may not read (find
+    # would complain on leaving it).
+    cd /
     case "${1:-}" in
     run) run ;;
     tidy)
