@@ -527,8 +527,16 @@ describe("PiCluster resource graph", function () {
         });
 
         describe("the binlog stream (backup.stream, on by default)", () => {
-            it("lets the target in on the database from its own step: the binlog only, TLS required, from the target's address, MariaDB's port for it alone", async () => {
-                const { res } = await build(2, withBackup());
+            // One graph with the stream and one without, shared by the cases below.
+            let on: Map<string, Recorded>;
+            let off: Map<string, Recorded>;
+            before(async () => {
+                on = (await build(2, withBackup())).res;
+                off = (await build(2, withBackup({ agePublicKey: AGE_PUBLIC_KEY, stream: false }))).res;
+            });
+
+            it("lets the target in on the database from its own step: the binlog only, TLS required, from the target's address, MariaDB's port for it alone", () => {
+                const res = on;
                 const source = byName(res, "pi-cluster-binlog-stream-source");
                 assert.strictEqual(source.inputs.connection.host, "10.254.0.124", "it runs on the database");
                 assert.match(source.inputs.stdin, /^STREAM_USER='pi_binlog'$/m);
@@ -543,8 +551,8 @@ describe("PiCluster resource graph", function () {
                 assert.ok(res.has("random:index/randomPassword:RandomPassword::pi-cluster-binlog-stream-password"));
             });
 
-            it("runs the stream on the target as the backup account, checking the database's CA, its password in a 0600 file", async () => {
-                const { res } = await build(2, withBackup());
+            it("runs the stream on the target as the backup account, checking the database's CA, its password in a 0600 file", () => {
+                const res = on;
                 const service = byName(res, "pi-cluster-binlog-stream-service");
                 assert.strictEqual(service.inputs.connection.host, "10.254.0.121", "the default target is the load balancer");
                 assert.match(service.inputs.stdin, /^BACKUP_USER='pi-backup'$/m);
@@ -564,19 +572,16 @@ describe("PiCluster resource graph", function () {
                 for (const c of commands(res)) assert.doesNotMatch(String(c.inputs.create), new RegExp(FAKE_PASSWORD), c.name);
             });
 
-            it("lets the load balancer reach MariaDB on the database for it, and nothing else new on any Pi", async () => {
-                const on = (await build(2, withBackup())).res;
-                const off = (await build(2, withBackup({ agePublicKey: AGE_PUBLIC_KEY, stream: false }))).res;
+            it("lets the load balancer reach MariaDB on the database for it, and nothing else new on any Pi", () => {
                 const ruleset = (r: Map<string, Recorded>, h: string) => decodeVar(byName(r, `${h}-firewall`).inputs.stdin, "RULESET_TEXT");
                 const added = (h: string) => ruleset(on, h).split("\n").filter((l) => !ruleset(off, h).split("\n").includes(l)).map((l) => l.trim());
                 assert.deepStrictEqual(added("pi-lb"), ['ip daddr 10.254.0.124 tcp dport 3306 accept comment "the binlog stream from the database"']);
                 for (const h of ["pi-web1", "pi-web2", "pi-db"]) assert.deepStrictEqual(added(h), [], h);
             });
 
-            it("makes none of its resources when it is off", async () => {
-                const { res } = await build(2, withBackup({ agePublicKey: AGE_PUBLIC_KEY, stream: false }));
-                assert.deepStrictEqual([...res.values()].filter((r) => r.name.includes("binlog-stream")).map((r) => r.name), []);
-                assert.ok(res.has("command:remote:Command::pi-cluster-backup-target"), "the backups stay");
+            it("makes none of its resources when it is off", () => {
+                assert.deepStrictEqual([...off.values()].filter((r) => r.name.includes("binlog-stream")).map((r) => r.name), []);
+                assert.ok(off.has("command:remote:Command::pi-cluster-backup-target"), "the backups stay");
             });
 
             it("runs on a configured target, which reaches the database as itself", async () => {
