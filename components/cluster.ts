@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { Artifact } from "./artifacts";
 import { BackupTarget } from "./backupTarget";
+import { BinlogStream } from "./binlogStream";
 import { apiRateLimitOf, ClusterConfig } from "./config";
 import { Database, SEED_USER } from "./database";
 import { hostConnection } from "./host";
@@ -91,6 +92,7 @@ export class PiCluster extends pulumi.ComponentResource {
             dbPort: c.dbPort,
             httpPort: c.httpPort,
             backupTarget: target && { address: target.address, sshPort: target.port },
+            streamTarget: target && c.backup?.stream ? target.address : undefined,
         };
 
         const nodes: Node[] = [
@@ -281,7 +283,7 @@ export class PiCluster extends pulumi.ComponentResource {
         db.requireTls(webs.map((w) => w.admitStep));
         if (c.backup && target && db.backupPublicKey) {
             const targetConnection = hostConnection({ address: target.address, sshPort: target.port, hostKey: target.hostKey, ...ssh });
-            new BackupTarget(
+            const backupTarget = new BackupTarget(
                 `${name}-backup`,
                 {
                     connection: targetConnection,
@@ -297,6 +299,24 @@ export class PiCluster extends pulumi.ComponentResource {
                 },
                 { parent: this },
             );
+            if (c.backup.stream) {
+                new BinlogStream(
+                    `${name}-binlog-stream`,
+                    {
+                        dbConnection: hostConnection({ address: c.database.address, sshPort: c.database.sshPort, hostKey: c.database.hostKey, ...ssh }),
+                        dbAddress: c.database.address,
+                        dbPort: c.dbPort,
+                        dbCaCertificate: db.caCertificate,
+                        dbReady: db.ready,
+                        targetConnection,
+                        targetAddress: target.address,
+                        user: target.user,
+                        path: target.path,
+                        targetReady: [backupTarget.ready],
+                    },
+                    { parent: this },
+                );
+            }
             this.backup = pulumi.output({
                 target,
                 database: { address: c.database.address, port: c.database.sshPort, hostKey: c.database.hostKey },

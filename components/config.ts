@@ -218,6 +218,8 @@ const backup = z.strictObject(
         // At most 900: the seed's RPO is 15 min.
         binlogShipSeconds: count("seconds between binlog shipments", 60, 10, 900).default(60),
         retentionDays: count("days of backups to keep", 30, 1, 3650).default(30),
+        // The target streams the binlog as it is written (RPO about a second, not binlogShipSeconds).
+        stream: z.boolean({ message: "expected true (the target streams the binlog continuously) or false (only the shipper sends it)" }).default(true),
         staleAfterSeconds: z
             .strictObject({
                 full: count("seconds", 93600, 60, 31 * 86400).default(93600),

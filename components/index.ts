@@ -8,3 +8,4 @@ export * from "./webServer";
 export * from "./previous";
 export * from "./renames";
 export * from "./backupTarget";
+export * from "./binlogStream";

@@ -69,6 +69,7 @@ main() {
     suite app "$REPO/assets/app" npm test
     suite dashboard "$REPO/assets/dashboard" npm test
     check backup-local bash tests/backup/local.sh
+    check backup-stream bash tests/backup/stream.sh
     check toolchain-smoke bash toolchain/smoke.sh
     suite preview "$REPO" npx mocha --timeout 120000 tests/e2e/preview.test.ts
 

@@ -35,16 +35,6 @@ authorized_keys_with() {
     { [[ -f "$file" ]] && grep -v " pi-cluster-replica:${REPLICA_NAME}\$" "$file"; printf '%s' "${1:-}"; } || true
 }
 
-# granted : the replication user's grants from the replica's address, without the password hash.
-granted() {
-    mariadb_sql -e "SHOW GRANTS FOR $(sql_quote "$REPL_USER")@$(sql_quote "$REPLICA_ADDRESS")" 2>/dev/null |
-        sed -e "s/ IDENTIFIED BY PASSWORD '[^']*'//" || true
-}
-
-wanted_grant() {
-    printf 'GRANT REPLICATION SLAVE ON *.* TO `%s`@`%s` REQUIRE SSL' "$REPL_USER" "$REPLICA_ADDRESS"
-}
-
 apply() {
     apt_install mariadb-backup
     # The seeding account, as the backup target's: a shell for the forced command, no password.
@@ -67,17 +57,7 @@ apply() {
     put_file "$(authorized_keys_with "$(authorized_line)")" "$(seed_home)/.ssh/authorized_keys" 0644 || true
     exec 8>&-
 
-    local q stmts
-    q="$(sql_quote "$REPL_USER")@$(sql_quote "$REPLICA_ADDRESS")"
-    stmts="CREATE USER IF NOT EXISTS $q IDENTIFIED BY $(sql_quote "$REPL_PASSWORD") REQUIRE SSL;
-ALTER USER $q IDENTIFIED BY $(sql_quote "$REPL_PASSWORD") REQUIRE SSL;"
-    if [[ "$(granted)" != "$(wanted_grant)" ]]; then
-        stmts+="
-REVOKE ALL PRIVILEGES, GRANT OPTION FROM $q;
-GRANT REPLICATION SLAVE ON *.* TO $q;"
-        info "$REPL_USER@$REPLICA_ADDRESS: granted REPLICATION SLAVE and nothing else"
-    fi
-    mariadb_sql <<<"$stmts"
+    grant_only "$REPL_USER" "$REPLICA_ADDRESS" "$REPL_PASSWORD" "REPLICATION SLAVE"
     local reload=0
     pending_begin "replica-client-$REPLICA_NAME" && reload=1
     put_file "$CLIENT_TEXT" "$CLIENT_FILE" 0644 && reload=1
@@ -115,15 +95,7 @@ verify() {
     expect_file "$SUDOERS_TEXT" "$SUDOERS" 0440
     grep -qxF "$(authorized_line)" "$(seed_home)/.ssh/authorized_keys" 2>/dev/null ||
         drift "$(seed_home)/.ssh/authorized_keys: $REPLICA_NAME's seeding key is missing or changed"
-    local grants
-    grants=$(granted)
-    if [[ -z "$grants" ]]; then
-        drift "user $REPL_USER@$REPLICA_ADDRESS: missing"
-        return 0
-    fi
-    [[ "$grants" == "$(wanted_grant)" ]] || drift "user $REPL_USER@$REPLICA_ADDRESS: grants are '${grants//$'\n'/; }', expected REPLICATION SLAVE only, TLS required"
-    [[ "$(mariadb_sql <<<"SELECT authentication_string = PASSWORD($(sql_quote "$REPL_PASSWORD")) FROM mysql.user WHERE User = $(sql_quote "$REPL_USER") AND Host = $(sql_quote "$REPLICA_ADDRESS");")" == 1 ]] ||
-        drift "user $REPL_USER@$REPLICA_ADDRESS: its password is not the stack's"
+    expect_grant "$REPL_USER" "$REPLICA_ADDRESS" "$REPL_PASSWORD" "REPLICATION SLAVE"
 }
 
 main "$@" </dev/null

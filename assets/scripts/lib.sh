@@ -213,6 +213,44 @@ sql_quote() {
     printf "'%s'" "${s//\'/\'\'}"
 }
 
+# An account that may do one thing from one address (a replica's replication, the backup
+# target's binlog stream): its password, TLS required, exactly PRIVILEGES on *.*.
+only_grant() { printf 'GRANT %s ON *.* TO `%s`@`%s` REQUIRE SSL' "$3" "$1" "$2"; }
+
+# grants_of USER HOST : the account's grants without its password hash; nothing when it is missing.
+grants_of() {
+    mariadb_sql -e "SHOW GRANTS FOR $(sql_quote "$1")@$(sql_quote "$2")" 2>/dev/null | sed -e "s/ IDENTIFIED BY PASSWORD '[^']*'//" || true
+}
+
+# grant_only USER HOST PASSWORD PRIVILEGES : makes the account so, whatever it had (the
+# password goes to MariaDB on stdin).
+grant_only() {
+    local q stmts
+    q="$(sql_quote "$1")@$(sql_quote "$2")"
+    stmts="CREATE USER IF NOT EXISTS $q IDENTIFIED BY $(sql_quote "$3") REQUIRE SSL;
+ALTER USER $q IDENTIFIED BY $(sql_quote "$3") REQUIRE SSL;"
+    if [[ "$(grants_of "$1" "$2")" != "$(only_grant "$1" "$2" "$4")" ]]; then
+        stmts+="
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM $q;
+GRANT $4 ON *.* TO $q;"
+        info "$1@$2: granted $4 and nothing else"
+    fi
+    mariadb_sql <<<"$stmts"
+}
+
+# expect_grant USER HOST PASSWORD PRIVILEGES : verify's side of grant_only.
+expect_grant() {
+    local grants
+    grants=$(grants_of "$1" "$2")
+    if [[ -z "$grants" ]]; then
+        drift "user $1@$2: missing"
+        return 0
+    fi
+    [[ "$grants" == "$(only_grant "$1" "$2" "$4")" ]] || drift "user $1@$2: grants are '${grants//$'\n'/; }', expected $4 only, TLS required"
+    [[ "$(mariadb_sql <<<"SELECT authentication_string = PASSWORD($(sql_quote "$3")) FROM mysql.user WHERE User = $(sql_quote "$1") AND Host = $(sql_quote "$2");")" == 1 ]] ||
+        drift "user $1@$2: its password is not the stack's"
+}
+
 # --- A cluster CA per Pi (load balancer, database), made with openssl where it is used.
 # Its key is made on the Pi and never leaves it: the stack only ever sees certificates.
 # Certificates are ECDSA P-256: every TLS 1.2 and 1.3 client takes them, and a Pi signs

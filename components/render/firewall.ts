@@ -51,6 +51,8 @@ export interface Topology {
     httpPort: number;
     /** Where the database ships its backups over SSH, when backups are on. */
     backupTarget?: { address: string; sshPort: number };
+    /** The backup target's address when it streams the binlog (backup.stream): it reaches the database's MariaDB. */
+    streamTarget?: string;
 }
 
 /**
@@ -71,7 +73,12 @@ export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpe
                     { port: t.httpPort, from: "any", comment: "http from anywhere" },
                     { port: HTTPS_PORT, from: "any", comment: "https from anywhere" },
                 ],
-                outbound: [{ port: t.appPort, to: t.webAddresses, comment: "proxy to the web servers" }],
+                outbound: [
+                    { port: t.appPort, to: t.webAddresses, comment: "proxy to the web servers" },
+                    // As the backup target, it streams the binlog; the database's rule for it
+                    // is the stream's own step's file (renderStreamClient).
+                    ...(t.streamTarget === t.lbAddress ? [{ port: t.dbPort, to: [t.dbAddress], comment: "the binlog stream from the database" }] : []),
+                ],
             };
         case "web":
             return {

@@ -514,15 +514,85 @@ describe("PiCluster resource graph", function () {
             for (const h of ["pi-web1", "pi-web2", "pi-db"]) assert.match(decodeVar(byName(res, `${h}-base`).inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi$/m);
         });
 
-        it("opens the database's output to the target's SSH port only, and no new input anywhere", async () => {
-            const { res } = await build(2, withBackup());
+        it("opens the database's output to the target's SSH port only, and, without the stream, no new input anywhere", async () => {
+            const noStream = { agePublicKey: AGE_PUBLIC_KEY, stream: false };
+            const { res } = await build(2, withBackup(noStream));
             const db = decodeVar(byName(res, "pi-db-firewall").inputs.stdin, "RULESET_TEXT");
             assert.match(db, /ip daddr 10\.254\.0\.121 tcp dport 22 accept comment "backups to the backup target \(ssh\)"/);
             const plain = await build(2);
             for (const h of ["pi-lb", "pi-web1", "pi-db"]) {
                 const rules = (r: Map<string, Recorded>) => inputAccepts(decodeVar(byName(r, `${h}-firewall`).inputs.stdin, "RULESET_TEXT"));
-                assert.deepStrictEqual(rules((await build(2, withBackup())).res), rules(plain.res), h);
+                assert.deepStrictEqual(rules((await build(2, withBackup(noStream))).res), rules(plain.res), h);
             }
+        });
+
+        describe("the binlog stream (backup.stream, on by default)", () => {
+            // One graph with the stream and one without, shared by the cases below.
+            let on: Map<string, Recorded>;
+            let off: Map<string, Recorded>;
+            before(async () => {
+                on = (await build(2, withBackup())).res;
+                off = (await build(2, withBackup({ agePublicKey: AGE_PUBLIC_KEY, stream: false }))).res;
+            });
+
+            it("lets the target in on the database from its own step: the binlog only, TLS required, from the target's address, MariaDB's port for it alone", () => {
+                const res = on;
+                const source = byName(res, "pi-cluster-binlog-stream-source");
+                assert.strictEqual(source.inputs.connection.host, "10.254.0.124", "it runs on the database");
+                assert.match(source.inputs.stdin, /^STREAM_USER='pi_binlog'$/m);
+                assert.match(source.inputs.stdin, /^PRIVILEGES='REPLICATION SLAVE, BINLOG MONITOR'$/m);
+                assert.match(source.inputs.stdin, /^TARGET_ADDRESS='10\.254\.0\.121'$/m);
+                assert.deepStrictEqual(inputAccepts(`chain input {\n${decodeVar(source.inputs.stdin, "CLIENT_TEXT")}\n    }`), ["ip saddr 10.254.0.121 tcp dport 3306"]);
+                assert.match(source.inputs.stdin, /^CLIENT_FILE='\/etc\/pi-cluster\/firewall\.d\/binlog-stream\.nft'$/m);
+                for (const dep of ["pi-db-app-db", "pi-db-migrate"]) assert.ok(source.dependsOn.includes(dep), `dependsOn: ${source.dependsOn}`);
+                // The password is a secret of its own, carried on stdin only, and the step logs no stdout.
+                assert.match(source.inputs.stdin, new RegExp(`^STREAM_PASSWORD='${FAKE_PASSWORD}'$`, "m"));
+                assert.strictEqual(source.inputs.logging, "stderr");
+                assert.ok(res.has("random:index/randomPassword:RandomPassword::pi-cluster-binlog-stream-password"));
+            });
+
+            it("runs the stream on the target as the backup account, checking the database's CA, its password in a 0600 file", () => {
+                const res = on;
+                const service = byName(res, "pi-cluster-binlog-stream-service");
+                assert.strictEqual(service.inputs.connection.host, "10.254.0.121", "the default target is the load balancer");
+                assert.match(service.inputs.stdin, /^BACKUP_USER='pi-backup'$/m);
+                assert.match(service.inputs.stdin, /^BACKUP_DIR='\/srv\/pi-cluster-backups'$/m);
+                assert.strictEqual(decodeVar(service.inputs.stdin, "CA_TEXT"), FAKE_TLS_OUTPUT.caCertificate);
+                assert.strictEqual(decodeVar(service.inputs.stdin, "CLIENT_CNF_TEXT"), `[client]\npassword=${FAKE_PASSWORD}\n`);
+                assert.match(service.inputs.stdin, /^CLIENT_CNF='\/etc\/pi-cluster\/binlog-stream\.cnf'$/m);
+                const env = decodeVar(service.inputs.stdin, "ENV_TEXT");
+                assert.match(env, /^DB_HOST=10\.254\.0\.124$/m);
+                // Its replication client id is the target's address as a number: no database host has it.
+                assert.match(env, new RegExp(`^SERVER_ID=${10 * 2 ** 24 + 254 * 2 ** 16 + 121}$`, "m"));
+                assert.doesNotMatch(env, new RegExp(FAKE_PASSWORD));
+                assert.match(decodeVar(service.inputs.stdin, "UNIT_TEXT"), /^User=pi-backup$/m);
+                assert.ok(service.dependsOn.includes("pi-cluster-binlog-stream-source"), `dependsOn: ${service.dependsOn}`);
+                assert.ok(service.dependsOn.includes("pi-cluster-backup-target"), `dependsOn: ${service.dependsOn}`);
+                assert.strictEqual(service.inputs.logging, "stderr");
+                for (const c of commands(res)) assert.doesNotMatch(String(c.inputs.create), new RegExp(FAKE_PASSWORD), c.name);
+            });
+
+            it("lets the load balancer reach MariaDB on the database for it, and nothing else new on any Pi", () => {
+                const ruleset = (r: Map<string, Recorded>, h: string) => decodeVar(byName(r, `${h}-firewall`).inputs.stdin, "RULESET_TEXT");
+                const added = (h: string) => ruleset(on, h).split("\n").filter((l) => !ruleset(off, h).split("\n").includes(l)).map((l) => l.trim());
+                assert.deepStrictEqual(added("pi-lb"), ['ip daddr 10.254.0.124 tcp dport 3306 accept comment "the binlog stream from the database"']);
+                for (const h of ["pi-web1", "pi-web2", "pi-db"]) assert.deepStrictEqual(added(h), [], h);
+            });
+
+            it("makes none of its resources when it is off", () => {
+                assert.deepStrictEqual([...off.values()].filter((r) => r.name.includes("binlog-stream")).map((r) => r.name), []);
+                assert.ok(off.has("command:remote:Command::pi-cluster-backup-target"), "the backups stay");
+            });
+
+            it("runs on a configured target, which reaches the database as itself", async () => {
+                const { res } = await build(
+                    2,
+                    withBackup({ agePublicKey: AGE_PUBLIC_KEY, target: { host: "10.254.0.130", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA" } }),
+                );
+                assert.strictEqual(byName(res, "pi-cluster-binlog-stream-service").inputs.connection.host, "10.254.0.130");
+                assert.match(byName(res, "pi-cluster-binlog-stream-source").inputs.stdin, /^TARGET_ADDRESS='10\.254\.0\.130'$/m);
+                assert.doesNotMatch(decodeVar(byName(res, "pi-lb-firewall").inputs.stdin, "RULESET_TEXT"), /binlog stream/);
+            });
         });
 
         it("ships to a configured target with its own host key", async () => {

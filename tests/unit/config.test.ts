@@ -483,6 +483,7 @@ describe("backup config", () => {
                 incrementalOnCalendar: "hourly",
                 binlogShipSeconds: 60,
                 retentionDays: 30,
+                stream: true,
                 staleAfterSeconds: { full: 93600, incremental: 7200, binlog: 900 },
             },
         );
@@ -498,6 +499,7 @@ describe("backup config", () => {
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { path: "/srv/../etc" } }), /pi-cluster:backup\.target\.path/, /absolute directory/);
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { minFreeMb: -1 } }), /pi-cluster:backup\.target\.minFreeMb/, /at least 0 MB the target keeps free/);
         rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, target: { minFreeMb: 0.5 } }), /pi-cluster:backup\.target\.minFreeMb/, /whole number/);
+        rejects((c) => (c.backup = { agePublicKey: AGE_PUBLIC_KEY, stream: "yes" }), /pi-cluster:backup\.stream/, /expected true \(the target streams the binlog continuously\) or false/);
     });
 
     it("refuses the database Pi as its own target, and an outside target without its host key", () => {

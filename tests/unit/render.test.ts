@@ -9,6 +9,7 @@ import * as net from "net";
 import * as path from "path";
 import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
+import { renderStreamClient } from "../../components/render/binlogStream";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, renderReplicaClient, replicaClientFile, roleFirewall, Topology } from "../../components/render/firewall";
 import { BACKUP_ASSETS, publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
 import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, replicaServerId } from "../../components/render/mariadb";
@@ -706,6 +707,21 @@ describe("firewall", () => {
         assert.match(r, /^        ip daddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 3000 accept/m);
     });
 
+    it("lets the load balancer, as the binlog stream's target, reach MariaDB on the database and nothing else new", () => {
+        const lb = (t: Topology) => renderFirewall(roleFirewall("lb", t)).split("\n").filter((l) => /ip daddr .* dport/.test(l)).map((l) => l.trim());
+        assert.deepStrictEqual(lb({ ...topology, streamTarget: "10.254.0.121" }), [
+            'ip daddr { 10.254.0.122, 10.254.0.123 } tcp dport 3000 accept comment "proxy to the web servers"',
+            'ip daddr 10.254.0.124 tcp dport 3306 accept comment "the binlog stream from the database"',
+        ]);
+        // Without the stream, or with another host as the target, the load balancer reaches the web servers only.
+        assert.deepStrictEqual(lb(topology), [lb({ ...topology, streamTarget: "10.254.0.121" })[0]]);
+        assert.deepStrictEqual(lb({ ...topology, streamTarget: "10.254.0.130" }), lb(topology));
+        // Its input and every other role are the same with the stream as without it.
+        for (const role of ["web", "db", "replica"] as const) {
+            assert.strictEqual(renderFirewall(roleFirewall(role, { ...topology, streamTarget: "10.254.0.121" })), renderFirewall(roleFirewall(role, topology)), role);
+        }
+    });
+
     it("opens SSH, and its replies, to the admin networks only, which need not hold the hosts", () => {
         const admins = { ...topology, adminCidrs: ["192.168.1.10/32", "172.16.0.0/12"] };
         for (const role of ["lb", "web", "db"] as const) {
@@ -729,8 +745,9 @@ describe("firewall", () => {
             fs.mkdirSync(path.join(dir, "firewall.d"));
             fs.writeFileSync(path.join(dir, "firewall.d", "db-clients.nft"), renderDbClients(topology.webAddresses, 3306));
             fs.writeFileSync(path.join(dir, "firewall.d", "replica-pi-db-read1.nft"), renderReplicaClient("10.254.0.127", 3306));
+            fs.writeFileSync(path.join(dir, "firewall.d", "binlog-stream.nft"), renderStreamClient("10.254.0.121", 3306));
             // Two admin networks, so the set syntax is checked too.
-            const admins = { ...topology, adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"], replicaAddresses: ["10.254.0.127", "10.254.0.128"] };
+            const admins = { ...topology, adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"], replicaAddresses: ["10.254.0.127", "10.254.0.128"], streamTarget: "10.254.0.121" };
             fs.writeFileSync(f, renderFirewall(roleFirewall(role, admins)).replace(FIREWALL_INCLUDE_DIR, path.join(dir, "firewall.d")));
             // In a fresh network namespace, so checking never touches this machine's rules.
             const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", f], { encoding: "utf8" });

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
 import { BACKUP_ASSETS, BACKUP_TOOL, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
+import { renderStreamService, STREAM_TOOL, STREAM_UNIT } from "../../components/render/binlogStream";
 import { renderFirewallUnit } from "../../components/render/firewall";
 import { SCRIPTS_DIR } from "../../components/render/shell";
 import { renderRenewService, renderRenewTimer, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/render/tls";
@@ -200,5 +201,33 @@ describe("the backup units", () => {
             const e = exposure(path.join(dir, n));
             assert.ok(e <= 2.5, `${n}: ${e}`);
         }
+    });
+});
+
+describe("the binlog stream's unit", () => {
+    const u = renderStreamService({ user: "pi-backup", dir: "/srv/pi-cluster-backups", dbAddress: "10.254.0.124" });
+    // The tool is not installed here: the unit points at the repository's copy for systemd-analyze.
+    const file = (): string => {
+        const f = path.join(tmpDir("pi-unit-"), `${STREAM_UNIT}.service`);
+        fs.writeFileSync(f, u.replace(STREAM_TOOL, path.join(BACKUP_ASSETS, "pi-cluster-binlog-stream.sh")));
+        return f;
+    };
+
+    it("runs the stream as the backup account with no capabilities, writing only the backup directory, talking only to the database", () => {
+        has(u, ...COMMON, "User=pi-backup", "Group=pi-backup", `ExecStart=${STREAM_TOOL} run`, "ReadWritePaths=/srv/pi-cluster-backups", "CapabilityBoundingSet=");
+        has(u, "IPAddressDeny=any", "IPAddressAllow=10.254.0.124", `RuntimeDirectory=${STREAM_UNIT}`, "PrivateTmp=yes");
+    });
+
+    it("is started again whenever it fails, and systemd never gives up on it", () => {
+        has(u, "Restart=on-failure", "RestartSec=2", "StartLimitIntervalSec=0", "WantedBy=multi-user.target");
+    });
+
+    it("passes systemd-analyze verify without a warning, and scores 2.5 or less with systemd-analyze security", () => {
+        const f = file();
+        const r = systemdAnalyze(["verify", f]);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.strictEqual(r.stderr, "");
+        const e = exposure(f);
+        assert.ok(e <= 2.5, `${e}`);
     });
 });

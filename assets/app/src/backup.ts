@@ -17,6 +17,29 @@ export interface BackupKindStatus {
   stale: boolean;
 }
 
+/**
+ * The binlog stream's report (assets/backup/pi-cluster-binlog-stream.sh writes it on the
+ * target every second; the receiver's status.json carries it as "stream").
+ */
+export interface StreamStatus {
+  state: "up" | "down";
+  series: string | null;
+  /** The copy being written and its size. */
+  file: string | null;
+  bytes: number | null;
+  /** When its last byte reached the target. */
+  at: string | null;
+  /** How long the copy has lacked bytes the database had written, to the second (null while down). */
+  lagSeconds: number | null;
+  maxLagSeconds: number;
+  /** When the stream wrote this report, and its age when the request is served. */
+  checkedAt: string | null;
+  reportAgeSeconds: number | null;
+  message: string;
+  /** Why the stream is a problem: down, lagging past maxLagSeconds, or its report stale; null when fine. */
+  problem: string | null;
+}
+
 export interface LastBackup {
   full: BackupKindStatus;
   incremental: BackupKindStatus;
@@ -25,7 +48,9 @@ export interface LastBackup {
   failures: Array<{ kind: string; at: string; message: string }>;
   /** The target's last re-hash of every file, and the files that failed it. */
   verify: { at: string; files: number; bad: string[] } | null;
-  /** True when any kind is stale, a run failed or a file failed verification. */
+  /** The binlog stream to the target; null when it is off (backup.stream false). */
+  stream: StreamStatus | null;
+  /** True when any kind is stale, a run failed, a file failed verification or the stream has a problem. */
   problem: boolean;
   error: string | null;
 }
@@ -57,6 +82,37 @@ function kindStatus(raw: Raw, kind: (typeof KINDS)[number], now: number): Backup
   };
 }
 
+const DEFAULT_STREAM_MAX_LAG = 5;
+
+/**
+ * The stream's report at read time. The database Pi publishes the target's status at each
+ * binlog shipment, so a report older than the binlog's policy means the stream's service
+ * stopped writing it.
+ */
+export function streamStatus(raw: unknown, staleAfterSeconds: number, now: number): StreamStatus | null {
+  if (raw === null || typeof raw !== "object") return null;
+  const r = raw as Raw;
+  const str = (v: unknown) => (typeof v === "string" ? v : null);
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const state = r.state === "up" ? "up" : "down";
+  const lagSeconds = num(r.lagSeconds);
+  const maxLagSeconds = num(r.maxLagSeconds) ?? DEFAULT_STREAM_MAX_LAG;
+  const reportAgeSeconds = secondsSince(r.checkedAt, now);
+  const message = str(r.message) ?? "";
+  let problem: string | null = null;
+  if (reportAgeSeconds === null || reportAgeSeconds > staleAfterSeconds) {
+    problem = `its last report is ${reportAgeSeconds === null ? "missing" : `${reportAgeSeconds} s old`}: is pi-cluster-binlog-stream running on the target?`;
+  } else if (state === "down") {
+    problem = `down: ${message || "no reason given"}`;
+  } else if (lagSeconds !== null && lagSeconds > maxLagSeconds) {
+    problem = `${lagSeconds} s behind the database (bound ${maxLagSeconds} s)`;
+  }
+  return {
+    state, series: str(r.series), file: str(r.file), bytes: num(r.bytes), at: str(r.at), lagSeconds, maxLagSeconds,
+    checkedAt: str(r.checkedAt), reportAgeSeconds, message, problem,
+  };
+}
+
 /** Shapes the target's status.json; pure, for the tests. */
 export function backupStatus(raw: Raw, now: number): LastBackup {
   const [full, incremental, binlog] = KINDS.map((k) => kindStatus(raw, k, now));
@@ -66,8 +122,9 @@ export function backupStatus(raw: Raw, now: number): LastBackup {
   const verify = raw.verify && typeof raw.verify === "object"
     ? { at: String(raw.verify.at), files: Number(raw.verify.files), bad: Array.isArray(raw.verify.bad) ? raw.verify.bad.map(String) : [] }
     : null;
-  const problem = full.stale || incremental.stale || binlog.stale || failures.length > 0 || (verify?.bad.length ?? 0) > 0;
-  return { full, incremental, binlog, failures, verify, problem, error: null };
+  const stream = streamStatus(raw.stream, binlog.staleAfterSeconds, now);
+  const problem = full.stale || incremental.stale || binlog.stale || failures.length > 0 || (verify?.bad.length ?? 0) > 0 || stream?.problem != null;
+  return { full, incremental, binlog, failures, verify, stream, problem, error: null };
 }
 
 /**

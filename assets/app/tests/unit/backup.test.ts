@@ -55,6 +55,46 @@ describe("lastBackup from the target's status.json", () => {
     assert.equal(s.problem, true);
   });
 
+  describe("the binlog stream", () => {
+    // What assets/backup/pi-cluster-binlog-stream.sh writes to .stream.json, carried in status.json.
+    const stream = {
+      state: "up", series: "s1x0123abcd", file: "mariadb-bin.000043", bytes: 51234, at: "2026-11-27T12:04:59Z",
+      lagSeconds: 0, maxLagSeconds: 5, checkedAt: "2026-11-27T12:04:59Z", message: "",
+    };
+    const now = at("2026-11-27T12:05:00Z");
+    const withStream = (over: Record<string, unknown>) => backupStatus({ ...raw, stream: { ...stream, ...over } }, now);
+
+    it("passes the stream's report through, with its age, and no problem while it is up and within its bound", () => {
+      const s = withStream({});
+      assert.deepEqual(s.stream, { ...stream, reportAgeSeconds: 1, problem: null });
+      assert.equal(s.problem, false);
+      assert.equal(withStream({ lagSeconds: 5 }).problem, false, "at the bound is within it");
+    });
+
+    it("is a problem when the stream is down, and says why", () => {
+      const s = withStream({ state: "down", lagSeconds: null, message: "the database does not answer: connect timeout" });
+      assert.equal(s.stream?.problem, "down: the database does not answer: connect timeout");
+      assert.equal(s.problem, true);
+    });
+
+    it("is a problem when the stream lags past its bound", () => {
+      const s = withStream({ lagSeconds: 6 });
+      assert.equal(s.stream?.problem, "6 s behind the database (bound 5 s)");
+      assert.equal(s.problem, true);
+    });
+
+    it("is a problem when its report is older than the binlog's policy: the service stopped writing it", () => {
+      const s = backupStatus({ ...raw, stream }, at("2026-11-27T12:20:00Z"));
+      assert.match(s.stream?.problem ?? "", /^its last report is 901 s old: is pi-cluster-binlog-stream running on the target\?$/);
+      assert.equal(withStream({ checkedAt: undefined }).stream?.problem, "its last report is missing: is pi-cluster-binlog-stream running on the target?");
+    });
+
+    it("is null, and no problem, when the stream is off (status.json carries none)", () => {
+      assert.equal(backupStatus(raw, now).stream, null);
+      assert.equal(backupStatus({ ...raw, stream: null }, now).problem, false);
+    });
+  });
+
   it("is null without BACKUP_STATUS_FILE, and says why when the file cannot be read", () => {
     assert.equal(readBackupStatus(null), null);
     const missing = readBackupStatus("/nonexistent/status.json");

@@ -32,7 +32,7 @@ import { StateBadge } from './state-badge';
             @if (backup(d.lastBackup); as b) {
               <ul class="backups">
                 @for (r of b.rows; track r.kind) {
-                  <li [attr.data-kind]="r.kind" [attr.data-stale]="r.stale" [class.stale]="r.stale">{{ r.stale ? '✗' : '✓' }} {{ r.kind }}: {{ r.text }}</li>
+                  <li [attr.data-kind]="r.kind" [attr.data-stale]="r.stale" [class.stale]="r.stale" [class.lagging]="r.lagging">{{ r.stale ? '✗' : r.lagging ? '!' : '✓' }} {{ r.kind }}: {{ r.text }}</li>
                 }
                 @for (p of b.problems; track p) {
                   <li class="stale" data-kind="problem">✗ {{ p }}</li>
