@@ -146,8 +146,8 @@ stream_tail() {
         last != "" { lk = match(last, /\.[0-9]+$/); if (base != substr(last, 1, lk - 1)) next; if (!started) { want = substr(last, lk + 1) + 1; started = 1 } }
         last == "" && !started { want = n; started = 1; firstbase = base }
         last == "" && base != firstbase { next }
-        n < want { next }
-        n > want { exit }
+        n < want || stop { next }
+        n > want { stop = 1; next }
         { print; want++ }'
 }
 
@@ -158,8 +158,10 @@ stream_tail() {
 first_binlog_gap() {
     awk -v file="$1" '
         BEGIN { k = match(file, /\.[0-9]+$/); base = substr(file, 1, k - 1); n = substr(file, k + 1) + 0 }
+        # Reads to the end: a writer cut off by an early exit would fail with SIGPIPE.
+        done { next }
         { k = match($0, /\.[0-9]+$/); if (substr($0, 1, k - 1) == base && substr($0, k + 1) + 0 < n) next
-          if ($0 != file) print; exit }'
+          if ($0 != file) print; done = 1 }'
 }
 
 # binlog_name_file NAME : the binlog file (base.number) a shipped binlog's name holds.
@@ -480,8 +482,10 @@ choose_chain() {
     # Staged for an earlier plan, not in this one: dropped.
     mapfile -t staged < <(find "$WORK" -maxdepth 1 -name '*.staged' -printf '%f\n' | sed 's/\.staged$//')
     local -a dropped=()
+    local -A planned=()
+    for n in "${names[@]}"; do planned[$n]=1; done
     for n in "${staged[@]}"; do
-        printf '%s\n' "${names[@]}" | grep -qxF "$n" || dropped+=("$n")
+        [[ -n "${planned[$n]:-}" ]] || dropped+=("$n")
     done
     ((${#dropped[@]} == 0)) || on_db unstage "$RUN" "${dropped[@]}"
     printf '%s\n' "${names[@]}" >"$WORK/plan"
