@@ -223,7 +223,10 @@ case_nostop() {
 
 case_badfull() {
     info "badfull: the newest full is truncated, its sha256 made to match"
+    # The full a restore starts on the DB Pi (FULL_UNIT; none here): the previous good one.
+    backup full >/dev/null 2>&1
     add 50
+    backup ship-binlogs >/dev/null 2>&1
     backup full >/dev/null 2>&1
     add 70
     backup ship-binlogs >/dev/null 2>&1
@@ -248,6 +251,9 @@ case_gap() {
     # A restored server starts a new binlog numbering: its first full (the DB Pi's restore
     # starts one) begins the chain.
     backup full >/dev/null 2>&1
+    # Where that full stops in the binlog: the file active when it ended (nothing was written since).
+    local start_file
+    start_file=$(sql -e 'SHOW MASTER STATUS' | cut -f1)
     local i
     for i in 1 2 3; do
         add 10
@@ -279,8 +285,9 @@ case_gap() {
 
     # The first binlog after the backup missing: only the staged backup knows where it stops.
     local first
-    first=$(find "$BASE/target" -name 'binlog-*.age' -newer "$(find "$BASE/target" -name 'full-*.age' | sort | tail -n1)" -printf '%f\n' | sort | head -n1)
-    file=$(sed -E 's/^binlog-[0-9TZ]+-[0-9]{4}-(.*)\.zst\.age$/\1/' <<<"$first")
+    first=$(find "$BASE/target" -name "binlog-*-$start_file.zst.age" -newer "$(find "$BASE/target" -name 'full-*.age' | sort | tail -n1)" -printf '%f\n' | sort | head -n1)
+    [[ -n "$first" ]] || fail "no shipped $start_file after the full"
+    file=$start_file
     mv "$BASE/target/$first" "$BASE/gap.$first"
     rc=0
     restore >"$BASE/gap3.log" 2>&1 || rc=$?
