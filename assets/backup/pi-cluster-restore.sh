@@ -2,32 +2,83 @@
 # pi-cluster-restore: the database Pi's half of scripts/restore.sh. It never sees the age key:
 # the operator's machine decrypts and streams each file in, one call per file.
 #
-#   pi-cluster-restore begin                  empties the staging directory (a re-run starts clean)
-#   pi-cluster-restore abort                  deletes the staging directory (what a failed run decrypted)
-#   pi-cluster-restore stage-backup NAME      stdin: a decrypted full or incremental (zstd xbstream)
-#   pi-cluster-restore stage-binlog NAME      stdin: a decrypted binlog (zstd)
-#   pi-cluster-restore apply [TO]             prepares full + incrementals, moves them in as the data directory
-#                                             (the old one is kept beside it), starts MariaDB and
-#                                             replays the binlogs up to TO ('YYYY-MM-DD HH:MM:SS', UTC)
+# One restore at a time owns this Pi. A run (RUN, made by the operator: TIME-6 hex digits) first
+# holds it, stages its files, then hands the plan to `apply`, which runs the restore as a
+# transient systemd unit (pi-cluster-restore-RUN): the operator's SSH dropping does not stop it.
+#
+#   hold RUN WHO               takes this Pi's restore for RUN and prints "held RUN", or refuses
+#                              (exit 3) naming the run that has it; then holds it while stdin brings
+#                              a line at least every HEARTBEAT s. On EOF or silence it lets go and
+#                              deletes the staging of a run that never reached apply.
+#   stage-backup RUN NAME      stdin: a decrypted full or incremental (zstd xbstream); prints
+#                              "binlog FILE POS", where the backup stops in the binlog
+#   stage-binlog RUN NAME      stdin: a decrypted binlog (zstd)
+#   stage-stream RUN NAME      stdin: a binlog stream file from the target (zstd; NAME stream-SERIES-FILE)
+#   unstage RUN NAME...        drops staged files (found bad, or no longer in the plan)
+#   apply RUN [TO]             stdin: the plan, staged names in apply order. Starts the apply and
+#                              follows it (see attach). TO: 'YYYY-MM-DD HH:MM:SS' UTC, or none.
+#   attach RUN                 follows RUN's apply until it ends; prints its log and result.
+#                              Exit 0: restored; 1: it failed and was rolled back (or could not be:
+#                              the message says); 3: it was interrupted (run `recover`).
+#   status                     one line: idle [last RUN OUTCOME] | staging RUN WHO SINCE |
+#                              applying RUN WHO SINCE PHASE | interrupted RUN WHO SINCE PHASE
+#   recover                    an interrupted apply: rolled back, or finished when its replay was
+#                              done; prints the outcome line
+#   run RUN [TO]               the apply itself (the unit's command)
+#
+# The apply is a recorded sequence of phases (the journal, STAGE/journal), so each point where it
+# can be interrupted (a crash, a power cut, a killed unit) has one defined outcome:
+#   staged    the plan is recorded                       -> roll back (nothing changed)
+#   prepared  full + incrementals prepared in staging     -> roll back (nothing changed)
+#   incoming  moved into DATADIR.incoming, owned by MariaDB -> roll back (drop it)
+#   stopping  MariaDB is being stopped                    -> roll back (start it again)
+#   stopped   MariaDB stopped, checked: nothing works in DATADIR -> roll back
+#   aside P   DATADIR is moved to P (written before the move) -> roll back (P back as DATADIR)
+#   swapped   the restored data is DATADIR                -> roll back
+#   isolated  MariaDB runs on it without networking       -> roll back
+#   replayed  the binlogs are replayed                    -> finish (reopen)
+#   reopening MariaDB restarting with networking          -> finish
+#   done
+# Roll back: MariaDB stopped (and checked), the restored data deleted, the data directory that was
+# there before back in place, the isolation removed, MariaDB started on it. Finish: the isolation
+# removed, MariaDB restarted with networking. While the binlogs are replayed MariaDB accepts no TCP
+# connection (ISOLATION_CNF: skip-networking, a file rather than a runtime setting, so a reboot in
+# the middle keeps the web servers off a half-restored database until recover has run).
 #
 # Reads (environment; the defaults are a Pi's):
-#   STAGE        staging directory            (/var/lib/pi-cluster-restore)
-#   DATADIR      MariaDB's data directory     (/var/lib/mysql)
-#   DB_SOCKET    MariaDB's socket             (/run/mysqld/mysqld.sock)
-#   DB_OWNER     owner of the data directory  (mysql:mysql)
+#   STAGE          staging directory and run record   (/var/lib/pi-cluster-restore)
+#   LOCK           mutex for the run record           (/run/lock/pi-cluster-restore.lock)
+#   LOG_DIR        each run's log and result          (/var/log/pi-cluster-restore)
+#   DATADIR        MariaDB's data directory           (/var/lib/mysql)
+#   DB_SOCKET      MariaDB's socket                   (/run/mysqld/mysqld.sock)
+#   DB_OWNER       owner of the data directory        (mysql:mysql)
 #   STOP_CMD / START_CMD  how to stop and start MariaDB (systemctl stop|start mariadb)
-#   BACKUP_STATE the backup tool's state, cleared so the next backup is a full (/var/lib/pi-cluster-backup)
-#   FULL_UNIT    the full backup's unit, started once the restore is done (pi-cluster-backup-full.service; empty: none)
+#   ISOLATION_CNF  option file that turns networking off during the replay
+#                  (/etc/mysql/mariadb.conf.d/99-pi-cluster-restore.cnf)
+#   START_TIMEOUT  seconds MariaDB may take to answer once started (120)
+#   HEARTBEAT      seconds of silence after which a hold lets go (15)
+#   RUNNER         systemd | detached (default: systemd when it is PID 1; detached is for tests)
+#   BACKUP_STATE   the backup tool's state, cleared so the next backup is a full (/var/lib/pi-cluster-backup)
+#   FULL_UNIT      the full backup's unit, started once the restore is done (pi-cluster-backup-full.service; empty: none)
 set -euo pipefail
 
 STAGE=${STAGE:-/var/lib/pi-cluster-restore}
+LOCK=${LOCK:-/run/lock/pi-cluster-restore.lock}
+LOG_DIR=${LOG_DIR:-/var/log/pi-cluster-restore}
 DATADIR=${DATADIR:-/var/lib/mysql}
 DB_SOCKET=${DB_SOCKET:-/run/mysqld/mysqld.sock}
 DB_OWNER=${DB_OWNER:-mysql:mysql}
 STOP_CMD=${STOP_CMD:-systemctl stop mariadb}
 START_CMD=${START_CMD:-systemctl start mariadb}
+ISOLATION_CNF=${ISOLATION_CNF:-/etc/mysql/mariadb.conf.d/99-pi-cluster-restore.cnf}
+START_TIMEOUT=${START_TIMEOUT:-120}
+HEARTBEAT=${HEARTBEAT:-15}
 BACKUP_STATE=${BACKUP_STATE:-/var/lib/pi-cluster-backup}
 FULL_UNIT=${FULL_UNIT-pi-cluster-backup-full.service}
+# What the apply unit is given: a test's settings reach it as they reach this process.
+readonly PASSED_ENV=(STAGE LOCK LOG_DIR DATADIR DB_SOCKET DB_OWNER STOP_CMD START_CMD ISOLATION_CNF START_TIMEOUT BACKUP_STATE FULL_UNIT)
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+readonly SELF
 
 log() { printf 'restore: %s\n' "$*" >&2; }
 die() {
@@ -36,26 +87,456 @@ die() {
 }
 
 safe_name() { [[ "$1" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad file name '$1'"; }
+safe_run() { [[ "$1" =~ ^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$ ]] || die "bad run id '$1' (expected YYYYMMDDTHHMMSSZ-xxxxxx)"; }
 
-begin() {
+# --- pure decisions ------------------------------------------------------------------
+
+# recovery_action PHASE : what an interrupted apply whose journal ends at PHASE needs:
+# rollback (the old data directory back), finish (the restore is complete but for reopening)
+# or done (nothing).
+recovery_action() {
+    case "$1" in
+    staged | prepared | incoming | stopping | stopped | aside | swapped | isolated) echo rollback ;;
+    replayed | reopening) echo finish ;;
+    done) echo "done" ;;
+    *) return 1 ;;
+    esac
+}
+
+# binlog_file NAME : the binlog file (like mariadb-bin.000042) a staged name holds, for the
+# names binlog-TS-SEQ[-SERIES]-FILE.zst.age and stream-SERIES-FILE.
+binlog_file() {
+    local re_series='s[0-9]+x[0-9a-f]{8}'
+    if [[ "$1" =~ ^binlog-[0-9]{8}T[0-9]{6}Z-[0-9]{4}-(${re_series}-)?(.+\.[0-9]+)\.zst\.age$ ]]; then
+        echo "${BASH_REMATCH[2]}"
+    elif [[ "$1" =~ ^stream-${re_series}-(.+\.[0-9]+)$ ]]; then
+        echo "${BASH_REMATCH[1]}"
+    else
+        return 1
+    fi
+}
+
+# older_binlog STAGED FILE : whether the staged binlog STAGED holds a binlog of FILE's series
+# (same base name) that comes before FILE.
+older_binlog() {
+    local staged file=$2 n
+    staged=$(binlog_file "$1") || return 1
+    [[ -n "$file" && "${staged%.*}" == "${file%.*}" && "${file##*.}" =~ ^[0-9]+$ ]] || return 1
+    n=${staged##*.}
+    ((10#$n < 10#${file##*.}))
+}
+
+# --- the run record ------------------------------------------------------------------
+
+# The record lives in STAGE: run (RUN WHO SINCE), journal (one phase a line), alive (flocked by
+# the hold), runner (the apply's pid), plan, to, and the staged files.
+with_lock() {
+    install -d -m 0755 "$(dirname "$LOCK")"
+    (
+        flock 9
+        "$@"
+    ) 9>"$LOCK"
+}
+
+current_run() { [[ -f "$STAGE/run" ]] && cut -d' ' -f1 "$STAGE/run"; }
+last_phase() { [[ -f "$STAGE/journal" ]] && tail -n1 "$STAGE/journal" | cut -d' ' -f1; }
+
+# journal PHASE [ARG] : records that the apply reached PHASE, durably before going on.
+journal() {
+    printf '%s\n' "$*" >>"$STAGE/journal"
+    sync "$STAGE/journal"
+    log "phase: $* (at ${SECONDS} s, epoch $EPOCHREALTIME)"
+}
+
+# runner_alive : the apply's process still runs (its pid, checked against its command line).
+runner_alive() {
+    local pid run
+    pid=$(cat "$STAGE/runner" 2>/dev/null) || return 1
+    run=$(current_run) || return 1
+    [[ -n "$pid" ]] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF " run $run"
+}
+
+# held : the operator's hold on the run is still there.
+held() { [[ -f "$STAGE/alive" ]] && ! flock -n "$STAGE/alive" true; }
+
+run_state() {
+    if [[ ! -f "$STAGE/run" ]]; then
+        echo idle
+    elif [[ -f "$STAGE/journal" ]]; then
+        if runner_alive; then echo applying; else echo interrupted; fi
+    elif held; then
+        echo staging
+    else
+        echo abandoned
+    fi
+}
+
+status_line() {
+    local state
+    state=$(run_state)
+    case "$state" in
+    idle)
+        local last
+        last=$(find "$LOG_DIR" -maxdepth 1 -name '*.result' -printf '%T@ %f\n' 2>/dev/null | sort -n | tail -n1 | cut -d' ' -f2 || true)
+        if [[ -n "$last" ]]; then echo "idle last ${last%.result} $(cat "$LOG_DIR/$last")"; else echo idle; fi
+        ;;
+    staging | abandoned) echo "$state $(cat "$STAGE/run")" ;;
+    *) echo "$state $(cat "$STAGE/run") $(last_phase)" ;;
+    esac
+}
+
+# result RUN OUTCOME MESSAGE : the run's outcome, for attach (and a later status).
+result() {
+    install -d -m 0755 "$LOG_DIR"
+    printf '%s %s\n' "$2" "$3" >"$LOG_DIR/$1.result"
+}
+
+# --- hold and staging ----------------------------------------------------------------
+
+take() {
+    local run=$1 who=$2 state
+    state=$(run_state)
+    case "$state" in
+    staging | applying) return 3 ;;
+    interrupted) return 4 ;;
+    esac
+    [[ "$state" == abandoned ]] && log "dropping the staging of $(current_run), whose operator is gone"
     rm -rf "$STAGE"
-    install -d -m 0700 "$STAGE" "$STAGE/backups" "$STAGE/binlogs"
+    install -d -m 0700 "$STAGE" "$STAGE/backups" "$STAGE/binlogs" "$STAGE/stream"
+    printf '%s %s %s\n' "$run" "$who" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STAGE/run"
+    : >"$STAGE/alive"
+}
+
+hold() {
+    local run=$1 who=${2//[^A-Za-z0-9@._:-]/_} rc=0
+    safe_run "$run"
+    # Not with_lock: the hold's own lock is taken before the mutex is let go, or another hold
+    # could find the new run not held yet and take it for abandoned.
+    install -d -m 0755 "$(dirname "$LOCK")"
+    exec 9>"$LOCK"
+    flock 9
+    take "$run" "$who" || rc=$?
+    case "$rc" in
+    0) ;;
+    3)
+        printf 'restore: another restore holds this database Pi: %s (%s)\n' "$(cat "$STAGE/run")" "$(run_state)" >&2
+        exit 3
+        ;;
+    4)
+        printf 'restore: the restore %s was interrupted in its apply (phase %s): recover it first\n' "$(current_run)" "$(last_phase)" >&2
+        exit 4
+        ;;
+    *) exit "$rc" ;;
+    esac
+    exec 6>"$STAGE/alive"
+    flock -n 6 || die "the hold of $run is held twice"
+    exec 9>&-
+    prune_logs
+    echo "held $run"
+    while IFS= read -r -t "$HEARTBEAT" _; do :; done
+    # The operator is gone (or done). A run that reached apply is the apply's now.
+    exec 6>&-
+    with_lock let_go "$run"
+}
+
+let_go() {
+    [[ "$(current_run)" == "$1" && ! -f "$STAGE/journal" ]] || return 0
+    rm -rf "$STAGE"
+    log "let go of $1: its staging is deleted"
+}
+
+prune_logs() {
+    install -d -m 0755 "$LOG_DIR"
+    find "$LOG_DIR" -maxdepth 1 -type f -printf '%f\n' | sed 's/\.[a-z]*$//' | sort -u | head -n -20 |
+        while read -r r; do rm -f "$LOG_DIR/$r.log" "$LOG_DIR/$r.result"; done
+}
+
+# owns RUN : this command belongs to the run holding the staging, before any apply.
+owns() {
+    [[ "$(current_run 2>/dev/null)" == "$1" ]] || die "the restore $1 does not hold this database Pi (now: $(status_line))"
+    [[ ! -f "$STAGE/journal" ]] || die "the restore $1 is already applying"
 }
 
 stage_backup() {
-    safe_name "$1"
-    local dir="$STAGE/backups/$1"
+    owns "$1"
+    safe_name "$2"
+    local dir="$STAGE/backups/$2"
     rm -rf "$dir"
     install -d -m 0700 "$dir"
-    zstd -q -d | mbstream -x -C "$dir" || die "$1: the stream does not unpack (truncated or corrupt)"
+    if ! zstd -q -d | mbstream -x -C "$dir"; then
+        rm -rf "$dir"
+        die "$2: the stream does not unpack (truncated or corrupt)"
+    fi
     # MariaDB 10.x names it xtrabackup_checkpoints, 11.x mariadb_backup_checkpoints.
-    [[ -f "$dir/xtrabackup_checkpoints" || -f "$dir/mariadb_backup_checkpoints" ]] ||
-        die "$1: no mariadb_backup_checkpoints: not a complete mariadb-backup stream"
+    if [[ ! -f "$dir/xtrabackup_checkpoints" && ! -f "$dir/mariadb_backup_checkpoints" ]]; then
+        rm -rf "$dir"
+        die "$2: no mariadb_backup_checkpoints: not a complete mariadb-backup stream"
+    fi
+    echo "binlog $(binlog_info "$dir")"
 }
 
 stage_binlog() {
-    safe_name "$1"
-    zstd -q -d >"$STAGE/binlogs/$1" || die "$1: does not decompress (truncated or corrupt)"
+    local kind=$1
+    owns "$2"
+    safe_name "$3"
+    local f="$STAGE/$kind/$3"
+    if ! zstd -q -d >"$f"; then
+        rm -f "$f"
+        die "$3: does not decompress (truncated or corrupt)"
+    fi
+    # A stream file is cut wherever the stream was when it was read: mariadb-binlog drops an
+    # event cut in half, but a file cut before its first event is no binlog at all.
+    if [[ "$kind" == stream ]] && ! mariadb-binlog "$f" >/dev/null 2>&1; then
+        rm -f "$f"
+        die "$3: does not read as a binlog (cut before its first complete event)"
+    fi
+}
+
+unstage() {
+    owns "$1"
+    shift
+    local n
+    for n in "$@"; do
+        safe_name "$n"
+        rm -rf "$STAGE/backups/$n" "$STAGE/binlogs/$n" "$STAGE/stream/$n"
+    done
+}
+
+# staged_path NAME : where a staged name is.
+staged_path() {
+    case "$1" in
+    binlog-*) echo "$STAGE/binlogs/$1" ;;
+    stream-*) echo "$STAGE/stream/$1" ;;
+    *) echo "$STAGE/backups/$1" ;;
+    esac
+}
+
+# --- apply: start, follow, recover ---------------------------------------------------
+
+begin_apply() {
+    local run=$1 to=$2
+    owns "$run"
+    held || die "the restore $run does not hold this database Pi any more"
+    printf '%s\n' "$to" >"$STAGE/to"
+    journal staged
+}
+
+apply() {
+    local run=$1 to=${2:-} n
+    safe_run "$run"
+    [[ -z "$to" || "$to" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:[0-9]{2}:[0-9]{2}$ ]] || die "TO: expected 'YYYY-MM-DD HH:MM:SS', got '$to'"
+    owns "$run"
+    grep -v '^$' >"$STAGE/plan" || true
+    [[ "$(head -n1 "$STAGE/plan")" == full-* ]] || die "the plan does not start with a full backup"
+    while read -r n; do
+        safe_name "$n"
+        [[ -e "$(staged_path "$n")" ]] || die "$n is in the plan but not staged"
+    done <"$STAGE/plan"
+    with_lock begin_apply "$run" "$to"
+    install -d -m 0755 "$LOG_DIR"
+    : >"$LOG_DIR/$run.log"
+    local runner=${RUNNER:-}
+    if [[ -z "$runner" ]]; then
+        if [[ -d /run/systemd/system ]]; then runner=systemd; else runner=detached; fi
+    fi
+    local pid
+    if [[ "$runner" == systemd ]]; then
+        local envs=() v
+        for v in "${PASSED_ENV[@]}"; do envs+=(--setenv="$v=${!v}"); done
+        # A system service: nothing of the operator's session (its SSH, its sudo) is its parent.
+        systemd-run --quiet --collect --unit="pi-cluster-restore-$run" --description="pi-cluster restore $run" \
+            --property=Type=exec "${envs[@]}" /usr/bin/env bash "$SELF" run "$run" 6>&- ||
+            die "systemd-run could not start the apply"
+        pid=$(systemctl show --property=MainPID --value "pi-cluster-restore-$run.service")
+    else
+        # Without this command's descriptors: an operator's pipe it kept open would outlive them.
+        (
+            for fd in /proc/self/fd/*; do
+                fd=${fd##*/}
+                ((fd <= 2)) || eval "exec $fd>&-" 2>/dev/null || true
+            done
+            exec setsid bash "$SELF" run "$run"
+        ) </dev/null >/dev/null 2>&1 &
+        pid=$!
+    fi
+    printf '%s\n' "$pid" >"$STAGE/runner"
+    # Until its exec, the process still shows this command's line.
+    local i
+    for ((i = 0; i < 100; i++)); do
+        runner_alive || kill -0 "$pid" 2>/dev/null || break
+        runner_alive && break
+        sleep 0.02
+    done
+    log "applying $run (${runner} runner, pid $pid; the log: $LOG_DIR/$run.log)"
+    attach "$run"
+}
+
+attach() {
+    local run=$1 pid
+    safe_run "$run"
+    pid=$(cat "$STAGE/runner" 2>/dev/null || true)
+    if [[ "$(current_run 2>/dev/null)" == "$run" ]] && runner_alive; then
+        # Follows the log as it is written; ends once the apply's process has.
+        tail -n +1 -s 0.2 -f --pid="$pid" "$LOG_DIR/$run.log" >&2
+    else
+        cat "$LOG_DIR/$run.log" >&2 2>/dev/null || true
+    fi
+    local outcome
+    outcome=$(cat "$LOG_DIR/$run.result" 2>/dev/null || true)
+    case "$outcome" in
+    ok*) log "result of $run: $outcome" ;;
+    "")
+        log "the apply of $run stopped with no result (killed, or the Pi lost power): it needs recover"
+        exit 3
+        ;;
+    *)
+        log "result of $run: $outcome"
+        exit 1
+        ;;
+    esac
+}
+
+# recover : an interrupted apply rolled back or finished, under the lock (no hold can start meanwhile).
+recover() {
+    local state
+    state=$(run_state)
+    case "$state" in
+    idle) echo "nothing to recover"; return 0 ;;
+    staging | applying) die "the restore $(cat "$STAGE/run") is $state: not interrupted" ;;
+    abandoned)
+        rm -rf "$STAGE"
+        echo "dropped an abandoned staging"
+        return 0
+        ;;
+    esac
+    local run phase action
+    run=$(current_run)
+    phase=$(last_phase)
+    action=$(recovery_action "$phase") || die "unknown phase '$phase' in $STAGE/journal"
+    exec 3>>"$LOG_DIR/$run.log"
+    log "recovering $run, interrupted at $phase: $action" 2>&3
+    case "$action" in
+    rollback)
+        if rollback 2>&3; then
+            result "$run" rolled-back "interrupted at $phase; the data directory from before is back and MariaDB runs on it"
+        else
+            result "$run" failed "interrupted at $phase, and the rollback failed too (see $LOG_DIR/$run.log)"
+            echo "failed $(cat "$LOG_DIR/$run.result")"
+            return 1
+        fi
+        ;;
+    finish)
+        finish 2>&3 || {
+            result "$run" failed "interrupted at $phase; finishing failed (see $LOG_DIR/$run.log)"
+            echo "failed $(cat "$LOG_DIR/$run.result")"
+            return 1
+        }
+        result "$run" ok "finished after an interruption at $phase"
+        ;;
+    done) result "$run" ok "done" ;;
+    esac
+    rm -rf "$STAGE"
+    echo "$run $(cat "$LOG_DIR/$run.result")"
+}
+
+# --- the apply's steps ---------------------------------------------------------------
+
+# db_ctl CMD : stops or starts MariaDB without the locks this process holds (a server started
+# as a child would hold them for good).
+db_ctl() { $1 6>&- 7>&- 8>&- 9>&-; }
+
+# datadir_users : pids of the processes working in DATADIR. mariadbd changes its working
+# directory to its data directory, whoever started it, so this sees a server systemd lost track of.
+datadir_users() {
+    local real
+    real=$(readlink -f "$DATADIR" 2>/dev/null) || return 0
+    [[ -d "$real" ]] || return 0
+    find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$real" -printf '%h ' 2>/dev/null | sed 's|/proc/||g' || true
+}
+
+stop_mariadb() {
+    local users
+    db_ctl "$STOP_CMD" || log "'$STOP_CMD' failed"
+    users=$(datadir_users)
+    [[ -z "$users" ]] || {
+        log "MariaDB did not stop: process(es) $users still work in $DATADIR ($(tr '\0' ' ' <"/proc/${users%% *}/cmdline" 2>/dev/null | cut -c1-80))"
+        return 1
+    }
+}
+
+wait_mariadb() {
+    local end=$((SECONDS + START_TIMEOUT))
+    until mariadb-admin --user=root --socket="$DB_SOCKET" --connect-timeout=2 ping >/dev/null 2>&1; do
+        ((SECONDS < end)) || return 1
+        sleep 0.2
+    done
+}
+
+isolate() {
+    install -d -m 0755 "$(dirname "$ISOLATION_CNF")"
+    printf '# pi-cluster-restore %s: no TCP while the binlogs are replayed; removed when it ends.\n[mariadbd]\nskip-networking\n' "$1" >"$ISOLATION_CNF.tmp"
+    chmod 0644 "$ISOLATION_CNF.tmp"
+    mv -f "$ISOLATION_CNF.tmp" "$ISOLATION_CNF"
+    sync "$ISOLATION_CNF"
+}
+
+# rollback : from any phase before `replayed`, the data directory from before back, MariaDB on it.
+rollback() {
+    local aside
+    aside=$(grep '^aside ' "$STAGE/journal" | tail -n1 | cut -d' ' -f2-)
+    if [[ -n "$aside" && -e "$aside" ]]; then
+        stop_mariadb || {
+            log "cannot roll back while MariaDB runs on the restored data"
+            return 1
+        }
+        rm -rf "$DATADIR"
+        mv "$aside" "$DATADIR"
+        log "moved $aside back to $DATADIR"
+    fi
+    rm -rf "$DATADIR.incoming"
+    if [[ -e "$ISOLATION_CNF" ]]; then
+        # A server still up without networking must restart to take TCP again.
+        [[ -z "$(datadir_users)" ]] || stop_mariadb || return 1
+        rm -f "$ISOLATION_CNF"
+    fi
+    if [[ -n "$(datadir_users)" ]]; then
+        log "rolled back: MariaDB never stopped, it runs on its data directory as before"
+        return 0
+    fi
+    db_ctl "$START_CMD" || {
+        log "MariaDB does not start on the data directory from before"
+        return 1
+    }
+    wait_mariadb || {
+        log "MariaDB does not answer on $DB_SOCKET after the rollback"
+        return 1
+    }
+    log "rolled back: MariaDB runs on the data directory from before the restore"
+}
+
+# finish : from `replayed` on, MariaDB restarted with networking and the backups told to start over.
+finish() {
+    journal reopening
+    stop_mariadb || return 1
+    rm -f "$ISOLATION_CNF"
+    # The next backup starts a new chain on the restored data, and the restored server's
+    # binlogs are a new series: nothing of the old series is "already shipped".
+    rm -rf "$BACKUP_STATE/lsn" "$BACKUP_STATE/chain" "$BACKUP_STATE/shipped" "$BACKUP_STATE/flushed-at" "$BACKUP_STATE/series"
+    db_ctl "$START_CMD" || return 1
+    wait_mariadb || {
+        log "MariaDB does not answer on $DB_SOCKET with networking back"
+        return 1
+    }
+    journal "done"
+    log "MariaDB runs on the restored data, with networking"
+    # A new full at once: until it exists, a restore would start from the old full and
+    # replay binlogs past the point this restore stopped at.
+    if [[ -n "$FULL_UNIT" ]] && systemctl cat "$FULL_UNIT" >/dev/null 2>&1; then
+        systemctl start --no-block "$FULL_UNIT"
+        log "started a full backup of the restored data ($FULL_UNIT)"
+    else
+        log "no backup unit here yet: the stack's backup step takes the first full when it runs"
+    fi
 }
 
 # binlog_info DIR : "file position" where the backup in DIR stops.
@@ -66,100 +547,134 @@ binlog_info() {
     done
 }
 
-apply() {
-    local to=${1:-} full inc last info file pos started=0
-    full=$(find "$STAGE/backups" -mindepth 1 -maxdepth 1 -name 'full-*' -printf '%f\n' | sort | tail -n1)
-    [[ -n "$full" ]] || die "no full backup staged"
-    local t0=$SECONDS
-    mariadb-backup --prepare --target-dir="$STAGE/backups/$full" >"$STAGE/prepare.log" 2>&1 ||
-        die "preparing $full failed (see $STAGE/prepare.log)"
-    last="$STAGE/backups/$full"
-    # Incremental names sort by their time, which is their order.
+prepare() {
+    local full=$1 inc
+    mariadb-backup --prepare --target-dir="$STAGE/backups/$full" >"$STAGE/prepare.log" 2>&1 || {
+        log "preparing $full failed (see $STAGE/prepare.log)"
+        return 1
+    }
     while read -r inc; do
-        [[ -n "$inc" ]] || continue
-        mariadb-backup --prepare --target-dir="$STAGE/backups/$full" --incremental-dir="$STAGE/backups/$inc" >>"$STAGE/prepare.log" 2>&1 ||
-            die "applying $inc failed (see $STAGE/prepare.log)"
-        last="$STAGE/backups/$inc"
-    done < <(find "$STAGE/backups" -mindepth 1 -maxdepth 1 -name 'inc-*' -printf '%f\n' | sort)
-    log "prepared $full and $(find "$STAGE/backups" -mindepth 1 -maxdepth 1 -name 'inc-*' | wc -l) incremental(s) in $((SECONDS - t0)) s"
+        mariadb-backup --prepare --target-dir="$STAGE/backups/$full" --incremental-dir="$STAGE/backups/$inc" >>"$STAGE/prepare.log" 2>&1 || {
+            log "applying $inc failed (see $STAGE/prepare.log)"
+            return 1
+        }
+    done < <(grep '^inc-' "$STAGE/plan")
+}
+
+# run RUN : the apply, phase by phase; on a failure, rolled back before it exits.
+run() {
+    local run=$1 t0=$SECONDS full last info to
+    safe_run "$run"
+    exec >>"$LOG_DIR/$run.log" 2>&1 </dev/null
+    cd /
+    [[ "$(current_run)" == "$run" && "$(last_phase)" == staged ]] || die "$run is not staged for apply"
+    to=$(cat "$STAGE/to")
+    full=$(head -n1 "$STAGE/plan")
+    # Global: the trap runs after this function has returned.
+    RUNNING=$run
+    trap 'failed_run "$RUNNING" "$?"' EXIT
+    prepare "$full"
+    journal prepared
+    last="$STAGE/backups/$(grep '^inc-' "$STAGE/plan" | tail -n1 || true)"
+    [[ "$last" != "$STAGE/backups/" ]] || last="$STAGE/backups/$full"
     info=$(binlog_info "$last")
     [[ -n "$info" ]] || info=$(binlog_info "$STAGE/backups/$full")
+    log "prepared $full and $(grep -c '^inc-' "$STAGE/plan" || true) incremental(s) in $((SECONDS - t0)) s"
+    rm -rf "$DATADIR.incoming"
+    # Moved, not copied: the staged copy goes anyway, and a Pi then needs room for the data once.
+    mariadb-backup --move-back --target-dir="$STAGE/backups/$full" --datadir="$DATADIR.incoming" >>"$STAGE/prepare.log" 2>&1 || {
+        log "move-back failed (see $STAGE/prepare.log)"
+        return 1
+    }
+    chown -R "$DB_OWNER" "$DATADIR.incoming"
+    journal incoming
 
     # The backup timers keep running: hold their locks until the restore is done (a shipper
-    # that ran in between would take the new server's binlogs for the old ones it shipped),
-    # and forget the old chain and series before the restored server starts.
+    # that ran in between would take the new server's binlogs for the old ones it shipped).
     if [[ -d "$BACKUP_STATE" ]]; then
         exec 7>"$BACKUP_STATE/backup.lock" 8>"$BACKUP_STATE/ship.lock"
         flock 7
         flock 8
     fi
-    $STOP_CMD 7>&- 8>&- || true
-    if [[ -d "$DATADIR" ]] && [[ -n "$(ls -A "$DATADIR")" ]]; then
-        local aside
-        aside="$DATADIR.before-restore-$(date -u +%Y%m%d%H%M%S)"
-        mv "$DATADIR" "$aside"
-        log "kept what was in $DATADIR as $aside"
-    fi
-    install -d -m 0755 "$DATADIR"
-    # Moved, not copied: the staged copy goes anyway, and a Pi then needs room for the data once.
-    mariadb-backup --move-back --target-dir="$STAGE/backups/$full" --datadir="$DATADIR" >>"$STAGE/prepare.log" 2>&1 ||
-        die "move-back failed (see $STAGE/prepare.log)"
-    chown -R "$DB_OWNER" "$DATADIR"
-    # The next backup starts a new chain on the restored data, and the restored server's
-    # binlogs are a new series: nothing of the old series is "already shipped".
-    rm -rf "$BACKUP_STATE/lsn" "$BACKUP_STATE/chain" "$BACKUP_STATE/shipped" "$BACKUP_STATE/flushed-at"
-    # Without the lock descriptors: a server started as a child would hold the locks for good.
-    $START_CMD 7>&- 8>&-
-    for _ in $(seq 1 120); do
-        mariadb-admin --user=root --socket="$DB_SOCKET" ping >/dev/null 2>&1 && started=1 && break
-        sleep 0.5
-    done
-    ((started)) || die "MariaDB did not start on the restored data"
+    journal stopping
+    stop_mariadb || {
+        log "not moving the data directory while MariaDB runs: stop it (systemctl stop mariadb; check it is gone), then run the restore again"
+        return 1
+    }
+    journal stopped
+    [[ -e "$DATADIR" ]] || install -d -m 0755 -o "${DB_OWNER%%:*}" -g "${DB_OWNER##*:}" "$DATADIR"
+    local aside
+    aside="$DATADIR.before-restore-$(date -u +%Y%m%d%H%M%S)"
+    journal aside "$aside"
+    mv "$DATADIR" "$aside"
+    mv "$DATADIR.incoming" "$DATADIR"
+    journal swapped
+    log "kept what was in $DATADIR as $aside"
 
+    isolate "$run"
+    db_ctl "$START_CMD" || {
+        log "MariaDB does not start on the restored data"
+        return 1
+    }
+    wait_mariadb || {
+        log "MariaDB does not answer on the restored data"
+        return 1
+    }
+    journal isolated
     replay "$info" "$to"
+    journal replayed
+    finish
+    trap - EXIT
+    result "$run" ok "restored${to:+ to $to UTC} in $((SECONDS - t0)) s"
     rm -rf "$STAGE"
-    # A new full at once: until it exists, a restore would start from the old full and
-    # replay binlogs past the point this restore stopped at.
-    if [[ -n "$FULL_UNIT" ]] && systemctl cat "$FULL_UNIT" >/dev/null 2>&1; then
-        systemctl start --no-block "$FULL_UNIT"
-        log "started a full backup of the restored data ($FULL_UNIT)"
-    else
-        log "no backup unit here yet: the stack's backup step takes the first full when it runs"
-    fi
     log "done in $((SECONDS - t0)) s"
 }
 
-# older_binlog STAGED FILE : whether the staged binlog STAGED (binlog-TIME-SEQ-BASE.NNNNNN.zst.age)
-# holds a binlog of FILE's series (BASE.NNNNNN) that comes before FILE.
-older_binlog() {
-    local staged=${1%.zst.age} file=$2 base n
-    [[ -n "$file" && "$staged" =~ ^binlog-[0-9]{8}T[0-9]{6}Z-[0-9]{4}-(.+)\.([0-9]+)$ ]] || return 1
-    base=${BASH_REMATCH[1]} n=${BASH_REMATCH[2]}
-    [[ "$base" == "${file%.*}" && "${file##*.}" =~ ^[0-9]+$ ]] || return 1
-    ((10#$n < 10#${file##*.}))
+failed_run() {
+    local run=$1 rc=$2 phase action
+    trap - EXIT
+    phase=$(last_phase)
+    action=$(recovery_action "$phase")
+    log "the apply failed at phase $phase (exit $rc): $action"
+    if [[ "$action" == finish ]]; then
+        if finish; then
+            result "$run" ok "restored (finishing needed a second try)"
+            rm -rf "$STAGE"
+            exit 0
+        fi
+        result "$run" failed "the restore is in place but MariaDB did not come back with networking (see $LOG_DIR/$run.log); run recover"
+        exit 1
+    fi
+    if rollback; then
+        result "$run" rolled-back "failed at phase $phase; the data directory from before is back and MariaDB runs on it (see $LOG_DIR/$run.log)"
+        rm -rf "$STAGE"
+    else
+        result "$run" failed "failed at phase $phase, and the rollback failed too (see $LOG_DIR/$run.log)"
+    fi
+    exit 1
 }
 
-# replay "FILE POS" TO : applies the staged binlogs from FILE at POS on, up to TO.
+# replay "FILE POS" TO : applies the planned binlogs from FILE at POS on, up to TO.
 replay() {
     local file=${1%%[[:space:]]*} pos=${1##*[[:space:]]} to=$2 n first=""
     local -a files=()
-    # Staged binlogs are named binlog-TIME-SEQ-FILE: their names sort in shipping order. The
-    # one to start from is the first shipped that carries the backup's binlog file. Those of
-    # an earlier file are inside the backup already: an incremental taken after the last
-    # shipping stops in the binlog that was active then, which no shipped file holds yet.
-    # Only a later file without the backup's own is a gap.
+    # The planned binlogs are in file order. The one to start from is the first that is the
+    # backup's binlog file. Those of an earlier file are inside the backup already: an
+    # incremental taken after the last shipping stops in the binlog that was active then,
+    # which no shipped file holds yet. Only a later file without the backup's own is a gap.
     while read -r n; do
         if [[ -z "$first" ]]; then
-            if [[ -n "$file" && "$n" == *"-$file.zst.age" ]]; then
+            if [[ -n "$file" && "$(binlog_file "$n")" == "$file" ]]; then
                 first=$n
             elif older_binlog "$n" "$file"; then
                 continue
             else
-                die "binlog $n was staged but none holds $file, where the backup stops: a gap in the shipped binlogs; restore with --to before it or without binlogs"
+                log "binlog $n was staged but none holds $file, where the backup stops: a gap in the shipped binlogs; restore with --to before it or without binlogs"
+                return 1
             fi
         fi
-        files+=("$STAGE/binlogs/$n")
-    done < <(find "$STAGE/binlogs" -mindepth 1 -maxdepth 1 -type f -printf '%f\n' | sort)
+        files+=("$(staged_path "$n")")
+    done < <(grep -E '^(binlog|stream)-' "$STAGE/plan")
     if ((${#files[@]} == 0)); then
         log "no binlog after the backup (${file:-none} at ${pos:-?}): restored to the backup's own point"
         return 0
@@ -174,28 +689,44 @@ replay() {
     # log it copied (seen with 11.8: rows committed a second after the recorded position were
     # in the backup). The binlog is row-based with full images, so the replay runs in
     # IDEMPOTENT mode: a row that is already there is written again with the same image, a
-    # delete of a row that is gone is skipped, and the overlap cannot fail or differ.
+    # delete of a row that is gone is skipped, and the overlap cannot fail or differ. No client
+    # writes meanwhile (no networking), so no replayed image overwrites a newer row.
+    #
+    # Nor does each replayed commit wait for its redo log to reach the disk
+    # (innodb_flush_log_at_trx_commit=2): a replay that a crash cuts short is rolled back as a
+    # whole, so those flushes buy nothing, and on an SD card they are most of its time. The
+    # restart that reopens MariaDB takes the configured value back.
     local db=(mariadb --user=root --socket="$DB_SOCKET")
-    "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'" || die "cannot set slave_exec_mode for the replay"
+    "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; SET GLOBAL innodb_flush_log_at_trx_commit = 2" || return 1
     local status=0
     {
         echo 'SET SESSION sql_log_bin = 0;'
         TZ=UTC mariadb-binlog "${opts[@]}" "${files[@]}"
     } | "${db[@]}" || status=$?
     "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'STRICT'" || log "could not set slave_exec_mode back to STRICT"
-    ((status == 0)) || die "replaying the binlogs failed"
-    log "replayed ${#files[@]} binlog(s) from $file:$pos${to:+ up to $to UTC}"
+    ((status == 0)) || {
+        log "replaying the binlogs failed"
+        return 1
+    }
+    log "replayed ${#files[@]} binlog file(s) from $file:$pos${to:+ up to $to UTC}"
 }
 
 main() {
     umask 077
-    case "${1:-}" in
-    begin) begin ;;
-    abort) rm -rf "$STAGE" ;;
-    stage-backup) stage_backup "${2:?name}" ;;
-    stage-binlog) stage_binlog "${2:?name}" ;;
-    apply) apply "${2:-}" ;;
-    *) die "usage: pi-cluster-restore begin | abort | stage-backup NAME | stage-binlog NAME | apply [TO]" ;;
+    local cmd=${1:-}
+    shift || true
+    case "$cmd" in
+    hold) hold "${1:?RUN}" "${2:-unknown}" ;;
+    stage-backup) stage_backup "${1:?RUN}" "${2:?NAME}" ;;
+    stage-binlog) stage_binlog binlogs "${1:?RUN}" "${2:?NAME}" ;;
+    stage-stream) stage_binlog stream "${1:?RUN}" "${2:?NAME}" ;;
+    unstage) unstage "${1:?RUN}" "${@:2}" ;;
+    apply) apply "${1:?RUN}" "${2:-}" ;;
+    attach) attach "${1:?RUN}" ;;
+    status) with_lock status_line ;;
+    recover) install -d -m 0755 "$LOG_DIR" && with_lock recover ;;
+    run) run "${1:?RUN}" ;;
+    *) die "usage: pi-cluster-restore hold RUN WHO | stage-backup|stage-binlog|stage-stream RUN NAME | unstage RUN NAME... | apply RUN [TO] | attach RUN | status | recover | run RUN" ;;
     esac
 }
 

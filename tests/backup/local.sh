@@ -82,7 +82,8 @@ EOF
     stop_db
     rm -rf "$DATADIR"
     local restore_env=(STAGE="$BASE/stage" DATADIR="$DATADIR" DB_SOCKET="$DB_SOCKET" DB_OWNER=root:root
-        STOP_CMD=stop_db START_CMD=start_db BACKUP_STATE="$BASE/state")
+        STOP_CMD=stop_db START_CMD=start_db BACKUP_STATE="$BASE/state" LOCK="$BASE/restore.lock" LOG_DIR="$BASE/restore-logs"
+        ISOLATION_CNF="$BASE/isolation.cnf" XDG_STATE_HOME="$BASE/operator" FULL_UNIT="")
     t0=$SECONDS
     env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity - --from "$BASE/target" --here <"$BASE/identity"
     echo "restore to the latest point: $((SECONDS - t0)) s"
@@ -144,7 +145,7 @@ EOF
     if env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here 2>"$BASE/err"; then
         fail "restore went on from a truncated file with a matching sha256"
     fi
-    grep -q 'did not decrypt or unpack' "$BASE/err" || { cat "$BASE/err"; fail "age did not refuse the truncated file"; }
+    grep -q 'age refuses it' "$BASE/err" || { cat "$BASE/err"; fail "age did not refuse the truncated file"; }
     [[ ! -e "$BASE/stage" ]] || fail "the refused restore left its decrypted staging behind"
     echo "refused, and the data was left alone"
     info "all backup checks passed"
