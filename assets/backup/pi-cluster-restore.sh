@@ -621,7 +621,7 @@ run() {
         return 1
     }
     journal isolated
-    replay "$info" "$to"
+    replay "$info" "$to" "$aside"
     journal replayed
     finish
     trap - EXIT
@@ -654,10 +654,61 @@ failed_run() {
     exit 1
 }
 
-# replay "FILE POS" TO : applies the planned binlogs from FILE at POS on, up to TO.
+# plan_series : the binlog series of the planned full (from its name), or nothing (legacy).
+plan_series() {
+    [[ "$(head -n1 "$STAGE/plan")" =~ -(s[0-9]+x[0-9a-f]{8})\.xb\.zst\.age$ ]] && echo "${BASH_REMATCH[1]}"
+}
+
+# local_binlogs ASIDE : "FILE PATH" for each binlog in the data directory set aside, in order,
+# when the restore is to the latest point and that directory is the plan's own binlog series
+# (the backup tool's series file on this Pi says so). Its binlogs are then the most complete
+# copy of the tail: every write it acknowledged is in them (sync_binlog = 1), and nothing was
+# written after the stop, while the target's copies (shipped, or streamed) can miss the last
+# events before it. So a restore to the latest point of a database that still runs loses no
+# write it acknowledged. Prints nothing otherwise (a wiped Pi, another series, a --to).
+local_binlogs() {
+    local aside=$1 series line
+    series=$(plan_series) || return 0
+    [[ -n "$aside" && -f "$aside/mariadb-bin.index" ]] || return 0
+    [[ "$(cat "$BACKUP_STATE/series" 2>/dev/null)" == "$series" ]] || return 0
+    while read -r line; do
+        # Relative (./mariadb-bin.000042) or absolute, the index names the old path: its base name counts.
+        line=${line##*/}
+        [[ "$line" =~ ^mariadb-bin\.[0-9]+$ && -f "$aside/$line" ]] && echo "$line $aside/$line"
+    done <"$aside/mariadb-bin.index"
+}
+
+# with_local_tail ASIDE FILE PATH... : the staged binlogs (as FILE PATH pairs, in order) with
+# each one the data directory set aside holds replaced by its own copy, and its later ones
+# appended (see local_binlogs). FILE is where the backup stops when nothing is staged.
+with_local_tail() {
+    local aside=$1 backup_file=$2 f p last="" from
+    shift 2
+    local -A local_copy=()
+    while read -r f p; do local_copy[$f]=$p; done < <(local_binlogs "$aside")
+    while (($#)); do
+        echo "${local_copy[$1]:-$2}"
+        last=$1
+        shift 2
+    done
+    # Its binlogs after the last staged one; with none staged, from the backup's own file on.
+    if [[ -n "$last" ]]; then
+        from=$((10#${last##*.} + 1))
+    elif [[ -n "$backup_file" && -n "${local_copy[$backup_file]:-}" ]]; then
+        last=$backup_file from=$((10#${backup_file##*.}))
+    else
+        return 0
+    fi
+    while read -r f p; do
+        [[ "${f%.*}" == "${last%.*}" ]] && ((10#${f##*.} >= from)) && echo "$p"
+    done < <(local_binlogs "$aside")
+}
+
+# replay "FILE POS" TO [ASIDE] : applies the planned binlogs from FILE at POS on, up to TO;
+# to the latest point, with the tail the data directory set aside (ASIDE) still holds.
 replay() {
-    local file=${1%%[[:space:]]*} pos=${1##*[[:space:]]} to=$2 n first=""
-    local -a files=()
+    local file=${1%%[[:space:]]*} pos=${1##*[[:space:]]} to=$2 aside=${3:-} n first=""
+    local -a files=() pairs=()
     # The planned binlogs are in file order. The one to start from is the first that is the
     # backup's binlog file. Those of an earlier file are inside the backup already: an
     # incremental taken after the last shipping stops in the binlog that was active then,
@@ -673,8 +724,14 @@ replay() {
                 return 1
             fi
         fi
-        files+=("$(staged_path "$n")")
+        pairs+=("$(binlog_file "$n")" "$(staged_path "$n")")
     done < <(grep -E '^(binlog|stream)-' "$STAGE/plan")
+    if [[ -z "$to" ]]; then
+        mapfile -t files < <(with_local_tail "$aside" "$file" "${pairs[@]}")
+        [[ -z "$aside" || " ${files[*]} " != *" $aside/"* ]] || log "the tail comes from $aside's own binlogs: they hold every write it acknowledged"
+    else
+        for ((n = 1; n < ${#pairs[@]}; n += 2)); do files+=("${pairs[n]}"); done
+    fi
     if ((${#files[@]} == 0)); then
         log "no binlog after the backup (${file:-none} at ${pos:-?}): restored to the backup's own point"
         return 0
