@@ -126,7 +126,7 @@ describe("PiCluster resource graph", function () {
         };
 
         it("makes the database wait for its replicas' acks, losslessly, for dbSemiSyncTimeoutMs, and the replicas ack", async () => {
-            const { res } = await build(2, { ...rawConfig(2), dbReplicas: replicasConfig(2), dbSemiSyncTimeoutMs: 1500 });
+            const { res } = await build(1, { ...rawConfig(1), dbReplicas: replicasConfig(2), dbSemiSyncTimeoutMs: 1500 });
             const want = (master: string, slave: string) => ({
                 rpl_semi_sync_master_enabled: master,
                 rpl_semi_sync_master_wait_point: "AFTER_SYNC",
@@ -142,7 +142,7 @@ describe("PiCluster resource graph", function () {
         it("makes a promoted replica the semi-sync database of the replicas left: it waits, they ack", async () => {
             // What scripts/promote.sh leaves in the config: pi-db-read1 the database, pi-db-read2 its replica.
             const [read1, read2] = replicasConfig(2);
-            const { res } = await build(2, { ...rawConfig(2), database: read1, dbReplicas: [read2] });
+            const { res } = await build(1, { ...rawConfig(1), database: read1, dbReplicas: [read2] });
             assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_master_enabled, "ON");
             assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_slave_enabled, "OFF");
             assert.strictEqual(semiSync(res, "pi-db-read2").vars.rpl_semi_sync_master_enabled, "OFF");
@@ -160,7 +160,7 @@ describe("PiCluster resource graph", function () {
         });
 
         it("turns the waiting off with dbSemiSyncTimeoutMs 0; the replicas stay ready to ack", async () => {
-            const { res } = await build(2, { ...rawConfig(2), dbReplicas: replicasConfig(1), dbSemiSyncTimeoutMs: 0 });
+            const { res } = await build(1, { ...rawConfig(1), dbReplicas: replicasConfig(1), dbSemiSyncTimeoutMs: 0 });
             assert.strictEqual(semiSync(res, "pi-db").vars.rpl_semi_sync_master_enabled, "OFF");
             assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_slave_enabled, "ON");
         });
