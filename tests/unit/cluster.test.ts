@@ -124,9 +124,17 @@ describe("PiCluster resource graph", function () {
             const words = [...stdin.match(/^SEMISYNC=\((.*)\)$/m)![1].matchAll(/'([^']*)'/g)].map((m) => m[1]);
             return { cnf: decodeVar(stdin, "SEMISYNC_CNF_TEXT"), vars: Object.fromEntries(words.map((w) => w.split("="))) };
         };
+        // One graph with backups and two replicas and one with backups alone, shared by the cases below.
+        const backup = { agePublicKey: AGE_PUBLIC_KEY };
+        let replicated: Map<string, Recorded>;
+        let alone: Map<string, Recorded>;
+        before(async () => {
+            replicated = (await build(1, { ...rawConfig(1), backup, dbReplicas: replicasConfig(2), dbSemiSyncTimeoutMs: 1500 })).res;
+            alone = (await build(1, { ...rawConfig(1), backup, dbSemiSyncTimeoutMs: 1500 })).res;
+        });
 
-        it("makes the database wait for its replicas' acks, losslessly, for dbSemiSyncTimeoutMs, and the replicas ack", async () => {
-            const { res } = await build(1, { ...rawConfig(1), dbReplicas: replicasConfig(2), dbSemiSyncTimeoutMs: 1500 });
+        it("makes the database wait for its replicas' acks, losslessly, for dbSemiSyncTimeoutMs, and the replicas ack", () => {
+            const res = replicated;
             const want = (master: string, slave: string) => ({
                 rpl_semi_sync_master_enabled: master,
                 rpl_semi_sync_master_wait_point: "AFTER_SYNC",
@@ -149,10 +157,7 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(semiSync(res, "pi-db-read2").vars.rpl_semi_sync_slave_enabled, "ON");
         });
 
-        it("adds the first replica without restarting the database (backups on): only the semi-sync file, applied live, changes", async () => {
-            const backup = { agePublicKey: AGE_PUBLIC_KEY };
-            const { res: alone } = await build(1, { ...rawConfig(1), backup });
-            const { res: replicated } = await build(1, { ...rawConfig(1), backup, dbReplicas: replicasConfig(1) });
+        it("adds replicas without restarting the database (backups on): only the semi-sync file, applied live, changes", () => {
             const cnf = (res: Map<string, Recorded>) => decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT");
             assert.strictEqual(cnf(replicated), cnf(alone));
             assert.strictEqual(semiSync(alone, "pi-db").vars.rpl_semi_sync_master_enabled, "OFF");
