@@ -187,6 +187,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 firewall: roleFirewall("db", topology, c.database.sshPort),
                 sshExtraUsers: seedUsers.length > 0 ? seedUsers : undefined,
                 hasReplicas: c.dbReplicas.length > 0,
+                semiSyncTimeoutMs: c.dbSemiSyncTimeoutMs,
                 // A removed web server leaves the load balancer before it loses the database.
                 clientsAfter: [lb.nginxConf],
                 backup:
@@ -215,6 +216,7 @@ export class PiCluster extends pulumi.ComponentResource {
                     {
                         ...dbHostArgs(r),
                         firewall: roleFirewall("replica", topology, r.sshPort),
+                        semiSyncTimeoutMs: c.dbSemiSyncTimeoutMs,
                         replicaOf: {
                             name: c.database.name,
                             address: c.database.address,

@@ -253,6 +253,9 @@ const schema = z
         dbReplicas: z.array(host, { message: "expected a list of replica Pis [{name, address, hostKey, sshPort?, ramMb?}]" }).default([]),
         // A replica whose lag passes this leaves the app's read set until it is back under it.
         dbReplicaMaxLagSeconds: count("seconds of replication lag", 5, 0, 3600).default(5),
+        // With replicas, a write's commit waits this long for a replica's ack (semi-sync), then
+        // the database goes on without one (async) until a replica acks again. 0: never waits.
+        dbSemiSyncTimeoutMs: count("milliseconds", 1000, 0, 60000).default(1000),
         appPort: port.default(3000),
         dbPort: port.default(3306),
         httpPort: port.default(80),

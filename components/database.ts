@@ -13,7 +13,9 @@ import {
     BACKUP_ENV, BACKUP_KEY, BACKUP_KINDS, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, backupToolText, backupUnitName, BackupSchedule,
     PUBLIC_KEY_MARK, publicKeyOf, renderBackupService, renderBackupTimer, renderDbBackupEnv, RESTORE_TOOL, restoreToolText,
 } from "./render/backup";
-import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, replicaServerId } from "./render/mariadb";
+import {
+    maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, renderSemiSyncConfig, replicaServerId, semiSyncSettings,
+} from "./render/mariadb";
 import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
@@ -49,8 +51,10 @@ export interface DatabaseArgs extends HostArgs {
     purgeDataOnDestroy?: boolean;
     /** Backups: the binlog on, and timers that ship encrypted backups to the target. Default none (off). */
     backup?: DatabaseBackupArgs;
-    /** The database has read replicas: the binlog on. Default false. */
+    /** The database has read replicas: the binlog on, and semi-sync waits for their acks. Default false. */
     hasReplicas?: boolean;
+    /** How long a commit waits for a replica's ack (dbSemiSyncTimeoutMs; 0: never). Required. */
+    semiSyncTimeoutMs: number;
     /** This Pi is a read replica of that database, not the database. Default none. */
     replicaOf?: ReplicaSource;
 }
@@ -151,6 +155,7 @@ export class Database extends pulumi.ComponentResource {
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);
         const conns = maxConnections(args.webAddresses.length, args.poolSize ?? 10, args.connectionHeadroom ?? 20);
+        const semiSync = semiSyncSettings({ role: args.replicaOf ? "replica" : "database", hasReplicas: args.hasReplicas ?? false, timeoutMs: args.semiSyncTimeoutMs });
         this.connection = connection;
 
         const tls = remoteStep(
@@ -188,6 +193,8 @@ export class Database extends pulumi.ComponentResource {
                         ),
                         CONN_CNF_TEXT: fileText(renderMaxConnections(conns)),
                         MAX_CONNECTIONS: conns,
+                        SEMISYNC_CNF_TEXT: fileText(renderSemiSyncConfig(semiSync)),
+                        SEMISYNC: semiSync.map(([k, v]) => `${k}=${v}`),
                         PURGE_ON_DELETE: args.purgeDataOnDestroy ?? false,
                         DROPIN: dropInPath("mariadb"),
                         DROPIN_TEXT: fileText(renderRestartDropIn("mariadb")),

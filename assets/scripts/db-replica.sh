@@ -110,6 +110,26 @@ caught_up() {
     return 1
 }
 
+# semi_sync_follows : the IO thread acks semi-sync writes exactly when rpl_semi_sync_slave_enabled says.
+semi_sync_follows() {
+    [[ "$(mariadb_sql -e "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'" | cut -f2)" == "$(mariadb_sql -e "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_slave_enabled'" | cut -f2)" ]]
+}
+
+# semi_sync_ack : a replica acks only from its IO thread's next start after
+# rpl_semi_sync_slave_enabled changed (the mariadb step sets it live), so the IO thread is
+# restarted when they disagree. What it received stays in the relay log.
+semi_sync_ack() {
+    local i
+    semi_sync_follows && return 0
+    mariadb_sql -e 'STOP SLAVE IO_THREAD; START SLAVE IO_THREAD'
+    # It follows once the IO thread has asked the database for the stream again.
+    for ((i = 0; i < 50; i++)); do
+        semi_sync_follows && { info "IO thread restarted: Rpl_semi_sync_slave_status $(mariadb_sql -e "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'" | cut -f2)"; return 0; }
+        sleep 0.2
+    done
+    fatal "the IO thread restarted but does not follow rpl_semi_sync_slave_enabled: $(field Last_IO_Error "$(slave_status)")"
+}
+
 apply() {
     apt_install mariadb-server mariadb-backup openssh-client
     put_file "$PRIMARY_CA_TEXT" "$PRIMARY_CA" 0644 || true
@@ -146,6 +166,7 @@ apply() {
         fi
     fi
     [[ "$(mariadb_sql -e 'SELECT @@global.slave_exec_mode')" == STRICT ]] || mariadb_sql -e "SET GLOBAL slave_exec_mode = 'STRICT'"
+    semi_sync_ack
     info "replicating from $PRIMARY_ADDRESS, caught up at $(mariadb_sql -e 'SELECT @@gtid_slave_pos'), lag $(field Seconds_Behind_Master "$(slave_status)") s"
 }
 
@@ -170,6 +191,7 @@ verify() {
     [[ "$(field Slave_IO_Running "$st")" == Yes ]] || drift "replication: IO thread not running (${err:-stopped})"
     err=$(field Last_SQL_Error "$st")
     [[ "$(field Slave_SQL_Running "$st")" == Yes ]] || drift "replication: SQL thread not running (${err:-stopped})"
+    [[ "$(field Slave_IO_Running "$st")" != Yes ]] || semi_sync_follows || drift "replication: the IO thread does not ack semi-sync as rpl_semi_sync_slave_enabled says (scripts/recover.sh restarts it)"
     read -r was digest <"$PARAMS_FILE" 2>/dev/null || true
     [[ "$was $digest" == "$PRIMARY_ADDRESS $(params_digest)" ]] || drift "replication: settings differ from the stack's (password, CA or address)"
     [[ "$(mariadb_sql -e 'SELECT @@global.read_only' 2>/dev/null)" == 1 ]] || drift "mariadb: read_only is off on a replica"

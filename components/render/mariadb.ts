@@ -128,6 +128,44 @@ require_secure_transport = ON
 `;
 }
 
+/** What a MariaDB host does in semi-synchronous replication. */
+export interface SemiSyncArgs {
+    /** "database": waits for a replica's ack while it has replicas; "replica": acks what it receives. */
+    role: "database" | "replica";
+    /** The database has read replicas (a replica ignores it). */
+    hasReplicas: boolean;
+    /** How long a commit waits for an ack before the database goes on without one (dbSemiSyncTimeoutMs); 0 turns the waiting off. */
+    timeoutMs: number;
+}
+
+/**
+ * MariaDB's built-in semi-sync (in the server since 10.3, no plugin), each setting one that
+ * SET GLOBAL changes live, so gaining or losing replicas never restarts the database.
+ * AFTER_SYNC is the lossless wait: the commit is in the synced binlog, waits there for a
+ * replica to have the event in its relay log, and only then is visible and acknowledged, so
+ * no client ever sees a write that only the primary holds. A replica renders the same wait
+ * settings, so the database role's render after a promotion changes only who waits and who
+ * acks. A replica acks only from its IO thread's next start (the replica step restarts it).
+ */
+export function semiSyncSettings(a: SemiSyncArgs): [string, string][] {
+    const master = a.role === "database" && a.hasReplicas && a.timeoutMs > 0;
+    return [
+        ["rpl_semi_sync_master_enabled", master ? "ON" : "OFF"],
+        ["rpl_semi_sync_master_wait_point", "AFTER_SYNC"],
+        ["rpl_semi_sync_master_timeout", String(a.timeoutMs)],
+        ["rpl_semi_sync_slave_enabled", a.role === "replica" ? "ON" : "OFF"],
+    ];
+}
+
+export function renderSemiSyncConfig(settings: [string, string][]): string {
+    return `# Managed by pi-cluster: semi-synchronous replication. Applied live with SET GLOBAL.
+# Without a replica's ack within rpl_semi_sync_master_timeout ms a commit goes on, and the
+# database runs async (Rpl_semi_sync_master_status OFF) until a replica acks again.
+[mariadbd]
+${settings.map(([k, v]) => `${k} = ${v}`).join("\n")}
+`;
+}
+
 /** Each web server's pool can hold `poolSize` connections; headroom covers admin and backups. */
 export function maxConnections(webServers: number, poolSize: number, headroom: number): number {
     return webServers * poolSize + headroom;

@@ -97,6 +97,38 @@ let pw = ""; process.stdin.on("data", (d) => (pw += d)).on("end", async () => {
     return onHost(host, `node -e "$(echo ${Buffer.from(script).toString("base64")} | base64 -d)"`, password).out.trim();
 }
 
+/** `SHOW GLOBAL <STATUS|VARIABLES> LIKE 'rpl_semi_sync_%'` on a host, by name. */
+function semiSyncOn(host: string, what: "STATUS" | "VARIABLES"): Map<string, string> {
+    return new Map(sql(host, `SHOW GLOBAL ${what} LIKE 'rpl_semi_sync_%'`).split("\n").map((l) => l.split("\t") as [string, string]));
+}
+
+/** The database's semi-sync counters, as the figures record them. */
+function semiSyncCounters(db: string): Record<string, string | undefined> {
+    const st = semiSyncOn(db, "STATUS");
+    return Object.fromEntries(["status", "clients", "yes_tx", "no_tx", "no_times"].map((k) => [k, st.get(`Rpl_semi_sync_master_${k}`)]));
+}
+
+/**
+ * `db` waits, losslessly, up to the default 1000 ms for a replica's ack, and acks nothing itself;
+ * each of `replicas` acks and waits for nothing; after a write the database is in semi-sync
+ * with them all acking and a commit acked.
+ */
+function assertSemiSync(db: string, replicas: string[]): void {
+    const v = semiSyncOn(db, "VARIABLES");
+    assert.deepStrictEqual(
+        ["master_enabled", "master_wait_point", "master_timeout", "slave_enabled"].map((k) => v.get(`rpl_semi_sync_${k}`)),
+        ["ON", "AFTER_SYNC", "1000", "OFF"],
+        db,
+    );
+    for (const r of replicas) {
+        assert.deepStrictEqual([semiSyncOn(r, "VARIABLES").get("rpl_semi_sync_master_enabled"), semiSyncOn(r, "VARIABLES").get("rpl_semi_sync_slave_enabled")], ["OFF", "ON"], r);
+        assert.strictEqual(semiSyncOn(r, "STATUS").get("Rpl_semi_sync_slave_status"), "ON", `${r} does not ack`);
+    }
+    const c = semiSyncCounters(db);
+    assert.strictEqual(c.status, "ON", JSON.stringify(c));
+    assert.strictEqual(c.clients, String(replicas.length), JSON.stringify(c));
+}
+
 describe("read replicas on the lab, with the Pulumi engine", function () {
     let read1Seeded = "";
 
@@ -124,6 +156,19 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         for (const want of [`Master_Host: ${DB}`, "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Using_Gtid: Slave_Pos", "Master_SSL_Allowed: Yes", "Master_SSL_Verify_Server_Cert: Yes"]) {
             assert.ok(st.includes(want), `${want} not in SHOW SLAVE STATUS:\n${st}`);
         }
+    });
+
+    it("answers a write only once the replica has it (semi-sync): the database waits for 1 acking replica, and the status API says writes are protected", async () => {
+        assertSemiSync("pi-db", ["pi-db-read1"]);
+        await postNote(`semisync-${Date.now()}`);
+        const counters = semiSyncCounters("pi-db");
+        record("semiSyncOnLab", counters);
+        assert.ok(Number(counters.yes_tx) > 0, `no commit was acknowledged by the replica: ${JSON.stringify(counters)}`);
+        await waitFor("the status API to say writes are protected", 15, async () => {
+            const r = await http(`${LB_URL}/api/internal/status`, { timeoutMs: 5000 });
+            const semiSync = r.json().db.replication?.semiSync;
+            return semiSync?.writesProtected === true && semiSync.clients === 1 && semiSync.waitPoint === "AFTER_SYNC" && semiSync.timeoutMs === 1000;
+        });
     });
 
     it("replicates a row written through the API; reads are served by the replica, and a writer reads its own write", async () => {
@@ -308,6 +353,12 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         // The replication user exists for the remaining replica only, on the new database.
         assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ2]);
         assert.deepStrictEqual(up("after-promote-noop").changes, {});
+    });
+
+    it("makes the promoted database wait for the remaining replica's ack (semi-sync), and that replica ack it", async () => {
+        await postNote(`semisync-promoted-${Date.now()}`);
+        assertSemiSync("pi-db-read1", ["pi-db-read2"]);
+        record("semiSyncAfterPromotion", semiSyncCounters("pi-db-read1"));
     });
 
     it("removes the last replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {

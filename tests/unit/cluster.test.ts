@@ -118,6 +118,59 @@ describe("PiCluster resource graph", function () {
         assert.strictEqual([...res.values()].filter((r) => r.type === "random:index/randomPassword:RandomPassword").length, 3);
     });
 
+    describe("semi-synchronous replication", () => {
+        const semiSync = (res: Map<string, Recorded>, host: string) => {
+            const stdin = byName(res, `${host}-mariadb`).inputs.stdin;
+            const words = [...stdin.match(/^SEMISYNC=\((.*)\)$/m)![1].matchAll(/'([^']*)'/g)].map((m) => m[1]);
+            return { cnf: decodeVar(stdin, "SEMISYNC_CNF_TEXT"), vars: Object.fromEntries(words.map((w) => w.split("="))) };
+        };
+        // One graph with backups and two replicas and one with backups alone, shared by the cases below.
+        const backup = { agePublicKey: AGE_PUBLIC_KEY };
+        let replicated: Map<string, Recorded>;
+        let alone: Map<string, Recorded>;
+        before(async () => {
+            replicated = (await build(1, { ...rawConfig(1), backup, dbReplicas: replicasConfig(2), dbSemiSyncTimeoutMs: 1500 })).res;
+            alone = (await build(1, { ...rawConfig(1), backup, dbSemiSyncTimeoutMs: 1500 })).res;
+        });
+
+        it("makes the database wait for its replicas' acks, losslessly, for dbSemiSyncTimeoutMs, and the replicas ack", () => {
+            const res = replicated;
+            const want = (master: string, slave: string) => ({
+                rpl_semi_sync_master_enabled: master,
+                rpl_semi_sync_master_wait_point: "AFTER_SYNC",
+                rpl_semi_sync_master_timeout: "1500",
+                rpl_semi_sync_slave_enabled: slave,
+            });
+            assert.deepStrictEqual(semiSync(res, "pi-db").vars, want("ON", "OFF"));
+            for (const r of ["pi-db-read1", "pi-db-read2"]) assert.deepStrictEqual(semiSync(res, r).vars, want("OFF", "ON"));
+            // The file says what the words say: what SET GLOBAL applies is what a restart reads.
+            assert.ok(semiSync(res, "pi-db").cnf.endsWith("\n[mariadbd]\nrpl_semi_sync_master_enabled = ON\nrpl_semi_sync_master_wait_point = AFTER_SYNC\nrpl_semi_sync_master_timeout = 1500\nrpl_semi_sync_slave_enabled = OFF\n"));
+        });
+
+        it("makes a promoted replica the semi-sync database of the replicas left: it waits, they ack", async () => {
+            // What scripts/promote.sh leaves in the config: pi-db-read1 the database, pi-db-read2 its replica.
+            const [read1, read2] = replicasConfig(2);
+            const { res } = await build(1, { ...rawConfig(1), database: read1, dbReplicas: [read2] });
+            assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_master_enabled, "ON");
+            assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_slave_enabled, "OFF");
+            assert.strictEqual(semiSync(res, "pi-db-read2").vars.rpl_semi_sync_master_enabled, "OFF");
+            assert.strictEqual(semiSync(res, "pi-db-read2").vars.rpl_semi_sync_slave_enabled, "ON");
+        });
+
+        it("adds replicas without restarting the database (backups on): only the semi-sync file, applied live, changes", () => {
+            const cnf = (res: Map<string, Recorded>) => decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT");
+            assert.strictEqual(cnf(replicated), cnf(alone));
+            assert.strictEqual(semiSync(alone, "pi-db").vars.rpl_semi_sync_master_enabled, "OFF");
+            assert.strictEqual(semiSync(replicated, "pi-db").vars.rpl_semi_sync_master_enabled, "ON");
+        });
+
+        it("turns the waiting off with dbSemiSyncTimeoutMs 0; the replicas stay ready to ack", async () => {
+            const { res } = await build(1, { ...rawConfig(1), dbReplicas: replicasConfig(1), dbSemiSyncTimeoutMs: 0 });
+            assert.strictEqual(semiSync(res, "pi-db").vars.rpl_semi_sync_master_enabled, "OFF");
+            assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_slave_enabled, "ON");
+        });
+    });
+
     it("builds no replica resource and no replica setting when dbReplicas is empty", async () => {
         const { res } = await build(2);
         assert.ok(![...res.values()].some((r) => /read|repl|seed/.test(r.name)), "a replica resource without replicas");

@@ -99,6 +99,14 @@ describe("stack config", () => {
         const c = parseConfig({ ...rawConfig(2), dbReplicas: replicasConfig(2), reapply: { "pi-db-read2": 1 } });
         assert.deepStrictEqual(c.dbReplicas.map((r) => `${r.name} ${r.address} ${r.sshPort}`), ["pi-db-read1 10.254.0.127 22", "pi-db-read2 10.254.0.128 22"]);
         assert.strictEqual(c.dbReplicaMaxLagSeconds, 5);
+        assert.strictEqual(c.dbSemiSyncTimeoutMs, 1000);
+    });
+    it("takes a semi-sync timeout of 0 to 60000 whole milliseconds, and names the key otherwise", () => {
+        for (const ok of [0, 250, 60000]) assert.strictEqual(parseConfig({ ...rawConfig(2), dbSemiSyncTimeoutMs: ok }).dbSemiSyncTimeoutMs, ok);
+        rejects((c) => (c.dbSemiSyncTimeoutMs = -1), /pi-cluster:dbSemiSyncTimeoutMs/, /expected at least 0 milliseconds/);
+        rejects((c) => (c.dbSemiSyncTimeoutMs = 60001), /pi-cluster:dbSemiSyncTimeoutMs/, /expected at most 60000 milliseconds/);
+        rejects((c) => (c.dbSemiSyncTimeoutMs = 1.5), /pi-cluster:dbSemiSyncTimeoutMs/, /expected a whole number of milliseconds, such as 1000/);
+        rejects((c) => (c.dbSemiSyncTimeoutMs = "1s"), /pi-cluster:dbSemiSyncTimeoutMs/, /expected milliseconds, such as 1000/);
     });
     it("rejects a replica on another host's address or name, without a host key, or a bad lag bound", () => {
         rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.124", hostKey: HOST_KEY }]), /pi-cluster:dbReplicas\[0\]\.address/, /duplicate address 10\.254\.0\.124 \(also used by database\)/);

@@ -12,7 +12,9 @@ import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "
 import { renderStreamClient } from "../../components/render/binlogStream";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, renderReplicaClient, replicaClientFile, roleFirewall, Topology } from "../../components/render/firewall";
 import { BACKUP_ASSETS, publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
-import { maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, replicaServerId } from "../../components/render/mariadb";
+import {
+    maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, renderSemiSyncConfig, replicaServerId, semiSyncSettings,
+} from "../../components/render/mariadb";
 import {
     ApiRateLimit, dashboardApiRequestsPerRefresh, dashboardTabsWithin, HSTS_MAX_AGE_SECONDS, NginxSiteArgs, renderClusterJson, renderNginxSite,
     TLS_CIPHERS, upstreamName,
@@ -814,6 +816,45 @@ describe("mariadb config of a read replica", () => {
         const primary = renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", binlog: true });
         assert.match(primary, /^server_id = 1$/m);
         assert.doesNotMatch(primary, /read_only|gtid_domain_id/);
+    });
+});
+
+describe("mariadb semi-synchronous replication", () => {
+    const database = renderSemiSyncConfig(semiSyncSettings({ role: "database", hasReplicas: true, timeoutMs: 1000 }));
+    const replica = renderSemiSyncConfig(semiSyncSettings({ role: "replica", hasReplicas: false, timeoutMs: 1000 }));
+
+    it("makes the database with replicas wait for an ack after the binlog sync (lossless), up to the timeout", () => {
+        assert.strictEqual(
+            database.split("\n[mariadbd]\n")[1],
+            "rpl_semi_sync_master_enabled = ON\nrpl_semi_sync_master_wait_point = AFTER_SYNC\nrpl_semi_sync_master_timeout = 1000\nrpl_semi_sync_slave_enabled = OFF\n",
+        );
+    });
+
+    it("makes a replica ack, with the same wait settings for when it is promoted", () => {
+        assert.strictEqual(
+            replica.split("\n[mariadbd]\n")[1],
+            "rpl_semi_sync_master_enabled = OFF\nrpl_semi_sync_master_wait_point = AFTER_SYNC\nrpl_semi_sync_master_timeout = 1000\nrpl_semi_sync_slave_enabled = ON\n",
+        );
+    });
+
+    it("never waits on a database without replicas, or with a timeout of 0", () => {
+        for (const a of [{ hasReplicas: false, timeoutMs: 1000 }, { hasReplicas: true, timeoutMs: 0 }]) {
+            assert.deepStrictEqual(semiSyncSettings({ role: "database", ...a }).slice(0, 1), [["rpl_semi_sync_master_enabled", "OFF"]], JSON.stringify(a));
+        }
+        assert.deepStrictEqual(semiSyncSettings({ role: "database", hasReplicas: true, timeoutMs: 60000 })[2], ["rpl_semi_sync_master_timeout", "60000"]);
+    });
+
+    it("is accepted by MariaDB's own option parser, beside the server config", () => {
+        const f = path.join(tmpDir("pi-cnf-"), "my.cnf");
+        for (const [text, master, slave] of [[database, "TRUE", "FALSE"], [replica, "FALSE", "TRUE"]]) {
+            fs.writeFileSync(f, renderMariadbConfig({ bindAddress: "10.254.0.124", port: 3306, innodbBufferPoolSize: "512M", innodbLogFileSize: "128M", binlog: true }) + text.replace(/^[^]*\[mariadbd\]\n/, ""));
+            const r = spawnSync("mariadbd", [`--defaults-file=${f}`, "--help", "--verbose"], { encoding: "utf8" });
+            assert.strictEqual(r.status, 0, r.stderr);
+            assert.match(r.stdout, new RegExp(`^rpl-semi-sync-master-enabled\\s+${master}$`, "m"));
+            assert.match(r.stdout, /^rpl-semi-sync-master-wait-point\s+AFTER_SYNC$/m);
+            assert.match(r.stdout, /^rpl-semi-sync-master-timeout\s+1000$/m);
+            assert.match(r.stdout, new RegExp(`^rpl-semi-sync-slave-enabled\\s+${slave}$`, "m"));
+        }
     });
 });
 

@@ -3,6 +3,9 @@ import type { LastBackup } from "./backup";
 import type { Config } from "./config";
 import type { PoolStats } from "./db/pool";
 import type { DbSample } from "./db/probe";
+import type { SemiSyncStatus } from "./db/replicas";
+
+export type { SemiSyncStatus } from "./db/replicas";
 
 export interface DbStatus {
   reachable: boolean;
@@ -14,7 +17,7 @@ export interface DbStatus {
   queries: number | null;
   queriesPerSecond: number | null;
   pool: PoolStats;
-  /** The read replicas (db/readRouter.ts); null when DB_REPLICAS is empty. */
+  /** The read replicas (db/readRouter.ts) and the primary's semi-sync; null when DB_REPLICAS is empty. */
   replication: ReplicationStatus | null;
   /** The newest backups on the backup target (BACKUP_STATUS_FILE); null when backups are not configured. */
   lastBackup: LastBackup | null;
@@ -46,8 +49,13 @@ export interface ReplicaStatus {
 export interface ReplicationStatus {
   /** DB_REPLICA_MAX_LAG_SECONDS: a replica further behind serves no reads. */
   maxLagSeconds: number;
+  /** Whether acknowledged writes wait for a replica (the primary's last probe); null while the primary does not answer, or has no semi-sync. */
+  semiSync: SemiSyncStatus | null;
   replicas: ReplicaStatus[];
 }
+
+/** What the read router knows of the replicas: `ReplicationStatus` but the primary's semi-sync. */
+export type ReplicasStatus = Omit<ReplicationStatus, "semiSync">;
 
 export interface NodeStatus {
   name: string;
@@ -133,8 +141,11 @@ export function dbStatus(
   qps: number | null,
   pool: PoolStats,
   lastBackup: LastBackup | null = null,
-  replication: ReplicationStatus | null = null,
+  replicas: ReplicasStatus | null = null,
 ): DbStatus {
+  // Semi-sync is the primary's: unknown while it does not answer.
+  const semiSync = outcome.ok ? outcome.sample.semiSync : null;
+  const replication = replicas && { maxLagSeconds: replicas.maxLagSeconds, semiSync, replicas: replicas.replicas };
   if (!outcome.ok) {
     return {
       reachable: false,

@@ -1,9 +1,13 @@
+import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { loadConfig, type Config } from "../src/config";
+import { TEST_WRITE_TOKEN } from "./helpers";
 
 /**
  * A throwaway MariaDB primary (binlog on) and a real GTID replica of it (read_only), for the
@@ -41,6 +45,11 @@ export interface ReplicationPair {
   thaw: (server: Server) => void;
   /** SIGKILL: the process is gone, the kernel resets its connections. */
   kill: (server: Server) => void;
+  /**
+   * The primary loses power: with `link`, replication's connection is cut first, dropping what
+   * was on its way to the replica, then the primary is killed, in the same tick.
+   */
+  powerCut: () => void;
   /** SIGTERM, as `systemctl stop mariadb`: a clean shutdown; resolves when the process is gone. */
   shutdown: (server: Server) => Promise<void>;
   /** Starts a stopped server again on its datadir; resolves when it answers. */
@@ -49,7 +58,17 @@ export interface ReplicationPair {
   stop: () => void;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `test` holds, checking every 50 ms; fails naming `what` after `ms`. Resolves to the time it took. */
+export async function until(what: string, ms: number, test: () => boolean | Promise<boolean>): Promise<number> {
+  const start = Date.now();
+  while (!(await test())) {
+    if (Date.now() - start > ms) assert.fail(`${what}: not within ${ms} ms`);
+    await sleep(50);
+  }
+  return Date.now() - start;
+}
 
 async function rootSql(server: Server, sql: string): Promise<string> {
   const { stdout } = await run("mariadb", ["--no-defaults", "--protocol=socket", `--socket=${server.socket}`, "-uroot", "-N", "-B", "-e", sql], {
@@ -65,7 +84,8 @@ async function startServer(base: string, name: string, port: number, extra: stri
   execFileSync(
     "mariadb-install-db",
     ["--no-defaults", `--datadir=${datadir}`, `--user=${os.userInfo().username}`, "--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"],
-    { env: { ...process.env, PATH }, stdio: "ignore" },
+    // Its output only in the error, when it fails.
+    { env: { ...process.env, PATH }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const socket = path.join(dir, "mariadbd.sock");
   const server: Server = { port, dir, socket, pid: 0, args: [
@@ -123,17 +143,71 @@ function signal(server: Server, sig: NodeJS.Signals): void {
   }
 }
 
+export interface PairOptions {
+  /**
+   * Semi-synchronous replication as the stack runs it (components/render/mariadb.ts): the
+   * primary waits up to this long after the binlog sync (AFTER_SYNC) for the replica's ack, the
+   * replica acks, and the binlog is synced at each commit. Default: async, as before.
+   */
+  semiSyncTimeoutMs?: number;
+  /**
+   * The replica reaches the primary through a link (a TCP relay) that carries the primary's
+   * events `delayMs` late, as a network does, and that powerCut drops at once with what it
+   * carries: events on their way are lost, as when the primary's host loses power. (A SIGKILL
+   * alone lets the kernel deliver what the server had sent, on loopback at once.) Default: direct.
+   */
+  link?: { delayMs: number };
+}
+
+/**
+ * A TCP relay to `port` that passes what `port` sends `delayMs` late; `cut()` resets both sides
+ * of every connection, drops what is still on its way, and refuses new connections.
+ */
+async function relay(port: number, delayMs: number): Promise<{ port: number; cut: () => void }> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, "127.0.0.1");
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream);
+    // Timers of one delay fire in the order they were set: the stream stays in order.
+    upstream.on("data", (chunk) => setTimeout(() => client.destroyed || client.write(chunk), delayMs));
+    for (const [a, b] of [pair, [upstream, client]]) {
+      a.on("error", () => undefined);
+      a.on("close", () => {
+        b.destroy();
+        pairs.delete(pair);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut: () => {
+      server.close();
+      for (const [client, upstream] of pairs) {
+        // RST, discarding what is buffered either way.
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+  };
+}
+
 /**
  * Starts the pair and waits until the replica has applied the primary's setup. Whatever fails
  * after the first server started, both are stopped before this rejects.
  */
-export async function startReplicationPair(primaryPort: number, replicaPort: number): Promise<ReplicationPair> {
+export async function startReplicationPair(primaryPort: number, replicaPort: number, options: PairOptions = {}): Promise<ReplicationPair> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "pi-app-replicas-"));
   const servers: Server[] = [];
+  let link: Awaited<ReturnType<typeof relay>> | undefined;
   let stopped = false;
   const stop = () => {
     if (stopped) return;
     stopped = true;
+    link?.cut();
     for (const s of servers) {
       signal(s, "SIGCONT");
       signal(s, "SIGKILL");
@@ -144,9 +218,23 @@ export async function startReplicationPair(primaryPort: number, replicaPort: num
   // Even if mocha dies without running after().
   process.on("exit", stop);
   try {
-    const primary = await startServer(base, "primary", primaryPort, ["--server-id=1", "--log-bin=primary-bin", "--binlog-format=ROW"]);
+    const semiSync = options.semiSyncTimeoutMs;
+    const primary = await startServer(base, "primary", primaryPort, [
+      "--server-id=1",
+      "--log-bin=primary-bin",
+      "--binlog-format=ROW",
+      ...(semiSync === undefined
+        ? []
+        : ["--sync-binlog=1", "--rpl-semi-sync-master-enabled=ON", "--rpl-semi-sync-master-wait-point=AFTER_SYNC", `--rpl-semi-sync-master-timeout=${semiSync}`]),
+    ]);
     servers.push(primary);
-    const replica = await startServer(base, "replica", replicaPort, ["--server-id=2", "--relay-log=replica-relay", "--read-only=ON"]);
+    if (options.link) link = await relay(primary.port, options.link.delayMs);
+    const replica = await startServer(base, "replica", replicaPort, [
+      "--server-id=2",
+      "--relay-log=replica-relay",
+      "--read-only=ON",
+      ...(semiSync === undefined ? [] : ["--rpl-semi-sync-slave-enabled=ON"]),
+    ]);
     servers.push(replica);
 
     const password = crypto.randomBytes(16).toString("hex");
@@ -171,7 +259,7 @@ export async function startReplicationPair(primaryPort: number, replicaPort: num
     );
     await rootSql(
       replica,
-      `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}',
+      `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${link?.port ?? primary.port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}',
          MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
        START SLAVE;`,
     );
@@ -189,6 +277,10 @@ export async function startReplicationPair(primaryPort: number, replicaPort: num
       freeze: (s) => signal(s, "SIGSTOP"),
       thaw: (s) => signal(s, "SIGCONT"),
       kill: (s) => signal(s, "SIGKILL"),
+      powerCut: () => {
+        link?.cut();
+        signal(primary, "SIGKILL");
+      },
       shutdown: async (s) => {
         signal(s, "SIGTERM");
         for (let i = 0; i < 120 && alive(s); i++) await sleep(250);
@@ -203,4 +295,16 @@ export async function startReplicationPair(primaryPort: number, replicaPort: num
     stop();
     throw err;
   }
+}
+
+/** The app's config for a pair: writes to its primary, reads from its replica as `replica`, the status uncached. */
+export function pairConfig(pair: ReplicationPair, replica: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    ...pair.env,
+    NODE_NAME: "pi-test",
+    STATUS_CACHE_MS: "0",
+    API_WRITE_TOKEN: TEST_WRITE_TOKEN,
+    DB_REPLICAS: `${replica}@127.0.0.1:${pair.replica.port}`,
+    ...env,
+  });
 }

@@ -113,6 +113,18 @@ async function readSetBecomes(page: Page, replica: string, text: string): Promis
     });
 }
 
+/**
+ * Waits, within DOWN_MS, until the database card's "Writes" line is in semi-sync `state` (it
+ * follows the primary's probe, which each web server caches for STATUS_CACHE_MS); returns its text.
+ */
+async function semiSyncBecomes(page: Page, db: string, state: string): Promise<string> {
+  const sel = `${card(db)} [data-field="semiSync"]`;
+  await page
+    .waitForFunction(({ sel, st }: { sel: string; st: string }) => document.querySelector(sel)?.getAttribute('data-semisync') === st, { sel, st: state }, { timeout: DOWN_MS })
+    .catch(async () => assert.equal(await page.locator(sel).getAttribute('data-semisync'), state, `${db}'s semi-sync after ${DOWN_MS} ms: ${await page.locator(sel).innerText()}`));
+  return page.locator(sel).innerText();
+}
+
 describe('dashboard against the load balancer', function () {
   let context: BrowserContext;
   let page: Page;
@@ -226,6 +238,11 @@ describe('dashboard against the load balancer', function () {
     for (const r of replicas) assert.match(await page.locator(`${card(r)} .card-head .badge`).innerText(), /ok/i);
     if (replicas.length === 0) {
       assert.equal(await page.locator(`${card(cluster.database.name)} [data-field="replication"]`).innerText(), 'not configured');
+      assert.equal(await page.locator(`${card(cluster.database.name)} [data-field="semiSync"]`).count(), 0);
+    } else {
+      // Every replica acks: each write is on a replica before the database answers it.
+      const n = replicas.length;
+      assert.equal(await semiSyncBecomes(page, cluster.database.name, 'protected'), `✓ protected: a replica acks each write (${n} of ${n} ${n === 1 ? 'replica' : 'replicas'} acking)`);
     }
     const banner = page.locator('[data-testid="banner-maintenance"]');
     if (inMaintenance.length === 0) assert.equal(await banner.count(), 0);
@@ -301,6 +318,7 @@ describe('dashboard against the load balancer', function () {
     if (!replica) return this.skip();
     const r = replica;
     replicaFlipped = true;
+    const t0 = Date.now();
     timings['replicaStoppedShownMs'] = await flipReplica(page, r, 'stopped', { card: 'down', replica: 'stopped', banner: 'degraded' });
     assert.match(await page.locator(`${card(r)} .card-head .badge`).innerText(), /stopped/i);
     assert.match(await page.locator(`${card(r)} .reason`).innerText(), /\bIO (and SQL )?threads? not running/);
@@ -312,11 +330,22 @@ describe('dashboard against the load balancer', function () {
     // Degraded, not down: the banner names the replica, and every web server stays up.
     assert.match(await page.locator('[data-testid="banner"]').innerText(), new RegExp(`replica ${r} is stopped`));
     for (const n of inService) assert.equal(await state(page, card(n)), 'up');
+    // Its IO thread stopped, it acks nothing: with no other replica writes are unprotected (red,
+    // and in the banner), else protected by fewer replicas (amber).
+    const db = cluster.database.name;
+    if (replicas.length === 1) {
+      assert.match(await semiSyncBecomes(page, db, 'unprotected'), /^✗ unprotected: no replica acknowledged, new writes are on the database alone$/);
+      assert.match(await page.locator('[data-testid="banner"]').innerText(), new RegExp(`writes to ${db} unprotected: no replica acknowledged`));
+    } else {
+      assert.match(await semiSyncBecomes(page, db, 'partial'), new RegExp(`^! protected: a replica acks each write \\(${replicas.length - 1} of ${replicas.length} replicas acking\\)$`));
+    }
+    timings['replicaStoppedSemiSyncShownMs'] = Date.now() - t0;
     await page.screenshot({ path: join(OUTPUT, 'dashboard-4-replica-stopped.png'), fullPage: true });
 
     timings['replicaBackMs'] = await flipReplica(page, r, 'healthy', { card: 'up', replica: 'ok', banner: 'healthy' });
     replicaFlipped = false;
     await readSetBecomes(page, r, 'yes');
+    await semiSyncBecomes(page, db, 'protected');
   });
 
   it('turns a read replica red within one refresh when its lag goes over the bound', async function () {

@@ -1,7 +1,7 @@
 import mysqlCore from "mysql2";
 import mysql from "mysql2/promise";
 import type { Config, ReplicaSpec } from "../config";
-import { describeError, type ReplicationStatus } from "../status";
+import { describeError, type ReplicasStatus } from "../status";
 import {
   CLOSE_TIMEOUT_MS,
   connectionOptions,
@@ -144,8 +144,8 @@ export class ReadRouter {
     return { value, from: "primary" };
   }
 
-  /** The status page's `db.replication`: null without replicas. */
-  status(): ReplicationStatus | null {
+  /** The status page's `db.replication` but the primary's semi-sync: null without replicas. */
+  status(): ReplicasStatus | null {
     if (!this.enabled) return null;
     return {
       maxLagSeconds: this.maxLagSeconds,

@@ -118,3 +118,58 @@ export function gtidWaitAllowsReplica(result: unknown): boolean {
   if (result === null || result === undefined || result === "") return false;
   return Number(result) === 0;
 }
+
+/**
+ * Semi-synchronous replication on the primary, from its `SHOW GLOBAL VARIABLES` and `SHOW GLOBAL
+ * STATUS` (MariaDB's built-in rpl_semi_sync_*). A commit waits up to `timeoutMs` for one replica
+ * to have it in its relay log before the client hears of it. When none acks in time the commit
+ * goes on anyway, and the primary runs async (`active` false) until a replica has caught up and
+ * acks again: the writes of that time are on the primary alone until then.
+ */
+export interface SemiSyncStatus {
+  /** rpl_semi_sync_master_enabled: commits wait for a replica's ack. */
+  enabled: boolean;
+  /** Rpl_semi_sync_master_status: waiting now; false after a wait ran out, until a replica acks again. */
+  active: boolean;
+  /** Rpl_semi_sync_master_clients: replicas connected that ack. */
+  clients: number;
+  /** rpl_semi_sync_master_timeout: how long a commit waits for an ack. */
+  timeoutMs: number;
+  /** rpl_semi_sync_master_wait_point: AFTER_SYNC, the lossless wait, on a stack's database. */
+  waitPoint: string;
+  /** Rpl_semi_sync_master_yes_tx / no_tx: commits a replica acked, and commits that went on without one, since the primary started. */
+  ackedCommits: number;
+  unackedCommits: number;
+  /** Rpl_semi_sync_master_no_times: how often it fell back to async since the primary started. */
+  fallbacks: number;
+  /** An acknowledged write is on a replica too: enabled, active and at least one replica acking. */
+  writesProtected: boolean;
+}
+
+/** The primary's semi-sync from its variables and status (name -> value); null for a server without it. */
+export function semiSyncFromServer(values: ReadonlyMap<string, string>): SemiSyncStatus | null {
+  const enabled = values.get("rpl_semi_sync_master_enabled");
+  if (enabled === undefined) return null;
+  const count = (name: string) => {
+    const n = Number(values.get(name));
+    return Number.isFinite(n) ? n : 0;
+  };
+  const on = enabled === "ON";
+  const active = values.get("Rpl_semi_sync_master_status") === "ON";
+  const clients = count("Rpl_semi_sync_master_clients");
+  return {
+    enabled: on,
+    active,
+    clients,
+    timeoutMs: count("rpl_semi_sync_master_timeout"),
+    waitPoint: values.get("rpl_semi_sync_master_wait_point") ?? "",
+    ackedCommits: count("Rpl_semi_sync_master_yes_tx"),
+    unackedCommits: count("Rpl_semi_sync_master_no_tx"),
+    fallbacks: count("Rpl_semi_sync_master_no_times"),
+    writesProtected: on && active && clients > 0,
+  };
+}
+
+/** The variables and status counters semiSyncFromServer reads, for the probe's SHOW statements. */
+export const SEMI_SYNC_VARIABLES = ["rpl_semi_sync_master_enabled", "rpl_semi_sync_master_timeout", "rpl_semi_sync_master_wait_point"];
+export const SEMI_SYNC_STATUS = ["Rpl_semi_sync_master_status", "Rpl_semi_sync_master_clients", "Rpl_semi_sync_master_yes_tx", "Rpl_semi_sync_master_no_tx", "Rpl_semi_sync_master_no_times"];

@@ -3,7 +3,7 @@ import { queryBackupStatus, readBackupStatus } from "../backup";
 import type { Config } from "../config";
 import type { Database } from "../db/pool";
 import { HttpError } from "../errors";
-import { dbStatus, nodeStatus, publicStatus, type ProbeCache, type ReplicationStatus, type Status } from "../status";
+import { dbStatus, nodeStatus, publicStatus, type ProbeCache, type ReplicasStatus, type Status } from "../status";
 
 export interface StatusDeps {
   config: Config;
@@ -11,7 +11,7 @@ export interface StatusDeps {
   probes: ProbeCache;
   requestsServed: () => number;
   /** The read replicas as last checked; null without replicas. Default: always null. */
-  replication?: () => ReplicationStatus | null;
+  replication?: () => ReplicasStatus | null;
 }
 
 /**

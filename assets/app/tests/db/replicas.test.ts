@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import type http from "node:http";
 import request from "supertest";
 import type { Express } from "express";
-import { loadConfig, type Config } from "../../src/config";
+import type { Config } from "../../src/config";
 import { Database, REQUEST_DB_BUDGET_MS } from "../../src/db/pool";
 import { HEALTH_CHECK_INTERVAL_MS, HEALTH_CHECK_TIMEOUT_MS, ReadRouter } from "../../src/db/readRouter";
 import { boundPort, listen } from "../../src/lifecycle";
 import { createApp } from "../../src/server";
-import { AUTH, INTERNAL, TEST_WRITE_TOKEN } from "../helpers";
-import { startReplicationPair, type ReplicationPair } from "../replication";
+import { AUTH, INTERNAL } from "../helpers";
+import { pairConfig, sleep, startReplicationPair, until, type ReplicationPair } from "../replication";
 
 /**
  * Reads on a real GTID replica of a real primary (tests/replication.ts): served there, read-your-
@@ -20,17 +20,6 @@ const REPLICA_PORT = PRIMARY_PORT + 1;
 const REPLICA = "pi-db-read1";
 /** How soon a dead replica must leave the read set: a check interval plus its timeout, and slack. */
 const LEAVE_MS = HEALTH_CHECK_INTERVAL_MS + HEALTH_CHECK_TIMEOUT_MS + 500;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, ms: number, test: () => boolean | Promise<boolean>): Promise<number> {
-  const start = Date.now();
-  while (!(await test())) {
-    if (Date.now() - start > ms) assert.fail(`${what}: not within ${ms} ms`);
-    await sleep(50);
-  }
-  return Date.now() - start;
-}
 
 describe("read replicas (real MariaDB primary and GTID replica)", function () {
   this.timeout(120_000);
@@ -49,14 +38,7 @@ describe("read replicas (real MariaDB primary and GTID replica)", function () {
 
   before(async () => {
     pair = await startReplicationPair(PRIMARY_PORT, REPLICA_PORT);
-    config = loadConfig({
-      ...pair.env,
-      NODE_NAME: "pi-test",
-      STATUS_CACHE_MS: "0",
-      API_WRITE_TOKEN: TEST_WRITE_TOKEN,
-      DB_REPLICAS: `${REPLICA}@127.0.0.1:${pair.replica.port}`,
-      DB_REPLICA_MAX_LAG_SECONDS: "5",
-    });
+    config = pairConfig(pair, REPLICA, { DB_REPLICA_MAX_LAG_SECONDS: "5" });
     db = new Database(config.db);
   });
 

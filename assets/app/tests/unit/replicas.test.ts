@@ -7,6 +7,7 @@ import {
   readSetProblem,
   requestGtid,
   sampleFromSlaveStatus,
+  semiSyncFromServer,
   type HealthSample,
 } from "../../src/db/replicas";
 
@@ -116,6 +117,42 @@ describe("replica decisions", () => {
       assert.equal(gtidWaitAllowsReplica(0), true);
       assert.equal(gtidWaitAllowsReplica("0"), true);
       for (const other of [-1, 1, "-1", null, undefined, ""]) assert.equal(gtidWaitAllowsReplica(other), false, `allowed ${JSON.stringify(other)}`);
+    });
+  });
+
+  describe("semi-sync on the primary", () => {
+    const server = (over: Record<string, string> = {}) =>
+      new Map(Object.entries({
+        rpl_semi_sync_master_enabled: "ON",
+        rpl_semi_sync_master_timeout: "1000",
+        rpl_semi_sync_master_wait_point: "AFTER_SYNC",
+        Rpl_semi_sync_master_status: "ON",
+        Rpl_semi_sync_master_clients: "2",
+        Rpl_semi_sync_master_yes_tx: "120",
+        Rpl_semi_sync_master_no_tx: "3",
+        Rpl_semi_sync_master_no_times: "1",
+        ...over,
+      }));
+
+    it("reads MariaDB's variables and counters: writes are protected while it waits and a replica acks", () => {
+      assert.deepEqual(semiSyncFromServer(server()), {
+        enabled: true, active: true, clients: 2, timeoutMs: 1000, waitPoint: "AFTER_SYNC", ackedCommits: 120, unackedCommits: 3, fallbacks: 1, writesProtected: true,
+      });
+    });
+
+    it("says writes are unprotected after a wait ran out (async), with no replica acking, or with semi-sync off", () => {
+      assert.equal(semiSyncFromServer(server({ Rpl_semi_sync_master_status: "OFF" }))!.writesProtected, false);
+      // ON with no replica connected: the next commit waits the timeout, then goes on async.
+      assert.equal(semiSyncFromServer(server({ Rpl_semi_sync_master_clients: "0" }))!.writesProtected, false);
+      const off = semiSyncFromServer(server({ rpl_semi_sync_master_enabled: "OFF", Rpl_semi_sync_master_status: "OFF" }))!;
+      assert.equal(off.enabled, false);
+      assert.equal(off.writesProtected, false);
+    });
+
+    it("is null for a server without semi-sync, and counts what it cannot read as 0", () => {
+      assert.equal(semiSyncFromServer(new Map()), null);
+      const partial = semiSyncFromServer(new Map([["rpl_semi_sync_master_enabled", "ON"]]))!;
+      assert.deepEqual([partial.active, partial.clients, partial.timeoutMs, partial.waitPoint, partial.writesProtected], [false, 0, 0, "", false]);
     });
   });
 });

@@ -8,6 +8,7 @@ const sample = (over: Partial<DbSample> = {}): DbSample => ({
   uptimeSeconds: 100,
   connections: 3,
   queries: 1000,
+  semiSync: null,
   ...over,
 });
 
@@ -55,16 +56,19 @@ describe("status derivation", () => {
     }
   });
 
-  it("carries the replicas' status whether or not the primary answers", () => {
-    const replication = {
+  it("carries the replicas' status whether or not the primary answers, and the primary's semi-sync while it answers", () => {
+    const replicas = {
       maxLagSeconds: 5,
       replicas: [
         { name: "pi-db-read1", host: "10.254.0.127", reachable: true, ioRunning: true, sqlRunning: true, lagSeconds: 0, gtid: "0-1-9", inReadSet: true, reads: 3, error: null },
       ],
     };
+    const semiSync = { enabled: true, active: true, clients: 1, timeoutMs: 1000, waitPoint: "AFTER_SYNC", ackedCommits: 7, unackedCommits: 0, fallbacks: 0, writesProtected: true };
     const pool = { limit: 10, inUse: 0, free: 0 };
-    assert.deepEqual(dbStatus("db", { ok: true, sample: sample() }, null, pool, null, replication).replication, replication);
-    assert.deepEqual(dbStatus("db", { ok: false, error: "ECONNREFUSED: nope" }, null, pool, null, replication).replication, replication);
+    assert.deepEqual(dbStatus("db", { ok: true, sample: sample({ semiSync }) }, null, pool, null, replicas).replication, { maxLagSeconds: 5, semiSync, replicas: replicas.replicas });
+    assert.deepEqual(dbStatus("db", { ok: false, error: "ECONNREFUSED: nope" }, null, pool, null, replicas).replication, { maxLagSeconds: 5, semiSync: null, replicas: replicas.replicas });
+    // Without replicas there is no replication section, semi-sync or not.
+    assert.equal(dbStatus("db", { ok: true, sample: sample({ semiSync }) }, null, pool, null, null).replication, null);
   });
 
   it("describes errors with their code, including Node's empty AggregateError", () => {

@@ -4,6 +4,7 @@ import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
 import { deriveDb, deriveLb, deriveOverall, deriveWebNode, mergeWebNodes, pendingLb } from './data/node-state';
 import { deriveReplicas } from './data/replica-state';
+import { semiSyncView } from './data/semi-sync';
 import { parseTlsStatus, TlsView } from './data/tls-status';
 import { ClusterConfig, LbView, ReplicaView, Sample, WebNodeView } from './data/types';
 
@@ -53,6 +54,8 @@ export class ClusterService {
     source: this.webNodes,
     computation: (nodes, previous) => deriveReplicas(nodes, previous?.value ?? []),
   });
+  /** The database card's "Writes" line: semi-sync as the freshest web server that reaches it reports. */
+  readonly semiSync = computed(() => semiSyncView(this.db()?.db?.replication));
   readonly overall = computed(() =>
     deriveOverall({
       configError: this.configError(),
@@ -60,6 +63,7 @@ export class ClusterService {
       webNodes: this.webNodes(),
       db: this.db(),
       replicas: this.replicas(),
+      semiSync: this.semiSync(),
     }),
   );
 

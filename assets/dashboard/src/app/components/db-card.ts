@@ -2,6 +2,7 @@ import { ChangeDetectionStrategy, Component, input } from '@angular/core';
 import { backupView } from '../data/backup';
 import { formatDuration, formatNumber, formatOptional } from '../data/format';
 import { formatReplication } from '../data/replica-state';
+import { SEMI_SYNC_SYMBOL, semiSyncView } from '../data/semi-sync';
 import { DbView } from '../data/types';
 import { StateBadge } from './state-badge';
 
@@ -27,6 +28,10 @@ import { StateBadge } from './state-badge';
           <dt>Queries/s</dt><dd>{{ num(d.queriesPerSecond, 1) }}</dd>
           <dt>Latency</dt><dd>{{ d.latencyMs === null || d.latencyMs === undefined ? '—' : num(d.latencyMs, 1) + ' ms' }}</dd>
           <dt>Replication</dt><dd data-field="replication">{{ replication(d.replication) }}</dd>
+          @if (writes(d.replication); as w) {
+            <dt>Writes</dt>
+            <dd class="semisync" data-field="semiSync" [attr.data-semisync]="w.state" [attr.data-tone]="w.tone">{{ symbol[w.tone] }} {{ w.text }}</dd>
+          }
           <dt>Last backup</dt>
           <dd data-field="lastBackup">
             @if (backup(d.lastBackup); as b) {
@@ -55,4 +60,6 @@ export class DbCard {
   protected readonly optional = formatOptional;
   protected readonly backup = backupView;
   protected readonly replication = formatReplication;
+  protected readonly writes = semiSyncView;
+  protected readonly symbol = SEMI_SYNC_SYMBOL;
 }

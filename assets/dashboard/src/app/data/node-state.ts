@@ -7,6 +7,7 @@ import {
   LbView,
   Overall,
   ReplicaView,
+  SemiSyncView,
   WebCardState,
   WebNodeView,
   WebServerRef,
@@ -164,8 +165,10 @@ export function deriveOverall(input: {
   db: DbView | null;
   /** Read replicas (deriveReplicas); none when absent. */
   replicas?: readonly ReplicaView[];
+  /** Whether the database's writes wait for a replica's ack (semiSyncView); none without replicas. */
+  semiSync?: SemiSyncView | null;
 }): Overall {
-  const { configError, lb, webNodes, db, replicas = [] } = input;
+  const { configError, lb, webNodes, db, replicas = [], semiSync = null } = input;
   const maintenance = webNodes.filter((n) => n.maintenance).map((n) => n.name);
   const inService = webNodes.filter((n) => !n.maintenance);
   if (configError && !lb) return { state: 'down', reasons: [`cannot load /cluster.json: ${configError}`], maintenance };
@@ -187,6 +190,8 @@ export function deriveOverall(input: {
 
   if (db?.state === 'down') down.push(`database ${db.name} is ${db.reason}`);
   else if (db?.state === 'up' && db.reason) degraded.push(`database ${db.name} ${db.reason}`);
+  // Writes still succeed, so degraded: but an acknowledged write may now exist on the database only.
+  if (db?.state === 'up' && semiSync?.state === 'unprotected') degraded.push(`writes to ${db.name} ${semiSync.text}`);
   // An unknown replica adds nothing: no web server in service answered, which is already said.
   for (const r of replicas) {
     if (r.state !== 'ok' && r.state !== 'unknown') degraded.push(`replica ${r.name} is ${r.state} (${r.reason})`);

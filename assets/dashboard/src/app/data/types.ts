@@ -78,6 +78,27 @@ export interface Replication {
   replicas: ReplicaStatus[];
 }
 
+/**
+ * Whether the database's acknowledged writes are also on a replica (semi-synchronous
+ * replication, the app's `db.replication.semiSync`, docs/contracts.md):
+ * - protected (green): a replica acks each write before the database answers it, and every
+ *   replica acks;
+ * - partial (amber): protected, but fewer replicas ack than there are, so one more failure
+ *   leaves writes unprotected;
+ * - off (amber): the stack does not wait for replicas (dbSemiSyncTimeoutMs 0): async;
+ * - unprotected (red): semi-sync is on but no replica acks now: the next write waits the
+ *   timeout, then the database goes on async, and the writes of that time are on it alone;
+ * - unknown: the report carries no semi-sync (the database does not answer, or an older app).
+ */
+export type SemiSyncState = 'protected' | 'partial' | 'off' | 'unprotected' | 'unknown';
+
+export interface SemiSyncView {
+  state: SemiSyncState;
+  /** The card's colour for it: the badge states the other cards use. */
+  tone: 'up' | 'degraded' | 'down' | 'unknown';
+  text: string;
+}
+
 /** nginx `stub_status` figures (https://nginx.org/en/docs/http/ngx_http_stub_status_module.html). */
 export interface StubStatus {
   active: number;
