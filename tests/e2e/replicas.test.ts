@@ -258,8 +258,11 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         // A web server reaches 3306 on the database, and is refused as that user.
         const web = replLoginFrom("pi-web1", password);
         assert.match(web, /ER_ACCESS_DENIED_ERROR|Access denied for user 'pi_repl'@'10\.254\.0\.122'/, web);
-        // The load balancer does not even reach 3306.
-        assert.strictEqual(tcpOpenFromHost("pi-lb", DB, 3306), false);
+        // The load balancer reaches 3306 only as the backup target's binlog stream
+        // (backup.stream), and is refused as the replication user (its stream installs the client).
+        assert.strictEqual(tcpOpenFromHost("pi-lb", DB, 3306), true);
+        const lb = onHost("pi-lb", `sudo bash -c 'mariadb --defaults-extra-file=/dev/stdin -h ${DB} -u pi_repl --ssl --ssl-verify-server-cert=0 -N -e "SELECT 1" 2>&1 || true'`, `[client]\npassword=${password}\n`);
+        assert.match(lb.out, /Access denied for user 'pi_repl'@'10\.254\.0\.121'/, lb.out);
         assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1]);
         const grants = sql("pi-db", `SHOW GRANTS FOR 'pi_repl'@'${READ1}'`);
         assert.match(grants, /^GRANT REPLICATION SLAVE ON \*\.\* TO `pi_repl`@`10\.254\.0\.127` IDENTIFIED BY PASSWORD '\*[0-9A-F]+' REQUIRE SSL$/);
