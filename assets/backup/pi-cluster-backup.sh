@@ -173,7 +173,15 @@ plan_restore() {
             for (i = 1; i <= NR; i++) if (k[i] == "full" && ts[i] <= to && !(n[i] in bad)) f = i
             for (i = 1; i <= NR; i++) if (k[i] == "full" && ts[i] <= to && (n[i] in bad) && (!f || ts[i] >= ts[f])) print "# skipped " n[i] ": listed as bad"
             if (!f) exit
+            # A series that began after the full (a restore or a promotion started it) holds
+            # writes this chain cannot reach: the first such series up to TO is a gap.
+            for (i = 1; i <= NR; i++) if (!(s[i] in began) || ts[i] < began[s[i]]) { began[s[i]] = ts[i]; first[s[i]] = n[i] }
+            for (g in began) if (g != s[f] && began[g] > ts[f] && began[g] <= to && (!later || began[g] < began[later])) later = g
             print n[f]; last = f
+            chain()
+            if (later != "" && !gap) print "# gap: series " later " began at " iso(began[later]) " (" first[later] "), after " n[f] ": its writes are not on this chain"
+        }
+        function chain() {
             for (i = 1; i <= NR; i++) {
                 if (k[i] != "incremental" || of[i] != ts[f] || s[i] != s[f] || ts[i] > to) continue
                 if (n[i] in bad) { print "# skipped " n[i] ": listed as bad; the incrementals after it are not applied"; break }
@@ -189,7 +197,7 @@ plan_restore() {
                 if (fn[i] < lo) lo = fn[i]
                 if (fn[i] > hi) hi = fn[i]
             }
-            if (base == "") exit
+            if (base == "") return
             # A missing or bad file is harmless when it closed before the last backup applied
             # began (that backup holds its events): its next shipped file went before that.
             # Otherwise the binlogs stop there.
@@ -197,7 +205,7 @@ plan_restore() {
             for (m = lo; m <= hi; m++) {
                 if ((m in at) && !(n[at[m]] in bad)) {
                     i = at[m]; print n[i]; last = i; prev = sprintf("%s.%0" fw[i] "d", base, m)
-                    if (ts[i] > to) exit
+                    if (ts[i] > to) return
                     continue
                 }
                 if (m in at) { print "# skipped " n[at[m]] ": listed as bad"; t = ts[at[m]] }
@@ -205,7 +213,8 @@ plan_restore() {
                 file = sprintf("%s.%0" fw[at[lo]] "d", base, m)
                 if (t < ts[lb]) { print "# covered: " s[f] " " file " is missing or bad, but closed before " n[lb]; continue }
                 print "# gap: " s[f] " " file " missing after " prev ": binlogs stop at " iso(ts[last] > ts[lb] ? ts[last] : ts[lb])
-                exit
+                gap = 1
+                return
             }
         }'
 }

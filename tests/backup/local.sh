@@ -3,7 +3,8 @@
 # binlog on (the settings components/render/mariadb.ts renders), a full, an incremental and
 # shipped binlogs while rows are written, all encrypted with a throwaway age key into a local
 # "target" directory; then the data directory is wiped and scripts/restore.sh --here brings
-# it back, to the latest point and to a point in time; a truncated file must stop a restore.
+# it back, to the latest point and to a point in time; a truncated newest full is skipped,
+# and falling back past its series' writes is refused without --accept-gap.
 # What differs from a Pi: the target is a directory (TARGET_HOST=local, no ssh), and MariaDB
 # is started by this script, not systemd.
 # Usage: tests/backup/local.sh        (needs mariadbd, mariadb-backup, age, zstd; run as root)
@@ -104,6 +105,8 @@ EOF
     got=$(sql app -e "SELECT COUNT(*) FROM notes")
     [[ "$got" == "$final_rows" ]] || fail "second-generation restore has $got rows, expected $final_rows"
     echo "after a restore, a backup and 20 more rows: $got rows, as acknowledged"
+    # The series this restore starts has no full: the one before is the fallback's last point.
+    local fallback_rows=$got
 
     info "an incremental taken after the last shipping stops in a binlog no shipped file holds: the restore ends at it"
     insert 10
@@ -136,9 +139,14 @@ EOF
     grep -q '"bad":\["full-' "$BASE/target/status.json" || fail "status.json does not report the bad file"
     local before
     before=$(sql app -e "SELECT COUNT(*) FROM notes")
-    if env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here; then
-        fail "restore went on from a truncated file"
+    # The newest full is the only one of the series the restore started: falling back to the
+    # older full cannot reach that series' writes, so the restore refuses it as a gap.
+    if env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here 2>"$BASE/err"; then
+        fail "restore went on from a truncated file, or fell back past the writes of a newer series"
     fi
+    cat "$BASE/err"
+    grep -q "skipping $(basename "$full")" "$BASE/err" || fail "the restore did not name the truncated file it skipped"
+    grep -q 'its writes are not on this chain' "$BASE/err" || fail "the restore did not refuse the fallback as a gap"
     [[ "$(sql app -e "SELECT COUNT(*) FROM notes")" == "$before" ]] || fail "a refused restore touched the data"
     # Even when the sidecar is made to match, age refuses the truncated file.
     (cd "$BASE/target" && sha256sum "$(basename "$full")" >"$(basename "$full").sha256")
@@ -147,7 +155,13 @@ EOF
     fi
     grep -q 'age refuses it' "$BASE/err" || { cat "$BASE/err"; fail "age did not refuse the truncated file"; }
     [[ ! -e "$BASE/stage" ]] || fail "the refused restore left its decrypted staging behind"
-    echo "refused, and the data was left alone"
+    [[ "$(sql app -e "SELECT COUNT(*) FROM notes")" == "$before" ]] || fail "a refused restore touched the data"
+    info "with --accept-gap, the restore falls back to the previous good full and its binlogs"
+    env "${restore_env[@]}" bash "$REPO/scripts/restore.sh" --identity "$BASE/identity" --from "$BASE/target" --here --accept-gap
+    got=$(sql app -e "SELECT COUNT(*) FROM notes")
+    [[ "$got" == "$fallback_rows" ]] || fail "the fallback restore has $got rows, expected $fallback_rows (the older series' last point)"
+    echo "fell back past the truncated full: $got rows, the older series' last point"
+    echo "refused without --accept-gap, and the data was left alone until then"
     info "all backup checks passed"
 }
 

@@ -169,8 +169,29 @@ describe("backup retention and restore plans with binlog series", () => {
             full(0, 8, S2),
             binlog(0, 9, 0, 2, bin(3), S2),
         ];
-        assert.deepStrictEqual(tool("plan_restore", [epoch(0, 7, 30)], names), [full(0, 3, S1), binlog(0, 4, 0, 1, bin(7), S1), binlog(0, 5, 0, 2, bin(8), S1)]);
+        // Before the new series' first full, the old chain is all there is, and it cannot reach
+        // the new series' writes: a gap, which the restore refuses without --accept-gap.
+        assert.deepStrictEqual(tool("plan_restore", [epoch(0, 7, 30)], names), [
+            full(0, 3, S1),
+            binlog(0, 4, 0, 1, bin(7), S1),
+            binlog(0, 5, 0, 2, bin(8), S1),
+            `# gap: series ${S2} began at 2026-01-01T06:00:00Z (${binlog(0, 6, 0, 0, bin(1), S2)}), after ${full(0, 3, S1)}: its writes are not on this chain`,
+        ]);
+        // Before the new series began, no gap: the old chain holds every write up to then.
+        assert.deepStrictEqual(tool("plan_restore", [epoch(0, 5, 30)], names), [full(0, 3, S1), binlog(0, 4, 0, 1, bin(7), S1), binlog(0, 5, 0, 2, bin(8), S1)]);
         assert.deepStrictEqual(tool("plan_restore", [epoch(1)], names), [full(0, 8, S2), binlog(0, 9, 0, 2, bin(3), S2)]);
+    });
+
+    it("does not fall back silently from a bad full of a newer series to an older series' chain: a gap", () => {
+        const names = [full(0, 3, S1), binlog(0, 4, 0, 1, bin(7), S1), binlog(0, 6, 0, 0, bin(1), S2), full(0, 8, S2), binlog(0, 9, 0, 2, bin(3), S2)];
+        assert.deepStrictEqual(tool("plan_restore", [epoch(1), skipFile([full(0, 8, S2)])], names), [
+            `# skipped ${full(0, 8, S2)}: listed as bad`,
+            full(0, 3, S1),
+            binlog(0, 4, 0, 1, bin(7), S1),
+            `# gap: series ${S2} began at 2026-01-01T06:00:00Z (${binlog(0, 6, 0, 0, bin(1), S2)}), after ${full(0, 3, S1)}: its writes are not on this chain`,
+        ]);
+        // An older series' late files after a newer full are no gap: that series began before it.
+        assert.deepStrictEqual(tool("plan_restore", [epoch(1)], [...names, binlog(0, 10, 0, 3, bin(8), S1)]), [full(0, 8, S2), binlog(0, 9, 0, 2, bin(3), S2)]);
     });
 
     it("orders binlogs by file number and stops at a missing one, with a gap note", () => {
@@ -185,7 +206,14 @@ describe("backup retention and restore plans with binlog series", () => {
 
     it("reads legacy names (no series) as one series of their own, which new names never join", () => {
         const names = [full(0), inc(0, 4, 0), binlog(0, 5, 0, 1, bin(3)), binlog(0, 6, 0, 2, bin(4), S1)];
-        assert.deepStrictEqual(tool("plan_restore", [epoch(1)], names), [full(0), inc(0, 4, 0), binlog(0, 5, 0, 1, bin(3))]);
+        // The named files began a series of their own after the legacy full: the legacy chain
+        // cannot reach their writes, and says so.
+        assert.deepStrictEqual(tool("plan_restore", [epoch(1)], names), [
+            full(0),
+            inc(0, 4, 0),
+            binlog(0, 5, 0, 1, bin(3)),
+            `# gap: series ${S1} began at 2026-01-01T06:00:00Z (${binlog(0, 6, 0, 2, bin(4), S1)}), after ${full(0)}: its writes are not on this chain`,
+        ]);
     });
 });
 
