@@ -34,6 +34,8 @@ const ALL_STEPS = sorted([
     ...steps("pi-db", [...HOST_STEPS, "app-db", "backup", "mariadb", "migrate", "require-tls", "tls"]),
     // The lab's config turns backups on (lab/lab config): their target is an account on the LB.
     "pi-cluster-backup-target",
+    // The target's live copy of the database's binlog (backup.stream, on by default).
+    ...steps("pi-cluster-binlog-stream", ["password", "service", "source"]),
 ]);
 const WEB3_STEPS = steps("pi-web3", WEB_STEPS).sort();
 // Adding or removing a web server touches its peers only where they name it: the DB's
