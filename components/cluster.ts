@@ -49,6 +49,23 @@ export function backupTargetOf(c: ClusterConfig): BackupOutput["target"] | undef
     };
 }
 
+/** Who talks to whom, which each role's firewall follows; scripts/promote renders the same. */
+export function topologyOf(c: ClusterConfig): Topology {
+    const target = backupTargetOf(c);
+    return {
+        adminCidrs: c.adminCidrs,
+        lbAddress: c.loadBalancer.address,
+        webAddresses: c.webServers.map((w) => w.address),
+        dbAddress: c.database.address,
+        replicaAddresses: c.dbReplicas.map((r) => r.address),
+        dbSshPort: c.database.sshPort,
+        appPort: c.appPort,
+        dbPort: c.dbPort,
+        httpPort: c.httpPort,
+        backupTarget: target && { address: target.address, sshPort: target.port },
+    };
+}
+
 export class PiCluster extends pulumi.ComponentResource {
     public readonly contractVersion: pulumi.Output<number>;
     public readonly lbUrl: pulumi.Output<string>;
@@ -80,18 +97,7 @@ export class PiCluster extends pulumi.ComponentResource {
         const sshExtraUsers = (address: string) => (target && target.address === address ? [`${target.user}@${c.database.address}`] : undefined);
         // The database's seeding account, from each replica's address only.
         const seedUsers = c.dbReplicas.map((r) => `${SEED_USER}@${r.address}`);
-        const topology: Topology = {
-            adminCidrs: c.adminCidrs,
-            lbAddress: c.loadBalancer.address,
-            webAddresses: c.webServers.map((w) => w.address),
-            dbAddress: c.database.address,
-            replicaAddresses: c.dbReplicas.map((r) => r.address),
-            dbSshPort: c.database.sshPort,
-            appPort: c.appPort,
-            dbPort: c.dbPort,
-            httpPort: c.httpPort,
-            backupTarget: target && { address: target.address, sshPort: target.port },
-        };
+        const topology = topologyOf(c);
 
         const nodes: Node[] = [
             { name: c.loadBalancer.name, address: c.loadBalancer.address, role: "lb" },
@@ -162,7 +168,7 @@ export class PiCluster extends pulumi.ComponentResource {
             ).result;
 
         // What the database and each replica share: a replica serves the same pools, and may become the database.
-        const dbHostArgs = (h: ClusterConfig["database"]) => ({
+        const dbHostArgs = (h: ClusterConfig["dbReplicas"][number]) => ({
             address: h.address,
             sshPort: h.sshPort,
             hostKey: h.hostKey,
@@ -185,6 +191,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 firewall: roleFirewall("db", topology, c.database.sshPort),
                 sshExtraUsers: seedUsers.length > 0 ? seedUsers : undefined,
                 hasReplicas: c.dbReplicas.length > 0,
+                serverId: c.database.serverId,
                 // A removed web server leaves the load balancer before it loses the database.
                 clientsAfter: [lb.nginxConf],
                 backup:
@@ -213,6 +220,7 @@ export class PiCluster extends pulumi.ComponentResource {
                     {
                         ...dbHostArgs(r),
                         firewall: roleFirewall("replica", topology, r.sshPort),
+                        reseed: c.reseed[r.name],
                         replicaOf: {
                             name: c.database.name,
                             address: c.database.address,
