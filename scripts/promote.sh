@@ -11,10 +11,12 @@
 # replica (--allow-behind: drop those writes), when a replica cannot be asked
 # (--allow-unreachable-replicas), and when the chosen replica does not apply its whole relay
 # log with a running SQL thread within --catch-up-seconds (default 60). Without REPLICA it
-# promotes the one that received the most. Then: the web servers are fenced off from the
-# lost database, the replica turns writable with its own server id and GTID domain, the web
-# servers switch to it half at a time (drained by the load balancer), and the state and
-# config name it the database. Run `pulumi up` next: it finds the Pis as it renders them.
+# promotes the one that received the most. The web servers are fenced off from the lost
+# database (in their firewall, until the next `pulumi up`) before the replicas are
+# compared; a refusal after that leaves the fence. Then the replica turns writable with its
+# own server id and GTID domain, the web servers switch to it half at a time (drained by
+# the load balancer), and the state and config name it the database. Run `pulumi up` next:
+# it finds the Pis as it renders them.
 # Exit status: 0 promoted; 1 refused or failed; 2 usage.
 # Reads: PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE(_FILE) (lab defaults: README "The lab").
 set -euo pipefail

@@ -2,8 +2,9 @@
 # Promotion, on a read replica (scripts/promote). Not a step of `pulumi up`: the promote
 # command runs it over SSH with one of these actions, and decides between them itself.
 #   status    prints SHOW SLAVE STATUS\G and @@gtid_slave_pos (pi-cluster:gtid_slave_pos=...)
-#   hold      stops the IO thread (nothing more comes from the lost database), then status
-#   release   starts the IO thread again (a refused promotion leaves the replica as it was)
+#   hold      stops the IO thread (nothing more comes from the lost database), then status,
+#             with whether it ran before (pi-cluster:io_was=Yes|No|Connecting)
+#   release   starts the IO thread again (a refused promotion leaves a replica it held as it was)
 #   promote GTID_POS
 #             makes this replica the database: refuses unless @@gtid_slave_pos is still
 #             the GTID_POS given (what the command saw applied, IO thread stopped); then the
@@ -30,7 +31,10 @@ status() {
 }
 
 hold() {
+    local was
+    was=$(mariadb --protocol=socket -e 'SHOW SLAVE STATUS\G' | awk -F': ' '$1 ~ /^ *Slave_IO_Running$/ { print $2 }')
     mariadb_sql -e 'STOP SLAVE IO_THREAD'
+    printf 'pi-cluster:io_was=%s\n' "${was:-No}"
     status
 }
 

@@ -30,14 +30,15 @@ set -euo pipefail
 
 probe() {
     local why
-    # bash's /dev/tcp: no client is assumed on a web server. 2 s: on the cluster's network a
-    # live MariaDB answers in milliseconds.
+    # bash's /dev/tcp: no client is assumed on a web server. 1 s: on the cluster's network a
+    # live MariaDB's kernel answers a connection in milliseconds, and this wait is on the
+    # promotion's clock.
     # shellcheck disable=SC2016 # expanded by the inner bash
-    if why=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$LOST_ADDRESS" "$DB_PORT" 2>&1); then
+    if why=$(timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$LOST_ADDRESS" "$DB_PORT" 2>&1); then
         echo "pi-cluster:probe=answers"
     else
         echo "pi-cluster:probe=silent"
-        echo "pi-cluster:why=${why:-no answer within 2 s}" | head -n 1
+        echo "pi-cluster:why=${why:-no answer within 1 s}" | head -n 1
     fi
 }
 

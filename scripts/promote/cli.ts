@@ -1,13 +1,14 @@
 // Promotes a read replica when the database Pi is lost. It gathers facts over SSH, calls the
 // pure decisions (replicas.ts, plan.ts, state.ts) and acts, in an order that never drops
 // an acknowledged write:
-//   1. every web server tries the lost database's MariaDB port (alive: refuse), and every
-//      replica stops receiving from it and says how much it received and applied;
-//   2. the most advanced replica is chosen (a named one that received less is refused);
-//   3. it must apply its whole relay log with a running SQL thread (else: refuse, the
-//      replicas left as they were);
-//   4. every web server is fenced: the lost database cut off both ways in its firewall,
-//      held until the next `pulumi up` (a web server that cannot be fenced: refuse);
+//   1. every web server tries the lost database's MariaDB port (alive: refuse);
+//   2. every web server is fenced: the lost database cut off both ways in its firewall,
+//      held until the next `pulumi up` (a web server that cannot be fenced: refuse), so
+//      nothing written from now on can reach it, even if it comes back;
+//   3. every replica stops receiving and says how much it received and applied; the most
+//      advanced is chosen (a named one that received less is refused);
+//   4. it must apply its whole relay log with a running SQL thread (else: refuse, the
+//      replicas left as they were, the fence in place);
 //   5. the replica becomes the database (writable, its own server id and GTID domain);
 //   6. the web servers switch to it, half of them at a time, drained by the load balancer,
 //      so requests never fail for want of a server;
@@ -224,9 +225,8 @@ async function promote(argv: string[]): Promise<Summary> {
     // Status and hold need no promotion-specific text: any rendering of promote-db.sh will do.
     let scriptsForStatus = "";
     try {
-        // Both decisions need the facts of every web server and replica, gathered at once.
-        // The scripts are rendered first from the config after a promotion of the first
-        // replica: the probe, hold and status actions use nothing that depends on the choice.
+        // The scripts are rendered first for a promotion of the first replica: the probe,
+        // fence, hold and status actions carry nothing that depends on the choice.
         const state = await statePromise;
         const bundle = caBundleOf(state, c.webServers.filter((w) => !w.cordon).map((w) => w.name));
         const render = (name: string) => {
@@ -235,40 +235,53 @@ async function promote(argv: string[]): Promise<Summary> {
         };
         const first = render(c.dbReplicas[0].name);
         scriptsForStatus = first.scripts.db;
-        info(`${lost.name} (${lost.address}) is the database; asking ${c.webServers.length} web server(s) and ${c.dbReplicas.length} replica(s)`);
-        const [probes, facts] = await Promise.all([
-            Promise.all(
-                c.webServers.map(async (w): Promise<Probe> => {
-                    const r = await pis.run(w, first.scripts.webs.find((x) => x.name === w.name)!.script, ["probe"], 15_000);
-                    if (r.code !== 0) return { name: w.name, cordoned: w.cordon, result: "unreachable", detail: why(r) };
-                    const { vars } = parseStatusOutput(r.out);
-                    return { name: w.name, cordoned: w.cordon, result: vars.probe === "answers" ? "answers" : "silent", detail: vars.why ?? "" };
-                }),
-            ),
-            Promise.all(
-                c.dbReplicas.map(async (h): Promise<ReplicaFacts> => {
-                    const r = await pis.run(h, scriptsForStatus, ["hold"], 15_000);
-                    if (r.code !== 0) return { name: h.name, unreachable: why(r) };
-                    held.push(h.name);
-                    const { status, vars } = parseStatusOutput(r.out);
-                    return { name: h.name, status, gtidSlavePos: vars.gtid_slave_pos };
-                }),
-            ),
-        ]);
+        info(`${lost.name} (${lost.address}) is the database; asking ${c.webServers.length} web server(s) whether it answers`);
+        const probes = await Promise.all(
+            c.webServers.map(async (w): Promise<Probe> => {
+                const r = await pis.run(w, first.scripts.webs.find((x) => x.name === w.name)!.script, ["probe"], 15_000);
+                if (r.code !== 0) return { name: w.name, cordoned: w.cordon, result: "unreachable", detail: why(r) };
+                const { vars } = parseStatusOutput(r.out);
+                return { name: w.name, cordoned: w.cordon, result: vars.probe === "answers" ? "answers" : "silent", detail: vars.why ?? "" };
+            }),
+        );
         for (const p of probes) info(`${p.name}: ${lost.name} ${p.result === "answers" ? "answers" : p.result === "silent" ? `is silent (${p.detail})` : `? (${p.name} unreachable: ${p.detail})`}`);
-        for (const f of facts) info(`${f.name}: ${f.unreachable ? `unreachable (${f.unreachable})` : `received ${f.status?.Master_Log_File}:${f.status?.Read_Master_Log_Pos} (GTID ${f.status?.Gtid_IO_Pos || "-"}), applied ${f.gtidSlavePos}`}`);
         const fence = fencePlan(probes, { name: lost.name, address: lost.address, port: c.dbPort }, o["allow-unfenced"]!);
         if ("refuse" in fence) throw new Refused(fence.refuse);
+        notes.push(...fence.notes);
+
+        // The fence first: from here on no web server can write to the lost database, even if
+        // it comes back, so nothing it acknowledges can be missing from the replicas below.
+        // The fenced ruleset is each web server's for the new topology, whichever replica is
+        // promoted (the lost database is in none).
+        const fenced = await Promise.all(
+            fence.fence.map(async (name) => ({ name, r: await pis.run(c.webServers.find((w) => w.name === name)!, first.scripts.webs.find((w) => w.name === name)!.script, ["fence"], 15_000) })),
+        );
+        const unfenced = fenced.filter((f) => f.r.code !== 0);
+        const stayFenced = `${fenced.filter((f) => f.r.code === 0).map((f) => f.name).join(", ") || "no web server"} stay${fenced.length === 1 ? "s" : ""} fenced off from ${lost.name} until the next pulumi up`;
+        if (unfenced.length > 0) throw new Refused(`could not fence ${lost.name} off on ${unfenced.map((f) => `${f.name} (${why(f.r)})`).join(", ")}. Nothing was promoted; ${stayFenced}`);
+        info(`fenced ${lost.name} off on ${fence.fence.join(", ") || "no web server"}`);
+
+        // Every replica stops receiving, then says what it received and applied.
+        const facts = await Promise.all(
+            c.dbReplicas.map(async (h): Promise<ReplicaFacts> => {
+                const r = await pis.run(h, scriptsForStatus, ["hold"], 15_000);
+                if (r.code !== 0) return { name: h.name, unreachable: why(r) };
+                const { status, vars } = parseStatusOutput(r.out);
+                if (vars.io_was !== "No") held.push(h.name);
+                return { name: h.name, status, gtidSlavePos: vars.gtid_slave_pos };
+            }),
+        );
+        for (const f of facts) info(`${f.name}: ${f.unreachable ? `unreachable (${f.unreachable})` : `received ${f.status?.Master_Log_File}:${f.status?.Read_Master_Log_Pos} (GTID ${f.status?.Gtid_IO_Pos || "-"}), applied ${f.gtidSlavePos}`}`);
         const choice = chooseReplica(facts, lost.address, { requested: positionals[0], allowBehind: o["allow-behind"]!, allowUnreachable: o["allow-unreachable-replicas"]! });
-        if ("refuse" in choice) throw new Refused(choice.refuse);
-        notes.push(...fence.notes, ...choice.notes);
+        if ("refuse" in choice) throw new Refused(`${choice.refuse}. Nothing was promoted; ${stayFenced}`);
+        notes.push(...choice.notes);
         for (const n of notes) info(n);
         const promoted = choice.chosen;
         const target = replicaHost.get(promoted)!;
         const { next, scripts } = promoted === c.dbReplicas[0].name ? first : render(promoted);
         info(`promoting ${promoted}${positionals[0] ? "" : " (it received the most)"}`);
 
-        // Everything it received is applied, or nothing happens.
+        // Everything it received is applied, or nothing is promoted.
         let applied = "";
         const deadline = Date.now() + catchUpSeconds * 1000;
         for (;;) {
@@ -276,7 +289,7 @@ async function promote(argv: string[]): Promise<Summary> {
             if (r.code !== 0) throw new Refused(`${promoted}: cannot read its replication status (${why(r)})`);
             const { status, vars } = parseStatusOutput(r.out);
             const s = catchUpState(status);
-            if (s.state === "failed") throw new Refused(`${promoted} has not applied its whole relay log: ${s.reason}. Nothing was promoted`);
+            if (s.state === "failed") throw new Refused(`${promoted} has not applied its whole relay log: ${s.reason}. Nothing was promoted; ${stayFenced}`);
             if (s.state === "caught-up") {
                 applied = vars.gtid_slave_pos;
                 if (s.note) {
@@ -285,22 +298,12 @@ async function promote(argv: string[]): Promise<Summary> {
                 }
                 break;
             }
-            if (Date.now() > deadline) throw new Refused(`${promoted} has not applied its relay log within ${catchUpSeconds} s (${s.detail}). Nothing was promoted; run promote again (--catch-up-seconds N waits longer)`);
+            if (Date.now() > deadline) {
+                throw new Refused(`${promoted} has not applied its relay log within ${catchUpSeconds} s (${s.detail}). Nothing was promoted; ${stayFenced}; run promote again (--catch-up-seconds N waits longer)`);
+            }
             await new Promise((r) => setTimeout(r, 200));
         }
         info(`${promoted} applied everything it received (GTID ${applied})`);
-
-        // The fence, on every web server that can be reached, before anything turns writable.
-        const fenced = await Promise.all(
-            fence.fence.map(async (name) => ({ name, r: await pis.run(c.webServers.find((w) => w.name === name)!, scripts.webs.find((w) => w.name === name)!.script, ["fence"], 15_000) })),
-        );
-        const unfenced = fenced.filter((f) => f.r.code !== 0);
-        if (unfenced.length > 0) {
-            throw new Refused(
-                `could not fence ${lost.name} off on ${unfenced.map((f) => `${f.name} (${why(f.r)})`).join(", ")}. Nothing was promoted; ${fenced.filter((f) => f.r.code === 0).map((f) => f.name).join(", ") || "no web server"} stay fenced until the next pulumi up`,
-            );
-        }
-        info(`fenced ${lost.name} off on ${fence.fence.join(", ") || "no web server"}`);
 
         const p = await pis.run(target, scripts.db, ["promote", applied], 30_000);
         if (p.code !== 0) throw new Error(`${promoted}: the promotion failed: ${why(p)}. The web servers stay fenced from ${lost.name}; run promote again`);

@@ -2,8 +2,10 @@
 // servers, the database and 1 replica converges from bare; reads are served by the replica
 // with read-your-writes; the replica stops and returns under a read stream; a second
 // replica joins under writes and leaves again cleanly; only the replicas log in as the
-// replication user; and when the database is lost, scripts/promote.sh and one up make the
-// replica the database, with the time to recovery and the writes lost measured.
+// replication user; and when the database is lost, scripts/promote.sh makes the most
+// advanced replica the database (refusing one with an unapplied relay log and a less
+// advanced one, fencing the old primary off on the web servers), with the time to writes
+// acknowledged again and the writes lost measured, and one up finds it as it renders it.
 // It runs after tests/e2e/cluster.test.ts, whose last case destroys the stack: it converges
 // the same lab once more (about 2 minutes), with the replica hosts added.
 import * as assert from "assert";
@@ -15,7 +17,7 @@ import { record, waitFor } from "./checks";
 import { http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
 import { assertAsDesired, driftItems, verify } from "./verify";
-import { titlesOn, writer, writeSucceeds } from "./writer";
+import { titlesOn, writer } from "./writer";
 
 const DB = "10.254.0.124";
 const READ1 = "10.254.0.127";
@@ -62,6 +64,13 @@ async function runAsync(cmd: string, args: string[]): Promise<{ status: number |
     child.stderr.setEncoding("utf8").on("data", (d: string) => (output += d));
     const status = await new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     return { status, output };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The app's process ids on every web server: a restart changes them. */
+function appPids(): string {
+    return WEBS.map((w) => `${w}: ${onHost(w, "pgrep -u pi-cluster-app -f dist/index.js | sort").out.trim()}`).join("; ");
 }
 
 function sql(host: string, query: string): string {
@@ -263,33 +272,83 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1, READ2]);
     });
 
-    it("promotes a replica when the database is lost: scripts/promote.sh, one up, writes succeed again, and the other replica follows it", async () => {
+    it("promotes the most advanced replica when the database is lost, under writes: an unapplied relay log and a less advanced replica refused, the old primary fenced when it comes back, 0 acknowledged writes lost", async () => {
         const w = writer(`promote${Date.now()}`);
+        const prefix = () => w.acked[0].title.replace(/-\d+$/, "");
+        const promote = (...args: string[]) => runAsync("bash", [path.join(REPO, "scripts", "promote.sh"), "--stack", "lab", ...args]);
         let lostAt = 0;
         let promoteSeconds = 0;
+        let firstAckSeconds = 0;
         let upSeconds = 0;
-        let backAfter = 0;
+        let onOldAfterPowerOn = new Set<string>();
+        let appsAfterPromote = "";
         try {
-            await new Promise((r) => setTimeout(r, 5000));
+            await sleep(3000);
+            // Two replicas at different positions: pi-db-read2 stops receiving, pi-db-read1
+            // goes on receiving but stops applying, so its relay log holds writes it has not applied.
+            sql("pi-db-read2", "STOP SLAVE IO_THREAD");
+            await sleep(2000);
+            sql("pi-db-read1", "STOP SLAVE SQL_THREAD");
+            await sleep(3000);
             lostAt = Date.now();
             lab("stop", "pi-db");
+
+            // The most advanced replica has not applied its relay log: refused, nothing promoted.
+            let p = await promote("--catch-up-seconds", "5");
+            assert.strictEqual(p.status, 1, p.output);
+            assert.match(p.output, /refused: pi-db-read1 has not applied its whole relay log: its SQL thread is stopped/);
+            assert.match(p.output, /fenced pi-db off on pi-web1, pi-web2/);
+            assert.strictEqual(sql("pi-db-read1", "SELECT @@read_only"), "1");
+            // The less advanced one, named: refused, naming the better one.
+            p = await promote("pi-db-read2");
+            assert.strictEqual(p.status, 1, p.output);
+            assert.match(p.output, /refused: pi-db-read2 received mariadb-bin\.\d+:\d+, GTID [\d-]+ of 10\.254\.0\.124's binlog, pi-db-read1 .*Promote pi-db-read1, or pass --allow-behind/);
+            assert.strictEqual(sql("pi-db-read2", "SELECT @@read_only"), "1");
+
+            // Its SQL thread runs again: promote waits until it applied everything, then promotes it.
+            sql("pi-db-read1", "START SLAVE SQL_THREAD");
             const t = Date.now();
-            const p = await runAsync("bash", [path.join(REPO, "scripts", "promote.sh"), "pi-db-read1", "--stack", "lab"]);
+            p = await promote();
             promoteSeconds = (Date.now() - t) / 1000;
             assert.strictEqual(p.status, 0, p.output);
+            assert.match(p.output, /promoting pi-db-read1 \(it received the most\)/);
             assert.match(p.output, /pi-db-read1 is writable/);
+            const first = w.acked.find((x) => x.sentAt >= t);
+            assert.ok(first, "no write was acknowledged after the promotion");
+            firstAckSeconds = (first.ackedAt - t) / 1000;
+            // Its own server id and GTID domain (its replica id), not the lost database's 1 and 0.
+            assert.strictEqual(sql("pi-db-read1", "SELECT @@server_id, @@gtid_domain_id, @@read_only"), "184418431\t184418431\t0");
+            appsAfterPromote = appPids();
+
+            // The old primary powered back on takes no write: no web server reaches it.
+            lab("start", "pi-db");
+            await waitFor("MariaDB on the old primary", 60, async () => onHost("pi-db", "sudo mariadb -N -e 'SELECT 1'").out.trim() === "1");
+            for (const web of WEBS) assert.strictEqual(tcpOpenFromHost(web, DB, 3306), false, `${web} reaches the old primary`);
+            onOldAfterPowerOn = titlesOn("pi-db", prefix());
             upSeconds = (await upAsync("after-promote")).seconds;
-            backAfter = await waitFor("a write through the LB", 120, writeSucceeds);
-            await new Promise((r) => setTimeout(r, 3000));
+            await sleep(3000);
         } finally {
             await w.stop();
         }
-        const recoverySeconds = (Date.now() - lostAt) / 1000;
-        const prefix = w.acked[0].title.replace(/-\d+$/, "");
-        const present = titlesOn("pi-db-read1", prefix);
+        const present = titlesOn("pi-db-read1", prefix());
         const lost = w.acked.filter((x) => !present.has(x.title));
-        record("promotion", { writesAcked: w.acked.length, writesLost: lost.length, writesRefusedDuringOutage: w.failed, promoteSeconds, upSeconds, recoverySeconds, firstWriteAfterUpSeconds: backAfter });
+        const onOld = titlesOn("pi-db", prefix());
+        record("promotion", {
+            writesAcked: w.acked.length,
+            writesLost: lost.length,
+            writesRefusedDuringOutage: w.failed,
+            promoteSeconds,
+            firstWriteAcknowledgedAfterPromoteStartSeconds: firstAckSeconds,
+            upSeconds,
+            recoverySeconds: (Date.now() - lostAt) / 1000,
+        });
         assert.deepStrictEqual(lost.map((x) => x.title), [], "acknowledged writes lost in the promotion");
+        // Nothing reached the old primary after its power cut, before or after the up.
+        assert.deepStrictEqual([...onOld].sort(), [...onOldAfterPowerOn].sort());
+        assert.ok(w.acked.filter((x) => onOld.has(x.title)).every((x) => x.sentAt < lostAt), "the old primary took a write after it was lost");
+        for (const web of WEBS) assert.strictEqual(tcpOpenFromHost(web, DB, 3306), false, `${web} reaches the old primary after the up`);
+        // The up found the web servers as promote left them: no app restarted again.
+        assert.strictEqual(appPids(), appsAfterPromote, "the up restarted an app that promote had switched");
         // It is the database now: writable, the web servers' DB_HOST, its backups scheduled.
         assert.strictEqual(sql("pi-db-read1", "SELECT @@read_only"), "0");
         for (const web of WEBS) assert.match(onHost(web, "sudo cat /etc/pi-cluster/app.env").out, new RegExp(`^DB_HOST="${READ1.replace(/\./g, "\\.")}"$`, "m"));
@@ -300,14 +359,20 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
             return st.status === 0 && Date.parse(JSON.parse(st.out).full?.at ?? 0) >= lostAt - 1000;
         });
         record("promotionFirstFullBackupSeconds", fullAfter);
-        // The other replica follows it by GTID, and has what was written after the promotion.
+        // The other replica, which had received less, follows it by GTID and has every acknowledged write.
         const st = onHost("pi-db-read2", "sudo mariadb -e 'SHOW SLAVE STATUS\\G'").out;
         for (const want of [`Master_Host: ${READ1}`, "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Using_Gtid: Slave_Pos"]) assert.ok(st.includes(want), `${want} not in pi-db-read2's SHOW SLAVE STATUS:\n${st}`);
-        await waitFor("every acknowledged write on pi-db-read2", 30, async () => w.acked.every((x) => titlesOn("pi-db-read2", prefix).has(x.title)));
+        await waitFor("every acknowledged write on pi-db-read2", 30, async () => w.acked.every((x) => titlesOn("pi-db-read2", prefix()).has(x.title)));
         await waitFor("pi-db-read2 in every web server's read set", 30, () => readSetIs(["pi-db-read2"]));
         // The replication user exists for the remaining replica only, on the new database.
         assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ2]);
         assert.deepStrictEqual(up("after-promote-noop").changes, {});
+        // lab/lab keeps the promoted topology: the stack config still names pi-db-read1 the database.
+        lab("config", "--web", "2", "--replicas", "2");
+        assert.deepStrictEqual(up("after-promote-lab-config").changes, {});
+        lab("stop", "pi-db");
+        // Issue 17: from the command to writes acknowledged again in 15 s or less.
+        assert.ok(firstAckSeconds <= 15, `writes were acknowledged again ${firstAckSeconds} s after promote started`);
     });
 
     it("removes the last replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {
