@@ -5,10 +5,12 @@
 //   2. every web server is fenced: the lost database cut off both ways in its firewall,
 //      held until the next `pulumi up` (a web server that cannot be fenced: refuse), so
 //      nothing written from now on can reach it, even if it comes back;
-//   3. every replica stops receiving and says how much it received and applied; the most
-//      advanced is chosen (a named one that received less is refused);
+//   3. every replica says how much it received and applied (nothing is stopped: with GTID,
+//      MariaDB discards a relay log when replication restarts after both threads stopped);
+//      the most advanced is chosen (a named one that received less is refused);
 //   4. it must apply its whole relay log with a running SQL thread (else: refuse, the
-//      replicas left as they were, the fence in place);
+//      replicas left as they were, the fence in place); the promote action stops its IO
+//      thread and checks again that it received what was compared and applied it all;
 //   5. the replica becomes the database (writable, its own server id and GTID domain);
 //   6. the web servers switch to it, half of them at a time, drained by the load balancer,
 //      so requests never fail for want of a server;
@@ -216,17 +218,9 @@ async function promote(argv: string[]): Promise<Summary> {
     const all: Host[] = [c.loadBalancer, ...c.webServers, ...c.dbReplicas];
     const replicaHost = new Map(c.dbReplicas.map((r) => [r.name, r]));
     const notes: string[] = [];
-    let held: string[] = [];
-    const release = async () => {
-        await Promise.all(held.map((n) => pis.run(replicaHost.get(n)!, scriptsForStatus, ["release"])));
-        if (held.length > 0) info(`${held.join(", ")}: receiving again (left as they were)`);
-        held = [];
-    };
-    // Status and hold need no promotion-specific text: any rendering of promote-db.sh will do.
-    let scriptsForStatus = "";
     try {
         // The scripts are rendered first for a promotion of the first replica: the probe,
-        // fence, hold and status actions carry nothing that depends on the choice.
+        // fence and status actions carry nothing that depends on the choice.
         const state = await statePromise;
         const bundle = caBundleOf(state, c.webServers.filter((w) => !w.cordon).map((w) => w.name));
         const render = (name: string) => {
@@ -234,7 +228,6 @@ async function promote(argv: string[]): Promise<Summary> {
             return { next, scripts: renderPromotion(configOf(next.config, secretKey), lost.address, bundle, c.dbReplicas.map((r) => r.name)) };
         };
         const first = render(c.dbReplicas[0].name);
-        scriptsForStatus = first.scripts.db;
         info(`${lost.name} (${lost.address}) is the database; asking ${c.webServers.length} web server(s) whether it answers`);
         const probes = await Promise.all(
             c.webServers.map(async (w): Promise<Probe> => {
@@ -261,13 +254,13 @@ async function promote(argv: string[]): Promise<Summary> {
         if (unfenced.length > 0) throw new Refused(`could not fence ${lost.name} off on ${unfenced.map((f) => `${f.name} (${why(f.r)})`).join(", ")}. Nothing was promoted; ${stayFenced}`);
         info(`fenced ${lost.name} off on ${fence.fence.join(", ") || "no web server"}`);
 
-        // Every replica stops receiving, then says what it received and applied.
+        // Every replica says what it received and applied. Nothing is stopped: with GTID,
+        // MariaDB discards a relay log when replication starts after both threads stopped.
         const facts = await Promise.all(
             c.dbReplicas.map(async (h): Promise<ReplicaFacts> => {
-                const r = await pis.run(h, scriptsForStatus, ["hold"], 15_000);
+                const r = await pis.run(h, first.scripts.db, ["status"], 15_000);
                 if (r.code !== 0) return { name: h.name, unreachable: why(r) };
                 const { status, vars } = parseStatusOutput(r.out);
-                if (vars.io_was !== "No") held.push(h.name);
                 return { name: h.name, status, gtidSlavePos: vars.gtid_slave_pos };
             }),
         );
@@ -283,6 +276,7 @@ async function promote(argv: string[]): Promise<Summary> {
 
         // Everything it received is applied, or nothing is promoted.
         let applied = "";
+        let received = "";
         const deadline = Date.now() + catchUpSeconds * 1000;
         for (;;) {
             const r = await pis.run(target, scripts.db, ["status"], 15_000);
@@ -292,6 +286,7 @@ async function promote(argv: string[]): Promise<Summary> {
             if (s.state === "failed") throw new Refused(`${promoted} has not applied its whole relay log: ${s.reason}. Nothing was promoted; ${stayFenced}`);
             if (s.state === "caught-up") {
                 applied = vars.gtid_slave_pos;
+                received = `${status.Master_Log_File}:${status.Read_Master_Log_Pos}`;
                 if (s.note) {
                     notes.push(s.note);
                     info(s.note);
@@ -305,9 +300,8 @@ async function promote(argv: string[]): Promise<Summary> {
         }
         info(`${promoted} applied everything it received (GTID ${applied})`);
 
-        const p = await pis.run(target, scripts.db, ["promote", applied], 30_000);
+        const p = await pis.run(target, scripts.db, ["promote", received], 30_000);
         if (p.code !== 0) throw new Error(`${promoted}: the promotion failed: ${why(p)}. The web servers stay fenced from ${lost.name}; run promote again`);
-        held = held.filter((n) => n !== promoted);
         const writableAfterSeconds = at();
         info(`${promoted} is writable (GTID ${parseStatusOutput(p.out).vars.gtid_binlog_pos})`);
 
@@ -340,9 +334,6 @@ async function promote(argv: string[]): Promise<Summary> {
         info(`the stack config names ${promoted} (${target.address}) the database, with ${c.dbReplicas.length - 1} replica(s)`);
         info(`next: pulumi up --stack ${stackName} (the other replicas follow ${promoted}, its backups start; the web servers' fence goes)`);
         return { stack: stackName, lost: lost.name, promoted, notes, writableAfterSeconds, firstWaveServingAfterSeconds, allServingAfterSeconds, seconds: at() };
-    } catch (e) {
-        if (e instanceof Refused) await release();
-        throw e;
     } finally {
         pis.close(all);
         fs.rmSync(dir, { recursive: true, force: true });

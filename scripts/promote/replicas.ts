@@ -62,11 +62,16 @@ export type CatchUp =
     | { state: "applying"; detail: string }
     | { state: "failed"; reason: string };
 
+/** What an operator may do about a stopped SQL thread without losing the relay log. */
+export const SQL_THREAD_ADVICE =
+    "start its SQL thread alone (START SLAVE SQL_THREAD) while its IO thread still runs, never STOP SLAVE or START SLAVE: with GTID, MariaDB discards the relay log when replication starts with both threads stopped, and with the database lost it holds writes that exist nowhere else";
+
 /**
- * Whether a replica whose IO thread is stopped has applied its whole relay log. Caught up:
- * the SQL thread runs without error and has executed up to what was received, or has read
- * all of the relay log and waits (what remains then is a transaction received only in part,
- * which no replica can apply). A stopped SQL thread is a failure: it applies nothing more.
+ * Whether a replica has applied its whole relay log: its SQL thread runs without error and
+ * has executed up to what was received, or has read all of the relay log and waits (what
+ * remains then is a transaction received only in part, which no replica can apply). A
+ * stopped SQL thread is a failure: it applies nothing more. Nothing more arrives once the
+ * web servers are fenced; the promote action checks again with the IO thread stopped.
  */
 export function catchUpState(st: Record<string, string>): CatchUp {
     if (Object.keys(st).length === 0) return { state: "failed", reason: "it replicates from nobody (SHOW SLAVE STATUS is empty)" };
@@ -75,11 +80,10 @@ export function catchUpState(st: Record<string, string>): CatchUp {
         return {
             state: "failed",
             reason: errno
-                ? `its SQL thread stopped on error ${errno}: ${st.Last_SQL_Error}; what it received after that is not applied`
-                : "its SQL thread is stopped (by hand or by a restore), so it applies nothing of its relay log",
+                ? `its SQL thread stopped on error ${errno}: ${st.Last_SQL_Error}; what it received after that is not applied. Fix the cause, then ${SQL_THREAD_ADVICE}`
+                : `its SQL thread is stopped (by hand or by a restore), so it applies nothing of its relay log. If its data is the database's, ${SQL_THREAD_ADVICE}`,
         };
     }
-    if (st.Slave_IO_Running === "Yes") return { state: "applying", detail: "its IO thread still receives" };
     const received = receivedPosition(st);
     const applied = appliedPosition(st);
     if (!received || !applied) return { state: "failed", reason: `its positions are unreadable (received ${st.Master_Log_File}:${st.Read_Master_Log_Pos}, applied ${st.Relay_Master_Log_File}:${st.Exec_Master_Log_Pos})` };
