@@ -3,20 +3,11 @@
 // too (tests/e2e/replicaLab.ts, promoteUnderWrites). About 15 minutes on a quiet machine.
 import * as assert from "assert";
 import { record } from "./checks";
-import { lab, pulumi, setConfig, up } from "./lib";
-import { promoteUnderWrites, REPLICA_STEPS, sql, steps } from "./replicaLab";
+import { up } from "./lib";
+import { labWithReplicas, promoteUnderWrites, REPLICA_STEPS, sql, steps } from "./replicaLab";
 
 describe("promotion on the lab, with the Pulumi engine", function () {
-    before(() => {
-        lab("up", "--web", "2", "--replicas", "2");
-        pulumi(["stack", "select", "--create"]);
-        // As the replica suite: a writer and streams from this one machine, plain HTTP on port 80.
-        setConfig("rolloutHealthTimeoutSeconds", "20");
-        setConfig("apiRateLimitPerSecond", "20000");
-        setConfig("apiRateLimitBurst", "20000");
-        setConfig("apiConnectionsPerClient", "1000");
-        setConfig("httpsRedirect", "false");
-    });
+    before(() => labWithReplicas(2));
 
     it("converges 2 web servers, the database and 2 replicas with one up", () => {
         const r = up("promote-converge");

@@ -5,8 +5,20 @@ import * as assert from "assert";
 import { spawn } from "child_process";
 import * as path from "path";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, REPO, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
+import { http, lab, LB_URL, onHost, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
 import { titlesOn, writer } from "./writer";
+
+/** The lab with 2 web servers and `replicas` replicas, and the lab stack set up as the replica suites run it. */
+export function labWithReplicas(replicas: number): void {
+    lab("up", "--web", "2", "--replicas", String(replicas));
+    pulumi(["stack", "select", "--create"]);
+    // As the cluster suite: streams from this one machine, plain HTTP on port 80.
+    setConfig("rolloutHealthTimeoutSeconds", "20");
+    setConfig("apiRateLimitPerSecond", "20000");
+    setConfig("apiRateLimitBurst", "20000");
+    setConfig("apiConnectionsPerClient", "1000");
+    setConfig("httpsRedirect", "false");
+}
 
 export const DB = "10.254.0.124";
 export const READ1 = "10.254.0.127";

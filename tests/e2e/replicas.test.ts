@@ -13,8 +13,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync } from "./lib";
-import { DB, postNote, promoteUnderWrites, READ1, READ2, readSetIs, REPLICA_STEPS, replicasSeenBy, sql, steps, WEBS } from "./replicaLab";
+import { http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, tcpOpenFromHost, up, upAsync } from "./lib";
+import { DB, labWithReplicas, postNote, promoteUnderWrites, READ1, READ2, readSetIs, REPLICA_STEPS, replicasSeenBy, sql, steps, WEBS } from "./replicaLab";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
 import { assertAsDesired, driftItems, verify } from "./verify";
 import { titlesOn, writer } from "./writer";
@@ -49,16 +49,7 @@ let pw = ""; process.stdin.on("data", (d) => (pw += d)).on("end", async () => {
 describe("read replicas on the lab, with the Pulumi engine", function () {
     let read1Seeded = "";
 
-    before(() => {
-        lab("up", "--web", "2", "--replicas", "1");
-        pulumi(["stack", "select", "--create"]);
-        // As the cluster suite: streams from this one machine, plain HTTP on port 80.
-        setConfig("rolloutHealthTimeoutSeconds", "20");
-        setConfig("apiRateLimitPerSecond", "20000");
-        setConfig("apiRateLimitBurst", "20000");
-        setConfig("apiConnectionsPerClient", "1000");
-        setConfig("httpsRedirect", "false");
-    });
+    before(() => labWithReplicas(1));
 
     it("converges 2 web servers, the database and 1 replica with one up; a second up changes nothing", () => {
         const r = up("replicas-converge");
