@@ -19,7 +19,7 @@
 // Usage: scripts/promote.sh [REPLICA] [--stack STACK] [--allow-behind]
 //          [--allow-unreachable-replicas] [--allow-unfenced] [--catch-up-seconds N] [--json]
 // Exit status: 0 promoted; 1 refused or failed (the message says what to do); 2 usage.
-import { spawn } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -117,10 +117,10 @@ class Pis {
         });
     }
 
-    /** Ends the multiplexed connections. */
+    /** Ends the multiplexed connections, before their sockets' directory goes. */
     close(hosts: Host[]): void {
         for (const h of hosts.filter((x) => this.opened.has(x.name))) {
-            spawn("ssh", ["-o", `ControlPath=${path.join(this.dir, `${h.name}.cm`)}`, "-O", "exit", h.address], { stdio: "ignore" });
+            spawnSync("ssh", ["-o", `ControlPath=${path.join(this.dir, `${h.name}.cm`)}`, "-O", "exit", h.address], { stdio: "ignore", timeout: 5000 });
         }
     }
 }
