@@ -213,8 +213,12 @@ export class PiCluster extends pulumi.ComponentResource {
             c.dbReplicas.length > 0
                 ? new random.RandomPassword(`${name}-repl-password`, { length: 32, special: false }, { parent: this }).result
                 : undefined;
-        const replicas = c.dbReplicas.map(
-            (r) =>
+        // The source steps run on the database one after the other: each installs packages
+        // there, and two apt runs at once fail on apt's lock (seen with two new replicas).
+        const replicas: Database[] = [];
+        for (const r of c.dbReplicas) {
+            const previousSource = replicas[replicas.length - 1]?.sourceStep;
+            replicas.push(
                 new Database(
                     r.name,
                     {
@@ -231,12 +235,13 @@ export class PiCluster extends pulumi.ComponentResource {
                             caCertificate: db.caCertificate,
                             replPassword: replPassword!,
                             catchUpSeconds: 600,
-                            after: db.ready,
+                            after: [...db.ready, ...(previousSource ? [previousSource] : [])],
                         },
                     },
                     hostOpts(r.name),
                 ),
-        );
+            );
+        }
         // The app checks each server's certificate against this file: the database's CA and each replica's.
         const dbCaBundle =
             replicas.length === 0

@@ -177,6 +177,8 @@ export class Database extends pulumi.ComponentResource {
     public readonly backupPublicKey?: pulumi.Output<string>;
     /** Steps after which the app can connect: MariaDB runs, the user exists, the schema is migrated. */
     public readonly ready: pulumi.Resource[];
+    /** A replica's source step, which runs on the database; undefined for the database. */
+    public readonly sourceStep?: pulumi.Resource;
 
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:db:Database", name, {}, withReapply(args.reapply, opts));
@@ -381,6 +383,7 @@ export class Database extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: src.after },
         );
+        (this as { sourceStep?: pulumi.Resource }).sourceStep = source;
         const known = src.sshPort === 22 ? src.address : `[${src.address}]:${src.sshPort}`;
         return remoteStep(
             `${name}-replica`,

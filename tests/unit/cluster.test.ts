@@ -119,6 +119,13 @@ describe("PiCluster resource graph", function () {
         assert.strictEqual([...res.values()].filter((r) => r.type === "random:index/randomPassword:RandomPassword").length, 3);
     });
 
+    it("runs the replicas' source steps on the database one after the other (each may run apt there)", async () => {
+        const { res } = await build(2, { ...rawConfig(2), dbReplicas: replicasConfig(3) });
+        assert.ok(!byName(res, "pi-db-read1-source").dependsOn.some((d) => d.endsWith("-source")));
+        assert.ok(byName(res, "pi-db-read2-source").dependsOn.includes("pi-db-read1-source"));
+        assert.ok(byName(res, "pi-db-read3-source").dependsOn.includes("pi-db-read2-source"));
+    });
+
     it("renders after a promotion what scripts/promote installed before it, so that up restarts nothing again", async () => {
         const before = { ...rawConfig(2), dbReplicas: replicasConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY } };
         const { config } = promotedConfig(before, "pi-db-read1");
