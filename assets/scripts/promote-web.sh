@@ -43,7 +43,7 @@ probe() {
 }
 
 fence() {
-    local tmp
+    local tmp rules
     command -v nft >/dev/null || fatal "nft is missing"
     tmp=$(mktemp)
     printf '%s' "$RULESET_TEXT" >"$tmp"
@@ -51,7 +51,9 @@ fence() {
     rm -f "$tmp"
     put_file "$RULESET_TEXT" "$RULESET" 0644 || true
     nft -f "$RULESET"
-    nft list table inet pi_cluster | grep -q "ip saddr $LOST_ADDRESS drop" || fatal "the fence against $LOST_ADDRESS is not in force"
+    # Read whole, then matched: grep -q in a pipe would end nft early (SIGPIPE, under pipefail).
+    rules=$(nft list table inet pi_cluster)
+    [[ "$rules" == *"ip saddr $LOST_ADDRESS drop"* ]] || fatal "the fence against $LOST_ADDRESS is not in force"
     echo "pi-cluster:fenced=$LOST_ADDRESS"
 }
 

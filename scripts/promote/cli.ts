@@ -250,7 +250,8 @@ async function promote(argv: string[]): Promise<Summary> {
             fence.fence.map(async (name) => ({ name, r: await pis.run(c.webServers.find((w) => w.name === name)!, first.scripts.webs.find((w) => w.name === name)!.script, ["fence"], 15_000) })),
         );
         const unfenced = fenced.filter((f) => f.r.code !== 0);
-        const stayFenced = `${fenced.filter((f) => f.r.code === 0).map((f) => f.name).join(", ") || "no web server"} stay${fenced.length === 1 ? "s" : ""} fenced off from ${lost.name} until the next pulumi up`;
+        const fencedNames = fenced.filter((f) => f.r.code === 0).map((f) => f.name);
+        const stayFenced = `${fencedNames.join(", ") || "no web server"} stay${fencedNames.length === 1 ? "s" : ""} fenced off from ${lost.name} until the next pulumi up`;
         if (unfenced.length > 0) throw new Refused(`could not fence ${lost.name} off on ${unfenced.map((f) => `${f.name} (${why(f.r)})`).join(", ")}. Nothing was promoted; ${stayFenced}`);
         info(`fenced ${lost.name} off on ${fence.fence.join(", ") || "no web server"}`);
 
