@@ -179,7 +179,10 @@ export async function promoteUnderWrites(): Promise<void> {
         // The other replica, which had received less, follows it by GTID and has every acknowledged write.
         const st = onHost("pi-db-read2", "sudo mariadb -e 'SHOW SLAVE STATUS\\G'").out;
         for (const want of [`Master_Host: ${READ1}`, "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Using_Gtid: Slave_Pos"]) assert.ok(st.includes(want), `${want} not in pi-db-read2's SHOW SLAVE STATUS:\n${st}`);
-        await waitFor("every acknowledged write on pi-db-read2", 30, async () => w.acked.every((x) => titlesOn("pi-db-read2", prefix()).has(x.title)));
+        await waitFor("every acknowledged write on pi-db-read2", 30, async () => {
+            const there = titlesOn("pi-db-read2", prefix());
+            return w.acked.every((x) => there.has(x.title));
+        });
         await waitFor("pi-db-read2 in every web server's read set", 30, () => readSetIs(["pi-db-read2"]));
         // The replication user exists for the remaining replica only, on the new database.
         assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ2]);
