@@ -3,9 +3,10 @@
 // at different positions and one with an unapplied relay log.
 import * as assert from "assert";
 import { spawn } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
+import { http, lab, LB_URL, onHost, OUT, pulumi, REPO, setConfig, tcpOpenFromHost, up, upAsync, writeHeaders } from "./lib";
 import { titlesOn, writer } from "./writer";
 
 /** The lab with 2 web servers and `replicas` replicas, and the lab stack set up as the replica suites run it. */
@@ -92,7 +93,13 @@ export function sql(host: string, query: string): string {
 export async function promoteUnderWrites(): Promise<void> {
         const w = writer(`promote${Date.now()}`);
         const prefix = () => w.acked[0].title.replace(/-\d+$/, "");
-        const promote = (...args: string[]) => runAsync("bash", [path.join(REPO, "scripts", "promote.sh"), "--stack", "lab", ...args]);
+        let runs = 0;
+        // Each run's own output, with its phase times, kept in test-output.
+        const promote = async (...args: string[]) => {
+            const r = await runAsync("bash", [path.join(REPO, "scripts", "promote.sh"), "--stack", "lab", ...args]);
+            fs.writeFileSync(path.join(OUT, `promote-${++runs}.log`), r.output);
+            return r;
+        };
         let lostAt = 0;
         let promoteSeconds = 0;
         let firstAckSeconds = 0;
