@@ -50,6 +50,24 @@ export function backupTargetOf(c: ClusterConfig): BackupOutput["target"] | undef
     };
 }
 
+/** Who talks to whom, which each role's firewall follows; scripts/promote renders the same. */
+export function topologyOf(c: ClusterConfig): Topology {
+    const target = backupTargetOf(c);
+    return {
+        adminCidrs: c.adminCidrs,
+        lbAddress: c.loadBalancer.address,
+        webAddresses: c.webServers.map((w) => w.address),
+        dbAddress: c.database.address,
+        replicaAddresses: c.dbReplicas.map((r) => r.address),
+        dbSshPort: c.database.sshPort,
+        appPort: c.appPort,
+        dbPort: c.dbPort,
+        httpPort: c.httpPort,
+        backupTarget: target && { address: target.address, sshPort: target.port },
+        streamTarget: target && c.backup?.stream ? target.address : undefined,
+    };
+}
+
 export class PiCluster extends pulumi.ComponentResource {
     public readonly contractVersion: pulumi.Output<number>;
     public readonly lbUrl: pulumi.Output<string>;
@@ -81,19 +99,7 @@ export class PiCluster extends pulumi.ComponentResource {
         const sshExtraUsers = (address: string) => (target && target.address === address ? [`${target.user}@${c.database.address}`] : undefined);
         // The database's seeding account, from each replica's address only.
         const seedUsers = c.dbReplicas.map((r) => `${SEED_USER}@${r.address}`);
-        const topology: Topology = {
-            adminCidrs: c.adminCidrs,
-            lbAddress: c.loadBalancer.address,
-            webAddresses: c.webServers.map((w) => w.address),
-            dbAddress: c.database.address,
-            replicaAddresses: c.dbReplicas.map((r) => r.address),
-            dbSshPort: c.database.sshPort,
-            appPort: c.appPort,
-            dbPort: c.dbPort,
-            httpPort: c.httpPort,
-            backupTarget: target && { address: target.address, sshPort: target.port },
-            streamTarget: target && c.backup?.stream ? target.address : undefined,
-        };
+        const topology = topologyOf(c);
 
         const nodes: Node[] = [
             { name: c.loadBalancer.name, address: c.loadBalancer.address, role: "lb" },
@@ -164,7 +170,7 @@ export class PiCluster extends pulumi.ComponentResource {
             ).result;
 
         // What the database and each replica share: a replica serves the same pools, and may become the database.
-        const dbHostArgs = (h: ClusterConfig["database"]) => ({
+        const dbHostArgs = (h: ClusterConfig["dbReplicas"][number]) => ({
             address: h.address,
             sshPort: h.sshPort,
             hostKey: h.hostKey,
@@ -188,6 +194,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 sshExtraUsers: seedUsers.length > 0 ? seedUsers : undefined,
                 hasReplicas: c.dbReplicas.length > 0,
                 semiSyncTimeoutMs: c.dbSemiSyncTimeoutMs,
+                serverId: c.database.serverId,
                 // A removed web server leaves the load balancer before it loses the database.
                 clientsAfter: [lb.nginxConf],
                 backup:
@@ -209,14 +216,19 @@ export class PiCluster extends pulumi.ComponentResource {
             c.dbReplicas.length > 0
                 ? new random.RandomPassword(`${name}-repl-password`, { length: 32, special: false }, { parent: this }).result
                 : undefined;
-        const replicas = c.dbReplicas.map(
-            (r) =>
+        // The source steps run on the database one after the other: each installs packages
+        // there, and two apt runs at once fail on apt's lock (seen with two new replicas).
+        const replicas: Database[] = [];
+        for (const r of c.dbReplicas) {
+            const previousSource = replicas[replicas.length - 1]?.sourceStep;
+            replicas.push(
                 new Database(
                     r.name,
                     {
                         ...dbHostArgs(r),
                         firewall: roleFirewall("replica", topology, r.sshPort),
                         semiSyncTimeoutMs: c.dbSemiSyncTimeoutMs,
+                        reseed: c.reseed[r.name],
                         replicaOf: {
                             name: c.database.name,
                             address: c.database.address,
@@ -227,12 +239,13 @@ export class PiCluster extends pulumi.ComponentResource {
                             caCertificate: db.caCertificate,
                             replPassword: replPassword!,
                             catchUpSeconds: 600,
-                            after: db.ready,
+                            after: [...db.ready, ...(previousSource ? [previousSource] : [])],
                         },
                     },
                     hostOpts(r.name),
                 ),
-        );
+            );
+        }
         // The app checks each server's certificate against this file: the database's CA and each replica's.
         const dbCaBundle =
             replicas.length === 0

@@ -112,6 +112,24 @@ function requireHostKey<T extends z.ZodType<{ address: string; sshPort: number; 
 
 const host = requireHostKey(hostObject);
 
+/** The largest server_id (and gtid_domain_id) MariaDB takes. */
+export const MAX_SERVER_ID = 4294967295;
+
+/**
+ * The database may carry the server id (and GTID domain) it keeps after a promotion:
+ * scripts/promote.sh sets the promoted replica's own, so it never continues the lost
+ * database's sequence. Unset: 1, the first database of a cluster (GTID domain 0).
+ */
+const databaseObject = hostObject.extend({
+    serverId: z
+        .number({ message: "expected a MariaDB server id, a whole number from 1 (scripts/promote.sh sets a promoted replica's)" })
+        .int({ message: "expected a whole number" })
+        .min(1, { message: "expected 1 or more" })
+        .max(MAX_SERVER_ID, { message: `expected at most ${MAX_SERVER_ID}` })
+        .default(1),
+});
+const databaseHost = requireHostKey(databaseObject);
+
 /** A web server may also be cordoned: kept installed, but out of the load balancer. */
 const webHost = requireHostKey(
     hostObject.extend({
@@ -125,6 +143,20 @@ const healthTimeout = z
     .int({ message: "expected whole seconds, such as 60" })
     .min(10, { message: "expected at least 10 seconds (Node.js, the app and its pool need a few to start)" })
     .max(600, { message: "expected at most 600 seconds" });
+
+/** A map of name to a generation that is bumped to do something again (reapply, reseed). */
+function generations(bump: string, key: string, example: string) {
+    return z
+        .record(
+            z.string(),
+            z
+                .number({ message: `expected a whole number; ${bump}` })
+                .int({ message: "expected a whole number, such as 1" })
+                .min(0, { message: "expected 0 or more" }),
+            { message: `expected a map of ${key} to a whole number, such as {${example}: 1}` },
+        )
+        .default({});
+}
 
 const byteSize = z.string().regex(/^\d+[KMG]?$/, { message: "expected a size such as 512M" });
 
@@ -247,7 +279,7 @@ const schema = z
             message: "expected at least one web server",
         }),
         rolloutHealthTimeoutSeconds: healthTimeout.default(60),
-        database: host,
+        database: databaseHost,
         // Read replicas of the database (GTID replication, seeded from a mariadb-backup
         // stream of the primary). Empty: the database alone, as before.
         dbReplicas: z.array(host, { message: "expected a list of replica Pis [{name, address, hostKey, sshPort?, ramMb?}]" }).default([]),
@@ -280,16 +312,11 @@ const schema = z
         purgeDataOnDestroy: z.boolean().default(false),
         // Per host name; scripts/recover.sh bumps a host's: every step on it runs again,
         // repairing drift. Apart from the host entries, which lab/lab rewrites.
-        reapply: z
-            .record(
-                z.string(),
-                z
-                    .number({ message: "expected a whole number; bump it to run every step on this Pi again (scripts/recover.sh does)" })
-                    .int({ message: "expected a whole number, such as 1" })
-                    .min(0, { message: "expected 0 or more" }),
-                { message: "expected a map of host name to a whole number, such as {pi-web1: 1}" },
-            )
-            .default({}),
+        reapply: generations("bump it to run every step on this Pi again (scripts/recover.sh does)", "host name", "pi-web1"),
+        // Per replica name, like reapply: bumping a replica's number lets its step seed it
+        // again over the data it holds (the restore does, after replacing the database's
+        // data). Without it a replica step never replaces a data directory with the app's data.
+        reseed: generations("bump it to seed this replica again over its data (scripts/restore.sh does)", "replica name", "pi-db-read1"),
         backup: backup.optional(),
     })
     .superRefine((c, ctx) => {
@@ -339,6 +366,25 @@ const schema = z
                     message: `expected the name of a host of the stack (${hostNames.join(", ")}); move a renamed host's entry to its new name, and remove the entry of a host that is gone`,
                 });
             }
+        }
+        const replicaNames = c.dbReplicas.map((r) => r.name);
+        for (const name of Object.keys(c.reseed)) {
+            if (!replicaNames.includes(name)) {
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["reseed", name],
+                    message: `expected the name of a read replica of the stack (${replicaNames.join(", ") || "dbReplicas is empty"}); remove the entry of a replica that is gone or was promoted`,
+                });
+            }
+        }
+        // A replica's server id is its address as a number (replicaServerId in render/mariadb.ts).
+        const replicaIds = new Map(c.dbReplicas.map((r) => [ipv4ToNumber(r.address), r.name]));
+        if (replicaIds.has(c.database.serverId)) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["database", "serverId"],
+                message: `expected a server id no replica uses, but ${replicaIds.get(c.database.serverId)} has ${c.database.serverId} (the number of its address)`,
+            });
         }
         if (c.webServers.length > 0 && c.webServers.every((w) => w.cordon)) {
             ctx.addIssue({
@@ -529,6 +575,7 @@ const NESTED_FIELDS: Record<string, string[]> = {
     backup: Object.keys(backup.shape),
     "backup.target": Object.keys(backupTarget.shape),
     "backup.staleAfterSeconds": ["full", "incremental", "binlog"],
+    database: Object.keys(databaseObject.shape),
 };
 
 type Parsed = z.infer<typeof schema>;

@@ -25,6 +25,8 @@ export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
 /** What the app needs and nothing more: no DDL, no GRANT OPTION, no DROP. */
 export const APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE";
+/** MariaDB's static config, which the mariadb step installs (assets/scripts/db-mariadb.sh). */
+export const SERVER_CNF = "/etc/mysql/mariadb.conf.d/60-pi-cluster.cnf";
 /** Where the step that requires TLS keeps require_secure_transport for restarts. */
 export const REQUIRE_TLS_CNF = "/etc/mysql/mariadb.conf.d/62-pi-cluster-require-tls.cnf";
 export const MIGRATIONS_DIR = path.join(__dirname, "..", "assets", "app", "migrations");
@@ -57,6 +59,37 @@ export interface DatabaseArgs extends HostArgs {
     semiSyncTimeoutMs: number;
     /** This Pi is a read replica of that database, not the database. Default none. */
     replicaOf?: ReplicaSource;
+    /** The database's MariaDB server id (and GTID domain, unless 1). Default 1; a promoted replica keeps its own. */
+    serverId?: number;
+    /** A replica's reseed generation: a bump lets its step seed it again over the app's data. Default 0. */
+    reseed?: number;
+}
+
+/** What decides a database Pi's static MariaDB config; scripts/promote renders the same text. */
+export interface ServerCnfArgs {
+    address: string;
+    port: number;
+    innodbBufferPoolSize: string;
+    innodbLogFileSize: string;
+    /** The binlog on (backups or replicas). */
+    binlog: boolean;
+    /** A replica (its server id from its address), or the database with `serverId`. */
+    replica: boolean;
+    serverId?: number;
+}
+
+/** The static MariaDB config of a database Pi in either role. */
+export function serverCnf(a: ServerCnfArgs): string {
+    return renderMariadbConfig({
+        bindAddress: a.address,
+        port: a.port,
+        innodbBufferPoolSize: a.innodbBufferPoolSize,
+        innodbLogFileSize: a.innodbLogFileSize,
+        tls: { caPath: `${TLS_DIR}/ca.crt`, certPath: `${TLS_DIR}/server.crt`, keyPath: `${TLS_DIR}/server.key` },
+        binlog: a.binlog,
+        replica: a.replica ? { serverId: replicaServerId(a.address) } : undefined,
+        serverId: a.serverId,
+    });
 }
 
 /** The database a replica follows, as the replica's steps need it. */
@@ -88,6 +121,8 @@ export const SEED_SUDOERS = "/etc/sudoers.d/pi-cluster-seed";
 export const SEED_KEY = "/etc/pi-cluster/replica/seed_ed25519";
 export const SEED_KEY_MARK = "SEED_PUBLIC_KEY";
 const REPLICA_DIR = "/etc/pi-cluster/replica";
+/** The replica step's own state on the Pi (what it was pointed at, the generation of its last seed). */
+const REPLICA_STATE_DIR = "/var/lib/pi-cluster/replica";
 
 /** The seeding account's forced command: a mariadb-backup of the database to stdout. */
 export function renderSeedStream(): string {
@@ -146,6 +181,8 @@ export class Database extends pulumi.ComponentResource {
     public readonly backupPublicKey?: pulumi.Output<string>;
     /** Steps after which the app can connect: MariaDB runs, the user exists, the schema is migrated. */
     public readonly ready: pulumi.Resource[];
+    /** A replica's source step, which runs on the database; undefined for the database. */
+    public readonly sourceStep?: pulumi.Resource;
 
     constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:db:Database", name, {}, withReapply(args.reapply, opts));
@@ -181,14 +218,14 @@ export class Database extends pulumi.ComponentResource {
                     renderScript("db-mariadb", {
                         STEP: `${name}-mariadb`,
                         SERVER_CNF_TEXT: fileText(
-                            renderMariadbConfig({
-                                bindAddress: address,
+                            serverCnf({
+                                address,
                                 port,
                                 innodbBufferPoolSize: args.innodbBufferPoolSize ?? "512M",
                                 innodbLogFileSize: args.innodbLogFileSize ?? "128M",
-                                tls: { caPath: `${TLS_DIR}/ca.crt`, certPath: `${TLS_DIR}/server.crt`, keyPath: `${TLS_DIR}/server.key` },
                                 binlog: args.backup !== undefined || (args.hasReplicas ?? false),
-                                replica: args.replicaOf ? { serverId: replicaServerId(address) } : undefined,
+                                replica: args.replicaOf !== undefined,
+                                serverId: args.serverId,
                             }),
                         ),
                         CONN_CNF_TEXT: fileText(renderMaxConnections(conns)),
@@ -353,6 +390,7 @@ export class Database extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: src.after },
         );
+        (this as { sourceStep?: pulumi.Resource }).sourceStep = source;
         const known = src.sshPort === 22 ? src.address : `[${src.address}]:${src.sshPort}`;
         return remoteStep(
             `${name}-replica`,
@@ -376,6 +414,10 @@ export class Database extends pulumi.ComponentResource {
                             REPL_USER,
                             REPL_PASSWORD: password,
                             CATCH_UP_SECONDS: src.catchUpSeconds,
+                            NAME: name,
+                            DB_NAME,
+                            RESEED: args.reseed ?? 0,
+                            RESEED_FILE: `${REPLICA_STATE_DIR}/reseed`,
                         }),
                     ),
                 ),

@@ -8,6 +8,10 @@
 #   - A replica that follows another host (the database moved: a promotion) is pointed at
 #     the new one by GTID, and seeded again only if the new one cannot serve its position.
 #   - A changed password or CA is applied in place; stopped threads are started.
+#   - It never seeds over a data directory that holds the app's data (its database with
+#     rows: a promoted database, a replica cut off from its database), unless the config's
+#     reseed generation for this replica was bumped since its last seed. A bump seeds it
+#     again whatever it holds (the restore does, after replacing the database's data).
 # The step returns once the replica has caught up with the database's position at that
 # moment, so the web servers, which come after it, read fresh data from the start.
 # Run as root via `sudo bash -s -- apply|delete`.
@@ -19,6 +23,8 @@
 #   SEED_USER         the seeding account on it;  KEY this replica's key (the seed-key step made it)
 #   REPL_USER         the replication user;  REPL_PASSWORD its password (secret; to MariaDB on stdin)
 #   CATCH_UP_SECONDS  how long the step waits for the replica to catch up
+#   NAME              this replica's name, for messages;  DB_NAME the app's database
+#   RESEED            the config's reseed generation for it;  RESEED_FILE where the last seed's is kept
 set -euo pipefail
 
 # @vars
@@ -30,6 +36,8 @@ readonly SEED_DIR=/var/lib/pi-cluster/seed
 readonly STATE_DIR=/var/lib/pi-cluster/replica
 # What the replica was last pointed at (address and a digest of the settings), 0600.
 readonly PARAMS_FILE=$STATE_DIR/params
+# Present while a seed runs: what a seed cut short leaves is its own, not the app's data.
+readonly SEEDING_FILE=$STATE_DIR/seeding
 
 slave_status() { mariadb --protocol=socket -e 'SHOW SLAVE STATUS\G' 2>/dev/null || true; }
 
@@ -67,6 +75,8 @@ primary_sql() {
 seed() {
     info "seeding from $PRIMARY_ADDRESS: a mariadb-backup stream of it (no lock on its writes)"
     local t0=$SECONDS gtid
+    install -d -m 0700 "$STATE_DIR"
+    : >"$SEEDING_FILE"
     systemctl stop mariadb
     rm -rf "$SEED_DIR"
     install -d -m 0700 "$SEED_DIR"
@@ -91,7 +101,42 @@ seed() {
 $(change_master_sql)
 START SLAVE;"
     remember_params
+    # Only a seed that got this far counts: one cut short is seeded again by the next run.
+    printf '%s\n' "$RESEED" >"$RESEED_FILE"
+    rm -f "$SEEDING_FILE"
     info "seeded in $((SECONDS - t0)) s at GTID $gtid; replicating"
+}
+
+# last_seed : the reseed generation of the last seed here (0 when none was recorded).
+last_seed() {
+    local n
+    n=$(cat "$RESEED_FILE" 2>/dev/null || true)
+    [[ "$n" =~ ^[0-9]+$ ]] && echo "$n" || echo 0
+}
+
+# app_tables_with_rows : the app's tables that hold at least one row here, space-separated.
+app_tables_with_rows() {
+    local t found=()
+    for t in $(mariadb_sql -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = $(sql_quote "$DB_NAME") AND TABLE_TYPE = 'BASE TABLE'"); do
+        [[ "$(mariadb_sql -e "SELECT EXISTS (SELECT 1 FROM \`$DB_NAME\`.\`$t\`)")" == 1 ]] && found+=("$t")
+    done
+    echo "${found[*]}"
+}
+
+# guarded_seed WHY : seeds, unless this data directory holds the app's data (then stops,
+# naming the reseed flag): a seed replaces it with the database's.
+guarded_seed() {
+    local tables
+    if [[ -f "$SEEDING_FILE" ]]; then
+        info "$1: the seed before was cut short, so what is here is that seed's: seeding again"
+        seed
+        return
+    fi
+    tables=$(app_tables_with_rows)
+    if [[ -n "$tables" ]]; then
+        fatal "$1, and $NAME holds the app's data ($DB_NAME, rows in: $tables): seeding would replace it with $PRIMARY_ADDRESS's. Nothing was changed. If it is a replica to seed again from $PRIMARY_ADDRESS, bump its reseed generation (pulumi config set --path 'pi-cluster:reseed.$NAME' $(($(last_seed) + 1))) and run pulumi up again; if it holds the stack's only copy (a promoted database), make the stack config name it the database (database, dbReplicas) instead"
+    fi
+    seed
 }
 
 # caught_up : waits until the replica has applied the database's position of now.
@@ -139,9 +184,12 @@ apply() {
     st=$(slave_status)
     host=$(field Master_Host "$st")
     read -r was digest <"$PARAMS_FILE" 2>/dev/null || true
-    if [[ -z "$host" || "$was" != "$host" ]]; then
-        # Not replicating, or not from what this step set up (a wiped or foreign data dir).
+    if ((RESEED > $(last_seed))); then
+        info "reseed generation $RESEED (the last seed's: $(last_seed)): seeding again over what is here"
         seed
+    elif [[ -z "$host" || "$was" != "$host" ]]; then
+        # Not replicating, or not from what this step set up (a wiped or foreign data dir).
+        guarded_seed "$NAME is not replicating from $PRIMARY_ADDRESS"
     elif [[ "$host" != "$PRIMARY_ADDRESS" ]]; then
         info "following $PRIMARY_ADDRESS instead of $host (the database moved): by GTID"
         mariadb_sql <<<"STOP SLAVE; $(change_master_sql) START SLAVE;"
@@ -159,7 +207,7 @@ apply() {
         if [[ "$(field Last_IO_Errno "$st")" == 1236 ]]; then
             # The database cannot serve this replica's position (a new primary without it).
             info "$PRIMARY_ADDRESS cannot serve this replica's GTID position: seeding again"
-            seed
+            guarded_seed "$PRIMARY_ADDRESS cannot serve $NAME's GTID position ($(field Last_IO_Error "$st"))"
             caught_up || fatal "the replica did not catch up within ${CATCH_UP_SECONDS} s: $(field Last_IO_Error "$(slave_status)") $(field Last_SQL_Error "$(slave_status)")"
         else
             fatal "the replica did not catch up within ${CATCH_UP_SECONDS} s: IO $(field Slave_IO_Running "$st") $(field Last_IO_Error "$st"); SQL $(field Slave_SQL_Running "$st") $(field Last_SQL_Error "$st")"
@@ -175,7 +223,7 @@ delete() {
         mariadb_sql <<<"STOP SLAVE; RESET SLAVE ALL;" || true
         info "replication stopped and forgotten (the data stays)"
     fi
-    remove_paths "$PARAMS_FILE" "$PRIMARY_CA" "$KNOWN_HOSTS"
+    remove_paths "$PARAMS_FILE" "$RESEED_FILE" "$SEEDING_FILE" "$PRIMARY_CA" "$KNOWN_HOSTS"
 }
 
 # verify: replicating from the database with the stack's settings, both threads running,

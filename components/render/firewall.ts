@@ -34,6 +34,12 @@ export interface FirewallSpec {
     outbound: OutboundRule[];
     /** Include the input rules in FIREWALL_INCLUDE_DIR (owned by other steps). Default false. */
     includeDir?: boolean;
+    /**
+     * Addresses cut off both ways, before any accept, established connections included: a
+     * web server's fence against a lost database during a promotion (scripts/promote). The
+     * stack never renders one, so the next `up` lifts it. Default none.
+     */
+    fence?: string[];
 }
 
 export interface Topology {
@@ -143,7 +149,7 @@ table inet pi_cluster {
     chain input {
         type filter hook input priority filter; policy drop;
         iifname "lo" accept
-        # Before the conntrack rules: when this ruleset is first loaded, conntrack picks up
+${fenceLines(spec.fence, "saddr")}        # Before the conntrack rules: when this ruleset is first loaded, conntrack picks up
         # the deploying SSH session mid-stream, cannot know its window scaling, and would
         # call its packets invalid (the session then hangs).
         ip saddr ${set(spec.adminCidrs)} tcp dport ${spec.sshPort} accept comment "ssh from the admin networks"
@@ -160,7 +166,7 @@ ${[...input, ...(spec.includeDir ? [`        include "${FIREWALL_INCLUDE_DIR}/*.
     chain output {
         type filter hook output priority filter; policy drop;
         oifname "lo" accept
-        ip daddr ${set(spec.adminCidrs)} tcp sport ${spec.sshPort} accept comment "ssh replies, as above"
+${fenceLines(spec.fence, "daddr")}        ip daddr ${set(spec.adminCidrs)} tcp sport ${spec.sshPort} accept comment "ssh replies, as above"
         ct state established,related accept
         meta l4proto { icmp, ipv6-icmp } accept
         udp dport { 53, 67, 123, 547 } accept comment "dns, dhcp, ntp, dhcpv6"
@@ -169,6 +175,16 @@ ${output.join("\n")}
     }
 }
 `.replace(/\n\n(?=\s*})/g, "\n");
+}
+
+// A reset, not a silent drop, on the way out: the app's connection attempts fail at once
+// instead of hanging until their timeout.
+function fenceLines(fence: string[] | undefined, dir: "saddr" | "daddr"): string {
+    if (!fence || fence.length === 0) return "";
+    const comment = `comment "fence: the database before a promotion"`;
+    return dir === "saddr"
+        ? `        ip saddr ${set(fence)} drop ${comment}\n`
+        : `        ip daddr ${set(fence)} meta l4proto tcp reject with tcp reset ${comment}\n        ip daddr ${set(fence)} drop ${comment}\n`;
 }
 
 /**

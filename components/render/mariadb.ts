@@ -12,7 +12,17 @@ export interface MariadbConfigArgs {
     binlog?: boolean;
     /** A read replica: its own server id, read-only, and the binlog with what it applies (to be promoted). Default none: the primary. */
     replica?: { serverId: number };
+    /** The database's server id (with the binlog on). Default FIRST_SERVER_ID; a promoted replica keeps its own, and its GTID domain. */
+    serverId?: number;
 }
+
+/**
+ * The first database of a cluster is server 1 in GTID domain 0 (MariaDB's default, so its
+ * config stays as it always was). A promoted replica keeps its own id and domain
+ * (replicaServerId): its writes never continue the lost database's sequence, which a
+ * replica that had received more of it would otherwise take for the same transactions.
+ */
+export const FIRST_SERVER_ID = 1;
 
 export interface MariadbTlsFiles {
     caPath: string;
@@ -71,7 +81,17 @@ slow_query_log = 1
 slow_query_log_file = /var/log/mysql/mariadb-slow.log
 long_query_time = 1
 log_slow_verbosity = query_plan
-${a.tls ? tlsLines(a.tls) : ""}${a.replica ? renderReplicaSettings(a.replica.serverId) : a.binlog ? renderBinlogSettings() : ""}`;
+${a.tls ? tlsLines(a.tls) : ""}${a.replica ? renderReplicaSettings(a.replica.serverId) : a.binlog ? renderDatabaseBinlogSettings(a.serverId ?? FIRST_SERVER_ID) : ""}`;
+}
+
+/** The database's binlog: the first database's as it always was; a promoted one's with its own GTID domain. */
+export function renderDatabaseBinlogSettings(serverId: number): string {
+    if (serverId === FIRST_SERVER_ID) return renderBinlogSettings();
+    return `${renderBinlogSettings(serverId)}
+# A promoted read replica: its own server id and GTID domain, as when it was a replica, so its
+# writes never take sequence numbers of the lost database's domain.
+gtid_domain_id = ${serverId}
+`;
 }
 
 /**

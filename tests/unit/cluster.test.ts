@@ -8,6 +8,7 @@ import {
     AGE_PUBLIC_KEY, DB_BACKUP_PUBLIC_KEY, REPLICA_SEED_PUBLIC_KEY, replicasConfig, decodeVar, FAKE_PASSWORD, FAKE_PRIVATE_KEY, FAKE_TLS_OUTPUT, FAKE_WRITE_TOKEN, fakeArtifacts, installMocks, promiseOf, rawConfig, Recorded,
     recordRegisteredOutputs, recorder, settle, tmpDir,
 } from "./helpers";
+import { promotedConfig, renderPromotion } from "../../scripts/promote/plan";
 
 const recorded = installMocks();
 const registeredOutputs = recordRegisteredOutputs();
@@ -169,6 +170,36 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(semiSync(res, "pi-db").vars.rpl_semi_sync_master_enabled, "OFF");
             assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_slave_enabled, "ON");
         });
+    });
+
+    it("runs the replicas' source steps on the database one after the other (each may run apt there)", async () => {
+        const { res } = await build(2, { ...rawConfig(2), dbReplicas: replicasConfig(3) });
+        assert.ok(!byName(res, "pi-db-read1-source").dependsOn.some((d) => d.endsWith("-source")));
+        assert.ok(byName(res, "pi-db-read2-source").dependsOn.includes("pi-db-read1-source"));
+        assert.ok(byName(res, "pi-db-read3-source").dependsOn.includes("pi-db-read2-source"));
+    });
+
+    it("renders after a promotion what scripts/promote installed before it, so that up restarts nothing again", async () => {
+        const before = { ...rawConfig(2), dbReplicas: replicasConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY } };
+        const { config } = promotedConfig(before, "pi-db-read1");
+        const bundle = FAKE_TLS_OUTPUT.caCertificate.repeat(3);
+        const scripts = renderPromotion(mod.parseConfig(config), "10.254.0.124", bundle, ["pi-db-read1", "pi-db-read2"]);
+        const { res } = await build(2, config);
+        const same = (script: string, step: string, name: string, strip = (t: string) => t) =>
+            assert.strictEqual(strip(decodeVar(script, name)), decodeVar(byName(res, step).inputs.stdin, name), `${name} differs from ${step}'s`);
+        same(scripts.db, "pi-db-read1-mariadb", "SERVER_CNF_TEXT");
+        assert.match(decodeVar(scripts.db, "SERVER_CNF_TEXT"), /^server_id = 184418431$/m);
+        same(scripts.db, "pi-db-read1-firewall", "RULESET_TEXT");
+        same(scripts.db, "pi-db-read1-app-db", "CLIENTS_TEXT");
+        for (const w of scripts.webs) {
+            same(w.script, `${w.name}-app`, "ENV_TEXT");
+            same(w.script, `${w.name}-app`, "DB_CA_TEXT");
+            // The fence is the one difference, and the up's ruleset lifts it.
+            same(w.script, `${w.name}-firewall`, "RULESET_TEXT", (t) => t.replace(/^.*fence: the database before a promotion.*\n/gm, ""));
+            assert.match(decodeVar(w.script, "RULESET_TEXT"), /ip saddr 10\.254\.0\.124 drop comment "fence/);
+        }
+        assert.deepStrictEqual(scripts.lb.map((l) => l.name), ["pi-web1", "pi-web2"]);
+        assert.match(scripts.lb[0].drain, /^SERVER='10\.254\.0\.122:3000'$/m);
     });
 
     it("builds no replica resource and no replica setting when dbReplicas is empty", async () => {

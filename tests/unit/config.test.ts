@@ -117,6 +117,22 @@ describe("stack config", () => {
         rejects((c) => (c.dbReplicaMaxLagSeconds = -1), /pi-cluster:dbReplicaMaxLagSeconds/, /expected at least 0 seconds of replication lag/);
         rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.127", hostKey: HOST_KEY, ramMb: 512 }]), /pi-cluster:innodbBufferPoolSize/, /fit in pi-db-read1's 512 MB \(pi-cluster:dbReplicas\[0\]\.ramMb\)/);
     });
+    it("takes a reseed generation per replica, none by default, and refuses one for a host that is no replica", () => {
+        assert.deepStrictEqual(parseConfig(rawConfig(2)).reseed, {});
+        assert.deepStrictEqual(parseConfig({ ...rawConfig(2), dbReplicas: replicasConfig(2), reseed: { "pi-db-read2": 3 } }).reseed, { "pi-db-read2": 3 });
+        rejects((c) => ((c.dbReplicas = replicasConfig(1)), (c.reseed = { "pi-db": 1 })), /pi-cluster:reseed\.pi-db/, /expected the name of a read replica of the stack \(pi-db-read1\)/);
+        rejects((c) => (c.reseed = { "pi-db-read1": 1 }), /pi-cluster:reseed\.pi-db-read1/, /dbReplicas is empty/);
+        rejects((c) => ((c.dbReplicas = replicasConfig(1)), (c.reseed = { "pi-db-read1": -1 })), /pi-cluster:reseed\.pi-db-read1/, /expected 0 or more/);
+        rejects((c) => (c.reseed = ["pi-db-read1"]), /pi-cluster:reseed/, /expected a map of replica name to a whole number/);
+    });
+    it("gives the database server id 1 unless the config names one, and refuses a replica's", () => {
+        assert.strictEqual(parseConfig(rawConfig(2)).database.serverId, 1);
+        assert.strictEqual(parseConfig({ ...rawConfig(2), database: { ...(rawConfig(2).database as object), serverId: 184418431 } }).database.serverId, 184418431);
+        rejects((c) => (c.database.serverId = 0), /pi-cluster:database\.serverId/, /expected 1 or more/);
+        rejects((c) => (c.database.serverId = 1.5), /pi-cluster:database\.serverId/, /expected a whole number/);
+        // 10.254.0.127 as a number: pi-db-read1's own id.
+        rejects((c) => ((c.dbReplicas = replicasConfig(1)), (c.database.serverId = 184418431)), /pi-cluster:database\.serverId/, /pi-db-read1 has 184418431/);
+    });
     for (const bad of ["10.254.0.300", "10.254.0", "10.254.0.1.2", "ten.0.0.1", "010.254.0.1", ""]) {
         it(`rejects the malformed IPv4 address ${JSON.stringify(bad)}`, () =>
             rejects((c) => (c.webServers[0].address = bad), /pi-cluster:webServers\[0\]\.address/, /expected an IPv4 address/));
@@ -182,7 +198,9 @@ describe("stack config", () => {
         assert.doesNotMatch(m, /2222/);
     });
     it("lists a host's fields when an unknown field resembles none", () =>
-        rejects((c) => (c.database.role = "db"), /pi-cluster:database\.role: unknown key/, /expected one of name, address, hostKey, sshPort, ramMb$/m));
+        rejects((c) => (c.loadBalancer.role = "lb"), /pi-cluster:loadBalancer\.role: unknown key/, /expected one of name, address, hostKey, sshPort, ramMb$/m));
+    it("lists the database's fields, its server id with them, when an unknown field resembles none", () =>
+        rejects((c) => (c.database.role = "db"), /pi-cluster:database\.role: unknown key/, /expected one of name, address, hostKey, sshPort, ramMb, serverId$/m));
     it("reports an unknown key beside the other bad keys", () => {
         const m = messageOf((c) => {
             c.dbPoolsize = 12;

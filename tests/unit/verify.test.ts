@@ -128,7 +128,8 @@ describe("verify: the scripts' own checks", () => {
     });
 
     it("every step script has a verify action", () => {
-        const scripts = fs.readdirSync(path.join(__dirname, "..", "..", "assets", "scripts")).filter((f) => f.endsWith(".sh") && f !== "lib.sh");
+        // promote-*.sh are the promote command's actions on a Pi, no step of `pulumi up`.
+        const scripts = fs.readdirSync(path.join(__dirname, "..", "..", "assets", "scripts")).filter((f) => f.endsWith(".sh") && f !== "lib.sh" && !f.startsWith("promote-"));
         for (const f of scripts) assert.match(fs.readFileSync(path.join(__dirname, "..", "..", "assets", "scripts", f), "utf8"), /^verify\(\) \{$/m, f);
     });
 });

@@ -1,0 +1,366 @@
+// Promotes a read replica when the database Pi is lost. It gathers facts over SSH, calls the
+// pure decisions (replicas.ts, plan.ts, state.ts) and acts, in an order that never drops
+// an acknowledged write:
+//   1. every web server tries the lost database's MariaDB port (alive: refuse);
+//   2. every web server is fenced: the lost database cut off both ways in its firewall,
+//      held until the next `pulumi up` (a web server that cannot be fenced: refuse), so
+//      nothing written from now on can reach it, even if it comes back;
+//   3. every replica says how much it received and applied (nothing is stopped: with GTID,
+//      MariaDB discards a relay log when replication restarts after both threads stopped);
+//      the most advanced is chosen (a named one that received less is refused);
+//   4. it must apply its whole relay log with a running SQL thread (else: refuse, the
+//      replicas left as they were, the fence in place); the promote action stops its IO
+//      thread and checks again that it received what was compared and applied it all;
+//   5. the replica becomes the database (writable, its own server id and GTID domain);
+//   6. the web servers switch to it, half of them at a time, drained by the load balancer,
+//      so requests never fail for want of a server;
+//   7. the lost database's steps leave the state, and the config names the replica the
+//      database. The next `pulumi up` finds the Pis as it renders them.
+// Usage: scripts/promote.sh [REPLICA] [--stack STACK] [--allow-behind]
+//          [--allow-unreachable-replicas] [--allow-unfenced] [--catch-up-seconds N] [--json]
+// Exit status: 0 promoted; 1 refused or failed (the message says what to do); 2 usage.
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseArgs } from "util";
+import * as pulumi from "@pulumi/pulumi";
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { ClusterConfig, parseConfig } from "../../components/config";
+import { fileVar } from "../../components/render/shell";
+import { knownHostsLine } from "../verify/state";
+import { fencePlan, Probe, promotedConfig, renderPromotion, restartWaves, REWRITTEN_KEYS } from "./plan";
+import { catchUpState, chooseReplica, parseStatusOutput, ReplicaFacts } from "./replicas";
+import { Deployment, withoutLostDatabase } from "./state";
+
+const REPO = path.resolve(__dirname, "..", "..");
+const NAMESPACE = "pi-cluster";
+
+const USAGE = `usage: scripts/promote.sh [REPLICA] [--stack STACK] [--allow-behind] [--allow-unreachable-replicas]
+                           [--allow-unfenced] [--catch-up-seconds N] [--json]
+  REPLICA                       the replica to promote (default: the one that received the most)
+  --stack STACK                 the stack (default: lab)
+  --allow-behind                promote REPLICA even when another received more (those writes are lost)
+  --allow-unreachable-replicas  choose among the replicas that answer when another cannot be asked
+  --allow-unfenced              go on when a web server cannot be reached to fence it (it is powered off)
+  --catch-up-seconds N          how long the replica may take to apply its relay log (default 60)
+  --json                        a JSON summary on stdout
+Exit status: 0 promoted; 1 refused or failed; 2 usage.
+`;
+
+class Refused extends Error {}
+
+interface Host {
+    name: string;
+    address: string;
+    sshPort: number;
+    hostKey: string;
+}
+
+interface RunResult {
+    code: number;
+    out: string;
+    err: string;
+}
+
+/** SSH to the stack's Pis as root through sudo, pinned to each host key, one multiplexed connection per Pi. */
+class Pis {
+    private readonly opened = new Set<string>();
+
+    constructor(
+        private readonly dir: string,
+        private readonly key: string,
+        private readonly user: string,
+    ) {}
+
+    private args(h: Host): string[] {
+        const known = path.join(this.dir, `${h.name}.known_hosts`);
+        if (!fs.existsSync(known)) fs.writeFileSync(known, `${knownHostsLine(h.address, h.sshPort, h.hostKey)}\n`, { mode: 0o600 });
+        this.opened.add(h.name);
+        // The control socket's path must stay short (a unix socket path is at most 108 bytes).
+        return [
+            "-F", "/dev/null",
+            "-p", String(h.sshPort),
+            "-i", this.key,
+            "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", `UserKnownHostsFile=${known}`,
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", `HostKeyAlgorithms=${h.hostKey.split(" ")[0]}`,
+            "-o", "ConnectTimeout=3",
+            "-o", "ServerAliveInterval=2",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "ControlMaster=auto",
+            "-o", `ControlPath=${path.join(this.dir, `${h.name}.cm`)}`,
+            "-o", "ControlPersist=60",
+            "-o", "LogLevel=ERROR",
+            `${this.user}@${h.address}`,
+        ];
+    }
+
+    /** Runs a rendered script as root with ACTION and its arguments; the script goes on stdin. */
+    run(h: Host, script: string, action: string[], timeoutMs = 120_000): Promise<RunResult> {
+        return new Promise((resolve) => {
+            const p = spawn("ssh", [...this.args(h), `sudo bash -s -- ${action.join(" ")}`], { stdio: ["pipe", "pipe", "pipe"] });
+            let out = "";
+            let err = "";
+            const timer = setTimeout(() => p.kill("SIGTERM"), timeoutMs);
+            p.stdout.on("data", (d) => (out += d));
+            p.stderr.on("data", (d) => (err += d));
+            p.on("close", (code) => {
+                clearTimeout(timer);
+                resolve({ code: code ?? 255, out, err });
+            });
+            p.stdin.on("error", () => undefined);
+            p.stdin.end(script);
+        });
+    }
+
+    /** Ends the multiplexed connections, before their sockets' directory goes. */
+    close(hosts: Host[]): void {
+        for (const h of hosts.filter((x) => this.opened.has(x.name))) {
+            spawnSync("ssh", ["-o", `ControlPath=${path.join(this.dir, `${h.name}.cm`)}`, "-O", "exit", h.address], { stdio: "ignore", timeout: 5000 });
+        }
+    }
+}
+
+/** The last meaningful line of a failed run, for a message. */
+const why = (r: RunResult) => (r.err.trim() || r.out.trim()).split("\n").filter(Boolean).pop() ?? `exit ${r.code}`;
+
+/** The `pi-cluster:` keys of the stack, namespace left off, values as `pulumi config` holds them. */
+function rawConfigOf(all: Record<string, { value: string; secret?: boolean }>): { raw: Record<string, unknown>; secretKey?: string } {
+    const raw: Record<string, unknown> = {};
+    let secretKey: string | undefined;
+    for (const [k, v] of Object.entries(all)) {
+        if (!k.startsWith(`${NAMESPACE}:`)) continue;
+        const key = k.slice(NAMESPACE.length + 1);
+        if (key === "sshPrivateKey") secretKey = v.value;
+        if (v.secret) continue;
+        try {
+            raw[key] = JSON.parse(v.value);
+        } catch {
+            raw[key] = v.value;
+        }
+    }
+    return { raw, secretKey };
+}
+
+function configOf(raw: Record<string, unknown>, secretKey: string | undefined): ClusterConfig {
+    return parseConfig(raw, secretKey === undefined ? undefined : pulumi.secret(secretKey));
+}
+
+/** The web servers' CA bundle as the last up rendered it: the app step's script in the state. */
+function caBundleOf(d: Deployment, webs: string[]): string {
+    for (const w of webs) {
+        const r = (d.deployment.resources ?? []).find((x) => x.type === "command:remote:Command" && x.urn.endsWith(`::${w}-app`));
+        const stdin = (r?.inputs as { stdin?: unknown } | undefined)?.stdin;
+        const text = typeof stdin === "string" ? fileVar(stdin, "DB_CA_TEXT") : undefined;
+        if (text !== undefined) return text;
+    }
+    throw new Refused(`no web server's app step in the state carries DB_CA_TEXT; run pulumi up once before promoting`);
+}
+
+async function writeConfig(stack: Stack, config: Record<string, unknown>): Promise<void> {
+    const remove = REWRITTEN_KEYS.filter((k) => config[k] === undefined).map((k) => `${NAMESPACE}:${k}`);
+    const set = Object.fromEntries(
+        REWRITTEN_KEYS.filter((k) => config[k] !== undefined).map((k) => [`${NAMESPACE}:${k}`, { value: JSON.stringify(config[k]), objectValue: config[k], secret: false }]),
+    );
+    // One call for the structured values ("pulumi config --json" shape), one for the removals.
+    await stack.setAllConfigJson(JSON.stringify(set));
+    if (remove.length > 0) await stack.removeAllConfig(remove);
+}
+
+interface Summary {
+    stack: string;
+    lost: string;
+    promoted: string;
+    notes: string[];
+    /** Seconds from the start of the command. */
+    writableAfterSeconds: number;
+    firstWaveServingAfterSeconds: number;
+    allServingAfterSeconds: number;
+    seconds: number;
+}
+
+async function promote(argv: string[]): Promise<Summary> {
+    const { values: o, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+            stack: { type: "string", default: "lab" },
+            "allow-behind": { type: "boolean", default: false },
+            "allow-unreachable-replicas": { type: "boolean", default: false },
+            "allow-unfenced": { type: "boolean", default: false },
+            "catch-up-seconds": { type: "string", default: "60" },
+            json: { type: "boolean", default: false },
+        },
+    });
+    if (positionals.length > 1) throw new UsageError("one replica at a time");
+    const catchUpSeconds = Number(o["catch-up-seconds"]);
+    if (!Number.isInteger(catchUpSeconds) || catchUpSeconds < 0) throw new UsageError(`--catch-up-seconds: expected whole seconds, got ${o["catch-up-seconds"]}`);
+    const t0 = Date.now();
+    const at = () => Math.round((Date.now() - t0) / 100) / 10;
+    const info = (m: string) => process.stderr.write(`promote: [${at().toFixed(1)} s] ${m}\n`);
+    const stackName = o.stack!;
+
+    const stack = await LocalWorkspace.selectStack({ stackName, workDir: REPO });
+    const statePromise = stack.exportStack();
+    const { raw, secretKey } = rawConfigOf(await stack.getAllConfig());
+    const c = configOf(raw, secretKey);
+    const lost = c.database;
+    if (c.dbReplicas.length === 0) throw new Refused(`stack ${stackName} has no read replica to promote`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-promote-"));
+    const keyFile = path.join(dir, "key");
+    const keyText = secretKey ?? fs.readFileSync((raw.sshPrivateKeyPath as string).replace(/^~(?=\/)/, os.homedir()), "utf8");
+    fs.writeFileSync(keyFile, keyText.endsWith("\n") ? keyText : `${keyText}\n`, { mode: 0o600 });
+    const pis = new Pis(dir, keyFile, c.sshUser);
+    const all: Host[] = [c.loadBalancer, ...c.webServers, ...c.dbReplicas];
+    const replicaHost = new Map(c.dbReplicas.map((r) => [r.name, r]));
+    const notes: string[] = [];
+    try {
+        // The scripts are rendered first for a promotion of the first replica: the probe,
+        // fence and status actions carry nothing that depends on the choice.
+        const state = await statePromise;
+        const bundle = caBundleOf(state, c.webServers.filter((w) => !w.cordon).map((w) => w.name));
+        const render = (name: string) => {
+            const next = promotedConfig(raw, name);
+            return { next, scripts: renderPromotion(configOf(next.config, secretKey), lost.address, bundle, c.dbReplicas.map((r) => r.name)) };
+        };
+        const first = render(c.dbReplicas[0].name);
+        info(`${lost.name} (${lost.address}) is the database; asking ${c.webServers.length} web server(s) whether it answers`);
+        const probes = await Promise.all(
+            c.webServers.map(async (w): Promise<Probe> => {
+                const r = await pis.run(w, first.scripts.webs.find((x) => x.name === w.name)!.script, ["probe"], 15_000);
+                if (r.code !== 0) return { name: w.name, cordoned: w.cordon, result: "unreachable", detail: why(r) };
+                const { vars } = parseStatusOutput(r.out);
+                return { name: w.name, cordoned: w.cordon, result: vars.probe === "answers" ? "answers" : "silent", detail: vars.why ?? "" };
+            }),
+        );
+        for (const p of probes) info(`${p.name}: ${lost.name} ${p.result === "answers" ? "answers" : p.result === "silent" ? `is silent (${p.detail})` : `? (${p.name} unreachable: ${p.detail})`}`);
+        const fence = fencePlan(probes, { name: lost.name, address: lost.address, port: c.dbPort }, o["allow-unfenced"]!);
+        if ("refuse" in fence) throw new Refused(fence.refuse);
+        notes.push(...fence.notes);
+
+        // The fence first: from here on no web server can write to the lost database, even if
+        // it comes back, so nothing it acknowledges can be missing from the replicas below.
+        // The fenced ruleset is each web server's for the new topology, whichever replica is
+        // promoted (the lost database is in none).
+        const fenced = await Promise.all(
+            fence.fence.map(async (name) => ({ name, r: await pis.run(c.webServers.find((w) => w.name === name)!, first.scripts.webs.find((w) => w.name === name)!.script, ["fence"], 15_000) })),
+        );
+        const unfenced = fenced.filter((f) => f.r.code !== 0);
+        const fencedNames = fenced.filter((f) => f.r.code === 0).map((f) => f.name);
+        const stayFenced = `${fencedNames.join(", ") || "no web server"} stay${fencedNames.length === 1 ? "s" : ""} fenced off from ${lost.name} until the next pulumi up`;
+        if (unfenced.length > 0) throw new Refused(`could not fence ${lost.name} off on ${unfenced.map((f) => `${f.name} (${why(f.r)})`).join(", ")}. Nothing was promoted; ${stayFenced}`);
+        info(`fenced ${lost.name} off on ${fence.fence.join(", ") || "no web server"}`);
+
+        // Every replica says what it received and applied. Nothing is stopped: with GTID,
+        // MariaDB discards a relay log when replication starts after both threads stopped.
+        const facts = await Promise.all(
+            c.dbReplicas.map(async (h): Promise<ReplicaFacts> => {
+                const r = await pis.run(h, first.scripts.db, ["status"], 15_000);
+                if (r.code !== 0) return { name: h.name, unreachable: why(r) };
+                const { status, vars } = parseStatusOutput(r.out);
+                return { name: h.name, status, gtidSlavePos: vars.gtid_slave_pos };
+            }),
+        );
+        for (const f of facts) info(`${f.name}: ${f.unreachable ? `unreachable (${f.unreachable})` : `received ${f.status?.Master_Log_File}:${f.status?.Read_Master_Log_Pos} (GTID ${f.status?.Gtid_IO_Pos || "-"}), applied ${f.gtidSlavePos}`}`);
+        const choice = chooseReplica(facts, lost.address, { requested: positionals[0], allowBehind: o["allow-behind"]!, allowUnreachable: o["allow-unreachable-replicas"]! });
+        if ("refuse" in choice) throw new Refused(`${choice.refuse}. Nothing was promoted; ${stayFenced}`);
+        notes.push(...choice.notes);
+        for (const n of notes) info(n);
+        const promoted = choice.chosen;
+        const target = replicaHost.get(promoted)!;
+        const { next, scripts } = promoted === c.dbReplicas[0].name ? first : render(promoted);
+        info(`promoting ${promoted}${positionals[0] ? "" : " (it received the most)"}`);
+
+        // Everything it received is applied, or nothing is promoted.
+        let applied = "";
+        let received = "";
+        const deadline = Date.now() + catchUpSeconds * 1000;
+        for (;;) {
+            const r = await pis.run(target, scripts.db, ["status"], 15_000);
+            if (r.code !== 0) throw new Refused(`${promoted}: cannot read its replication status (${why(r)})`);
+            const { status, vars } = parseStatusOutput(r.out);
+            const s = catchUpState(status);
+            if (s.state === "failed") throw new Refused(`${promoted} has not applied its whole relay log: ${s.reason}. Nothing was promoted; ${stayFenced}`);
+            if (s.state === "caught-up") {
+                applied = vars.gtid_slave_pos;
+                received = `${status.Master_Log_File}:${status.Read_Master_Log_Pos}`;
+                if (s.note) {
+                    notes.push(s.note);
+                    info(s.note);
+                }
+                break;
+            }
+            if (Date.now() > deadline) {
+                throw new Refused(`${promoted} has not applied its relay log within ${catchUpSeconds} s (${s.detail}). Nothing was promoted; ${stayFenced}; run promote again (--catch-up-seconds N waits longer)`);
+            }
+            await new Promise((r) => setTimeout(r, 200));
+        }
+        info(`${promoted} applied everything it received (GTID ${applied})`);
+
+        const p = await pis.run(target, scripts.db, ["promote", received], 30_000);
+        if (p.code !== 0) throw new Error(`${promoted}: the promotion failed: ${why(p)}. The web servers stay fenced from ${lost.name}; run promote again`);
+        const writableAfterSeconds = at();
+        info(`${promoted} is writable (GTID ${parseStatusOutput(p.out).vars.gtid_binlog_pos})`);
+
+        // The web servers follow, half at a time: drained, switched, admitted.
+        let firstWaveServingAfterSeconds = 0;
+        const serving = c.webServers.filter((w) => !w.cordon).map((w) => w.name);
+        const waves = restartWaves(serving);
+        for (const wave of waves) {
+            const lb = (name: string, mode: "drain" | "admit") => pis.run(c.loadBalancer, scripts.lb.find((x) => x.name === name)![mode], ["apply"], 120_000);
+            for (const name of wave) {
+                const r = await lb(name, "drain");
+                if (r.code !== 0) throw new Error(`the load balancer could not drain ${name}: ${why(r)}; run pulumi up to finish`);
+            }
+            const switched = await Promise.all(wave.map(async (name) => ({ name, r: await pis.run(c.webServers.find((w) => w.name === name)!, scripts.webs.find((w) => w.name === name)!.script, ["switch"], 120_000) })));
+            for (const s of switched) if (s.r.code !== 0) throw new Error(`${s.name} did not switch to ${promoted}: ${why(s.r)}; it stays drained (its lease puts it back once healthy); run pulumi up to finish`);
+            for (const name of wave) {
+                const r = await lb(name, "admit");
+                if (r.code !== 0) throw new Error(`the load balancer could not admit ${name}: ${why(r)}; run pulumi up to finish`);
+            }
+            if (!firstWaveServingAfterSeconds) firstWaveServingAfterSeconds = at();
+            info(`${wave.join(", ")} write${wave.length === 1 ? "s" : ""} to ${promoted}`);
+        }
+        const allServingAfterSeconds = at();
+
+        // The state without the lost database's steps, then the config that names the new one.
+        const { deployment, removed } = withoutLostDatabase(state, lost.name, c.dbReplicas.map((r) => r.name));
+        await stack.importStack(deployment as unknown as Parameters<Stack["importStack"]>[0]);
+        info(`took ${removed.length} resource(s) of ${lost.name} out of the state (their delete would run on the lost Pi)`);
+        await writeConfig(stack, next.config);
+        info(`the stack config names ${promoted} (${target.address}) the database, with ${c.dbReplicas.length - 1} replica(s)`);
+        info(`next: pulumi up --stack ${stackName} (the other replicas follow ${promoted}, its backups start; the web servers' fence goes)`);
+        return { stack: stackName, lost: lost.name, promoted, notes, writableAfterSeconds, firstWaveServingAfterSeconds, allServingAfterSeconds, seconds: at() };
+    } finally {
+        pis.close(all);
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+    if (argv.includes("-h") || argv.includes("--help")) {
+        process.stdout.write(USAGE);
+        return 0;
+    }
+    try {
+        const s = await promote(argv);
+        if (argv.includes("--json")) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+        process.stderr.write(`promote: ${s.promoted} is the database: writable after ${s.writableAfterSeconds} s, the first web servers on it after ${s.firstWaveServingAfterSeconds} s, all after ${s.allServingAfterSeconds} s\n`);
+        return 0;
+    } catch (e) {
+        if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+            process.stderr.write(`promote: ${(e as Error).message}\n${USAGE}`);
+            return 2;
+        }
+        process.stderr.write(`promote: ${e instanceof Refused ? "refused" : "error"}: ${(e as Error).message}\n`);
+        return 1;
+    }
+}
+
+main(process.argv.slice(2)).then((code) => (process.exitCode = code));
