@@ -82,6 +82,38 @@ export function sql(host: string, query: string): string {
 }
 
 
+/** `SHOW GLOBAL <STATUS|VARIABLES> LIKE 'rpl_semi_sync_%'` on a host, by name. */
+export function semiSyncOn(host: string, what: "STATUS" | "VARIABLES"): Map<string, string> {
+    return new Map(sql(host, `SHOW GLOBAL ${what} LIKE 'rpl_semi_sync_%'`).split("\n").map((l) => l.split("\t") as [string, string]));
+}
+
+/** The database's semi-sync counters, as the figures record them. */
+export function semiSyncCounters(db: string): Record<string, string | undefined> {
+    const st = semiSyncOn(db, "STATUS");
+    return Object.fromEntries(["status", "clients", "yes_tx", "no_tx", "no_times"].map((k) => [k, st.get(`Rpl_semi_sync_master_${k}`)]));
+}
+
+/**
+ * `db` waits, losslessly, up to the default 1000 ms for a replica's ack, and acks nothing itself;
+ * each of `replicas` acks and waits for nothing; after a write the database is in semi-sync
+ * with them all acking and a commit acked.
+ */
+export function assertSemiSync(db: string, replicas: string[]): void {
+    const v = semiSyncOn(db, "VARIABLES");
+    assert.deepStrictEqual(
+        ["master_enabled", "master_wait_point", "master_timeout", "slave_enabled"].map((k) => v.get(`rpl_semi_sync_${k}`)),
+        ["ON", "AFTER_SYNC", "1000", "OFF"],
+        db,
+    );
+    for (const r of replicas) {
+        assert.deepStrictEqual([semiSyncOn(r, "VARIABLES").get("rpl_semi_sync_master_enabled"), semiSyncOn(r, "VARIABLES").get("rpl_semi_sync_slave_enabled")], ["OFF", "ON"], r);
+        assert.strictEqual(semiSyncOn(r, "STATUS").get("Rpl_semi_sync_slave_status"), "ON", `${r} does not ack`);
+    }
+    const c = semiSyncCounters(db);
+    assert.strictEqual(c.status, "ON", JSON.stringify(c));
+    assert.strictEqual(c.clients, String(replicas.length), JSON.stringify(c));
+}
+
 /**
  * Issue 17's promotion on the lab, with pi-db and pi-db-read1 and -read2 serving and a
  * writer running: read2 stops receiving and read1 stops applying, then pi-db loses power.

@@ -1,20 +1,18 @@
 // Issue 12 end to end on the lab, through the real engine: read replicas. A cluster of 2 web
 // servers, the database and 1 replica converges from bare; reads are served by the replica
 // with read-your-writes; the replica stops and returns under a read stream; a second
-// replica joins under writes and leaves again cleanly; only the replicas log in as the
-// replication user; and when the database is lost, scripts/promote.sh makes the most
-// advanced replica the database (refusing one with an unapplied relay log and a less
-// advanced one, fencing the old primary off on the web servers), with the time to writes
-// acknowledged again and the writes lost measured, and one up finds it as it renders it.
+// replica joins under writes; only the replicas log in as the replication user.
 // It runs after tests/e2e/cluster.test.ts, whose last case destroys the stack: it converges
-// the same lab once more (about 2 minutes), with the replica hosts added.
+// the same lab once more (about 2 minutes), with the replica hosts added. It leaves the two
+// replicas serving for tests/e2e/faults.test.ts, which promotes one when the database is
+// lost, restores after that, and removes the last replica.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, tcpOpenFromHost, up, upAsync } from "./lib";
-import { DB, labWithReplicas, postNote, promoteUnderWrites, READ1, READ2, readSetIs, REPLICA_STEPS, replicasSeenBy, sql, steps, WEBS } from "./replicaLab";
+import { http, lab, LB_URL, onHost, OUT, pulumi, REPO, tcpOpenFromHost, up, upAsync } from "./lib";
+import { assertSemiSync, DB, labWithReplicas, postNote, READ1, READ2, readSetIs, REPLICA_STEPS, replicasSeenBy, semiSyncCounters, sql, steps } from "./replicaLab";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
 import { assertAsDesired, driftItems, verify } from "./verify";
 import { titlesOn, writer } from "./writer";
@@ -44,38 +42,6 @@ let pw = ""; process.stdin.on("data", (d) => (pw += d)).on("end", async () => {
 });`;
     // The script travels encoded (the remote shell would mangle its quotes); the password on stdin.
     return onHost(host, `node -e "$(echo ${Buffer.from(script).toString("base64")} | base64 -d)"`, password).out.trim();
-}
-
-/** `SHOW GLOBAL <STATUS|VARIABLES> LIKE 'rpl_semi_sync_%'` on a host, by name. */
-function semiSyncOn(host: string, what: "STATUS" | "VARIABLES"): Map<string, string> {
-    return new Map(sql(host, `SHOW GLOBAL ${what} LIKE 'rpl_semi_sync_%'`).split("\n").map((l) => l.split("\t") as [string, string]));
-}
-
-/** The database's semi-sync counters, as the figures record them. */
-function semiSyncCounters(db: string): Record<string, string | undefined> {
-    const st = semiSyncOn(db, "STATUS");
-    return Object.fromEntries(["status", "clients", "yes_tx", "no_tx", "no_times"].map((k) => [k, st.get(`Rpl_semi_sync_master_${k}`)]));
-}
-
-/**
- * `db` waits, losslessly, up to the default 1000 ms for a replica's ack, and acks nothing itself;
- * each of `replicas` acks and waits for nothing; after a write the database is in semi-sync
- * with them all acking and a commit acked.
- */
-function assertSemiSync(db: string, replicas: string[]): void {
-    const v = semiSyncOn(db, "VARIABLES");
-    assert.deepStrictEqual(
-        ["master_enabled", "master_wait_point", "master_timeout", "slave_enabled"].map((k) => v.get(`rpl_semi_sync_${k}`)),
-        ["ON", "AFTER_SYNC", "1000", "OFF"],
-        db,
-    );
-    for (const r of replicas) {
-        assert.deepStrictEqual([semiSyncOn(r, "VARIABLES").get("rpl_semi_sync_master_enabled"), semiSyncOn(r, "VARIABLES").get("rpl_semi_sync_slave_enabled")], ["OFF", "ON"], r);
-        assert.strictEqual(semiSyncOn(r, "STATUS").get("Rpl_semi_sync_slave_status"), "ON", `${r} does not ack`);
-    }
-    const c = semiSyncCounters(db);
-    assert.strictEqual(c.status, "ON", JSON.stringify(c));
-    assert.strictEqual(c.clients, String(replicas.length), JSON.stringify(c));
 }
 
 describe("read replicas on the lab, with the Pulumi engine", function () {
@@ -249,35 +215,5 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         await waitFor("the same notes table on both", 30, async () => checksum("pi-db-read2") === checksum("pi-db"));
         record("addReplica", { seconds: added!.seconds, writesAcked: w.acked.length, writesFailed: w.failed, reads: bench.requests, readsFailed: bench.failed.total });
         assert.deepStrictEqual(sql("pi-db", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host").split("\n"), [READ1, READ2]);
-    });
-
-    it("promotes the most advanced replica when the database is lost, under writes: an unapplied relay log and a less advanced replica refused, the old primary fenced when it comes back, 0 acknowledged writes lost", promoteUnderWrites);
-
-    it("makes the promoted database wait for the remaining replica's ack (semi-sync), and that replica ack it", async () => {
-        await postNote(`semisync-promoted-${Date.now()}`);
-        assertSemiSync("pi-db-read1", ["pi-db-read2"]);
-        record("semiSyncAfterPromotion", semiSyncCounters("pi-db-read1"));
-    });
-
-    it("removes the last replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {
-        // After the promotion the config names pi-db-read1 the database and pi-db-read2 its one
-        // replica (scripts/promote.sh wrote it); scaling in is removing it from dbReplicas.
-        pulumi(["config", "rm", "dbReplicas"]);
-        let removed: ReturnType<typeof up> | undefined;
-        const bench = await underStream("remove-replica", () => {
-            removed = up("remove-replica");
-        });
-        assert.strictEqual(bench.failed.total, 0, failures(bench));
-        // The last replica takes the replication password with it.
-        assert.deepStrictEqual(removed!.changes.delete?.sort(), [...steps("pi-db-read2", REPLICA_STEPS), "pi-cluster-repl-password"].sort());
-        const lastApp = Math.max(...WEBS.map((w) => opSpan(removed!.events, "update", `${w}-app`).end));
-        assert.ok(opSpan(removed!.events, "delete", "pi-db-read2-source").start >= lastApp, "its grant went before every web server stopped reading from it");
-        assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host"), "");
-        assert.strictEqual(onHost("pi-db-read1", "sudo test -e /etc/pi-cluster/firewall.d/replica-pi-db-read2.nft").status, 1);
-        // No replica left: the app reads from the database, and says so.
-        assert.ok(await readSetIs([]));
-        assert.strictEqual((await http(`${LB_URL}/api/notes?limit=1`)).headers.get("x-pi-cluster-read-from"), "primary");
-        assert.deepStrictEqual(up("remove-replica-noop").changes, {});
-        lab("remove", "pi-db-read2");
     });
 });
