@@ -70,6 +70,8 @@ main() {
     suite dashboard "$REPO/assets/dashboard" npm test
     check backup-local bash tests/backup/local.sh
     check backup-stream bash tests/backup/stream.sh
+    # Promotion's database side against a real primary and two replicas on this machine (about 30 s).
+    suite promote-local "$REPO" npx mocha --timeout 0 tests/promote/local.test.ts
     check toolchain-smoke bash toolchain/smoke.sh
     suite preview "$REPO" npx mocha --timeout 120000 tests/e2e/preview.test.ts
 
