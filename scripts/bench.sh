@@ -126,7 +126,7 @@ parse_args() {
 
 check_tools() {
     command -v wrk >/dev/null || fatal "wrk is not installed: apt-get install -y wrk (scripts/setup.sh installs it)"
-    [[ -d "$REPO/node_modules/ts-node" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
+    [[ -d "$REPO/node_modules/sucrase" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
 }
 
 start_wrk() {
@@ -203,7 +203,10 @@ report() {
     ((!STOP)) || args+=(--stopped-early)
     [[ -z "$JSON" ]] || args+=(--json "$JSON")
     [[ -z "$MIN_REQUESTS" ]] || args+=(--min-requests "$MIN_REQUESTS")
-    node -r ts-node/register/transpile-only "$REPO/scripts/bench/cli.ts" "${args[@]}" "${FAULT_ARGS[@]}"
+    # sucrase only strips the types, as ts-node's transpile-only would, but without loading
+    # the TypeScript compiler: measured here, 0.45 s of CPU against ts-node's 1.2 s, which
+    # was most of a short run's time.
+    node -r sucrase/register/ts "$REPO/scripts/bench/cli.ts" "${args[@]}" "${FAULT_ARGS[@]}"
 }
 
 main() {

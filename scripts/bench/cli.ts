@@ -1,6 +1,6 @@
 // Reads what bench.lua wrote, prints the report (report.ts), writes the JSON and exits with
 // the bench's status (figures.ts `verdict`). scripts/bench.sh runs it after wrk has ended.
-// Usage: node -r ts-node/register/transpile-only scripts/bench/cli.ts --figures FILE
+// Usage: node -r sucrase/register/ts scripts/bench/cli.ts --figures FILE
 //   --url URL --t0-ms MS [--stopped-early] [--json FILE] [--min-requests N]
 //   [--fault-cmd CMD [--fault-started-ms MS --fault-ended-ms MS --fault-exit N]]
 import * as fs from "fs";

@@ -41,7 +41,8 @@ function startServer(failures: Failures): Promise<TestServer> {
     );
 }
 
-// 12 x 502, then 4 x 503 of which 3 carry Retry-After: all early in a run at 50 req/s.
+// 12 x 502, then 4 x 503 of which 3 carry Retry-After: all in the first 0.7 s of a run at
+// 100 req/s, so that the runs below need last only about a second.
 const FAILURES: Failures = {
     ...Object.fromEntries(Array.from({ length: 12 }, (_, i) => [31 + i, { status: 502 }])),
     61: { status: 503, retryAfter: true },
@@ -96,13 +97,13 @@ describe("scripts/bench.sh with wrk", function () {
     });
 
     it("counts each failed status exactly and sends about --rate requests a second", async () => {
-        const r = await bench(["--url", server.url, "--duration", "3", "--rate", "50", "--connections", "4", "--json", json()]);
+        const r = await bench(["--url", server.url, "--duration", "1", "--rate", "100", "--connections", "4", "--json", json()]);
         assert.strictEqual(r.code, 0, out(r));
         const f = figures();
         assert.deepStrictEqual(f.failed, { total: 16, socket: { connect: 0, read: 0, write: 0, timeout: 0 }, status: { "502": 12, "503": 4 } });
         assert.strictEqual(f.retryAfter503, 3);
-        assert.ok(Math.abs(f.durationSeconds - 3) < 0.2, `ran ${f.durationSeconds} s`);
-        const expected = 50 * f.durationSeconds;
+        assert.ok(Math.abs(f.durationSeconds - 1) < 0.2, `ran ${f.durationSeconds} s`);
+        const expected = 100 * f.durationSeconds;
         assert.ok(Math.abs(f.requests - expected) <= 0.1 * expected, `${f.requests} requests, expected about ${expected}`);
         assert.ok(f.requests <= server.served() && server.served() <= f.requests + f.unanswered, `served ${server.served()}`);
         assert.strictEqual(sum(f.perSecond.map((s) => s.ok + s.failed)), f.requests);
@@ -115,7 +116,7 @@ describe("scripts/bench.sh with wrk", function () {
     it("runs the fault command once, --fault-at seconds in, and records when it ran", async () => {
         const marker = path.join(dir, "fault-ran");
         const r = await bench([
-            "--url", server.url, "--duration", "3", "--rate", "20", "--connections", "2",
+            "--url", server.url, "--duration", "2", "--rate", "20", "--connections", "2",
             "--fault-cmd", `echo once >> '${marker}'; sleep 0.5`, "--fault-at", "1", "--json", json(),
         ]);
         assert.strictEqual(r.code, 0, out(r));
@@ -131,14 +132,14 @@ describe("scripts/bench.sh with wrk", function () {
 
     it("exits 3 with the fault command's output when it fails, the report still printed", async () => {
         const r = await bench([
-            "--url", server.url, "--duration", "2", "--rate", "20", "--connections", "2",
-            "--fault-cmd", "echo 'lab: no such host pi-web9' >&2; exit 4", "--fault-at", "1", "--json", json(),
+            "--url", server.url, "--duration", "1", "--rate", "20", "--connections", "2",
+            "--fault-cmd", "echo 'lab: no such host pi-web9' >&2; exit 4", "--fault-at", "0", "--json", json(),
         ]);
         assert.strictEqual(r.code, 3, out(r));
         assert.match(r.stderr, /\| lab: no such host pi-web9/);
         assert.match(r.stderr, /the fault command exited 4/);
         assert.strictEqual(figures().fault?.exitCode, 4);
-        assert.match(r.stdout, /^Requests {6}\d+ in 2\.\d\d s/m);
+        assert.match(r.stdout, /^Requests {6}\d+ in 1\.\d\d s/m);
     });
 
     it("exits 2 with fewer answers than --min-requests", async () => {
@@ -149,15 +150,15 @@ describe("scripts/bench.sh with wrk", function () {
 
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
         it(`stops early on ${signal} with the whole report and JSON`, async () => {
-            const r = await bench(["--url", server.url, "--duration", "60", "--rate", "50", "--connections", "4", "--json", json()], (child) => {
-                setTimeout(() => child.kill(signal), 2000);
+            const r = await bench(["--url", server.url, "--duration", "60", "--rate", "100", "--connections", "4", "--json", json()], (child) => {
+                setTimeout(() => child.kill(signal), 1200);
             });
             assert.strictEqual(r.code, 0, out(r));
             assert.ok(r.ms < 8000, `took ${r.ms} ms`);
             const f = figures();
             assert.strictEqual(f.stoppedEarly, true);
-            assert.ok(f.durationSeconds > 1.5 && f.durationSeconds < 3, `ran ${f.durationSeconds} s`);
-            assert.ok(Math.abs(f.requests - 50 * f.durationSeconds) <= 10, `${f.requests} requests in ${f.durationSeconds} s`);
+            assert.ok(f.durationSeconds > 0.7 && f.durationSeconds < 2.2, `ran ${f.durationSeconds} s`);
+            assert.ok(Math.abs(f.requests - 100 * f.durationSeconds) <= 12, `${f.requests} requests in ${f.durationSeconds} s`);
             assert.deepStrictEqual(f.failed.status, { "502": 12, "503": 4 });
             assert.match(r.stdout, /\(stopped early by a signal\)/);
         });
@@ -170,7 +171,7 @@ describe("scripts/bench.sh with wrk", function () {
         const r = await run("bash", ["-c", script], (child) => {
             child.stdout!.once("data", (d) => {
                 const pid = Number(/^pid (\d+)$/m.exec(String(d))![1]);
-                setTimeout(() => process.kill(pid, "SIGINT"), 2000);
+                setTimeout(() => process.kill(pid, "SIGINT"), 1000);
             });
         });
         assert.strictEqual(r.code, 0, out(r));

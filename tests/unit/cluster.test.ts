@@ -557,22 +557,33 @@ describe("PiCluster resource graph", function () {
 
     describe("backups", () => {
         const withBackup = (backup: object = { agePublicKey: AGE_PUBLIC_KEY }) => ({ ...rawConfig(2), backup });
+        // The graphs without backups, with them (the binlog stream on, its default) and with
+        // them but no stream, built once for the cases below, which only read them: a build
+        // takes most of a second.
+        let plain: Map<string, Recorded>;
+        let on: Map<string, Recorded>;
+        let off: Map<string, Recorded>;
+        before(async () => {
+            plain = (await build(2)).res;
+            on = (await build(2, withBackup())).res;
+            off = (await build(2, withBackup({ agePublicKey: AGE_PUBLIC_KEY, stream: false }))).res;
+        });
 
-        it("makes no backup step, binlog or target without backup config", async () => {
-            const { res } = await build(2);
+        it("makes no backup step, binlog or target without backup config", () => {
+            const res = plain;
             assert.ok(!res.has("command:remote:Command::pi-db-backup"));
             assert.ok(!res.has("command:remote:Command::pi-cluster-backup-target"));
             assert.doesNotMatch(decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT"), /log_bin/);
         });
 
-        it("turns the binlog on, row-based with GTID, when backups are on", async () => {
-            const { res } = await build(2, withBackup());
+        it("turns the binlog on, row-based with GTID, when backups are on", () => {
+            const res = on;
             const cnf = decodeVar(byName(res, "pi-db-mariadb").inputs.stdin, "SERVER_CNF_TEXT");
             for (const line of ["log_bin = mariadb-bin", "binlog_format = ROW", "gtid_strict_mode = ON", "sync_binlog = 1"]) assert.ok(cnf.includes(`\n${line}\n`), line);
         });
 
-        it("gives the database Pi only the age public key and the target, after the schema", async () => {
-            const { res } = await build(2, withBackup());
+        it("gives the database Pi only the age public key and the target, after the schema", () => {
+            const res = on;
             const step = byName(res, "pi-db-backup");
             const env = decodeVar(step.inputs.stdin, "ENV_TEXT");
             assert.match(env, new RegExp(`^AGE_RECIPIENT=${AGE_PUBLIC_KEY}$`, "m"));
@@ -583,8 +594,8 @@ describe("PiCluster resource graph", function () {
             assert.match(decodeVar(step.inputs.stdin, "KNOWN_HOSTS_TEXT"), /^10\.254\.0\.121 ssh-ed25519 /);
         });
 
-        it("hands the target only the database Pi's public key, from its address, forced to the receiver", async () => {
-            const { res } = await build(2, withBackup());
+        it("hands the target only the database Pi's public key, from its address, forced to the receiver", () => {
+            const res = on;
             const target = byName(res, "pi-cluster-backup-target");
             assert.strictEqual(target.inputs.connection.host, "10.254.0.121", "the default target is the load balancer");
             const keys = decodeVar(target.inputs.stdin, "AUTHORIZED_TEXT");
@@ -592,33 +603,22 @@ describe("PiCluster resource graph", function () {
             assert.match(decodeVar(target.inputs.stdin, "ENV_TEXT"), /^RETENTION_DAYS=30$/m);
         });
 
-        it("lets the backup user into the target's sshd from the database only, and nowhere else", async () => {
-            const { res } = await build(2, withBackup());
+        it("lets the backup user into the target's sshd from the database only, and nowhere else", () => {
+            const res = on;
             assert.match(decodeVar(byName(res, "pi-lb-base").inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi pi-backup@10\.254\.0\.124$/m);
             for (const h of ["pi-web1", "pi-web2", "pi-db"]) assert.match(decodeVar(byName(res, `${h}-base`).inputs.stdin, "SSHD_CONF_TEXT"), /^AllowUsers pi$/m);
         });
 
-        it("opens the database's output to the target's SSH port only, and, without the stream, no new input anywhere", async () => {
-            const noStream = { agePublicKey: AGE_PUBLIC_KEY, stream: false };
-            const { res } = await build(2, withBackup(noStream));
-            const db = decodeVar(byName(res, "pi-db-firewall").inputs.stdin, "RULESET_TEXT");
+        it("opens the database's output to the target's SSH port only, and, without the stream, no new input anywhere", () => {
+            const db = decodeVar(byName(off, "pi-db-firewall").inputs.stdin, "RULESET_TEXT");
             assert.match(db, /ip daddr 10\.254\.0\.121 tcp dport 22 accept comment "backups to the backup target \(ssh\)"/);
-            const plain = await build(2);
             for (const h of ["pi-lb", "pi-web1", "pi-db"]) {
                 const rules = (r: Map<string, Recorded>) => inputAccepts(decodeVar(byName(r, `${h}-firewall`).inputs.stdin, "RULESET_TEXT"));
-                assert.deepStrictEqual(rules((await build(2, withBackup(noStream))).res), rules(plain.res), h);
+                assert.deepStrictEqual(rules(off), rules(plain), h);
             }
         });
 
         describe("the binlog stream (backup.stream, on by default)", () => {
-            // One graph with the stream and one without, shared by the cases below.
-            let on: Map<string, Recorded>;
-            let off: Map<string, Recorded>;
-            before(async () => {
-                on = (await build(2, withBackup())).res;
-                off = (await build(2, withBackup({ agePublicKey: AGE_PUBLIC_KEY, stream: false }))).res;
-            });
-
             it("lets the target in on the database from its own step: the binlog only, TLS required, from the target's address, MariaDB's port for it alone", () => {
                 const res = on;
                 const source = byName(res, "pi-cluster-binlog-stream-source");

@@ -1,7 +1,7 @@
 // Renderers: exact key lines, and the real validators (nginx -t, MariaDB's option
 // parser, nft -c, bash -n and shellcheck) on what they render.
 import * as assert from "assert";
-import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
@@ -894,12 +894,14 @@ describe("backup target files", () => {
         assert.strictEqual(publicKeyOf("BACKUP_PUBLIC_KEY ssh-ed25519 AAAAB\nSEED_PUBLIC_KEY ssh-ed25519 AAAAS\n", "SEED_PUBLIC_KEY"), "ssh-ed25519 AAAAS");
     });
 
-    it("ships tools that shellcheck accepts (the steps are checked with the others below)", () => {
-        for (const f of ["pi-cluster-backup.sh", "pi-cluster-restore.sh"]) {
+    // One case per tool: shellcheck takes about a second on each (the steps are checked with
+    // the others below).
+    for (const f of ["pi-cluster-backup.sh", "pi-cluster-restore.sh"]) {
+        it(`ships ${f}, which shellcheck accepts`, () => {
             const r = spawnSync("shellcheck", [path.join(BACKUP_ASSETS, f)], { encoding: "utf8" });
             assert.strictEqual(r.status, 0, r.stdout);
-        }
-    });
+        });
+    }
 });
 
 describe("web server files", () => {
@@ -988,31 +990,60 @@ describe("step scripts", () => {
         });
     }
 
-    it("makes a TLS step's certificates once, re-issues them only when needed, and prints one JSON line or fails", () => {
-        const dir = tmpDir("pi-tls-lib-");
+    describe("a TLS step's certificates (lib.sh)", () => {
+        // One CA and server certificate, made in before() by the step's own functions, for
+        // the cases below; a case that re-issues works on its own copy. Each openssl run
+        // counts: the whole took seconds when every case made its own.
         const lib = path.join(SCRIPTS_DIR, "lib.sh");
         const owner = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
-        const sh = (body: string) =>
-            spawnSync("bash", ["-c", `set -euo pipefail; STEP=t; source "${lib}"; d="${dir}/tls"; ${body}`], { encoding: "utf8" });
-        const issue = `tls_make_ca "$d" CA; tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner}`;
-        assert.strictEqual(sh(issue).status, 0);
-        const first = sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`);
-        assert.strictEqual(first.status, 0, first.stderr);
-        const out = JSON.parse(first.stdout);
-        assert.deepStrictEqual(Object.keys(out), ["caCertificate", "certificateExpiry"]);
-        assert.strictEqual(out.caCertificate, fs.readFileSync(path.join(dir, "tls", "ca.crt"), "utf8"));
-        // A certificate that holds is kept (tls_server_cert returns 1), so the output stays the same.
-        assert.strictEqual(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner} || echo kept`).stdout, "kept\n");
-        assert.strictEqual(sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`).stdout, first.stdout);
-        // Within the renewal window, or for another address, it is issued again.
-        assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 400 ${owner}`).stdout, /issued a server certificate/);
-        assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.125 365 30 ${owner}`).stdout, /issued a server certificate for pi-db \(10\.254\.0\.125\)/);
-        assert.strictEqual(fs.statSync(path.join(dir, "tls", "ca.key")).mode & 0o777, 0o600);
-        assert.strictEqual(fs.statSync(path.join(dir, "tls", "server.key")).mode & 0o777, 0o600);
-        // A missing file fails the step instead of printing a broken line.
-        const broken = sh(`tls_step_output "$d/ca.crt" "$d/missing.crt"`);
-        assert.notStrictEqual(broken.status, 0);
-        assert.strictEqual(broken.stdout, "");
+        let dir: string;
+        let first: SpawnSyncReturns<string>;
+        const sh = (body: string, d = dir) =>
+            spawnSync("bash", ["-c", `set -euo pipefail; STEP=t; source "${lib}"; d="${d}/tls"; ${body}`], { encoding: "utf8" });
+        /** A copy of the certificates made in before(), for a case that changes them. */
+        const copy = () => {
+            const d = tmpDir("pi-tls-lib-");
+            fs.cpSync(path.join(dir, "tls"), path.join(d, "tls"), { recursive: true });
+            return d;
+        };
+
+        before(() => {
+            dir = tmpDir("pi-tls-lib-");
+            const issued = sh(`tls_make_ca "$d" CA; tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner}`);
+            assert.strictEqual(issued.status, 0, issued.stderr);
+            first = sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`);
+        });
+
+        it("makes them and prints one JSON line: the CA and the certificate's expiry", () => {
+            assert.strictEqual(first.status, 0, first.stderr);
+            const out = JSON.parse(first.stdout);
+            assert.deepStrictEqual(Object.keys(out), ["caCertificate", "certificateExpiry"]);
+            assert.strictEqual(out.caCertificate, fs.readFileSync(path.join(dir, "tls", "ca.crt"), "utf8"));
+            assert.strictEqual(fs.statSync(path.join(dir, "tls", "ca.key")).mode & 0o777, 0o600);
+            assert.strictEqual(fs.statSync(path.join(dir, "tls", "server.key")).mode & 0o777, 0o600);
+        });
+
+        it("keeps a certificate that holds (tls_server_cert returns 1), so the output stays the same", () => {
+            const d = copy();
+            assert.strictEqual(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 30 ${owner} || echo kept`, d).stdout, "kept\n");
+            assert.strictEqual(sh(`tls_step_output "$d/ca.crt" "$d/server.crt"`, d).stdout, first.stdout);
+        });
+
+        it("issues it again within the renewal window, its new key 0600", () => {
+            const d = copy();
+            assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.124 365 400 ${owner}`, d).stdout, /issued a server certificate/);
+            assert.strictEqual(fs.statSync(path.join(d, "tls", "server.key")).mode & 0o777, 0o600);
+        });
+
+        it("issues it again for another address", () => {
+            assert.match(sh(`tls_server_cert "$d" pi-db 10.254.0.125 365 30 ${owner}`, copy()).stdout, /issued a server certificate for pi-db \(10\.254\.0\.125\)/);
+        });
+
+        it("fails the step instead of printing a broken line when a file is missing", () => {
+            const broken = sh(`tls_step_output "$d/ca.crt" "$d/missing.crt"`);
+            assert.notStrictEqual(broken.status, 0);
+            assert.strictEqual(broken.stdout, "");
+        });
     });
 
     it("refuses a template without a vars line", () => {
