@@ -65,6 +65,8 @@ main() {
     # shellcheck source=/dev/null
     source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
 
+    # The type check of the whole tree, once: mocha runs the tests transpile-only (.mocharc.json).
+    check typecheck npx tsc --noEmit
     suite unit "$REPO" npx mocha 'tests/unit/**/*.test.ts'
     suite app "$REPO/assets/app" npm test
     suite dashboard "$REPO/assets/dashboard" npm test
