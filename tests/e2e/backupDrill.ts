@@ -164,8 +164,9 @@ export async function backupDrill(): Promise<DrillFigures> {
     };
     record("backupDrill", figures);
     fs.writeFileSync(path.join(REPO, "test-output", "backup-drill.log"), `${restored.output}\n${pitr.output}\n`);
-    // The seed's objectives: RPO 15 min (by construction binlogShipSeconds <= 900), RTO 5 min.
-    assert.ok(rpoSeconds <= 900, `RPO ${rpoSeconds} s`);
+    // Issue 17's objective without replicas: RPO 1 s, the binlog stream's copy on the target
+    // (the seed asked 15 min); the seed's RTO 5 min.
+    assert.ok(rpoSeconds <= 1, `RPO ${rpoSeconds} s (${lost.length} of ${w.acked.length} acknowledged writes lost)`);
     assert.ok(rtoSeconds <= 300, `RTO ${rtoSeconds} s`);
     return figures;
 }
