@@ -116,7 +116,9 @@ export function securityGroups(): void {
     const matrix: [string, string, number, boolean][] = [
         ["pi-web1", db, 3306, true],
         ["pi-web2", db, 3306, true],
-        ["pi-lb", db, 3306, false],
+        // The load balancer is the backup target, whose binlog stream (backup.stream, on in the
+        // lab) logs in to the database as pi_binlog: its one way into 3306.
+        ["pi-lb", db, 3306, true],
         ["pi-lb", web1, 3000, true],
         ["pi-db", web1, 3000, false],
         ["pi-web2", web1, 3000, false],
