@@ -106,19 +106,34 @@ export function targetStatus(): any {
     return JSON.parse(r.out);
 }
 
-/** Starts a backup unit on the database Pi without waiting for it. */
-export function startBackup(db: string, kind: "full" | "incremental"): void {
-    const r = onHost(db, `sudo systemctl reset-failed pi-cluster-backup-${kind}.service; sudo systemctl start --no-block pi-cluster-backup-${kind}.service`);
+/** A backup unit's ActiveState, Result and InvocationID on the database Pi. */
+function backupUnit(db: string, kind: "full" | "incremental"): Record<string, string> {
+    // By name: `systemctl show --value` prints values in the unit's own property order.
+    const r = onHost(db, `systemctl show -p ActiveState -p Result -p InvocationID pi-cluster-backup-${kind}.service`);
     assert.strictEqual(r.status, 0, r.out);
+    return Object.fromEntries(r.out.trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
 }
 
-/** Waits for a backup unit to finish; returns its result ("success" or systemd's failure word). */
+/**
+ * Starts a run of a backup unit on the database Pi and returns once it runs, without waiting
+ * for its end. A run already going (the backup step starts a full at once) ends first: a
+ * start would only join it.
+ */
+export async function startBackup(db: string, kind: "full" | "incremental"): Promise<void> {
+    await waitFor(`the running pi-cluster-backup-${kind} to end on ${db}`, 600, async () => !["activating", "active", "deactivating"].includes(backupUnit(db, kind).ActiveState));
+    const before = backupUnit(db, kind).InvocationID;
+    const r = onHost(db, `sudo systemctl reset-failed pi-cluster-backup-${kind}.service; sudo systemctl start --no-block pi-cluster-backup-${kind}.service`);
+    assert.strictEqual(r.status, 0, r.out);
+    await waitFor(`pi-cluster-backup-${kind} to start on ${db}`, 60, async () => backupUnit(db, kind).InvocationID !== before);
+}
+
+/** Waits for the backup unit's run to end; returns its result ("success" or systemd's failure word). */
 export async function backupResult(db: string, kind: "full" | "incremental", seconds = 300): Promise<string> {
     let result = "";
     await waitFor(`pi-cluster-backup-${kind} to finish on ${db}`, seconds, async () => {
-        const r = onHost(db, `systemctl show -p ActiveState -p Result --value pi-cluster-backup-${kind}.service`).out.trim().split("\n");
-        result = r[1];
-        return r[0] === "inactive" || r[0] === "failed";
+        const u = backupUnit(db, kind);
+        result = u.Result;
+        return u.ActiveState === "inactive" || u.ActiveState === "failed";
     });
     return result;
 }
@@ -126,7 +141,7 @@ export async function backupResult(db: string, kind: "full" | "incremental", sec
 /** Runs a full or incremental to the end and asserts it succeeded; returns the new name. */
 export async function backupNow(db: string, kind: "full" | "incremental"): Promise<string> {
     const before = new Set(storedBackups());
-    startBackup(db, kind);
+    await startBackup(db, kind);
     assert.strictEqual(await backupResult(db, kind), "success", onHost(db, `sudo journalctl -u pi-cluster-backup-${kind} -n 30 --no-pager`).out);
     const added = storedBackups().filter((n) => !before.has(n) && n.startsWith(kind === "full" ? "full-" : "inc-"));
     assert.strictEqual(added.length, 1, `expected one new ${kind}, got ${added.join(", ")}`);

@@ -24,7 +24,11 @@ function sh(host: string, command: string): string {
     return r.out.trim();
 }
 
-/** Waits until `pattern` matches a process on `host`, and `ready` holds, then SIGKILLs them. */
+/**
+ * Waits until `pattern` (an extended regex) matches a process on `host`, and `ready` holds,
+ * then SIGKILLs them. Write its first letter as a class ("[m]ariadb-backup"): the pattern's
+ * own text then does not match it, so sudo and pkill's shell are not among the matches.
+ */
 async function killWhen(host: string, pattern: string, ready: () => Promise<boolean> = async () => true): Promise<void> {
     await waitFor(`${pattern} running on ${host}`, 120, async () => onHost(host, `pgrep -f -- '${pattern}'`).status === 0 && (await ready()));
     const r = onHost(host, `sudo pkill -KILL -f -- '${pattern}'`);
@@ -149,8 +153,8 @@ describe("the data paths under faults, on the lab", function () {
             await dataCase("kill-full", async () => {
                 const before = storedBackups();
                 const newestFull = targetStatus().full?.name;
-                startBackup(db, "full");
-                await killWhen(db, "mariadb-backup --backup", async () => partialBytes() > 4e6);
+                await startBackup(db, "full");
+                await killWhen(db, "[m]ariadb-backup --backup", async () => partialBytes() > 4e6);
                 await assertFailedFullLeftNothing(db, before, newestFull);
                 return restoreLatest();
             });
@@ -162,8 +166,8 @@ describe("the data paths under faults, on the lab", function () {
                 // An incremental of a full that holds the ballast is small: make it big.
                 addBallast(db, 96);
                 const before = storedBackups();
-                startBackup(db, "incremental");
-                await killWhen(db, "mariadb-backup --backup", async () => partialBytes() > 2e6);
+                await startBackup(db, "incremental");
+                await killWhen(db, "[m]ariadb-backup --backup", async () => partialBytes() > 2e6);
                 assert.notStrictEqual(await backupResult(db, "incremental"), "success", "the killed incremental succeeded");
                 assert.deepStrictEqual(storedBackups().filter((n) => !before.includes(n) && !n.startsWith("binlog-")), [], "the killed incremental left a backup");
                 assert.ok(targetStatus().failures.some((f: any) => f.kind === "incremental"));
@@ -178,12 +182,15 @@ describe("the data paths under faults, on the lab", function () {
             const used = Number(sh(TARGET, `sudo du -sm ${TARGET_DIR} | cut -f1`));
             const reserve = Number(sh(TARGET, "sudo sed -n 's/^MIN_FREE_MB=//p' /etc/pi-cluster/backup.env") || "1024");
             const size = used + reserve + 24;
+            // The binlog stream keeps its files open: it stops while the directory is swapped.
+            sh(TARGET, "sudo systemctl stop pi-cluster-binlog-stream.service");
             sh(TARGET, `sudo bash -c 'set -e; mkdir -p /run/faults-fill; mount -t tmpfs -o size=${size}m,mode=0700 tmpfs /run/faults-fill; cp -a ${TARGET_DIR}/. /run/faults-fill/; chown --reference=${TARGET_DIR} /run/faults-fill; mount --bind /run/faults-fill ${TARGET_DIR}'`);
+            sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
             try {
                 await dataCase("target-disk-full", async () => {
                     const before = storedBackups();
                     const newestFull = targetStatus().full?.name;
-                    startBackup(db, "full");
+                    await startBackup(db, "full");
                     await assertFailedFullLeftNothing(db, before, newestFull);
                     const failure = targetStatus().failures.find((f: any) => f.kind === "full");
                     assert.match(JSON.stringify(failure), /free|space|reserve/i, `the refusal does not say why: ${JSON.stringify(failure)}`);
@@ -191,8 +198,11 @@ describe("the data paths under faults, on the lab", function () {
                     return restoreLatest();
                 });
             } finally {
-                // Whatever was committed meanwhile (binlogs, the restore's new full) goes back too.
-                sh(TARGET, `sudo bash -c 'umount ${TARGET_DIR}; cp -a -n /run/faults-fill/. ${TARGET_DIR}/; cp -a /run/faults-fill/.ledger /run/faults-fill/status.json ${TARGET_DIR}/; umount /run/faults-fill'`);
+                // Whatever was committed meanwhile (binlogs) goes back too, with the ledger, the
+                // status and the stream's copies as they are now.
+                sh(TARGET, "sudo systemctl stop pi-cluster-binlog-stream.service");
+                sh(TARGET, `sudo bash -c 'set -e; umount ${TARGET_DIR}; cp -a /run/faults-fill/. ${TARGET_DIR}/; umount /run/faults-fill'`);
+                sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
             }
             sh(TARGET, "sudo systemctl start pi-cluster-backup-verify.service");
         });
@@ -201,8 +211,8 @@ describe("the data paths under faults, on the lab", function () {
             await dataCase("link-cut", async () => {
                 const before = storedBackups();
                 const newestFull = targetStatus().full?.name;
-                startBackup(db, "full");
-                await killWhen(db, "ssh .* put full-", async () => partialBytes() > 4e6);
+                await startBackup(db, "full");
+                await killWhen(db, "[s]sh .* put full-", async () => partialBytes() > 4e6);
                 await assertFailedFullLeftNothing(db, before, newestFull);
                 return restoreLatest();
             });
