@@ -116,15 +116,22 @@ function backupUnit(db: string, kind: "full" | "incremental"): Record<string, st
 
 /**
  * Starts a run of a backup unit on the database Pi and returns once it runs, without waiting
- * for its end. A run already going (the backup step starts a full at once) ends first: a
- * start would only join it.
+ * for its end, with the backups stored and the target's status from just before it. A backup
+ * run already going (the backup step and each restore start a full at once) ends first: a
+ * start would only join it, and what it commits is not this run's.
  */
-export async function startBackup(db: string, kind: "full" | "incremental"): Promise<void> {
-    await waitFor(`the running pi-cluster-backup-${kind} to end on ${db}`, 600, async () => !["activating", "active", "deactivating"].includes(backupUnit(db, kind).ActiveState));
+export async function startBackup(db: string, kind: "full" | "incremental"): Promise<{ stored: string[]; status: any }> {
+    for (const k of ["full", "incremental"] as const) {
+        await waitFor(`the running pi-cluster-backup-${k} to end on ${db}`, 600, async () => !["activating", "active", "deactivating"].includes(backupUnit(db, k).ActiveState));
+    }
+    // What the target held before this run: what the run adds is measured against it.
+    const stored = storedBackups();
+    const status = targetStatus();
     const before = backupUnit(db, kind).InvocationID;
     const r = onHost(db, `sudo systemctl reset-failed pi-cluster-backup-${kind}.service; sudo systemctl start --no-block pi-cluster-backup-${kind}.service`);
     assert.strictEqual(r.status, 0, r.out);
     await waitFor(`pi-cluster-backup-${kind} to start on ${db}`, 60, async () => backupUnit(db, kind).InvocationID !== before);
+    return { stored, status };
 }
 
 /** Waits for the backup unit's run to end; returns its result ("success" or systemd's failure word). */
@@ -140,8 +147,7 @@ export async function backupResult(db: string, kind: "full" | "incremental", sec
 
 /** Runs a full or incremental to the end and asserts it succeeded; returns the new name. */
 export async function backupNow(db: string, kind: "full" | "incremental"): Promise<string> {
-    const before = new Set(storedBackups());
-    await startBackup(db, kind);
+    const before = new Set((await startBackup(db, kind)).stored);
     assert.strictEqual(await backupResult(db, kind), "success", onHost(db, `sudo journalctl -u pi-cluster-backup-${kind} -n 30 --no-pager`).out);
     const added = storedBackups().filter((n) => !before.has(n) && n.startsWith(kind === "full" ? "full-" : "inc-"));
     assert.strictEqual(added.length, 1, `expected one new ${kind}, got ${added.join(", ")}`);

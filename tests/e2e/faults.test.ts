@@ -151,9 +151,8 @@ describe("the data paths under faults, on the lab", function () {
 
         it("1a. commits nothing when mariadb-backup is killed mid-full; the restore then loses no acknowledged write", async () => {
             await dataCase("kill-full", async () => {
-                const before = storedBackups();
-                const newestFull = targetStatus().full?.name;
-                await startBackup(db, "full");
+                const { stored: before, status } = await startBackup(db, "full");
+                const newestFull = status.full?.name;
                 await killWhen(db, "[m]ariadb-backup --backup", async () => partialBytes() > 4e6);
                 await assertFailedFullLeftNothing(db, before, newestFull);
                 return restoreLatest();
@@ -165,8 +164,7 @@ describe("the data paths under faults, on the lab", function () {
             await dataCase("kill-incremental", async () => {
                 // An incremental of a full that holds the ballast is small: make it big.
                 addBallast(db, 96);
-                const before = storedBackups();
-                await startBackup(db, "incremental");
+                const before = (await startBackup(db, "incremental")).stored;
                 await killWhen(db, "[m]ariadb-backup --backup", async () => partialBytes() > 2e6);
                 assert.notStrictEqual(await backupResult(db, "incremental"), "success", "the killed incremental succeeded");
                 assert.deepStrictEqual(storedBackups().filter((n) => !before.includes(n) && !n.startsWith("binlog-")), [], "the killed incremental left a backup");
@@ -188,9 +186,8 @@ describe("the data paths under faults, on the lab", function () {
             sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
             try {
                 await dataCase("target-disk-full", async () => {
-                    const before = storedBackups();
-                    const newestFull = targetStatus().full?.name;
-                    await startBackup(db, "full");
+                    const { stored: before, status } = await startBackup(db, "full");
+                    const newestFull = status.full?.name;
                     await assertFailedFullLeftNothing(db, before, newestFull);
                     const failure = targetStatus().failures.find((f: any) => f.kind === "full");
                     assert.match(JSON.stringify(failure), /free|space|reserve/i, `the refusal does not say why: ${JSON.stringify(failure)}`);
@@ -209,9 +206,8 @@ describe("the data paths under faults, on the lab", function () {
 
         it("3. commits nothing when the link to the target is cut while shipping; the restore then loses nothing", async () => {
             await dataCase("link-cut", async () => {
-                const before = storedBackups();
-                const newestFull = targetStatus().full?.name;
-                await startBackup(db, "full");
+                const { stored: before, status } = await startBackup(db, "full");
+                const newestFull = status.full?.name;
                 await killWhen(db, "[s]sh .* put full-", async () => partialBytes() > 4e6);
                 await assertFailedFullLeftNothing(db, before, newestFull);
                 return restoreLatest();
