@@ -29,7 +29,7 @@ async function start(n: Name): Promise<void> {
     const data = path.join(dir, "data");
     if (!fs.existsSync(data)) {
         fs.mkdirSync(data, { recursive: true });
-        execFileSync("mariadb-install-db", ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"], { stdio: "ignore" });
+        execFileSync("mariadb-install-db", ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"], { stdio: ["ignore", "ignore", "pipe"] });
     }
     // The settings components/render/mariadb.ts renders that matter here: ROW binlog, GTID
     // strict, a replica's own server id and GTID domain, log_slave_updates, read_only.
