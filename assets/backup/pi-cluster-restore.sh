@@ -753,13 +753,17 @@ replay() {
     # (innodb_flush_log_at_trx_commit=2): a replay that a crash cuts short is rolled back as a
     # whole, so those flushes buy nothing, and on an SD card they are most of its time. The
     # restart that reopens MariaDB takes the configured value back.
+    #
+    # A large transaction is one BINLOG statement of its row events' size: the replay's session
+    # and client take packets up to 1 GB, MariaDB's limit (the default 16 MB failed a 32 MB
+    # insert with "server has gone away"). The restart takes the configured value back too.
     local db=(mariadb --user=root --socket="$DB_SOCKET")
-    "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; SET GLOBAL innodb_flush_log_at_trx_commit = 2" || return 1
+    "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; SET GLOBAL innodb_flush_log_at_trx_commit = 2; SET GLOBAL max_allowed_packet = 1073741824" || return 1
     local status=0
     {
         echo 'SET SESSION sql_log_bin = 0;'
         TZ=UTC mariadb-binlog "${opts[@]}" "${files[@]}"
-    } | "${db[@]}" || status=$?
+    } | "${db[@]}" --max-allowed-packet=1G || status=$?
     "${db[@]}" -e "SET GLOBAL slave_exec_mode = 'STRICT'" || log "could not set slave_exec_mode back to STRICT"
     ((status == 0)) || {
         log "replaying the binlogs failed"

@@ -68,6 +68,9 @@ EOF
     pit_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
     sleep 2
     insert 30
+    # One transaction larger than MariaDB's default max_allowed_packet (16 MB): the replay
+    # must take it whole.
+    sql app -e "CREATE TABLE big (id INT PRIMARY KEY, b BLOB NOT NULL); INSERT INTO big SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_24576"
     backup ship-binlogs
     local final_rows
     final_rows=$(sql app -e "SELECT COUNT(*) FROM notes")
@@ -92,6 +95,7 @@ EOF
     got=$(sql app -e "SELECT COUNT(*) FROM notes")
     [[ "$got" == "$final_rows" ]] || fail "latest restore has $got rows, expected $final_rows"
     echo "latest: $got rows, as acknowledged"
+    [[ "$(sql app -e "SELECT COUNT(*) FROM big")" == 24576 ]] || fail "the 24 MB transaction was not replayed whole"
 
     info "life after a restore: the next backup is a new full, new binlogs follow, and a restore takes them"
     backup incremental
