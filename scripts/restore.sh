@@ -82,6 +82,22 @@ gap_refusal() {
     return 1
 }
 
+# series_refusal CURRENT FULL NAMES_FILE : when the database's current binlog series (CURRENT,
+# the target's .series) is not the series of the plan's FULL and the target has no backup of
+# it (a restore or a promotion began it, and its first full has not landed), prints why a
+# restore to the latest point would lose its writes and how to go on, and fails. With backups
+# of it on the target, plan_restore judges them (a series begun after the full is a gap).
+series_refusal() {
+    local current=$1 full=$2 names=$3 series
+    [[ -n "$current" ]] || return 0
+    series=$(plan_series "$full")
+    [[ "$series" != "$current" ]] || return 0
+    grep -qE -- "-${current}[-.]" "$names" && return 0
+    printf '%s\n' "the database's binlog series is now $current (the target's .series), and no backup of it is on the target: the newest chain, of series $series, cannot reach its writes, so every write since $current began would be lost." \
+        "Take a full backup first if the database still runs (systemctl start pi-cluster-backup-full on it), restore to a point before $current began with --to, or accept losing those writes with --accept-gap."
+    return 1
+}
+
 # stream_tail LAST < files : the stream files (FILE names, one a line) that continue the
 # planned binlogs, whose last is LAST (base.number), in order, stopping at the first missing
 # number. Without LAST (no binlog planned), every file from the lowest number on: the DB Pi
@@ -221,13 +237,15 @@ on_target() {
     fi
 }
 
-# list_target : the backup names (into WORK/names), their recorded hashes (HASH) and the
-# stream files (WORK/stream, SERIES/FILE a line), in one call.
+# list_target : the backup names (into WORK/names), their recorded hashes (HASH), the
+# stream files (WORK/stream, SERIES/FILE a line) and the database's current binlog series
+# as its backups last told the target (WORK/series), in one call.
 list_target() {
-    on_target 'find . -maxdepth 1 -type f -name "*.age" -printf "%f\n"; echo "--hashes"; find . -maxdepth 1 -type f -name "*.age.sha256" -exec cat {} +; echo "--stream"; [ ! -d stream ] || find stream -mindepth 2 -maxdepth 2 -type f -printf "%P\n"' >"$WORK/listing" ||
+    on_target 'find . -maxdepth 1 -type f -name "*.age" -printf "%f\n"; echo "--hashes"; find . -maxdepth 1 -type f -name "*.age.sha256" -exec cat {} +; echo "--stream"; [ ! -d stream ] || find stream -mindepth 2 -maxdepth 2 -type f -printf "%P\n"; echo "--series"; cat .series 2>/dev/null || true' >"$WORK/listing" ||
         fatal "cannot list the backups ${FROM:-on the target}"
     sed -n '1,/^--hashes$/p' "$WORK/listing" | sed '$d' >"$WORK/names"
-    sed -n '/^--stream$/,$p' "$WORK/listing" | sed '1d' >"$WORK/stream"
+    sed -n '/^--stream$/,/^--series$/p' "$WORK/listing" | sed '1d;$d' >"$WORK/stream"
+    sed -n '/^--series$/,$p' "$WORK/listing" | sed '1d' | head -n1 >"$WORK/series"
     local h n
     while read -r h n; do
         [[ -n "$n" ]] && HASH[$n]=$h
@@ -403,6 +421,14 @@ choose_chain() {
             fatal "no complete, verified full backup for $target on the target"
         fi
         if ! gap_refusal "$target" "$WORK/names" <"$WORK/plan.raw" >"$WORK/gap"; then
+            if ((accept)); then
+                info "accepted (--accept-gap): $(head -n1 "$WORK/gap")"
+            else
+                report_skipped
+                fatal "$(cat "$WORK/gap")"
+            fi
+        fi
+        if [[ "$target" == "the latest point" ]] && ! series_refusal "$(cat "$WORK/series")" "${names[0]}" "$WORK/names" >"$WORK/gap"; then
             if ((accept)); then
                 info "accepted (--accept-gap): $(head -n1 "$WORK/gap")"
             else

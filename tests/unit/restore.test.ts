@@ -109,6 +109,23 @@ describe("gap refusal (gap_refusal)", () => {
     });
 });
 
+describe("a newer series without a backup (series_refusal)", () => {
+    const NEW = "s1x99999999";
+
+    it("refuses the latest point when the database's series has no backup on the target yet, naming both series and the ways on", () => {
+        const r = restore("series_refusal", [NEW, full(0), skipFile([full(0), binlog(0, 4, 1)])]);
+        assert.strictEqual(r.status, 1);
+        const text = r.lines.join("\n");
+        assert.match(text, new RegExp(`series is now ${NEW} .* no backup of it is on the target: the newest chain, of series ${S}, cannot reach its writes`));
+        assert.match(text, /Take a full backup first .* --to, or accept losing those writes with --accept-gap/);
+    });
+
+    it("passes the plan's own series, an unknown one, and a series with backups on the target (the planner judges those)", () => {
+        for (const current of [S, ""]) assert.deepStrictEqual(restore("series_refusal", [current, full(0), skipFile([full(0)])]), { status: 0, lines: [] });
+        assert.deepStrictEqual(restore("series_refusal", [NEW, full(0), skipFile([full(0), binlog(1, 1, 0, NEW)])]), { status: 0, lines: [] });
+    });
+});
+
 describe("stream tail (stream_tail)", () => {
     it("takes the stream files that continue the last planned binlog, in number order, up to the first missing one", () => {
         const files = ["mariadb-bin.000007", "mariadb-bin.000005", "mariadb-bin.000006", "mariadb-bin.000009"];
