@@ -420,17 +420,15 @@ choose_chain() {
             [[ -s "$WORK/skip" ]] && report_skipped
             fatal "no complete, verified full backup for $target on the target"
         fi
-        if ! gap_refusal "$target" "$WORK/names" <"$WORK/plan.raw" >"$WORK/gap"; then
-            if ((accept)); then
-                info "accepted (--accept-gap): $(head -n1 "$WORK/gap")"
-            else
-                report_skipped
-                fatal "$(cat "$WORK/gap")"
-            fi
+        # Either refusal (a gap in the plan's binlogs, or the database's newer series without
+        # a backup) stops the restore, or with --accept-gap is said and accepted.
+        gap_refusal "$target" "$WORK/names" <"$WORK/plan.raw" >"$WORK/gap" || true
+        if [[ "$target" == "the latest point" ]]; then
+            series_refusal "$(cat "$WORK/series")" "${names[0]}" "$WORK/names" >>"$WORK/gap" || true
         fi
-        if [[ "$target" == "the latest point" ]] && ! series_refusal "$(cat "$WORK/series")" "${names[0]}" "$WORK/names" >"$WORK/gap"; then
+        if [[ -s "$WORK/gap" ]]; then
             if ((accept)); then
-                info "accepted (--accept-gap): $(head -n1 "$WORK/gap")"
+                info "accepted (--accept-gap): $(cat "$WORK/gap")"
             else
                 report_skipped
                 fatal "$(cat "$WORK/gap")"
