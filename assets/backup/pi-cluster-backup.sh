@@ -477,10 +477,16 @@ prune_locked() {
 verify() {
     target_env
     ledger_init
-    local w n problems
+    local w n problems before
     w=$(mktemp -d)
-    # The files first, then the ledger under the lock: a file listed was committed (ln, then
-    # its ledger line, under that lock) before the ledger is read.
+    # The ledger's length, then the files, then the ledger under the lock. A file listed was
+    # committed (ln, then its ledger line, under that lock) before the ledger is read. A file
+    # must be listed only if its commit is within that first length: one committed while the
+    # files are read is in the ledger but not in the list, and is not missing.
+    target_lock
+    before=$(stat -c %s -- "$LEDGER")
+    exec 7>&-
+    TARGET_LOCKED=0
     find "$BACKUP_DIR" -maxdepth 1 -type f -name '*.age' -printf '%f\0' >"$w/files"
     (cd "$BACKUP_DIR" && xargs -0r sha256sum -- <"$w/files" >"$w/sums" 2>/dev/null) || true
     find "$BACKUP_DIR" -maxdepth 1 -type f -name '*.age.sha256' -exec cat -- {} + >"$w/sidecars" 2>/dev/null || true
@@ -488,18 +494,20 @@ verify() {
     cp -- "$LEDGER" "$w/ledger"
     exec 7>&-
     TARGET_LOCKED=0
+    head -c "$before" -- "$w/ledger" >"$w/listed-by"
     n=$(tr -cd '\0' <"$w/files" | wc -c)
     problems=$(tr '\0' '\n' <"$w/files" | awk '
         FILENAME == ARGV[1] { if ($1 == "commit" || $1 == "adopt") sum[$3] = $2; else if ($1 == "prune") pruned[$3] = 1; next }
-        FILENAME == ARGV[2] { got[$2] = $1; next }
-        FILENAME == ARGV[3] { side[$2] = $1; next }
+        FILENAME == ARGV[2] { if ($1 == "commit" || $1 == "adopt") due[$3] = 1; next }
+        FILENAME == ARGV[3] { got[$2] = $1; next }
+        FILENAME == ARGV[4] { side[$2] = $1; next }
         { listed[$0] = 1
           if (!($0 in got)) { if (!($0 in pruned)) print $0 ": unreadable" }
           else if (!($0 in sum)) print $0 ": not in the ledger (never committed here)"
           else if (got[$0] != sum[$0]) print $0 ": sha256 " got[$0] ", the ledger recorded " sum[$0] " at its commit"
           else if (side[$0] != sum[$0]) print $0 ": its .sha256 does not match the ledger" }
-        END { for (f in sum) if (!(f in listed) && !(f in pruned)) print f ": committed, not pruned, and missing" }
-    ' "$w/ledger" "$w/sums" "$w/sidecars" - | LC_ALL=C sort)
+        END { for (f in due) if (!(f in listed) && !(f in pruned)) print f ": committed, not pruned, and missing" }
+    ' "$w/ledger" "$w/listed-by" "$w/sums" "$w/sidecars" - | LC_ALL=C sort)
     rm -rf "$w"
     local bad="" p
     while IFS= read -r p; do

@@ -11,7 +11,9 @@
 #      not even the abort arrives): nothing committed;
 #   5. an existing name put again with the DB Pi's key: refused, the ledger and verify unchanged;
 #   6. a committed file changed (its .sha256 too) or deleted: verify fails naming it;
-#   7. a clock behind the newest backup: the run refuses to name a backup in the past.
+#   7. a clock behind the newest backup: the run refuses to name a backup in the past;
+#   8. a backup committed while verify reads the files: verify passes (the lab's fault suite
+#      once saw it name such a file "committed, not pruned, and missing").
 # What differs from a Pi: the receiver runs as root (not the pi-backup account), systemd is
 # not running the tool (a failed run is its non-zero exit, which fails a oneshot unit), and
 # the clock of case 7 is simulated by a newest backup one day ahead.
@@ -292,6 +294,30 @@ case_tampered() {
     shows "verify exit $rc, naming both; status.json's verify lists them"
 }
 
+case_verify_race() {
+    info "8. a backup committed while verify reads the files"
+    local shim="$BASE/shim" added
+    mkdir -p "$shim"
+    insert 3
+    committed_files >"$BASE/before-verify"
+    # verify's first xargs (the sha256 of the files it listed) first ships the new binlog: a
+    # commit between verify's listing and its reading of the ledger, every time.
+    cat >"$shim/xargs" <<EOF
+#!/usr/bin/env bash
+if [[ ! -e "$shim/shipped" ]]; then
+    touch "$shim/shipped"
+    PATH="$PATH" BACKUP_ENV="$BASE/db.env" bash "$TOOL" ship-binlogs </dev/null >"$shim/log" 2>&1 || { cat "$shim/log" >&2; exit 99; }
+fi
+PATH="$PATH" exec xargs "\$@"
+EOF
+    chmod +x "$shim/xargs"
+    PATH="$shim:$PATH" BACKUP_ENV="$BASE/target.env" bash "$TOOL" verify >"$BASE/log" 2>&1 || { cat "$BASE/log" >&2; fail "verify failed with a commit during its reading"; }
+    added=$(committed_files | comm -13 "$BASE/before-verify" -)
+    [[ -n "$added" ]] || { cat "$shim/log" >&2; fail "no backup was committed during verify: the case proves nothing"; }
+    BACKUP_ENV="$BASE/target.env" bash "$TOOL" verify 2>/dev/null || fail "the next verify failed"
+    shows "$added committed while verify read the files; verify passed, and passed again"
+}
+
 case_clock() {
     info "7. the clock behind the newest backup (a Pi with no RTC, booted before time sync)"
     local rc=0 ahead
@@ -347,6 +373,7 @@ EOF
     insert 5
     run_tool ship-binlogs 2>/dev/null
     case_overwrite
+    case_verify_race
     case_clock
     case_tampered
     info "what the target holds beside the backups"
