@@ -148,13 +148,41 @@ journal() {
     log "phase: $* (at ${SECONDS} s, epoch $EPOCHREALTIME)"
 }
 
-# runner_alive : the apply's process still runs (its pid, checked against its command line).
-runner_alive() {
-    local pid run
-    pid=$(cat "$STAGE/runner" 2>/dev/null) || return 1
-    run=$(current_run) || return 1
-    [[ -n "$pid" ]] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF " run $run"
+# systemd_runner : applies run as systemd units here (RUNNER, else systemd when it is PID 1).
+systemd_runner() {
+    case "${RUNNER:-}" in
+    systemd) return 0 ;;
+    detached) return 1 ;;
+    *) [[ -d /run/systemd/system ]] ;;
+    esac
 }
+
+# unit_pid RUN : the main pid of RUN's apply unit while the unit is up (nothing otherwise).
+unit_pid() {
+    local -A p=()
+    local k v
+    while IFS='=' read -r k v; do p[$k]=$v; done < <(systemctl show -p ActiveState -p MainPID "pi-cluster-restore-$1.service" 2>/dev/null)
+    [[ "${p[ActiveState]:-}" =~ ^(active|activating|deactivating|reloading)$ && "${p[MainPID]:-0}" =~ ^[1-9][0-9]*$ ]] && echo "${p[MainPID]}"
+}
+
+# runner_pid : the pid of the current run's apply while it runs, or nothing. With systemd, the
+# unit says: apply records the pid only once systemd-run has returned, and an operator's SSH
+# dropping in between must not make a running apply look interrupted (a recover would then
+# race it). Else the pid the apply (or the run itself) recorded, checked against its command line.
+runner_pid() {
+    local pid run
+    run=$(current_run) || return 0
+    if systemd_runner; then
+        unit_pid "$run"
+        return 0
+    fi
+    pid=$(cat "$STAGE/runner" 2>/dev/null) || return 0
+    [[ -n "$pid" ]] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF " run $run" && echo "$pid"
+    return 0
+}
+
+# runner_alive : the apply's process still runs.
+runner_alive() { [[ -n "$(runner_pid)" ]]; }
 
 # held : the operator's hold on the run is still there.
 held() { [[ -f "$STAGE/alive" ]] && ! flock -n "$STAGE/alive" true; }
@@ -335,10 +363,8 @@ apply() {
     with_lock begin_apply "$run" "$to"
     install -d -m 0755 "$LOG_DIR"
     : >"$LOG_DIR/$run.log"
-    local runner=${RUNNER:-}
-    if [[ -z "$runner" ]]; then
-        if [[ -d /run/systemd/system ]]; then runner=systemd; else runner=detached; fi
-    fi
+    local runner=detached
+    systemd_runner && runner=systemd
     local pid
     if [[ "$runner" == systemd ]]; then
         local envs=() v
@@ -359,7 +385,8 @@ apply() {
         ) </dev/null >/dev/null 2>&1 &
         pid=$!
     fi
-    printf '%s\n' "$pid" >"$STAGE/runner"
+    # Unless the run has recorded itself (or is already done).
+    [[ -e "$STAGE/runner" ]] || printf '%s\n' "$pid" 2>/dev/null >"$STAGE/runner" || true
     # Until its exec, the process still shows this command's line.
     local i
     for ((i = 0; i < 100; i++)); do
@@ -372,10 +399,10 @@ apply() {
 }
 
 attach() {
-    local run=$1 pid
+    local run=$1 pid=""
     safe_run "$run"
-    pid=$(cat "$STAGE/runner" 2>/dev/null || true)
-    if [[ "$(current_run 2>/dev/null)" == "$run" ]] && runner_alive; then
+    [[ "$(current_run 2>/dev/null)" == "$run" ]] && pid=$(runner_pid)
+    if [[ -n "$pid" ]]; then
         # Follows the log as it is written; ends once the apply's process has.
         tail -n +1 -s 0.2 -f --pid="$pid" "$LOG_DIR/$run.log" >&2
     else
@@ -568,6 +595,8 @@ run() {
     exec >>"$LOG_DIR/$run.log" 2>&1 </dev/null
     cd /
     [[ "$(current_run)" == "$run" && "$(last_phase)" == staged ]] || die "$run is not staged for apply"
+    # Its own pid, should the apply that started it be gone before it recorded it.
+    printf '%s\n' "$$" >"$STAGE/runner"
     to=$(cat "$STAGE/to")
     full=$(head -n1 "$STAGE/plan")
     # Global: the trap runs after this function has returned.

@@ -210,6 +210,43 @@ describe("an interrupted apply (recovery_action, on the DB Pi)", () => {
         assert.strictEqual(action("bogus").status, 1);
     });
 
+    it("counts an apply whose systemd unit runs as applying, also before the apply recorded its pid (the operator's SSH dropped)", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "restore-runner-"));
+        try {
+            const run = "20261206T112746Z-97bcc2";
+            const stage = path.join(dir, "stage");
+            fs.mkdirSync(stage);
+            fs.writeFileSync(path.join(stage, "run"), `${run} root@op 2026-12-06T11:27:47Z\n`);
+            fs.writeFileSync(path.join(stage, "journal"), "staged\nprepared\n");
+            // systemctl as systemd answers for the unit: what UNIT_STATE says, by property name.
+            fs.mkdirSync(path.join(dir, "bin"));
+            fs.writeFileSync(path.join(dir, "bin", "systemctl"), `#!/bin/bash\n[[ "$*" == *"pi-cluster-restore-${run}.service"* ]] || exit 1\nprintf 'MainPID=%s\\nActiveState=%s\\n' $UNIT_STATE\n`, { mode: 0o755 });
+            const state = (runner: string, unit: string) =>
+                spawnSync("bash", ["-c", 'source "$1" && run_state', "bash", DB_HALF], {
+                    env: { ...process.env, PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, STAGE: stage, RUNNER: runner, UNIT_STATE: unit },
+                    encoding: "utf8",
+                }).stdout.trim();
+            // No runner file: the apply was cut off between systemd-run and recording the pid.
+            assert.strictEqual(state("systemd", "4242 active"), "applying");
+            assert.strictEqual(state("systemd", "4242 deactivating"), "applying");
+            assert.strictEqual(state("systemd", "0 inactive"), "interrupted");
+            assert.strictEqual(state("systemd", "0 failed"), "interrupted");
+            // Without systemd, the recorded pid decides, checked against its command line.
+            assert.strictEqual(state("detached", "0 inactive"), "interrupted");
+            fs.writeFileSync(path.join(stage, "runner"), `${process.pid}\n`);
+            assert.strictEqual(state("detached", "0 inactive"), "interrupted", "a live pid that is not this run's apply");
+            const sleeper = spawnSync("bash", ["-c", `exec -a "bash pi-cluster-restore run ${run}" sleep 30 >/dev/null 2>&1 </dev/null & echo $!`], { encoding: "utf8" }).stdout.trim();
+            try {
+                fs.writeFileSync(path.join(stage, "runner"), `${sleeper}\n`);
+                assert.strictEqual(state("detached", "0 inactive"), "applying");
+            } finally {
+                process.kill(Number(sleeper));
+            }
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     it("reads the binlog file of shipped names with and without a series, and of stream files", () => {
         assert.deepStrictEqual(each(DB_HALF, "binlog_file", [[binlog(0, 4, 42)], [`binlog-${ts(0, 4)}-0003-mariadb-bin.000042.zst.age`], [`stream-${S}-mariadb-bin.000043`], ["full-x"]]), [
             "mariadb-bin.000042 [0]",
