@@ -13,7 +13,7 @@
 #   --no-keepalive       a new connection per request (see WRK_HEADERS below)
 #   --path-mix LIST      request these paths in turn: PATH[:WEIGHT],... (default: the URL's)
 #   --fault-cmd CMD      run CMD with bash -c once, --fault-at seconds after the start;
-#   --fault-at SECONDS     both or neither, and before --duration
+#   --fault-at SECONDS     both or neither, and before --duration (tenths allowed: 0.5)
 #   --json FILE          also write the figures as JSON (BenchFigures in scripts/bench/figures.ts)
 #   --min-requests N     fail when fewer requests were answered
 # Exit status: 0 when the run completed, however many requests failed; 1 when it could not
@@ -84,7 +84,7 @@ expand_paths() {
 
 parse_args() {
     URL="" DURATION=10 CONNECTIONS=10 THREADS=2 RATE="" TIMEOUT=10 PATH_MIX="" PATHS="" FAULT_CMD=""
-    FAULT_AT="" JSON="" MIN_REQUESTS=""
+    FAULT_AT="" FAULT_AT_MS=0 JSON="" MIN_REQUESTS=""
     while (($#)); do
         case "$1" in
         --url) URL="${2:?--url needs a URL}"; shift 2 ;;
@@ -115,8 +115,9 @@ parse_args() {
     [[ -z "$PATH_MIX" ]] || PATHS="$(expand_paths "$PATH_MIX")"
     if [[ -n "$FAULT_CMD" || -n "$FAULT_AT" ]]; then
         [[ -n "$FAULT_CMD" && -n "$FAULT_AT" ]] || fatal "--fault-cmd and --fault-at go together"
-        [[ "$FAULT_AT" =~ ^(0|[1-9][0-9]*)$ ]] || fatal "--fault-at expects whole seconds, got '$FAULT_AT'"
-        ((FAULT_AT < DURATION)) || fatal "--fault-at $FAULT_AT is not before the end (--duration $DURATION)"
+        [[ "$FAULT_AT" =~ ^(0|[1-9][0-9]*)(\.([0-9]))?$ ]] || fatal "--fault-at expects seconds (tenths allowed, as 1.5), got '$FAULT_AT'"
+        FAULT_AT_MS=$((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[3]:-0} * 100))
+        ((FAULT_AT_MS < DURATION * 1000)) || fatal "--fault-at $FAULT_AT is not before the end (--duration $DURATION)"
     fi
     if [[ -n "$JSON" ]]; then
         [[ -d "$(dirname "$JSON")" ]] || fatal "--json: no directory $(dirname "$JSON")"
@@ -157,7 +158,7 @@ watch_wrk() {
     local last_int=0 now
     while kill -0 "$WRK_PID" 2>/dev/null; do
         now="$(now_ms)"
-        if [[ -n "$FAULT_CMD" && -z "$FAULT_PID" ]] && ((!STOP && now >= T0_MS + FAULT_AT * 1000)); then
+        if [[ -n "$FAULT_CMD" && -z "$FAULT_PID" ]] && ((!STOP && now >= T0_MS + FAULT_AT_MS)); then
             start_fault
         fi
         if ((STOP && now - last_int >= 1000)); then
