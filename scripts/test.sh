@@ -67,6 +67,9 @@ main() {
 
     # The type check of the whole tree, once: mocha runs the tests transpile-only (.mocharc.json).
     check typecheck npx tsc --noEmit
+    # The backup target's and the DB Pi's tools, shipped as they are (the rendered step scripts
+    # are checked in the unit suite): a lint, as the type check, not a unit test of seconds.
+    check shellcheck-tools shellcheck assets/backup/pi-cluster-backup.sh assets/backup/pi-cluster-restore.sh assets/backup/pi-cluster-binlog-stream.sh
     suite unit "$REPO" npx mocha 'tests/unit/**/*.test.ts'
     suite app "$REPO/assets/app" npm test
     suite dashboard "$REPO/assets/dashboard" npm test

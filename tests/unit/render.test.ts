@@ -11,7 +11,7 @@ import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { renderStreamClient } from "../../components/render/binlogStream";
 import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, renderReplicaClient, replicaClientFile, roleFirewall, Topology } from "../../components/render/firewall";
-import { BACKUP_ASSETS, publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
+import { publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
 import {
     maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, renderSemiSyncConfig, replicaServerId, semiSyncSettings,
 } from "../../components/render/mariadb";
@@ -893,15 +893,6 @@ describe("backup target files", () => {
         // Another mark (a replica's seeding key) is read the same way, and only its own line.
         assert.strictEqual(publicKeyOf("BACKUP_PUBLIC_KEY ssh-ed25519 AAAAB\nSEED_PUBLIC_KEY ssh-ed25519 AAAAS\n", "SEED_PUBLIC_KEY"), "ssh-ed25519 AAAAS");
     });
-
-    // One case per tool: shellcheck takes about a second on each (the steps are checked with
-    // the others below).
-    for (const f of ["pi-cluster-backup.sh", "pi-cluster-restore.sh"]) {
-        it(`ships ${f}, which shellcheck accepts`, () => {
-            const r = spawnSync("shellcheck", [path.join(BACKUP_ASSETS, f)], { encoding: "utf8" });
-            assert.strictEqual(r.status, 0, r.stdout);
-        });
-    }
 });
 
 describe("web server files", () => {
