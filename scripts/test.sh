@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of the stack (mocha + Pulumi mocks + real validators), the
-# app's tests against a real MariaDB, the dashboard's unit tests, backup and restore
-# against a real MariaDB (tests/backup/local.sh), the toolchain smoke test,
-# bad config through the real engine's preview, then the end-to-end tests on a lab it
-# creates and always tears down.
+# Runs every test: the type check of the whole tree (tsc; the program itself runs
+# transpile-only, tsconfig.pulumi.json), unit tests of the stack (mocha + Pulumi mocks +
+# real validators), the app's tests against a real MariaDB, the dashboard's unit tests,
+# backup and restore against a real MariaDB (tests/backup/local.sh), the toolchain smoke
+# test, bad config through the real engine's preview, then the end-to-end tests on a lab
+# it creates and always tears down.
 # Usage: scripts/test.sh [--unit]     (--unit skips the lab and the end-to-end tests)
 # Run as root on a fresh machine: it installs what it needs (scripts/setup.sh).
 # Reads: PULUMI_CONFIG_PASSPHRASE (default: the lab's, README "The lab")
@@ -65,7 +66,8 @@ main() {
     # shellcheck source=/dev/null
     source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
 
-    # The type check of the whole tree, once: mocha runs the tests transpile-only (.mocharc.json).
+    # The type check of the whole tree, once: mocha runs the tests, and Pulumi the program
+    # (tsconfig.pulumi.json), transpile-only.
     check typecheck npx tsc --noEmit
     # The backup target's and the DB Pi's tools, shipped as they are (the rendered step scripts
     # are checked in the unit suite): a lint, as the type check, not a unit test of seconds.
