@@ -605,9 +605,16 @@ export function apiWriteTokenProblem(token: string): string | undefined {
 
 /**
  * Thrown for bad stack config; the message names every bad key. A RunError, so Pulumi
- * prints just the message, not a stack trace.
+ * prints just the message, not a stack trace. Its stack is that message too, with no
+ * frames: Pulumi's runner formats every uncaught error's stack for its telemetry, and
+ * source-mapping those frames took 30 s of a 37 s failed preview here (5.5 s without).
  */
-export class ConfigError extends pulumi.RunError {}
+export class ConfigError extends pulumi.RunError {
+    constructor(message: string) {
+        super(message);
+        Object.defineProperty(this, "stack", { value: `${this.name}: ${message}`, configurable: true, writable: true });
+    }
+}
 
 function formatPath(p: PropertyKey[]): string {
     return p.reduce<string>((acc, seg) => (typeof seg === "number" ? `${acc}[${seg}]` : `${acc}.${String(seg)}`), `${NAMESPACE}:`).replace(":.", ":");

@@ -328,6 +328,20 @@ describe("stack config", () => {
     });
 });
 
+describe("a config error", () => {
+    it("is a RunError whose stack is its message, with no frames to source-map (Pulumi formats it for telemetry)", () => {
+        let err: unknown;
+        try {
+            parseConfig({ ...rawConfig(2), webServers: [] });
+        } catch (e) {
+            err = e;
+        }
+        assert.ok(err instanceof ConfigError && pulumi.RunError.isInstance(err), String(err));
+        assert.strictEqual(err.stack, `Error: ${err.message}`);
+        assert.doesNotMatch(err.stack!, /\n\s+at /);
+    });
+});
+
 describe("the deploy key", () => {
     /**
      * A real key of `type` from ssh-keygen, in `format` (OpenSSH's own unless given). RSA at
