@@ -52,6 +52,10 @@ applied_all() {
     return 1
 }
 
+# since : milliseconds since the action started, for its progress lines.
+T0_US=${EPOCHREALTIME/./}
+since() { echo "$(((${EPOCHREALTIME/./} - T0_US) / 1000)) ms"; }
+
 promote() {
     local received=$1 st tmp
     tmp=$(mktemp)
@@ -71,6 +75,7 @@ promote() {
         fi
         fatal "its SQL thread stopped ($(field Last_SQL_Error "$st")) with both threads stopped now: nothing was changed. Do not start replication on it (with GTID, MariaDB then discards its relay log); promote another replica, or apply its relay log by hand"
     fi
+    info "the IO thread stopped, the relay log applied ($(since))"
     # The clients' rule first: the database role's ruleset takes 3306 from the web servers
     # through it, and the replica role's took it inline.
     install -d -m 0755 "$(dirname "$CLIENTS_FILE")"
@@ -80,11 +85,12 @@ promote() {
     # Applied by the next restart; everything it changes is set live below or is of no use
     # to a database (relay log, log_slave_updates).
     put_file "$SERVER_CNF_TEXT" "$SERVER_CNF" 0644 || true
+    info "the database's firewall and config in place ($(since))"
     mariadb_sql -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL slave_exec_mode = 'STRICT'; SET GLOBAL read_only = OFF"
     # Its own replication grant (from its own address) is of no use to a database.
     mariadb_sql -e "DROP USER IF EXISTS $(sql_quote "$REPL_USER")@$(sql_quote "$OWN_ADDRESS")"
     printf 'pi-cluster:gtid_binlog_pos=%s\n' "$(mariadb_sql -e 'SELECT @@gtid_binlog_pos')"
-    info "$(hostname) is the database: writable, applied up to $(mariadb_sql -e 'SELECT @@gtid_slave_pos')"
+    info "$(hostname) is the database: writable, applied up to $(mariadb_sql -e 'SELECT @@gtid_slave_pos') ($(since))"
 }
 
 # The actions replace lib.sh's apply|delete|verify: this is no step of `pulumi up`.

@@ -13,7 +13,8 @@
 //      thread and checks again that it received what was compared and applied it all;
 //   5. the replica becomes the database (writable, its own server id and GTID domain);
 //   6. the web servers switch to it, half of them at a time, drained by the load balancer,
-//      so requests never fail for want of a server;
+//      so requests never fail for want of a server (the first half is drained and switched
+//      while the replica turns writable, and admitted once it is);
 //   7. the lost database's steps leave the state, and the config names the replica the
 //      database. The next `pulumi up` finds the Pis as it renders them.
 // Usage: scripts/promote.sh [REPLICA] [--stack STACK] [--allow-behind]
@@ -301,23 +302,43 @@ async function promote(argv: string[]): Promise<Summary> {
         }
         info(`${promoted} applied everything it received (GTID ${applied})`);
 
-        const p = await pis.run(target, scripts.db, ["promote", received], 30_000);
-        if (p.code !== 0) throw new Error(`${promoted}: the promotion failed: ${why(p)}. The web servers stay fenced from ${lost.name}; run promote again`);
-        const writableAfterSeconds = at();
-        info(`${promoted} is writable (GTID ${parseStatusOutput(p.out).vars.gtid_binlog_pos})`);
-
-        // The web servers follow, half at a time: drained, switched, admitted.
+        // The web servers follow, half at a time: drained, switched, admitted. The first half is
+        // drained and switched while the replica turns writable: drained, it takes no request
+        // until it is admitted, and it is admitted only once the database is writable.
         let firstWaveServingAfterSeconds = 0;
         const serving = c.webServers.filter((w) => !w.cordon).map((w) => w.name);
         const waves = restartWaves(serving);
-        for (const wave of waves) {
-            const lb = (name: string, mode: "drain" | "admit") => pis.run(c.loadBalancer, scripts.lb.find((x) => x.name === name)![mode], ["apply"], 120_000);
+        const lb = (name: string, mode: "drain" | "admit") => pis.run(c.loadBalancer, scripts.lb.find((x) => x.name === name)![mode], ["apply"], 120_000);
+        const drainAndSwitch = async (wave: string[]) => {
             for (const name of wave) {
                 const r = await lb(name, "drain");
                 if (r.code !== 0) throw new Error(`the load balancer could not drain ${name}: ${why(r)}; run pulumi up to finish`);
             }
             const switched = await Promise.all(wave.map(async (name) => ({ name, r: await pis.run(c.webServers.find((w) => w.name === name)!, scripts.webs.find((w) => w.name === name)!.script, ["switch"], 120_000) })));
             for (const s of switched) if (s.r.code !== 0) throw new Error(`${s.name} did not switch to ${promoted}: ${why(s.r)}; it stays drained (its lease puts it back once healthy); run pulumi up to finish`);
+        };
+        const firstWave = drainAndSwitch(waves[0]);
+        // Settled either way before the promotion's own outcome is looked at (no unhandled rejection).
+        const firstWaveDone = firstWave.then(
+            () => undefined,
+            (e: Error) => e,
+        );
+        const p = await pis.run(target, scripts.db, ["promote", received], 30_000);
+        if (p.code !== 0) {
+            const e = await firstWaveDone;
+            throw new Error(`${promoted}: the promotion failed: ${why(p)}. The web servers stay fenced from ${lost.name}${waves[0].length ? `, and ${waves[0].join(", ")} drained${e ? "" : ` (switched to ${promoted})`}` : ""}; run promote again`);
+        }
+        const writableAfterSeconds = at();
+        // What the replica's side did, with its own times.
+        for (const line of p.out.split("\n")) if (/^\[[^\]]+\] /.test(line)) info(`${promoted}: ${line.replace(/^\[[^\]]+\] /, "")}`);
+        info(`${promoted} is writable (GTID ${parseStatusOutput(p.out).vars.gtid_binlog_pos})`);
+        for (const [i, wave] of waves.entries()) {
+            if (i === 0) {
+                const e = await firstWaveDone;
+                if (e) throw e;
+            } else {
+                await drainAndSwitch(wave);
+            }
             for (const name of wave) {
                 const r = await lb(name, "admit");
                 if (r.code !== 0) throw new Error(`the load balancer could not admit ${name}: ${why(r)}; run pulumi up to finish`);
