@@ -18,7 +18,56 @@ FAILED=0
 SKIPPED=0
 SUITES_FAILED=()
 
+# "name wall cpu" per timed step, in run order, for the summary at the end.
+TIMINGS=()
+STEP_STARTED=0
+STEP_CPU=0
+
 info() { printf '\n== %s\n' "$*" >&2; }
+
+# CPU seconds (user + sys) of every command this shell has waited for so far. `times`
+# must run in this shell, not in a $(...) subshell, whose children are not this shell's.
+children_cpu() {
+    times >"$LOGS/.times"
+    awk 'NR == 2 { for (i = 1; i <= NF; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] } } END { printf "%.1f", s }' "$LOGS/.times"
+}
+
+step_start() {
+    STEP_STARTED=$SECONDS
+    children_cpu >"$LOGS/.cpu"
+    STEP_CPU="$(<"$LOGS/.cpu")"
+}
+
+# step_end NAME : records and prints how long the step since step_start took, in wall
+# time and in CPU time (steadier on a busy machine).
+step_end() {
+    local wall=$((SECONDS - STEP_STARTED)) cpu
+    children_cpu >"$LOGS/.cpu"
+    cpu="$(awk -v a="$(<"$LOGS/.cpu")" -v b="$STEP_CPU" 'BEGIN { printf "%.1f", a - b }')"
+    TIMINGS+=("$1 $wall $cpu")
+    info "$1: ${wall} s, ${cpu} s CPU"
+}
+
+# timed NAME CMD... : runs CMD as a timed step; its status is the step's.
+timed() {
+    local name="$1" status=0
+    shift
+    step_start
+    "$@" || status=$?
+    step_end "$name"
+    return "$status"
+}
+
+# print_timings : what each step cost, in run order (CI's budget is the sum).
+print_timings() {
+    local t
+    printf '\n%-16s %7s %9s\n' "step" "wall s" "CPU s"
+    for t in "${TIMINGS[@]}"; do
+        # shellcheck disable=SC2086 # "name wall cpu": three words
+        printf '%-16s %7s %9s\n' $t
+    done
+    printf '%-16s %7s\n' "total" "$SECONDS"
+}
 
 # suite NAME DIR CMD... : runs a mocha suite, keeps its log and adds up its counts
 # (mocha's "passing", "failing" and "pending", the last being skipped tests).
@@ -26,7 +75,9 @@ suite() {
     local name="$1" dir="$2" status=0 passed failed skipped
     shift 2
     info "$name"
+    step_start
     (cd "$dir" && "$@") 2>&1 | tee "$LOGS/$name.log" || status=$?
+    step_end "$name"
     passed=$(awk '/^ *[0-9]+ passing/ {s += $1} END {print s + 0}' "$LOGS/$name.log")
     failed=$(awk '/^ *[0-9]+ failing/ {s += $1} END {print s + 0}' "$LOGS/$name.log")
     skipped=$(awk '/^ *[0-9]+ pending/ {s += $1} END {print s + 0}' "$LOGS/$name.log")
@@ -43,7 +94,9 @@ check() {
     local name="$1" status=0
     shift
     info "$name"
+    step_start
     "$@" 2>&1 | tee "$LOGS/$name.log" || status=${PIPESTATUS[0]}
+    step_end "$name"
     if ((status == 0)); then
         PASSED=$((PASSED + 1))
     else
@@ -62,7 +115,7 @@ main() {
     [[ "${1:-}" == "--unit" ]] && unit_only=1
     cd "$REPO"
     mkdir -p "$LOGS"
-    bash scripts/setup.sh
+    timed setup bash scripts/setup.sh
     # shellcheck source=/dev/null
     source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
 
@@ -90,8 +143,8 @@ main() {
         trap lab_down EXIT
         # A fresh lab: hosts left by an earlier run (even a killed one) are not bare.
         info "lab down, then up"
-        lab/lab down
-        lab/lab up
+        timed lab-down lab/lab down
+        timed lab-up lab/lab up
         suite lab-e2e "$REPO" npx mocha --timeout 0 tests/e2e/lab.test.ts
         # The one end-to-end path: the real engine against the lab, converged once and
         # shared by every case (tests/e2e/cluster.test.ts).
@@ -104,6 +157,7 @@ main() {
         E2E_FIGURES_FILE=fault-figures.json suite faults-e2e "$REPO" npx mocha --timeout 0 tests/e2e/faults.test.ts
     fi
 
+    print_timings
     printf '\n'
     ((${#SUITES_FAILED[@]} == 0)) || printf 'failed suites: %s\n' "${SUITES_FAILED[*]}"
     printf 'tests: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$SKIPPED"
