@@ -34,6 +34,9 @@ export function cidrContains(cidr: string, address: string): boolean {
     return ((ipv4ToNumber(base)! & mask) >>> 0) === ((ipv4ToNumber(address)! & mask) >>> 0);
 }
 
+/** The widest management or admin network taken without allowPublicManagement. */
+export const MIN_MANAGEMENT_PREFIX = 8;
+
 const ipv4 = z.string().refine((s) => ipv4ToNumber(s) !== undefined, {
     message: "expected an IPv4 address such as 192.168.254.122",
 });
@@ -274,6 +277,9 @@ const schema = z
         // Empty (the default) stands for [managementCidr]: an empty list of who may reach SSH
         // would lock the stack itself out of every Pi.
         adminCidrs: z.array(cidr, { message: "expected a list of IPv4 CIDRs such as [\"192.168.254.10/32\"]" }).default([]),
+        // A management or admin network wider than /8 (0.0.0.0/0 above all) opens SSH and every
+        // internal route to most of the internet: refused unless this says so.
+        allowPublicManagement: z.boolean({ message: "expected true or false" }).default(false),
         loadBalancer: host,
         webServers: z.array(webHost, { message: "expected a list of web servers" }).min(1, {
             message: "expected at least one web server",
@@ -326,6 +332,20 @@ const schema = z
             { h: c.database, at: ["database"] },
             ...c.dbReplicas.map((h, i) => ({ h, at: ["dbReplicas", i] })),
         ];
+        if (!c.allowPublicManagement) {
+            for (const [value, at] of [[c.managementCidr, ["managementCidr"]], ...c.adminCidrs.map((a, i) => [a, ["adminCidrs", i]] as const)] as const) {
+                const prefix = Number(/\/(\d{1,2})$/.exec(value)?.[1]);
+                if (prefix < MIN_MANAGEMENT_PREFIX) {
+                    ctx.addIssue({
+                        code: "custom",
+                        path: [...at],
+                        message:
+                            `expected a network no wider than /${MIN_MANAGEMENT_PREFIX}: it may reach SSH and every internal route, so /${prefix} opens them to ` +
+                            `${prefix === 0 ? "the whole internet" : "a large part of the internet"}; narrow it, or set pi-cluster:allowPublicManagement to true`,
+                    });
+                }
+            }
+        }
         const seenNames = new Map<string, string>();
         const seenAddresses = new Map<string, string>();
         for (const { h, at } of all) {
@@ -426,10 +446,12 @@ const schema = z
         );
 
         const connections = maxConnections(c.webServers.length, c.dbPoolSize, c.dbConnectionHeadroom);
-        const db = mariadbMemoryMb(c.innodbBufferPoolSize, connections);
+        // Checks across fields run on values that failed their own check too (that issue is
+        // reported already): a size that is no size has no memory to check.
+        const db = byteSize.safeParse(c.innodbBufferPoolSize).success ? mariadbMemoryMb(c.innodbBufferPoolSize, connections) : undefined;
         // A replica serves the same pools and may become the primary: each gets the same check.
         for (const [h, at] of [[c.database, "database"], ...c.dbReplicas.map((r, i) => [r, `dbReplicas[${i}]`] as const)] as const) {
-            if (db.total > h.ramMb) {
+            if (db && db.total > h.ramMb) {
                 ctx.addIssue({
                     code: "custom",
                     params: { whole: true },

@@ -162,6 +162,17 @@ describe("stack config", () => {
         rejects((c) => (c.adminCidrs = ["10.0.0.0/8", "192.168.1.300/32"]), /pi-cluster:adminCidrs\[1\]/, /expected an IPv4 CIDR such as 192\.168\.254\.0\/24, got "192\.168\.1\.300\/32"/));
     it("rejects adminCidrs that is not a list", () => rejects((c) => (c.adminCidrs = "10.0.0.0/8"), /pi-cluster:adminCidrs/, /expected a list of IPv4 CIDRs/));
     it("rejects a malformed management CIDR", () => rejects((c) => (c.managementCidr = "10.254.0.0/33"), /pi-cluster:managementCidr/, /IPv4 CIDR/));
+    it("refuses a management network or admin network wider than /8 (0.0.0.0/0: SSH open to the world), unless allowPublicManagement says so", () => {
+        rejects((c) => (c.managementCidr = "0.0.0.0/0"), /pi-cluster:managementCidr/, /no wider than \/8: .*\/0 opens them to the whole internet; narrow it, or set pi-cluster:allowPublicManagement to true, got "0\.0\.0\.0\/0"/);
+        rejects((c) => (c.managementCidr = "8.0.0.0/7"), /pi-cluster:managementCidr/, /\/7 opens them to a large part of the internet/);
+        rejects((c) => (c.adminCidrs = ["10.254.0.0/24", "0.0.0.0/0"]), /pi-cluster:adminCidrs\[1\]/, /no wider than \/8/);
+        const at8 = rawConfig(2);
+        at8.managementCidr = "10.0.0.0/8";
+        assert.strictEqual(parseConfig(at8).managementCidr, "10.0.0.0/8");
+        const allowed = { ...rawConfig(2), managementCidr: "0.0.0.0/0", adminCidrs: ["0.0.0.0/0"], allowPublicManagement: true };
+        assert.deepStrictEqual(parseConfig(allowed).adminCidrs, ["0.0.0.0/0"]);
+        rejects((c) => (c.allowPublicManagement = "yes"), /pi-cluster:allowPublicManagement/, /expected true or false/);
+    });
     it("rejects a host name that is not a valid host name", () =>
         rejects((c) => (c.loadBalancer.name = "Pi LB"), /pi-cluster:loadBalancer\.name/, /lower-case host name/));
     it("rejects a host key that is not an SSH public key", () =>
