@@ -65,12 +65,17 @@ function brokenRelease(on: boolean, original: string): void {
     fs.writeFileSync(APP_INDEX, on ? `if (process.env.NODE_ENV === "production") throw new Error("e2e: this release fails at start");\n${original}` : original);
 }
 
-/** Zero failed requests through the LB, out of at least MIN_REQUESTS. */
+/**
+ * Zero failed requests through the LB, out of at least MIN_REQUESTS. A hang is a failure too:
+ * wrk counts a request unanswered past the stream's --timeout (10 s) as a socket timeout.
+ * What was sent and not answered by the stop is no such check: with one request per
+ * connection it stays within the connections whether one hangs or not, and wrk 4.1.0 once
+ * counted 9 on 8 connections with nothing failed or slow (node replacement, CI, p99 2.3 s).
+ */
 function assertNoFailures(r: BenchReport, what: string): void {
     assert.ok(r.requests >= MIN_REQUESTS, `${what}: only ${r.requests} requests`);
     assert.strictEqual(r.failed.total, 0, `${what}: ${failures(r)}`);
-    // In flight when the stream was stopped, at most one per connection; never a hang.
-    assert.ok(r.unanswered <= 8, `${what}: ${r.unanswered} requests never answered`);
+    assert.strictEqual(r.failed.socket.timeout ?? 0, 0, `${what}: ${r.failed.socket.timeout} requests unanswered for 10 s`);
 }
 
 function currentRelease(host: string): string {

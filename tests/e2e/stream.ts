@@ -25,7 +25,7 @@ export interface BenchReport {
     latencyMs: { p50: number; p90: number; p99: number; max: number };
     failed: { total: number; socket: Record<string, number>; status: Record<string, number> };
     retryAfter503: number;
-    /** Sent but not answered when the stream stopped: those in flight at the stop. */
+    /** Sent but not answered when the stream stopped: those in flight at the stop (as wrk counts them). */
     unanswered: number;
     perSecond: { t: number; ok: number; failed: number }[];
     /** When the bench was started (this machine's clock, ms), for reading perSecond. */
