@@ -53,7 +53,11 @@ export function noPlaintextBackupsOrKeys(): void {
     const files = onHost("pi-lb", `sudo find ${TARGET_DIR} -maxdepth 1 -type f -printf '%f\\n'`).out.split("\n").filter(Boolean);
     const ages = files.filter((f) => f.endsWith(".age"));
     assert.ok(ages.length > 0, "no backups on the target");
-    for (const f of files) assert.match(f, /^(\S+\.age|\S+\.age\.sha256|status\.json|\.ledger|\.series|\.stream\.json|\.ok-\w+|\.failed-\w+|\.verify|\..+\.partial)$/, `unexpected file on the target: ${f}`);
+    // The tools write their metadata through a temporary file of the same name (mktemp, then
+    // mv): one may stand there at the instant of listing (CI saw .status.cjslOV).
+    for (const f of files) {
+        assert.match(f, /^(\S+\.age|\S+\.age\.sha256|status\.json|\.ledger|\.series|\.stream\.json|\.ok-\w+|\.failed-\w+|\.verify|\..+\.partial|\.(status|ledger|series|stream\.json)\.[A-Za-z0-9]{6})$/, `unexpected file on the target: ${f}`);
+    }
     // Every stored backup starts with age's header: nothing left the DB Pi unencrypted.
     // The directory is the backup account's alone (0700): read it as root.
     const headers = onHost("pi-lb", `sudo bash -c 'cd ${TARGET_DIR} && for f in *.age; do head -c 21 "$f"; echo; done'`).out.split("\n").filter(Boolean);
