@@ -53,6 +53,8 @@
 #   DB_SOCKET      MariaDB's socket                   (/run/mysqld/mysqld.sock)
 #   DB_OWNER       owner of the data directory        (mysql:mysql)
 #   STOP_CMD / START_CMD  how to stop and start MariaDB (systemctl stop|start mariadb)
+#   RESET_CMD      run before each start: a restore's starts are no crash loop, so the unit's
+#                  start limit must not count them (systemctl reset-failed mariadb; empty: none)
 #   ISOLATION_CNF  option file that turns networking off during the replay
 #                  (/etc/mysql/mariadb.conf.d/99-pi-cluster-restore.cnf)
 #   START_TIMEOUT  seconds MariaDB may take to answer once started (120)
@@ -70,13 +72,14 @@ DB_SOCKET=${DB_SOCKET:-/run/mysqld/mysqld.sock}
 DB_OWNER=${DB_OWNER:-mysql:mysql}
 STOP_CMD=${STOP_CMD:-systemctl stop mariadb}
 START_CMD=${START_CMD:-systemctl start mariadb}
+RESET_CMD=${RESET_CMD-systemctl reset-failed mariadb}
 ISOLATION_CNF=${ISOLATION_CNF:-/etc/mysql/mariadb.conf.d/99-pi-cluster-restore.cnf}
 START_TIMEOUT=${START_TIMEOUT:-120}
 HEARTBEAT=${HEARTBEAT:-15}
 BACKUP_STATE=${BACKUP_STATE:-/var/lib/pi-cluster-backup}
 FULL_UNIT=${FULL_UNIT-pi-cluster-backup-full.service}
 # What the apply unit is given: a test's settings reach it as they reach this process.
-readonly PASSED_ENV=(STAGE LOCK LOG_DIR DATADIR DB_SOCKET DB_OWNER STOP_CMD START_CMD ISOLATION_CNF START_TIMEOUT BACKUP_STATE FULL_UNIT)
+readonly PASSED_ENV=(STAGE LOCK LOG_DIR DATADIR DB_SOCKET DB_OWNER STOP_CMD START_CMD RESET_CMD ISOLATION_CNF START_TIMEOUT BACKUP_STATE FULL_UNIT)
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SELF
 
@@ -472,6 +475,15 @@ recover() {
 # as a child would hold them for good).
 db_ctl() { $1 6>&- 7>&- 8>&- 9>&-; }
 
+# start_mariadb : MariaDB started. Its unit allows 5 starts a minute (the stack's drop-in),
+# and a restore starts it twice (isolated, then reopened): two restores within a minute, or
+# one after a crash, hit the limit and left MariaDB down at reopening (the fault suite, cases
+# 6 and 7). Deliberate starts clear the count first.
+start_mariadb() {
+    if [[ -n "$RESET_CMD" ]]; then db_ctl "$RESET_CMD" 2>/dev/null || true; fi
+    db_ctl "$START_CMD"
+}
+
 # datadir_users : pids of the processes working in DATADIR. mariadbd changes its working
 # directory to its data directory, whoever started it, so this sees a server systemd lost track of.
 datadir_users() {
@@ -530,7 +542,7 @@ rollback() {
         log "rolled back: MariaDB never stopped, it runs on its data directory as before"
         return 0
     fi
-    db_ctl "$START_CMD" || {
+    start_mariadb || {
         log "MariaDB does not start on the data directory from before"
         return 1
     }
@@ -549,7 +561,7 @@ finish() {
     # The next backup starts a new chain on the restored data, and the restored server's
     # binlogs are a new series: nothing of the old series is "already shipped".
     rm -rf "$BACKUP_STATE/lsn" "$BACKUP_STATE/chain" "$BACKUP_STATE/shipped" "$BACKUP_STATE/flushed-at" "$BACKUP_STATE/series"
-    db_ctl "$START_CMD" || return 1
+    start_mariadb || return 1
     wait_mariadb || {
         log "MariaDB does not answer on $DB_SOCKET with networking back"
         return 1
@@ -641,7 +653,7 @@ run() {
     log "kept what was in $DATADIR as $aside"
 
     isolate "$run"
-    db_ctl "$START_CMD" || {
+    start_mariadb || {
         log "MariaDB does not start on the restored data"
         return 1
     }
