@@ -37,9 +37,9 @@ function killAfter(host: string, pattern: string, after: number): void {
     assert.strictEqual(r.status, 0, `nothing matched ${pattern} on ${host} ${after} s after it started: ${r.out}`);
 }
 
-/** Bytes of the hidden partial upload on the target (0 when there is none). */
-function partialBytes(): number {
-    const r = onHost(TARGET, `sudo find ${TARGET_DIR} -maxdepth 1 -name '.*.partial' -printf '%s\\n'`);
+/** Bytes of the hidden partial uploads of KIND on the target (0 when there is none); a binlog shipping run may be putting one of its own. */
+function partialBytes(kind = "full"): number {
+    const r = onHost(TARGET, `sudo find ${TARGET_DIR} -maxdepth 1 -name '.${kind}-*.partial' -printf '%s\\n'`);
     return r.out.split("\n").filter(Boolean).reduce((n, s) => n + Number(s), 0);
 }
 
