@@ -763,6 +763,32 @@ function expandHome(p: string): string {
     return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
 }
 
+/** The settings as the schema leaves them: defaults filled in, no secret read. */
+export type Settings = Parsed;
+
+/**
+ * Validates raw config values against the schema alone: no file is read and no secret is
+ * needed, only whether the secret keys are set. The policy pack (policy/) reads the stack
+ * through this, so its rules see the values, defaults included, that the program builds from.
+ */
+export function parseSettings(raw: Record<string, unknown>, secretsSet: { sshPrivateKey?: boolean; tlsPrivateKey?: boolean } = {}): Settings {
+    const result = schema.safeParse({
+        ...raw,
+        ...(secretsSet.sshPrivateKey ? { sshPrivateKey: "(secret)" } : {}),
+        ...(secretsSet.tlsPrivateKey ? { tlsPrivateKey: "(secret)" } : {}),
+    });
+    if (!result.success) {
+        const lines = result.error.issues.flatMap((i) => {
+            if (i.code === "unrecognized_keys") return i.keys.map((k) => unknownKey(i.path, k));
+            const own = i.code === "custom" && (i as { params?: { whole?: boolean } }).params?.whole;
+            const got = own ? "" : `, got ${describe(valueAt(raw, i.path))}`;
+            return `  ${formatPath(i.path)}: ${i.message}${got}`;
+        });
+        throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);
+    }
+    return result.data;
+}
+
 /**
  * Validates raw config values (as read from the stack) and returns the typed config.
  * Pure apart from reading the SSH key file, so it is tested without Pulumi.
@@ -774,17 +800,10 @@ export function parseConfig(
     writeToken?: pulumi.Output<string>,
     tlsKey?: pulumi.Output<string>,
 ): ClusterConfig {
-    const result = schema.safeParse({ ...raw, ...(secretKey ? { sshPrivateKey: "(secret)" } : {}), ...(tlsKey ? { tlsPrivateKey: "(secret)" } : {}) });
-    if (!result.success) {
-        const lines = result.error.issues.flatMap((i) => {
-            if (i.code === "unrecognized_keys") return i.keys.map((k) => unknownKey(i.path, k));
-            const own = i.code === "custom" && (i as { params?: { whole?: boolean } }).params?.whole;
-            const got = own ? "" : `, got ${describe(valueAt(raw, i.path))}`;
-            return `  ${formatPath(i.path)}: ${i.message}${got}`;
-        });
-        throw new ConfigError(`invalid stack config:\n${lines.join("\n")}`);
-    }
-    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, tlsPrivateKey: _tls, ...parsed } = result.data;
+    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, tlsPrivateKey: _tls, ...parsed } = parseSettings(raw, {
+        sshPrivateKey: !!secretKey,
+        tlsPrivateKey: !!tlsKey,
+    });
     const rest = {
         ...parsed,
         adminCidrs: parsed.adminCidrs.length > 0 ? parsed.adminCidrs : [parsed.managementCidr],
@@ -833,18 +852,26 @@ function checkedWriteToken(token: pulumi.Output<string>): pulumi.Output<string> 
 /** Keys read only with getSecret, so their values are secret from the start. */
 const SECRET_KEYS = ["sshPrivateKey", "apiWriteToken", "tlsPrivateKey"];
 
-/**
- * Reads every `pi-cluster:*` key the stack sets, not only the known ones, so that a
- * mistyped key fails validation instead of being silently ignored. Other namespaces
- * belong to Pulumi and providers and are left alone.
- */
 export function loadConfig(): ClusterConfig {
     const cfg = new pulumi.Config(NAMESPACE);
-    const raw: Record<string, unknown> = {};
-    const keys = Object.keys(pulumi.runtime.allConfig())
+    return parseConfig(rawStackConfig(), cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"), cfg.getSecret("tlsPrivateKey"));
+}
+
+function stackKeys(): string[] {
+    return Object.keys(pulumi.runtime.allConfig())
         .filter((k) => k.startsWith(`${NAMESPACE}:`))
         .map((k) => k.slice(NAMESPACE.length + 1));
-    for (const key of keys) {
+}
+
+/**
+ * Every `pi-cluster:*` key the stack sets, not only the known ones, so that a mistyped key
+ * fails validation instead of being silently ignored; the secret ones (SECRET_KEYS) left
+ * out. Other namespaces belong to Pulumi and providers and are left alone.
+ */
+export function rawStackConfig(): Record<string, unknown> {
+    const cfg = new pulumi.Config(NAMESPACE);
+    const raw: Record<string, unknown> = {};
+    for (const key of stackKeys()) {
         if (SECRET_KEYS.includes(key)) continue;
         const text = cfg.get(key);
         if (text === undefined) continue;
@@ -855,5 +882,11 @@ export function loadConfig(): ClusterConfig {
             raw[key] = text;
         }
     }
-    return parseConfig(raw, cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"), cfg.getSecret("tlsPrivateKey"));
+    return raw;
+}
+
+/** Whether the stack sets each secret key (their values are not read). */
+export function secretsSet(): { sshPrivateKey: boolean; tlsPrivateKey: boolean } {
+    const keys = stackKeys();
+    return { sshPrivateKey: keys.includes("sshPrivateKey"), tlsPrivateKey: keys.includes("tlsPrivateKey") };
 }
