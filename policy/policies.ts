@@ -51,16 +51,20 @@ export function deleteProblem(props: CommandInputs): string | undefined {
     return "expected a delete that undoes this step (a script step runs its own `delete`): without one, `pulumi destroy` or removing the step leaves what it installed on the Pi";
 }
 
-// A secret in a step script is a variable named for one (DB_PASSWORD, API_WRITE_TOKEN,
-// SECRETS_TEXT...), or a private key carried as a file's text (KEY_TEXT of a supplied TLS key).
-const SECRET_VARIABLE = /^[A-Z0-9_]*(PASSWORD|TOKEN|SECRET|SECRETS|PRIVATE_KEY)(_[A-Z0-9]+)*=/m;
-const SECRET_TEXT = /-----BEGIN [A-Z ]*PRIVATE KEY-----|AGE-SECRET-KEY-1/;
+// A secret in a step script is a variable whose name ends in what it holds (DB_PASSWORD,
+// API_WRITE_TOKEN, the SECRETS_TEXT of an env file; not SECRETS_FILE, a path, nor
+// SECRETS_DIGEST), or a file's text that holds one: a private key (KEY_TEXT of a supplied
+// TLS key) or a MariaDB client option file's password line (CLIENT_CNF_TEXT).
+const SECRET_VARIABLE = /^(?:[A-Z0-9]+_)*(?:PASSWORD|TOKEN|SECRET|PRIVATE_KEY|SECRETS_TEXT)=/m;
+const SECRET_TEXT = /-----BEGIN [A-Z ]*PRIVATE KEY-----|AGE-SECRET-KEY-1|^\s*password\s*=/m;
 
 /** The secret-looking variable or text a script carries, or undefined. */
 export function secretIn(script: string): string | undefined {
     const variable = SECRET_VARIABLE.exec(script);
     if (variable) return `the variable ${variable[0].slice(0, -1)}`;
-    return SECRET_TEXT.test(script) ? "a private key" : undefined;
+    const text = SECRET_TEXT.exec(script);
+    if (!text) return undefined;
+    return /password/.test(text[0]) ? "a password in a file's text" : "a private key";
 }
 
 /** Why a step that carries a secret may log it, or undefined. */

@@ -4,6 +4,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { checkContractVersion, ClusterOutputs, Monitoring, monitoringFrom } from "../../examples/consumer/monitoring";
+import { saveMocks } from "./helpers";
 
 const STACK = "organization/pi-cluster/lab";
 
@@ -84,33 +85,13 @@ describe("consumer: monitoring targets from the cluster's outputs", function () 
     }
 });
 
-/** The mocks' organization, which setMocks leaves unset unless it is given one (getOrganization then throws). */
-function organization(): string | undefined {
-    try {
-        return pulumi.runtime.getOrganization();
-    } catch {
-        return undefined;
-    }
-}
-
 describe("consumer program under Pulumi's mocks, with a mocked cluster stack", function () {
     let clusterOutputs: Record<string, unknown> = labOutputs();
     const refs: string[] = [];
-    // Other suites install their own mocks when their file loads; put them back afterwards.
-    let saved: { mocks: pulumi.runtime.Mocks; project: string; stack: string; preview: boolean; org?: string } | undefined;
-    let savedConfig: Record<string, string>;
+    let restoreMocks: () => void;
 
     before(() => {
-        savedConfig = pulumi.runtime.allConfig();
-        // A mock monitor keeps the Mocks it was given; none is set when this file runs alone.
-        const mocks = (pulumi.runtime.getMonitor() as { mocks?: pulumi.runtime.Mocks } | undefined)?.mocks;
-        saved = mocks && {
-            mocks,
-            project: pulumi.runtime.getProject(),
-            stack: pulumi.runtime.getStack(),
-            preview: pulumi.runtime.isDryRun(),
-            org: organization(),
-        };
+        restoreMocks = saveMocks();
         pulumi.runtime.setMocks(
             {
                 newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -126,11 +107,7 @@ describe("consumer program under Pulumi's mocks, with a mocked cluster stack", f
         );
     });
 
-    after(() => {
-        // setMocks, not setMockOptions: only setMocks turns the engine features (secrets) back on.
-        if (saved) pulumi.runtime.setMocks(saved.mocks, saved.project, saved.stack, saved.preview, saved.org);
-        pulumi.runtime.setAllConfig(savedConfig);
-    });
+    after(() => restoreMocks());
 
     /** Runs the program (an async function) with this config and the mocked cluster outputs. */
     async function runProgram(config: Record<string, string>, outputs: Record<string, unknown>): Promise<Monitoring> {

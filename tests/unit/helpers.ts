@@ -146,6 +146,31 @@ export function installMocks(password = FAKE_PASSWORD): Map<string, Recorded> {
     return recorded;
 }
 
+/** The mocks' organization, which setMocks leaves unset unless it is given one (getOrganization then throws). */
+function organization(): string | undefined {
+    try {
+        return pulumi.runtime.getOrganization();
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * Saves the mocks and config in force and returns what puts them back: other suites
+ * install their own mocks when their file loads, and a suite with its own must restore them.
+ */
+export function saveMocks(): () => void {
+    const config = pulumi.runtime.allConfig();
+    // A mock monitor keeps the Mocks it was given; none is set when a file runs alone.
+    const mocks = (pulumi.runtime.getMonitor() as { mocks?: pulumi.runtime.Mocks } | undefined)?.mocks;
+    const saved = mocks && { mocks, project: pulumi.runtime.getProject(), stack: pulumi.runtime.getStack(), preview: pulumi.runtime.isDryRun(), org: organization() };
+    return () => {
+        // setMocks, not setMockOptions: only setMocks turns the engine features (secrets) back on.
+        if (saved) pulumi.runtime.setMocks(saved.mocks, saved.project, saved.stack, saved.preview, saved.org);
+        pulumi.runtime.setAllConfig(config);
+    };
+}
+
 /**
  * Records what each component hands the engine in registerOutputs, by URN, as the
  * engine receives it (serialized, secrets still in their envelope): what lands in the
