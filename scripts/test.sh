@@ -3,7 +3,7 @@
 # transpile-only, tsconfig.pulumi.json), unit tests of the stack (mocha + Pulumi mocks +
 # real validators), the app's tests against a real MariaDB, the dashboard's unit tests,
 # backup and restore against a real MariaDB (tests/backup/local.sh), the toolchain smoke
-# test, bad config through the real engine's preview, then the end-to-end tests on a lab
+# test, bad config and the policy pack (policy/) through the real engine's preview, then the end-to-end tests on a lab
 # it creates and always tears down.
 # Usage: scripts/test.sh [--unit]     (--unit skips the lab and the end-to-end tests)
 # Run as root on a fresh machine: it installs what it needs (scripts/setup.sh).
@@ -134,6 +134,9 @@ main() {
     suite promote-local "$REPO" npx mocha --timeout 0 tests/promote/local.test.ts
     check toolchain-smoke bash toolchain/smoke.sh
     suite preview "$REPO" npx mocha --timeout 120000 tests/e2e/preview.test.ts
+    # The policy pack through the real engine: a production config passes, one it must refuse
+    # fails the preview. Its first preview builds the artifacts (.build/) the lab suites reuse.
+    suite policy "$REPO" npx mocha --timeout 900000 tests/e2e/policy.test.ts
 
     if ((!unit_only)); then
         export PULUMI_BACKEND_URL="file://$REPO/.state/backend"

@@ -57,6 +57,45 @@ export function writeHeaders(): Record<string, string> {
     return { "content-type": "application/json", authorization: `Bearer ${writeToken()}` };
 }
 
+/**
+ * A stack on a throwaway file backend, for previews that need no lab: the pinned CLI and
+ * language host, an empty passphrase (no secret is set), and a config file per preview.
+ * `init` in a before hook, `remove` in an after hook (it also deletes the stack's
+ * Pulumi.<stack>.yaml, which `stack init` writes into the repo).
+ */
+export function throwawayStack(prefix: string): {
+    dir: string;
+    name: string;
+    /** Runs pulumi on the stack with the config given; allowFail: the status is the caller's. */
+    preview(config: Record<string, unknown>, extraArgs?: string[]): { status: number | null; out: string };
+    init(): void;
+    remove(): void;
+} {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pi-${prefix}-`));
+    const stack = `${prefix}-${process.pid}`;
+    const env = { ...process.env, PULUMI_BACKEND_URL: `file://${dir}/state`, PULUMI_CONFIG_PASSPHRASE: "", PULUMI_SKIP_UPDATE_CHECK: "true", NO_COLOR: "1" };
+    return {
+        dir,
+        name: stack,
+        preview(config, extraArgs = []) {
+            const file = path.join(dir, "config.yaml");
+            // JSON is YAML: the stack file Pulumi reads.
+            const entries = Object.entries(config).map(([k, v]) => [`pi-cluster:${k}`, v]);
+            fs.writeFileSync(file, JSON.stringify({ config: Object.fromEntries(entries) }));
+            const r = run("pulumi", ["preview", "--stack", stack, "--config-file", file, ...extraArgs, "--non-interactive", "--color", "never"], { env, allowFail: true });
+            return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
+        },
+        init() {
+            fs.mkdirSync(path.join(dir, "state"));
+            run("pulumi", ["stack", "init", stack, "--non-interactive"], { env, cwd: REPO });
+        },
+        remove() {
+            run("pulumi", ["stack", "rm", "--yes", "--force", stack, "--non-interactive"], { env, allowFail: true });
+            fs.rmSync(dir, { recursive: true, force: true });
+        },
+    };
+}
+
 export function setConfig(key: string, value: string): void {
     pulumi(["config", "set", key, value]);
 }

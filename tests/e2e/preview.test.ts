@@ -2,40 +2,15 @@
 // a throwaway file backend) must fail with a message that names the key, before any
 // resource exists, so no host is ever contacted. Needs no lab and no provider plugin.
 import * as assert from "assert";
-import * as fs from "fs";
-import * as path from "path";
-import { rawConfig, tmpDir } from "../unit/helpers";
-import { REPO, run } from "./lib";
+import { rawConfig } from "../unit/helpers";
+import { throwawayStack } from "./lib";
 
 describe("pulumi preview rejects bad config with the real engine", function () {
-    const dir = tmpDir("pi-preview-");
-    const stack = `preview-${process.pid}`;
-    const env = {
-        ...process.env,
-        PULUMI_BACKEND_URL: `file://${dir}/state`,
-        PULUMI_CONFIG_PASSPHRASE: "",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        NO_COLOR: "1",
-    };
+    const stack = throwawayStack("preview");
+    const preview = (config: Record<string, unknown>) => stack.preview(config);
 
-    function preview(config: Record<string, unknown>): { status: number | null; out: string } {
-        const file = path.join(dir, "config.yaml");
-        // JSON is YAML: the stack file Pulumi reads.
-        const entries = Object.entries(config).map(([k, v]) => [`pi-cluster:${k}`, v]);
-        fs.writeFileSync(file, JSON.stringify({ config: Object.fromEntries(entries) }));
-        const r = run("pulumi", ["preview", "--stack", stack, "--config-file", file, "--non-interactive", "--color", "never"], { env, allowFail: true });
-        return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
-    }
-
-    before(() => {
-        fs.mkdirSync(path.join(dir, "state"));
-        run("pulumi", ["stack", "init", stack, "--non-interactive"], { env, cwd: REPO });
-    });
-
-    after(() => {
-        run("pulumi", ["stack", "rm", "--yes", "--force", stack, "--non-interactive"], { env, allowFail: true });
-        fs.rmSync(dir, { recursive: true, force: true });
-    });
+    before(() => stack.init());
+    after(() => stack.remove());
 
     it("names a malformed address and the value, with no stack trace and no resource", () => {
         const c = rawConfig(2);
