@@ -8,18 +8,19 @@ import * as path from "path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
-import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients, renderReplicaClient, replicaClientFile } from "./render/firewall";
+import { renderDbClients, renderReplicaClient, replicaClientFile } from "./render/firewall";
 import {
-    BACKUP_ENV, BACKUP_KEY, BACKUP_KINDS, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, backupToolText, backupUnitName, BackupSchedule,
-    PUBLIC_KEY_MARK, publicKeyOf, renderBackupService, renderBackupTimer, renderDbBackupEnv, RESTORE_TOOL, restoreToolText,
+    BACKUP_KEY, BACKUP_KINDS, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, backupToolText, backupUnitName, BackupSchedule, PUBLIC_KEY_MARK, publicKeyOf,
+    renderBackupService, renderBackupTimer, renderDbBackupEnv, RESTORE_TOOL, restoreToolText,
 } from "./render/backup";
 import {
     maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, renderSemiSyncConfig, replicaServerId, semiSyncSettings,
 } from "./render/mariadb";
-import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
+import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, withReapply } from "./remote";
+import { BACKUP_ENV, DB_CLIENTS_FILE, FIREWALL_RULESET, REPLICA_DIR, REPLICA_STATE_DIR, REPL_USER, SEED_KEY, TLS_DIR } from "./constants";
 
 export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
@@ -112,17 +113,11 @@ export interface ReplicaSource {
     after: pulumi.Resource[];
 }
 
-/** The replication user, granted REPLICATION SLAVE from each replica's address only. */
-export const REPL_USER = "pi_repl";
 /** The database's account that runs only the seeding stream, for the replicas' keys. */
 export const SEED_USER = "pi-seed";
 export const SEED_STREAM_TOOL = "/usr/local/sbin/pi-cluster-seed-stream";
 export const SEED_SUDOERS = "/etc/sudoers.d/pi-cluster-seed";
-export const SEED_KEY = "/etc/pi-cluster/replica/seed_ed25519";
 export const SEED_KEY_MARK = "SEED_PUBLIC_KEY";
-const REPLICA_DIR = "/etc/pi-cluster/replica";
-/** The replica step's own state on the Pi (what it was pointed at, the generation of its last seed). */
-const REPLICA_STATE_DIR = "/var/lib/pi-cluster/replica";
 
 /** The seeding account's forced command: a mariadb-backup of the database to stdout. */
 export function renderSeedStream(): string {

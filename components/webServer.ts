@@ -6,12 +6,10 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
-import {
-    APP_DIR, APP_ENV_FILE, APP_HOME, APP_SECRETS_FILE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, PM2_DIR,
-    renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit,
-} from "./render/app";
+import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "./render/app";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
+import { APP_DIR, APP_ENV_FILE, APP_HOME, APP_SECRETS_FILE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, PM2_DIR } from "./constants";
 
 /** What a web server needs of the load balancer to drain and admit itself. */
 export interface LoadBalancerLink {

@@ -9,7 +9,6 @@ export const BACKUP_ASSETS = path.join(__dirname, "..", "..", "assets", "backup"
 export const BACKUP_TOOL = "/usr/local/sbin/pi-cluster-backup";
 /** Installed on the database Pi; scripts/restore.sh installs it again on a bare one. */
 export const RESTORE_TOOL = "/usr/local/sbin/pi-cluster-restore";
-export const BACKUP_ENV = "/etc/pi-cluster/backup.env";
 /** The database Pi's backup state: its SSH key to the target, the incremental base, what was shipped. */
 export const BACKUP_STATE_DIR = "/var/lib/pi-cluster-backup";
 export const BACKUP_KEY = `${BACKUP_STATE_DIR}/ssh/id_ed25519`;

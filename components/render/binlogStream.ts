@@ -3,16 +3,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import { BACKUP_ASSETS } from "./backup";
-import { FIREWALL_INCLUDE_DIR } from "./firewall";
 import { SANDBOX } from "./systemd";
+import { FIREWALL_INCLUDE_DIR, STREAM_CA, STREAM_CLIENT_CNF } from "../constants";
 
 export const STREAM_UNIT = "pi-cluster-binlog-stream";
 export const STREAM_TOOL = "/usr/local/sbin/pi-cluster-binlog-stream";
-export const STREAM_ENV = "/etc/pi-cluster/binlog-stream.env";
-/** The stream account's password, owned by the backup account, 0600. */
-export const STREAM_CLIENT_CNF = "/etc/pi-cluster/binlog-stream.cnf";
-/** The CA that signed the database's certificate, which the stream checks. */
-export const STREAM_CA = "/etc/pi-cluster/binlog-stream-ca.crt";
 /** The database's account for the stream, from the target's address only. */
 export const STREAM_USER = "pi_binlog";
 /**

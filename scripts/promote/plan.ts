@@ -4,12 +4,13 @@
 // it again: no second restart).
 import { topologyOf } from "../../components/cluster";
 import { ClusterConfig } from "../../components/config";
-import { DB_NAME, DB_USER, REPL_USER, SERVER_CNF, serverCnf } from "../../components/database";
-import { APP_ENV_FILE, APP_USER, DB_CA_FILE, renderAppEnv } from "../../components/render/app";
-import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients, renderFirewall, roleFirewall } from "../../components/render/firewall";
+import { DB_NAME, DB_USER, SERVER_CNF, serverCnf } from "../../components/database";
+import { renderAppEnv } from "../../components/render/app";
+import { renderDbClients, renderFirewall, roleFirewall } from "../../components/render/firewall";
 import { replicaServerId } from "../../components/render/mariadb";
 import { fileText, renderScript } from "../../components/render/shell";
 import { drainLeaseSeconds } from "../../components/webServer";
+import { APP_ENV_FILE, APP_USER, DB_CA_FILE, DB_CLIENTS_FILE, FIREWALL_RULESET, REPL_USER } from "../../components/constants";
 
 /** What a web server saw when it tried the lost database's MariaDB port. */
 export interface Probe {

@@ -9,8 +9,9 @@ import { BACKUP_ASSETS, BACKUP_TOOL, renderBackupService, renderBackupTimer, ren
 import { renderStreamService, STREAM_TOOL, STREAM_UNIT } from "../../components/render/binlogStream";
 import { renderFirewallUnit } from "../../components/render/firewall";
 import { SCRIPTS_DIR } from "../../components/render/shell";
-import { renderRenewService, renderRenewTimer, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/render/tls";
+import { renderRenewService, renderRenewTimer } from "../../components/render/tls";
 import { tmpDir } from "./helpers";
+import { TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/constants";
 
 const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
 
