@@ -30,8 +30,10 @@ export const TLS_RENEW_SCRIPT = `${LIB_DIR}/tls-renew.sh`;
 export const TLS_RENEW_UNIT = "pi-cluster-tls-renew";
 
 // --- Load balancer
+/** The stack's nginx files besides the site (removed with the site). */
+export const NGINX_CLUSTER_DIR = "/etc/nginx/pi-cluster";
 /** Each web server's round-robin membership is its own file here (see assets/scripts/lb-member.sh). */
-export const UPSTREAM_MEMBERS_DIR = "/etc/nginx/pi-cluster/upstream";
+export const UPSTREAM_MEMBERS_DIR = `${NGINX_CLUSTER_DIR}/upstream`;
 export const WWW_DIR = "/var/www/pi-cluster";
 export const CLUSTER_JSON = `${STATE_DIR}/cluster.json`;
 export const CLUSTER_INTERNAL_JSON = `${STATE_DIR}/cluster-internal.json`;
@@ -43,7 +45,10 @@ export const LEASE_DIR = LIB_DIR;
 export const LB_ADMITTED_DIR = `${STATE_DIR}/lb`;
 
 // --- Web servers
+/** The app's name in PM2, which names its logs after it. */
 export const APP_NAME = "pi-cluster-app";
+/** The app's systemd unit: PM2 under systemd (renderPm2Unit). */
+export const APP_SERVICE = "pi-cluster-app.service";
 export const APP_USER = "pi-cluster-app";
 export const APP_HOME = "/var/lib/pi-cluster-app";
 export const APP_DIR = "/opt/pi-cluster/app";

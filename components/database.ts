@@ -20,7 +20,7 @@ import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, withReapply } from "./remote";
-import { BACKUP_ENV, DB_CLIENTS_FILE, FIREWALL_RULESET, REPLICA_DIR, REPLICA_STATE_DIR, REPL_USER, SEED_KEY, TLS_DIR } from "./constants";
+import { BACKUP_ENV, DB_CLIENTS_FILE, FIREWALL_RULESET, REPLICA_DIR, REPLICA_STATE_DIR, REPL_USER, SEED_DIR, SEED_KEY, TLS_DIR } from "./constants";
 
 export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
@@ -413,6 +413,8 @@ export class Database extends pulumi.ComponentResource {
                             DB_NAME,
                             RESEED: args.reseed ?? 0,
                             RESEED_FILE: `${REPLICA_STATE_DIR}/reseed`,
+                            SEED_DIR,
+                            REPLICA_STATE_DIR,
                         }),
                     ),
                 ),

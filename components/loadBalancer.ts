@@ -8,7 +8,7 @@ import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
-import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, TLS_DIR, TLS_STATUS_JSON, WWW_DIR } from "./constants";
+import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
 
 
 /** HTTPS on the load balancer (README, "HTTPS"). */
@@ -137,6 +137,9 @@ export class LoadBalancer extends pulumi.ComponentResource {
                     CLUSTER_INTERNAL_JSON_TEXT: fileText(renderClusterJson({ ...clusterJson, internal: true })),
                     CLUSTER_INTERNAL_JSON,
                     NODES: web.map((w) => w.name),
+                    NGINX_CLUSTER_DIR,
+                    MEMBERS_DIR: UPSTREAM_MEMBERS_DIR,
+                    LEASE_DIR,
                 });
             });
         // Depends on no web server: a dead one never blocks a change of the site.

@@ -3,7 +3,8 @@
 # at boot. Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP          log prefix
-#   RULESET_TEXT   /etc/pi-cluster/firewall.nft (owns only table inet pi_cluster)
+#   RULESET        where the ruleset goes (FIREWALL_RULESET)
+#   RULESET_TEXT   its text (owns only table inet pi_cluster)
 #   UNIT_TEXT      /etc/systemd/system/pi-cluster-firewall.service
 set -euo pipefail
 
@@ -11,7 +12,6 @@ set -euo pipefail
 
 # @lib
 
-readonly RULESET=/etc/pi-cluster/firewall.nft
 readonly UNIT=/etc/systemd/system/pi-cluster-firewall.service
 
 apply() {
