@@ -17,6 +17,8 @@ export const UPLOAD_DIR = `${STATE_DIR}/incoming`;
 export const PENDING_DIR = `${STATE_DIR}/pending`;
 
 // --- Firewall
+/** Loads FIREWALL_RULESET at boot (renderFirewallUnit). */
+export const FIREWALL_SERVICE = "pi-cluster-firewall.service";
 export const FIREWALL_RULESET = `${CONFIG_DIR}/firewall.nft`;
 /** Rules that other steps own (the database's clients) live in files the ruleset includes. */
 export const FIREWALL_INCLUDE_DIR = `${CONFIG_DIR}/firewall.d`;
@@ -43,6 +45,8 @@ export const TLS_STATUS_JSON = `${STATE_DIR}/tls.json`;
 export const LEASE_DIR = LIB_DIR;
 /** The rollout a web server was last admitted for: LB_ADMITTED_DIR/<name>.rollout (lb-member.sh). */
 export const LB_ADMITTED_DIR = `${STATE_DIR}/lb`;
+/** A drain's lease is the transient unit LEASE_UNIT_PREFIX<name> (.timer and .service, lb-member.sh). */
+export const LEASE_UNIT_PREFIX = "pi-cluster-lease-";
 
 // --- Web servers
 /** The app's name in PM2, which names its logs after it. */

@@ -7,7 +7,7 @@ import { fileText, renderScript } from "./render/shell";
 import { renderSshdDropIn, SSHD_DROP_IN, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
 import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
 import { Connection, remoteStep } from "./remote";
-import { CONFIG_DIR, FIREWALL_RULESET, STATE_DIR, UPLOAD_DIR } from "./constants";
+import { CONFIG_DIR, FIREWALL_RULESET, FIREWALL_SERVICE, STATE_DIR, UPLOAD_DIR } from "./constants";
 
 export interface HostArgs {
     /** The Pi's address. Required. */
@@ -119,6 +119,7 @@ export class Host extends pulumi.ComponentResource {
                 script: renderScript("host-firewall", {
                     STEP: `${name}-firewall`,
                     RULESET: FIREWALL_RULESET,
+                    FIREWALL_SERVICE,
                     RULESET_TEXT: fileText(renderFirewall(args.firewall)),
                     UNIT_TEXT: fileText(renderFirewallUnit()),
                 }),

@@ -8,7 +8,7 @@ import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
-import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
+import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, LEASE_UNIT_PREFIX, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
 
 
 /** HTTPS on the load balancer (README, "HTTPS"). */
@@ -140,6 +140,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                     NGINX_CLUSTER_DIR,
                     MEMBERS_DIR: UPSTREAM_MEMBERS_DIR,
                     LEASE_DIR,
+                    LEASE_UNIT_PREFIX,
                 });
             });
         // Depends on no web server: a dead one never blocks a change of the site.

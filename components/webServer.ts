@@ -9,7 +9,7 @@ import { Host, HostArgs, hostConnection } from "./host";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "./render/app";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
-import { APP_DIR, APP_ENV_FILE, APP_HOME, APP_NAME, APP_SAVED_DIR, APP_SECRETS_FILE, APP_SERVICE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, LB_ADMITTED_DIR, LEASE_DIR, PM2_DIR, UPSTREAM_MEMBERS_DIR } from "./constants";
+import { APP_DIR, APP_ENV_FILE, APP_HOME, APP_NAME, APP_SAVED_DIR, APP_SECRETS_FILE, APP_SERVICE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, LB_ADMITTED_DIR, LEASE_DIR, LEASE_UNIT_PREFIX, PM2_DIR, UPSTREAM_MEMBERS_DIR } from "./constants";
 
 /** What a web server needs of the load balancer to drain and admit itself. */
 export interface LoadBalancerLink {
@@ -44,7 +44,7 @@ export interface LbMemberVars {
 
 /** A web server's drain or admit step, run on the load balancer (assets/scripts/lb-member.sh). */
 export function renderLbMember(vars: LbMemberVars): string {
-    return renderScript("lb-member", { ...vars, MEMBERS_DIR: UPSTREAM_MEMBERS_DIR, LEASE_DIR, ADMITTED_DIR: LB_ADMITTED_DIR });
+    return renderScript("lb-member", { ...vars, MEMBERS_DIR: UPSTREAM_MEMBERS_DIR, LEASE_DIR, LEASE_UNIT_PREFIX, ADMITTED_DIR: LB_ADMITTED_DIR });
 }
 
 /** A short digest of what a web server runs: the drain and admit steps re-run when it changes. */

@@ -17,6 +17,7 @@
 #   STEP           log prefix
 #   MEMBERS_DIR    the member files' directory, which the site's upstream includes
 #   LEASE_DIR      where a drain's lease runner goes (LEASE_DIR/lease-NODE.sh)
+#   LEASE_UNIT_PREFIX  the lease's transient unit is this and NODE
 #   ADMITTED_DIR   where admit records the rollout it admitted (ADMITTED_DIR/NODE.rollout)
 #   MODE           drain or admit
 #   NODE           the web server's name
@@ -34,7 +35,7 @@ set -euo pipefail
 # @lib
 
 readonly MEMBER="$MEMBERS_DIR/$NODE.conf"
-readonly LEASE_UNIT="pi-cluster-lease-$NODE"
+readonly LEASE_UNIT="$LEASE_UNIT_PREFIX$NODE"
 readonly RUNNER="$LEASE_DIR/lease-$NODE.sh"
 readonly ADMITTED="$ADMITTED_DIR/$NODE.rollout"
 # member_text up|down [WHY] : the member file's text, one line.

@@ -16,6 +16,7 @@
 #   NGINX_CLUSTER_DIR  the stack's nginx files besides the site; holds MEMBERS_DIR
 #   MEMBERS_DIR        the web servers' member files (lb-member.sh)
 #   LEASE_DIR          where lb-member.sh puts a drain's lease runner
+#   LEASE_UNIT_PREFIX  a lease's transient unit is this and the web server's name
 set -euo pipefail
 
 # @vars
@@ -33,7 +34,7 @@ remove_members() {
         [[ -e "$f" ]] || continue
         name=$(basename "$f" .conf)
         printf '%s\n' "${NODES[@]}" | grep -qxF "$name" && continue
-        systemctl stop "pi-cluster-lease-$name.timer" "pi-cluster-lease-$name.service" 2>/dev/null || true
+        systemctl stop "$LEASE_UNIT_PREFIX$name.timer" "$LEASE_UNIT_PREFIX$name.service" 2>/dev/null || true
         rm -f "$f" "$LEASE_DIR/lease-$name.sh"
         echo "$name"
     done
