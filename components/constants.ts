@@ -65,8 +65,16 @@ export const ECOSYSTEM_FILE = `${CONFIG_DIR}/ecosystem.config.js`;
 export const DB_CA_FILE = `${CONFIG_DIR}/db-ca.pem`;
 /** The app's settings before the last change, for a rollback (web-app.sh). */
 export const APP_SAVED_DIR = `${STATE_DIR}/app-previous`;
+/** PM2's home: its daemon's sockets and pid file, and the app's logs. The only path the unit writes. */
+export const PM2_HOME = `${APP_HOME}/.pm2`;
 
 // --- Database and replicas
+export const DB_NAME = "webapp_db";
+export const DB_USER = "webapp_user";
+/** MariaDB's static config, which the mariadb step installs (assets/scripts/db-mariadb.sh). */
+export const SERVER_CNF = "/etc/mysql/mariadb.conf.d/60-pi-cluster.cnf";
+/** Where the step that requires TLS keeps require_secure_transport for restarts. */
+export const REQUIRE_TLS_CNF = "/etc/mysql/mariadb.conf.d/62-pi-cluster-require-tls.cnf";
 /** The replication user, granted REPLICATION SLAVE from each replica's address only. */
 export const REPL_USER = "pi_repl";
 export const REPLICA_DIR = `${CONFIG_DIR}/replica`;
@@ -75,6 +83,10 @@ export const SEED_KEY = `${REPLICA_DIR}/seed_ed25519`;
 export const REPLICA_STATE_DIR = `${STATE_DIR}/replica`;
 /** Where the replica step unpacks a seed (db-replica.sh). */
 export const SEED_DIR = `${STATE_DIR}/seed`;
+/** The database's account that runs only the seeding stream, for the replicas' keys. */
+export const SEED_USER = "pi-seed";
+export const SEED_STREAM_TOOL = "/usr/local/sbin/pi-cluster-seed-stream";
+export const SEED_SUDOERS = "/etc/sudoers.d/pi-cluster-seed";
 
 // --- Backups and the binlog stream
 export const BACKUP_ENV = `${CONFIG_DIR}/backup.env`;
@@ -83,3 +95,27 @@ export const STREAM_ENV = `${CONFIG_DIR}/binlog-stream.env`;
 export const STREAM_CLIENT_CNF = `${CONFIG_DIR}/binlog-stream.cnf`;
 /** The CA that signed the database's certificate, which the stream checks. */
 export const STREAM_CA = `${CONFIG_DIR}/binlog-stream-ca.crt`;
+export const STREAM_UNIT = "pi-cluster-binlog-stream";
+export const STREAM_TOOL = "/usr/local/sbin/pi-cluster-binlog-stream";
+/** The database's account for the stream, from the target's address only. */
+export const STREAM_USER = "pi_binlog";
+/** The database's input rule for the target, owned by the stream's grant step. */
+export const STREAM_CLIENT_FILE = `${FIREWALL_INCLUDE_DIR}/binlog-stream.nft`;
+/** Installed on the database Pi and on the target. */
+export const BACKUP_TOOL = "/usr/local/sbin/pi-cluster-backup";
+/** Installed on the database Pi; scripts/restore.sh installs it again on a bare one. */
+export const RESTORE_TOOL = "/usr/local/sbin/pi-cluster-restore";
+/** The database Pi's backup state: its SSH key to the target, the incremental base, what was shipped. */
+export const BACKUP_STATE_DIR = "/var/lib/pi-cluster-backup";
+export const BACKUP_KEY = `${BACKUP_STATE_DIR}/ssh/id_ed25519`;
+export const BACKUP_KNOWN_HOSTS = `${BACKUP_STATE_DIR}/ssh/known_hosts`;
+export const VERIFY_UNIT = "pi-cluster-backup-verify";
+
+// --- Every Pi
+/**
+ * Debian's sshd_config includes sshd_config.d/*.conf on its first line, and sshd keeps the
+ * first value it reads for most keywords, so this file beats the same keywords further down
+ * sshd_config (Debian sets X11Forwarding yes there). A file that sorts before "10-" would
+ * beat it in turn: the base step checks the outcome with `sshd -T`.
+ */
+export const SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-pi-cluster.conf";

@@ -4,10 +4,10 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
 import { fileText, renderScript } from "./render/shell";
-import { renderSshdDropIn, SSHD_DROP_IN, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
+import { renderSshdDropIn, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
 import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
 import { Connection, remoteStep } from "./remote";
-import { CONFIG_DIR, FIREWALL_RULESET, FIREWALL_SERVICE, STATE_DIR, UPLOAD_DIR } from "./constants";
+import { CONFIG_DIR, FIREWALL_RULESET, FIREWALL_SERVICE, SSHD_DROP_IN, STATE_DIR, UPLOAD_DIR } from "./constants";
 
 export interface HostArgs {
     /** The Pi's address. Required. */

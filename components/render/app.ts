@@ -1,6 +1,6 @@
 // What a web server runs: PM2's ecosystem file, its systemd unit and the app's env file.
 import { SANDBOX } from "./systemd";
-import { APP_DIR, APP_ENV_FILE, APP_HOME, APP_NAME, APP_SECRETS_FILE, APP_USER, ECOSYSTEM_FILE, PM2_DIR } from "../constants";
+import { APP_DIR, APP_ENV_FILE, APP_NAME, APP_SECRETS_FILE, APP_USER, ECOSYSTEM_FILE, PM2_DIR, PM2_HOME } from "../constants";
 
 /** The seed's PM2 max_memory_restart: PM2 restarts the app past this resident size. */
 export const APP_MAX_MEMORY_MB = 400;
@@ -31,8 +31,6 @@ module.exports = ${JSON.stringify({ apps: [app] }, null, 2)};
 `;
 }
 
-/** PM2's home: its daemon's sockets and pid file, and the app's logs. The only path the unit writes. */
-export const PM2_HOME = `${APP_HOME}/.pm2`;
 
 /**
  * PM2 as a systemd service (the shape `pm2 startup systemd` writes), so it survives a

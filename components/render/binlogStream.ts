@@ -4,20 +4,14 @@ import * as fs from "fs";
 import * as path from "path";
 import { BACKUP_ASSETS } from "./backup";
 import { SANDBOX } from "./systemd";
-import { FIREWALL_INCLUDE_DIR, STREAM_CA, STREAM_CLIENT_CNF } from "../constants";
+import { STREAM_CA, STREAM_CLIENT_CNF, STREAM_TOOL, STREAM_UNIT, STREAM_USER } from "../constants";
 
-export const STREAM_UNIT = "pi-cluster-binlog-stream";
-export const STREAM_TOOL = "/usr/local/sbin/pi-cluster-binlog-stream";
-/** The database's account for the stream, from the target's address only. */
-export const STREAM_USER = "pi_binlog";
 /**
  * Enough to read the binlog and nothing else: REPLICATION SLAVE for the dump itself, BINLOG
  * MONITOR (MariaDB 10.5.2 and later) for SHOW BINARY LOGS, SHOW MASTER STATUS and SHOW
  * BINLOG EVENTS, which the stream reads to pick its first file and to measure its lag.
  */
 export const STREAM_PRIVILEGES = "REPLICATION SLAVE, BINLOG MONITOR";
-/** The database's input rule for the target, owned by the stream's grant step. */
-export const STREAM_CLIENT_FILE = `${FIREWALL_INCLUDE_DIR}/binlog-stream.nft`;
 /**
  * The status API calls a stream that lags more than this a problem. The stream measures its
  * lag to the second; a burst of writes on a Pi catches up within a few (tests/backup/stream.sh).

@@ -4,13 +4,15 @@
 // it again: no second restart).
 import { topologyOf } from "../../components/cluster";
 import { ClusterConfig } from "../../components/config";
-import { DB_NAME, DB_USER, SERVER_CNF, serverCnf } from "../../components/database";
+import { serverCnf } from "../../components/database";
 import { renderAppEnv } from "../../components/render/app";
 import { renderDbClients, renderFirewall, roleFirewall } from "../../components/render/firewall";
 import { replicaServerId } from "../../components/render/mariadb";
 import { fileText, renderScript } from "../../components/render/shell";
 import { drainLeaseSeconds, renderLbMember } from "../../components/webServer";
-import { APP_ENV_FILE, APP_SERVICE, APP_USER, DB_CA_FILE, DB_CLIENTS_FILE, FIREWALL_RULESET, REPL_USER } from "../../components/constants";
+import {
+    APP_ENV_FILE, APP_SERVICE, APP_USER, DB_CA_FILE, DB_CLIENTS_FILE, DB_NAME, DB_USER, FIREWALL_RULESET, REPL_USER, SERVER_CNF,
+} from "../../components/constants";
 
 /** What a web server saw when it tried the lost database's MariaDB port. */
 export interface Probe {

@@ -4,8 +4,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_DIR, LIB_DIR, STATE_DIR } from "../../components/constants";
 import { LIB_VARS, renderScript, SCRIPTS_DIR } from "../../components/render/shell";
+import { CONFIG_DIR, LIB_DIR, STATE_DIR } from "../../components/constants";
 
 /** The stack's directories, each matched as itself or a path under it (not /var/lib/pi-cluster-app). */
 const OWN_DIRS = new RegExp(`(${[CONFIG_DIR, STATE_DIR, LIB_DIR].map((d) => d.replace(/[/.-]/g, "\\$&")).join("|")})(?![\\w.-])`);

@@ -4,14 +4,14 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
-import { BACKUP_ASSETS, BACKUP_TOOL, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
-import { renderStreamService, STREAM_TOOL, STREAM_UNIT } from "../../components/render/binlogStream";
+import { renderPm2Unit } from "../../components/render/app";
+import { BACKUP_ASSETS, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
+import { renderStreamService } from "../../components/render/binlogStream";
 import { renderFirewallUnit } from "../../components/render/firewall";
 import { renderScript, SCRIPTS_DIR } from "../../components/render/shell";
 import { renderRenewService, renderRenewTimer } from "../../components/render/tls";
 import { tmpDir } from "./helpers";
-import { TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/constants";
+import { BACKUP_TOOL, PM2_HOME, STREAM_TOOL, STREAM_UNIT, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/constants";
 
 const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
 
