@@ -79,6 +79,8 @@ export const REQUIRE_TLS_CNF = "/etc/mysql/mariadb.conf.d/62-pi-cluster-require-
 export const REPL_USER = "pi_repl";
 export const REPLICA_DIR = `${CONFIG_DIR}/replica`;
 export const SEED_KEY = `${REPLICA_DIR}/seed_ed25519`;
+/** The CA of the database's MariaDB certificate on a replica, where the mysql user reads it (REPLICA_DIR is root's alone). */
+export const REPLICA_PRIMARY_CA = "/etc/mysql/pi-cluster-primary-ca.crt";
 /** The replica step's own state on the Pi (what it was pointed at, the generation of its last seed). */
 export const REPLICA_STATE_DIR = `${STATE_DIR}/replica`;
 /** Where the replica step unpacks a seed (db-replica.sh). */

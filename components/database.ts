@@ -22,7 +22,7 @@ import { FileText, fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, withReapply } from "./remote";
 import {
     BACKUP_ENV, BACKUP_KEY, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, DB_CLIENTS_FILE, DB_NAME, DB_USER, FIREWALL_RULESET, REPLICA_DIR,
-    REPLICA_STATE_DIR, REPL_USER, REQUIRE_TLS_CNF, RESTORE_TOOL, SEED_DIR, SEED_KEY, SEED_STREAM_TOOL, SEED_SUDOERS, SEED_USER, TLS_DIR,
+    REPLICA_PRIMARY_CA, REPLICA_STATE_DIR, REPL_USER, REQUIRE_TLS_CNF, RESTORE_TOOL, SEED_DIR, SEED_KEY, SEED_STREAM_TOOL, SEED_SUDOERS, SEED_USER, TLS_DIR,
 } from "./constants";
 
 /** What the app needs and nothing more: no DDL, no GRANT OPTION, no DROP. */
@@ -394,8 +394,7 @@ export class Database extends pulumi.ComponentResource {
                             PRIMARY_SSH_PORT: src.sshPort,
                             KNOWN_HOSTS: `${REPLICA_DIR}/known_hosts`,
                             KNOWN_HOSTS_TEXT: fileText(`${known} ${src.hostKey}\n`),
-                            // Where the mysql user reads it (REPLICA_DIR is root's alone).
-                            PRIMARY_CA: "/etc/mysql/pi-cluster-primary-ca.crt",
+                            PRIMARY_CA: REPLICA_PRIMARY_CA,
                             PRIMARY_CA_TEXT: fileText(ca),
                             SEED_USER,
                             KEY: SEED_KEY,
