@@ -2,12 +2,10 @@
 // backups to, limited to receiving them into one directory. By default the load balancer.
 import * as pulumi from "@pulumi/pulumi";
 import { Connection, remoteStep } from "./remote";
-import {
-    BACKUP_ENV, BACKUP_TOOL, backupToolText, renderAuthorizedKey, renderTargetEnv, renderVerifyService, renderVerifyTimer, TargetEnvArgs,
-} from "./render/backup";
+import { backupToolText, renderAuthorizedKey, renderTargetEnv, renderVerifyService, renderVerifyTimer, TargetEnvArgs } from "./render/backup";
 import { fileText, renderScript } from "./render/shell";
+import { BACKUP_ENV, BACKUP_TOOL, VERIFY_UNIT } from "./constants";
 
-export const VERIFY_UNIT = "pi-cluster-backup-verify";
 
 export interface BackupTargetArgs extends TargetEnvArgs {
     /** SSH to the target as the deploy user (with sudo). Required. */

@@ -6,13 +6,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import {
-    renderStreamClient, renderStreamClientCnf, renderStreamEnv, renderStreamService, STREAM_CA, STREAM_CLIENT_CNF, STREAM_CLIENT_FILE, STREAM_ENV,
-    STREAM_PACKAGES, STREAM_PRIVILEGES, STREAM_TOOL, STREAM_UNIT, STREAM_USER, streamToolText,
+    renderStreamClient, renderStreamClientCnf, renderStreamEnv, renderStreamService, STREAM_PACKAGES, STREAM_PRIVILEGES, streamToolText,
 } from "./render/binlogStream";
-import { FIREWALL_RULESET } from "./render/firewall";
 import { replicaServerId } from "./render/mariadb";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep } from "./remote";
+import { FIREWALL_RULESET, STREAM_CA, STREAM_CLIENT_CNF, STREAM_CLIENT_FILE, STREAM_ENV, STREAM_TOOL, STREAM_UNIT, STREAM_USER } from "./constants";
 
 export interface BinlogStreamArgs {
     /** SSH to the database Pi, where the stream's account and port rule are made. Required. */

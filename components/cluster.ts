@@ -6,12 +6,13 @@ import { Artifact } from "./artifacts";
 import { BackupTarget } from "./backupTarget";
 import { BinlogStream } from "./binlogStream";
 import { apiRateLimitOf, ClusterConfig } from "./config";
-import { Database, SEED_USER } from "./database";
+import { Database } from "./database";
 import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
 import { WebServer } from "./webServer";
+import { SEED_USER } from "./constants";
 
 /** Bumped when an output below changes shape; StackReference consumers check it. */
 export const OUTPUTS_CONTRACT_VERSION = 1;

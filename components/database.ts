@@ -8,27 +8,25 @@ import * as path from "path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, HostArgs, hostConnection } from "./host";
-import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients, renderReplicaClient, replicaClientFile } from "./render/firewall";
+import { renderDbClients, renderReplicaClient, replicaClientFile } from "./render/firewall";
 import {
-    BACKUP_ENV, BACKUP_KEY, BACKUP_KINDS, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, backupToolText, backupUnitName, BackupSchedule,
-    PUBLIC_KEY_MARK, publicKeyOf, renderBackupService, renderBackupTimer, renderDbBackupEnv, RESTORE_TOOL, restoreToolText,
+    BACKUP_KINDS, backupToolText, backupUnitName, BackupSchedule, PUBLIC_KEY_MARK, publicKeyOf, renderBackupService, renderBackupTimer, renderDbBackupEnv,
+    restoreToolText,
 } from "./render/backup";
 import {
     maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, renderSemiSyncConfig, replicaServerId, semiSyncSettings,
 } from "./render/mariadb";
-import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
+import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, withReapply } from "./remote";
+import {
+    BACKUP_ENV, BACKUP_KEY, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, DB_CLIENTS_FILE, DB_NAME, DB_USER, FIREWALL_RULESET, REPLICA_DIR,
+    REPLICA_PRIMARY_CA, REPLICA_STATE_DIR, REPL_USER, REQUIRE_TLS_CNF, RESTORE_TOOL, SEED_DIR, SEED_KEY, SEED_STREAM_TOOL, SEED_SUDOERS, SEED_USER, TLS_DIR,
+} from "./constants";
 
-export const DB_NAME = "webapp_db";
-export const DB_USER = "webapp_user";
 /** What the app needs and nothing more: no DDL, no GRANT OPTION, no DROP. */
 export const APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE";
-/** MariaDB's static config, which the mariadb step installs (assets/scripts/db-mariadb.sh). */
-export const SERVER_CNF = "/etc/mysql/mariadb.conf.d/60-pi-cluster.cnf";
-/** Where the step that requires TLS keeps require_secure_transport for restarts. */
-export const REQUIRE_TLS_CNF = "/etc/mysql/mariadb.conf.d/62-pi-cluster-require-tls.cnf";
 export const MIGRATIONS_DIR = path.join(__dirname, "..", "assets", "app", "migrations");
 
 /** The Pi (address, SSH, firewall: 3306 from the web servers only) plus what its role needs. */
@@ -112,17 +110,7 @@ export interface ReplicaSource {
     after: pulumi.Resource[];
 }
 
-/** The replication user, granted REPLICATION SLAVE from each replica's address only. */
-export const REPL_USER = "pi_repl";
-/** The database's account that runs only the seeding stream, for the replicas' keys. */
-export const SEED_USER = "pi-seed";
-export const SEED_STREAM_TOOL = "/usr/local/sbin/pi-cluster-seed-stream";
-export const SEED_SUDOERS = "/etc/sudoers.d/pi-cluster-seed";
-export const SEED_KEY = "/etc/pi-cluster/replica/seed_ed25519";
 export const SEED_KEY_MARK = "SEED_PUBLIC_KEY";
-const REPLICA_DIR = "/etc/pi-cluster/replica";
-/** The replica step's own state on the Pi (what it was pointed at, the generation of its last seed). */
-const REPLICA_STATE_DIR = "/var/lib/pi-cluster/replica";
 
 /** The seeding account's forced command: a mariadb-backup of the database to stdout. */
 export function renderSeedStream(): string {
@@ -406,8 +394,7 @@ export class Database extends pulumi.ComponentResource {
                             PRIMARY_SSH_PORT: src.sshPort,
                             KNOWN_HOSTS: `${REPLICA_DIR}/known_hosts`,
                             KNOWN_HOSTS_TEXT: fileText(`${known} ${src.hostKey}\n`),
-                            // Where the mysql user reads it (REPLICA_DIR is root's alone).
-                            PRIMARY_CA: "/etc/mysql/pi-cluster-primary-ca.crt",
+                            PRIMARY_CA: REPLICA_PRIMARY_CA,
                             PRIMARY_CA_TEXT: fileText(ca),
                             SEED_USER,
                             KEY: SEED_KEY,
@@ -418,6 +405,8 @@ export class Database extends pulumi.ComponentResource {
                             DB_NAME,
                             RESEED: args.reseed ?? 0,
                             RESEED_FILE: `${REPLICA_STATE_DIR}/reseed`,
+                            SEED_DIR,
+                            REPLICA_STATE_DIR,
                         }),
                     ),
                 ),

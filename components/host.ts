@@ -4,9 +4,10 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
 import { fileText, renderScript } from "./render/shell";
-import { renderSshdDropIn, SSHD_DROP_IN, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
+import { renderSshdDropIn, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
 import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
 import { Connection, remoteStep } from "./remote";
+import { CONFIG_DIR, FIREWALL_RULESET, FIREWALL_SERVICE, SSHD_DROP_IN, STATE_DIR, UPLOAD_DIR } from "./constants";
 
 export interface HostArgs {
     /** The Pi's address. Required. */
@@ -93,6 +94,9 @@ export class Host extends pulumi.ComponentResource {
                 script: pulumi.output(user).apply((u) =>
                     renderScript("host-base", {
                         STEP: `${name}-base`,
+                        CONFIG_DIR,
+                        STATE_DIR,
+                        UPLOAD_DIR,
                         SSH_USER: u,
                         PACKAGES: BASE_PACKAGES,
                         UNATTENDED: args.unattendedUpgrades ?? true,
@@ -114,6 +118,8 @@ export class Host extends pulumi.ComponentResource {
                 connection,
                 script: renderScript("host-firewall", {
                     STEP: `${name}-firewall`,
+                    RULESET: FIREWALL_RULESET,
+                    FIREWALL_SERVICE,
                     RULESET_TEXT: fileText(renderFirewall(args.firewall)),
                     UNIT_TEXT: fileText(renderFirewallUnit()),
                 }),

@@ -1,6 +1,7 @@
 export * from "./artifacts";
 export * from "./cluster";
 export * from "./config";
+export * from "./constants";
 export * from "./database";
 export * from "./host";
 export * from "./loadBalancer";

@@ -4,16 +4,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
 import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
-import { parseTlsStepOutput, TLS_DIR, tlsRenewalVars } from "./render/tls";
+import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
+import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, LEASE_UNIT_PREFIX, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
 
-export const WWW_DIR = "/var/www/pi-cluster";
-export const CLUSTER_JSON = "/var/lib/pi-cluster/cluster.json";
-export const CLUSTER_INTERNAL_JSON = "/var/lib/pi-cluster/cluster-internal.json";
-/** The certificate's expiry for the dashboard, served as /tls.json. */
-export const TLS_STATUS_JSON = "/var/lib/pi-cluster/tls.json";
 
 /** HTTPS on the load balancer (README, "HTTPS"). */
 export interface LoadBalancerTls {
@@ -141,6 +137,10 @@ export class LoadBalancer extends pulumi.ComponentResource {
                     CLUSTER_INTERNAL_JSON_TEXT: fileText(renderClusterJson({ ...clusterJson, internal: true })),
                     CLUSTER_INTERNAL_JSON,
                     NODES: web.map((w) => w.name),
+                    NGINX_CLUSTER_DIR,
+                    MEMBERS_DIR: UPSTREAM_MEMBERS_DIR,
+                    LEASE_DIR,
+                    LEASE_UNIT_PREFIX,
                 });
             });
         // Depends on no web server: a dead one never blocks a change of the site.

@@ -4,12 +4,12 @@
 // update that step and nothing else. Delete runs the same script with "delete".
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { UPLOAD_DIR } from "./constants";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 export const APPLY = "sudo bash -s -- apply";
 export const DELETE = "sudo bash -s -- delete";
-export const UPLOAD_DIR = "/var/lib/pi-cluster/incoming";
 
 export interface StepArgs {
     connection: pulumi.Input<Connection>;

@@ -6,12 +6,10 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
-import {
-    APP_DIR, APP_ENV_FILE, APP_HOME, APP_SECRETS_FILE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, PM2_DIR,
-    renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit,
-} from "./render/app";
+import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "./render/app";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
+import { APP_DIR, APP_ENV_FILE, APP_HOME, APP_NAME, APP_SAVED_DIR, APP_SECRETS_FILE, APP_SERVICE, APP_USER, DB_CA_FILE, ECOSYSTEM_FILE, LB_ADMITTED_DIR, LEASE_DIR, LEASE_UNIT_PREFIX, PM2_DIR, UPSTREAM_MEMBERS_DIR } from "./constants";
 
 /** What a web server needs of the load balancer to drain and admit itself. */
 export interface LoadBalancerLink {
@@ -30,6 +28,23 @@ export interface LoadBalancerLink {
  */
 export function drainLeaseSeconds(healthTimeoutSeconds: number): number {
     return 2 * healthTimeoutSeconds + 30;
+}
+
+/** What lb-member.sh reads besides its paths: one web server's drain or admit on the load balancer. */
+export interface LbMemberVars {
+    STEP: string;
+    MODE: "drain" | "admit";
+    NODE: string;
+    SERVER: string;
+    HTTP_PORT: number;
+    CORDONED: boolean;
+    LEASE_SECONDS: number;
+    ROLLOUT: string;
+}
+
+/** A web server's drain or admit step, run on the load balancer (assets/scripts/lb-member.sh). */
+export function renderLbMember(vars: LbMemberVars): string {
+    return renderScript("lb-member", { ...vars, MEMBERS_DIR: UPSTREAM_MEMBERS_DIR, LEASE_DIR, LEASE_UNIT_PREFIX, ADMITTED_DIR: LB_ADMITTED_DIR });
 }
 
 /** A short digest of what a web server runs: the drain and admit steps re-run when it changes. */
@@ -109,6 +124,7 @@ export class WebServer extends pulumi.ComponentResource {
         const pm2Script = renderScript("web-pm2", {
             STEP: `${name}-pm2`,
             NODE: name,
+            APP_SERVICE,
             ARTIFACT: pm2Upload.remotePath,
             PM2_DIR,
             APP_HOME,
@@ -154,6 +170,9 @@ export class WebServer extends pulumi.ComponentResource {
                 APP_DIR,
                 APP_USER,
                 APP_HOME,
+                APP_NAME,
+                APP_SERVICE,
+                SAVED_DIR: APP_SAVED_DIR,
                 ENV_FILE: APP_ENV_FILE,
                 ENV_TEXT: fileText(envText),
                 SECRETS_DIGEST: digest,
@@ -172,7 +191,7 @@ export class WebServer extends pulumi.ComponentResource {
             .apply(([hostKey, app]) => rolloutFingerprint([hostKey, nodeScript, pm2Script, app, ...(args.reapply ? [`reapply ${args.reapply}`] : [])]));
         const member = (mode: "drain" | "admit") =>
             pulumi.all([args.address, rollout]).apply(([address, fingerprint]) =>
-                renderScript("lb-member", {
+                renderLbMember({
                     STEP: `${name}-${mode}`,
                     MODE: mode,
                     NODE: name,

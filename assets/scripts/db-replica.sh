@@ -25,6 +25,8 @@
 #   CATCH_UP_SECONDS  how long the step waits for the replica to catch up
 #   NAME              this replica's name, for messages;  DB_NAME the app's database
 #   RESEED            the config's reseed generation for it;  RESEED_FILE where the last seed's is kept
+#   SEED_DIR          where a seed stream is unpacked and prepared
+#   REPLICA_STATE_DIR  this step's own state (what the replica was pointed at, a seed under way)
 set -euo pipefail
 
 # @vars
@@ -32,12 +34,10 @@ set -euo pipefail
 # @lib
 
 readonly DATADIR=/var/lib/mysql
-readonly SEED_DIR=/var/lib/pi-cluster/seed
-readonly STATE_DIR=/var/lib/pi-cluster/replica
 # What the replica was last pointed at (address and a digest of the settings), 0600.
-readonly PARAMS_FILE=$STATE_DIR/params
+readonly PARAMS_FILE=$REPLICA_STATE_DIR/params
 # Present while a seed runs: what a seed cut short leaves is its own, not the app's data.
-readonly SEEDING_FILE=$STATE_DIR/seeding
+readonly SEEDING_FILE=$REPLICA_STATE_DIR/seeding
 
 slave_status() { mariadb --protocol=socket -e 'SHOW SLAVE STATUS\G' 2>/dev/null || true; }
 
@@ -56,7 +56,7 @@ change_master_sql() {
 }
 
 remember_params() {
-    install -d -m 0700 "$STATE_DIR"
+    install -d -m 0700 "$REPLICA_STATE_DIR"
     (umask 077 && printf '%s %s\n' "$PRIMARY_ADDRESS" "$(params_digest)" >"$PARAMS_FILE")
 }
 
@@ -75,7 +75,7 @@ primary_sql() {
 seed() {
     info "seeding from $PRIMARY_ADDRESS: a mariadb-backup stream of it (no lock on its writes)"
     local t0=$SECONDS gtid
-    install -d -m 0700 "$STATE_DIR"
+    install -d -m 0700 "$REPLICA_STATE_DIR"
     : >"$SEEDING_FILE"
     systemctl stop mariadb
     rm -rf "$SEED_DIR"

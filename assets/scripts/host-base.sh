@@ -2,6 +2,9 @@
 # Step "base": what every Pi gets before its role. Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP                 log prefix
+#   CONFIG_DIR           the stack's settings directory (CONFIG_DIR in components/constants.ts)
+#   STATE_DIR            the stack's state directory
+#   UPLOAD_DIR           where the stack uploads artifacts
 #   SSH_USER             the deploying user; owns the upload directory
 #   PACKAGES             base packages to install (array)
 #   UNATTENDED           "true" to enable unattended security upgrades
@@ -16,12 +19,11 @@ set -euo pipefail
 
 # @lib
 
-readonly UPLOAD_DIR=/var/lib/pi-cluster/incoming
 readonly SSHD=/usr/sbin/sshd
 readonly SSHD_CONFIG=/etc/ssh/sshd_config
 
 prepare_dirs() {
-    install -d -m 0755 /etc/pi-cluster /var/lib/pi-cluster
+    install -d -m 0755 "$CONFIG_DIR" "$STATE_DIR"
     install -d -m 0750 -o "$SSH_USER" -g "$SSH_USER" "$UPLOAD_DIR"
 }
 

@@ -3,16 +3,16 @@
 # at boot. Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP          log prefix
-#   RULESET_TEXT   /etc/pi-cluster/firewall.nft (owns only table inet pi_cluster)
-#   UNIT_TEXT      /etc/systemd/system/pi-cluster-firewall.service
+#   RULESET        where the ruleset goes (FIREWALL_RULESET)
+#   RULESET_TEXT   its text (owns only table inet pi_cluster)
+#   FIREWALL_SERVICE  the unit that loads the ruleset at boot;  UNIT_TEXT its unit file
 set -euo pipefail
 
 # @vars
 
 # @lib
 
-readonly RULESET=/etc/pi-cluster/firewall.nft
-readonly UNIT=/etc/systemd/system/pi-cluster-firewall.service
+readonly UNIT="/etc/systemd/system/$FIREWALL_SERVICE"
 
 apply() {
     command -v nft >/dev/null || fatal "nft is missing: the base step installs nftables"
@@ -27,11 +27,11 @@ apply() {
         verify_unit "$UNIT"
         systemctl daemon-reload
     fi
-    systemctl is-enabled --quiet pi-cluster-firewall.service 2>/dev/null || systemctl enable --quiet pi-cluster-firewall.service
-    if ! systemctl is-active --quiet pi-cluster-firewall.service; then
+    systemctl is-enabled --quiet "$FIREWALL_SERVICE" 2>/dev/null || systemctl enable --quiet "$FIREWALL_SERVICE"
+    if ! systemctl is-active --quiet "$FIREWALL_SERVICE"; then
         # Loads the ruleset as at boot, and the unit is active from now on, as after a boot.
-        systemctl start pi-cluster-firewall.service
-        info "firewall loaded (pi-cluster-firewall.service started)"
+        systemctl start "$FIREWALL_SERVICE"
+        info "firewall loaded ($FIREWALL_SERVICE started)"
     elif ((changed)) || ! rules_in_force >/dev/null; then
         # The ruleset deletes and recreates only its own table, in one transaction.
         nft -f "$RULESET"
@@ -42,7 +42,7 @@ apply() {
 }
 
 delete() {
-    systemctl disable --quiet pi-cluster-firewall.service 2>/dev/null || true
+    systemctl disable --quiet "$FIREWALL_SERVICE" 2>/dev/null || true
     nft delete table inet pi_cluster 2>/dev/null || true
     remove_paths "$UNIT" "$RULESET"
     systemctl daemon-reload
@@ -73,7 +73,7 @@ rules_in_force() {
 verify() {
     expect_file "$RULESET_TEXT" "$RULESET" 0644
     expect_file "$UNIT_TEXT" "$UNIT" 0644
-    expect_service pi-cluster-firewall.service
+    expect_service "$FIREWALL_SERVICE"
     local why
     [[ ! -f "$RULESET" ]] || why=$(rules_in_force) || drift "firewall: $why"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Steps "drain" and "admit" of one web server, run on the load balancer. A web server is in
-# nginx's round-robin through its own member file, MEMBERS/NODE.conf, which the site's
+# nginx's round-robin through its own member file, MEMBERS_DIR/NODE.conf, which the site's
 # upstream block includes.
 #   drain  runs before anything on the web server restarts the app. It marks the server
 #          `down`, reloads nginx and waits until the workers that held requests to it have
@@ -15,6 +15,10 @@
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP           log prefix
+#   MEMBERS_DIR    the member files' directory, which the site's upstream includes
+#   LEASE_DIR      where a drain's lease runner goes (LEASE_DIR/lease-NODE.sh)
+#   LEASE_UNIT_PREFIX  the lease's transient unit is this and NODE
+#   ADMITTED_DIR   where admit records the rollout it admitted (ADMITTED_DIR/NODE.rollout)
 #   MODE           drain or admit
 #   NODE           the web server's name
 #   SERVER         its address:port
@@ -30,11 +34,10 @@ set -euo pipefail
 
 # @lib
 
-readonly MEMBERS=/etc/nginx/pi-cluster/upstream
-readonly MEMBER="$MEMBERS/$NODE.conf"
-readonly LEASE_UNIT="pi-cluster-lease-$NODE"
-readonly RUNNER="/usr/local/lib/pi-cluster/lease-$NODE.sh"
-readonly ADMITTED="/var/lib/pi-cluster/lb/$NODE.rollout"
+readonly MEMBER="$MEMBERS_DIR/$NODE.conf"
+readonly LEASE_UNIT="$LEASE_UNIT_PREFIX$NODE"
+readonly RUNNER="$LEASE_DIR/lease-$NODE.sh"
+readonly ADMITTED="$ADMITTED_DIR/$NODE.rollout"
 # member_text up|down [WHY] : the member file's text, one line.
 member_text() {
     if [[ "$1" == up ]]; then
@@ -127,7 +130,7 @@ drain() {
 
 admit() {
     stop_lease
-    install -d -m 0755 "$MEMBERS"
+    install -d -m 0755 "$MEMBERS_DIR"
     local changed=0
     pending_begin "nginx-$NODE" && changed=1
     if [[ "$CORDONED" == true ]]; then

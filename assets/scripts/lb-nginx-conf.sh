@@ -13,6 +13,10 @@
 #   CLUSTER_INTERNAL_JSON_TEXT  cluster.json with addresses, for the management network
 #   CLUSTER_INTERNAL_JSON      where that goes
 #   NODES              the web servers' names (array)
+#   NGINX_CLUSTER_DIR  the stack's nginx files besides the site; holds MEMBERS_DIR
+#   MEMBERS_DIR        the web servers' member files (lb-member.sh)
+#   LEASE_DIR          where lb-member.sh puts a drain's lease runner
+#   LEASE_UNIT_PREFIX  a lease's transient unit is this and the web server's name
 set -euo pipefail
 
 # @vars
@@ -21,18 +25,17 @@ set -euo pipefail
 
 readonly SITE=/etc/nginx/sites-available/pi-cluster
 readonly ENABLED=/etc/nginx/sites-enabled/pi-cluster
-readonly MEMBERS=/etc/nginx/pi-cluster/upstream
 
 # remove_members : deletes the member files of web servers that left the cluster, and
 # stops their drain leases. Prints each name removed.
 remove_members() {
     local f name
-    for f in "$MEMBERS"/*.conf; do
+    for f in "$MEMBERS_DIR"/*.conf; do
         [[ -e "$f" ]] || continue
         name=$(basename "$f" .conf)
         printf '%s\n' "${NODES[@]}" | grep -qxF "$name" && continue
-        systemctl stop "pi-cluster-lease-$name.timer" "pi-cluster-lease-$name.service" 2>/dev/null || true
-        rm -f "$f" "/usr/local/lib/pi-cluster/lease-$name.sh"
+        systemctl stop "$LEASE_UNIT_PREFIX$name.timer" "$LEASE_UNIT_PREFIX$name.service" 2>/dev/null || true
+        rm -f "$f" "$LEASE_DIR/lease-$name.sh"
         echo "$name"
     done
 }
@@ -42,12 +45,12 @@ remove_members() {
 # server that is still in NODES gets its member file, in service, so the upgrade itself
 # takes no server out of the load balancer (their admit steps then find them in place).
 adopt_members() {
-    [[ -f "$SITE" ]] && ! grep -qF "include $MEMBERS/" "$SITE" || return 0
+    [[ -f "$SITE" ]] && ! grep -qF "include $MEMBERS_DIR/" "$SITE" || return 0
     local address name
     while read -r address name; do
         printf '%s\n' "${NODES[@]}" | grep -qxF "$name" || continue
-        [[ -e "$MEMBERS/$name.conf" ]] && continue
-        printf 'server %s max_fails=1 fail_timeout=10s; # %s\n' "$address" "$name" >"$MEMBERS/$name.conf"
+        [[ -e "$MEMBERS_DIR/$name.conf" ]] && continue
+        printf 'server %s max_fails=1 fail_timeout=10s; # %s\n' "$address" "$name" >"$MEMBERS_DIR/$name.conf"
         info "kept $name in service while the site moves to member files"
     done < <(sed -n '/^upstream pi_cluster_backend {/,/^}/s/^ *server \([^ ]*\) .*; # \(.*\)$/\1 \2/p' "$SITE")
 }
@@ -56,7 +59,7 @@ apply() {
     command -v nginx >/dev/null || fatal "nginx is missing: the nginx step installs it"
     local changed=0 backup="" removed
     pending_begin nginx-conf && changed=1
-    install -d -m 0755 "$MEMBERS"
+    install -d -m 0755 "$MEMBERS_DIR"
     adopt_members
     put_file "$CLUSTER_JSON_TEXT" "$CLUSTER_JSON" 0644 || true
     put_file "$CLUSTER_INTERNAL_JSON_TEXT" "$CLUSTER_INTERNAL_JSON" 0644 || true
@@ -94,7 +97,7 @@ apply() {
 }
 
 delete() {
-    remove_paths "$ENABLED" "$SITE" "$CLUSTER_JSON" "$CLUSTER_INTERNAL_JSON" /etc/nginx/pi-cluster
+    remove_paths "$ENABLED" "$SITE" "$CLUSTER_JSON" "$CLUSTER_INTERNAL_JSON" "$NGINX_CLUSTER_DIR"
     if systemctl is-active --quiet nginx && nginx -t -q; then systemctl reload nginx; fi
 }
 
@@ -106,7 +109,7 @@ verify() {
     expect_file "$CLUSTER_JSON_TEXT" "$CLUSTER_JSON" 0644
     expect_file "$CLUSTER_INTERNAL_JSON_TEXT" "$CLUSTER_INTERNAL_JSON" 0644
     [[ "$(readlink "$ENABLED" 2>/dev/null)" == "$SITE" ]] || drift "$ENABLED: not a link to $SITE"
-    for f in "$MEMBERS"/*.conf; do
+    for f in "$MEMBERS_DIR"/*.conf; do
         [[ -e "$f" ]] || continue
         printf '%s\n' "${NODES[@]}" | grep -qxF "$(basename "$f" .conf)" || drift "$f: the member of a server the stack does not have"
     done

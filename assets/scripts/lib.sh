@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Helpers shared by every step script. The renderer inlines this file at the lib marker
 # line, so each script sent to a Pi is self-contained.
-# Reads: STEP (the step's name, used as the log prefix).
+# Reads:
+#   STEP              the step's name, used as the log prefix
+# and, set in every rendered script from components/constants.ts (LIB_VARS in
+# components/render/shell.ts):
+#   PENDING_DIR       where restarts a killed step still owes are recorded
+#   TLS_RENEW_SCRIPT  the installed tls-renew.sh the renewal timer runs
+#   TLS_RENEW_UNIT    the renewal's service and timer, without their suffix
 
 info() { printf '[%s] %s\n' "${STEP:-pi-cluster}" "$*"; }
 fatal() {
@@ -31,8 +37,7 @@ put_file() {
 # Restarts and reloads are owed from the moment a step starts changing what a service
 # reads until the service has taken it in. The debt is a file, written before the first
 # change, so a step killed in between (SSH drop, Ctrl-C, timeout) pays it on its next run
-# instead of seeing "nothing changed" and skipping the restart.
-readonly PENDING_DIR=/var/lib/pi-cluster/pending
+# instead of seeing "nothing changed" and skipping the restart. The debts live in PENDING_DIR.
 
 # pending_begin NAME : records that NAME's restart may be owed. Returns 0 when a previous
 # run left it owed (so the caller restarts whatever it finds), 1 otherwise.
@@ -358,16 +363,16 @@ tls_step_output() {
 # timer (TLS_RENEW_* in components/render/tls.ts), enabled.
 tls_install_renewal() {
     local changed=0
-    put_file "$1" /usr/local/lib/pi-cluster/tls-renew.sh 0700 && changed=1
-    put_file "$2" /etc/systemd/system/pi-cluster-tls-renew.service 0644 && changed=1
-    put_file "$3" /etc/systemd/system/pi-cluster-tls-renew.timer 0644 && changed=1
+    put_file "$1" "$TLS_RENEW_SCRIPT" 0700 && changed=1
+    put_file "$2" "/etc/systemd/system/$TLS_RENEW_UNIT.service" 0644 && changed=1
+    put_file "$3" "/etc/systemd/system/$TLS_RENEW_UNIT.timer" 0644 && changed=1
     if ((changed)); then
-        verify_unit /etc/systemd/system/pi-cluster-tls-renew.service
-        verify_unit /etc/systemd/system/pi-cluster-tls-renew.timer
+        verify_unit "/etc/systemd/system/$TLS_RENEW_UNIT.service"
+        verify_unit "/etc/systemd/system/$TLS_RENEW_UNIT.timer"
         systemctl daemon-reload
     fi
-    systemctl is-enabled --quiet pi-cluster-tls-renew.timer || systemctl enable --quiet pi-cluster-tls-renew.timer
-    systemctl is-active --quiet pi-cluster-tls-renew.timer || systemctl start pi-cluster-tls-renew.timer
+    systemctl is-enabled --quiet "$TLS_RENEW_UNIT.timer" || systemctl enable --quiet "$TLS_RENEW_UNIT.timer"
+    systemctl is-active --quiet "$TLS_RENEW_UNIT.timer" || systemctl start "$TLS_RENEW_UNIT.timer"
 }
 
 # tls_generated STEP_FD RENEW_TEXT SERVICE_TEXT TIMER_TEXT TLS_DIR : the generated-certificate
@@ -375,7 +380,7 @@ tls_install_renewal() {
 # timer runs is the code this step runs. Then the step's JSON line goes to fd STEP_FD.
 tls_generated() {
     tls_install_renewal "$2" "$3" "$4"
-    bash /usr/local/lib/pi-cluster/tls-renew.sh apply
+    bash "$TLS_RENEW_SCRIPT" apply
     tls_step_output "$5/ca.crt" "$5/server.crt" >&"$1"
 }
 
@@ -384,19 +389,19 @@ tls_generated() {
 # renewal script's own verify (the CA and the certificate).
 tls_expect_generated() {
     local status=0
-    expect_file "$1" /usr/local/lib/pi-cluster/tls-renew.sh 0700
-    expect_file "$2" /etc/systemd/system/pi-cluster-tls-renew.service 0644
-    expect_file "$3" /etc/systemd/system/pi-cluster-tls-renew.timer 0644
-    expect_service pi-cluster-tls-renew.timer
+    expect_file "$1" "$TLS_RENEW_SCRIPT" 0700
+    expect_file "$2" "/etc/systemd/system/$TLS_RENEW_UNIT.service" 0644
+    expect_file "$3" "/etc/systemd/system/$TLS_RENEW_UNIT.timer" 0644
+    expect_service "$TLS_RENEW_UNIT.timer"
     bash -s -- verify <<<"$1" || status=$?
     ((status == 0)) || DRIFTS=$((DRIFTS + 1))
 }
 
 # tls_remove_renewal : the timer, its unit and script gone.
 tls_remove_renewal() {
-    systemctl disable --now --quiet pi-cluster-tls-renew.timer 2>/dev/null || true
-    remove_paths /etc/systemd/system/pi-cluster-tls-renew.timer /etc/systemd/system/pi-cluster-tls-renew.service \
-        /usr/local/lib/pi-cluster/tls-renew.sh
+    systemctl disable --now --quiet "$TLS_RENEW_UNIT.timer" 2>/dev/null || true
+    remove_paths "/etc/systemd/system/$TLS_RENEW_UNIT.timer" "/etc/systemd/system/$TLS_RENEW_UNIT.service" \
+        "$TLS_RENEW_SCRIPT"
     systemctl daemon-reload
 }
 

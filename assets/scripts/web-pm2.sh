@@ -9,7 +9,7 @@
 #   APP_HOME   the app user's home (PM2's logs)
 #   ARTIFACT   uploaded tarball holding node_modules/pm2
 #   PM2_DIR    install directory (current -> releases/<sha>)
-#   UNIT_TEXT   /etc/systemd/system/pi-cluster-app.service
+#   APP_SERVICE  the app's systemd unit;  UNIT_TEXT its unit file
 #   PORT            the app's port, for the health check after a restart
 #   HEALTH_TIMEOUT  seconds the restarted app has to become healthy
 set -euo pipefail
@@ -18,7 +18,7 @@ set -euo pipefail
 
 # @lib
 
-readonly UNIT=/etc/systemd/system/pi-cluster-app.service
+readonly UNIT="/etc/systemd/system/$APP_SERVICE"
 
 apply() {
     local changed=0
@@ -31,11 +31,11 @@ apply() {
     if ((changed)); then
         verify_unit "$UNIT"
         systemctl daemon-reload
-        if systemctl is-active --quiet pi-cluster-app.service; then
+        if systemctl is-active --quiet "$APP_SERVICE"; then
             # A new PM2 must take over its own daemon; the app restarts under it.
-            systemctl restart pi-cluster-app.service
+            systemctl restart "$APP_SERVICE"
             wait_app_healthy "$PORT" "$HEALTH_TIMEOUT" ||
-                fatal "$NODE: the app is not healthy ${HEALTH_TIMEOUT}s after PM2 restarted; see journalctl -u pi-cluster-app and $APP_HOME/.pm2/logs"
+                fatal "$NODE: the app is not healthy ${HEALTH_TIMEOUT}s after PM2 restarted; see journalctl -u ${APP_SERVICE%.service} and $APP_HOME/.pm2/logs"
             info "PM2 restarted the app"
         fi
     fi
@@ -44,7 +44,7 @@ apply() {
 }
 
 delete() {
-    systemctl disable --now --quiet pi-cluster-app.service 2>/dev/null || true
+    systemctl disable --now --quiet "$APP_SERVICE" 2>/dev/null || true
     remove_paths "$UNIT" "$PM2_DIR"
     systemctl daemon-reload
 }

@@ -1,17 +1,7 @@
 // What a web server runs: PM2's ecosystem file, its systemd unit and the app's env file.
 import { SANDBOX } from "./systemd";
+import { APP_DIR, APP_ENV_FILE, APP_NAME, APP_SECRETS_FILE, APP_USER, ECOSYSTEM_FILE, PM2_DIR, PM2_HOME } from "../constants";
 
-export const APP_NAME = "pi-cluster-app";
-export const APP_USER = "pi-cluster-app";
-export const APP_HOME = "/var/lib/pi-cluster-app";
-export const APP_DIR = "/opt/pi-cluster/app";
-export const PM2_DIR = "/opt/pi-cluster/pm2";
-export const APP_ENV_FILE = "/etc/pi-cluster/app.env";
-/** The app's secrets (the DB password), apart from its settings so a preview can show those. */
-export const APP_SECRETS_FILE = "/etc/pi-cluster/app-secrets.env";
-export const ECOSYSTEM_FILE = "/etc/pi-cluster/ecosystem.config.js";
-/** The database's CA, public: the app checks MariaDB's certificate against it. */
-export const DB_CA_FILE = "/etc/pi-cluster/db-ca.pem";
 /** The seed's PM2 max_memory_restart: PM2 restarts the app past this resident size. */
 export const APP_MAX_MEMORY_MB = 400;
 
@@ -41,8 +31,6 @@ module.exports = ${JSON.stringify({ apps: [app] }, null, 2)};
 `;
 }
 
-/** PM2's home: its daemon's sockets and pid file, and the app's logs. The only path the unit writes. */
-export const PM2_HOME = `${APP_HOME}/.pm2`;
 
 /**
  * PM2 as a systemd service (the shape `pm2 startup systemd` writes), so it survives a

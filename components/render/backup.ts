@@ -3,17 +3,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { SANDBOX } from "./systemd";
+import { BACKUP_STATE_DIR, BACKUP_TOOL } from "../constants";
 
 export const BACKUP_ASSETS = path.join(__dirname, "..", "..", "assets", "backup");
-/** Installed on the database Pi and on the target. */
-export const BACKUP_TOOL = "/usr/local/sbin/pi-cluster-backup";
-/** Installed on the database Pi; scripts/restore.sh installs it again on a bare one. */
-export const RESTORE_TOOL = "/usr/local/sbin/pi-cluster-restore";
-export const BACKUP_ENV = "/etc/pi-cluster/backup.env";
-/** The database Pi's backup state: its SSH key to the target, the incremental base, what was shipped. */
-export const BACKUP_STATE_DIR = "/var/lib/pi-cluster-backup";
-export const BACKUP_KEY = `${BACKUP_STATE_DIR}/ssh/id_ed25519`;
-export const BACKUP_KNOWN_HOSTS = `${BACKUP_STATE_DIR}/ssh/known_hosts`;
 /** The line of the database's backup step that carries its public key to the target's step. */
 export const PUBLIC_KEY_MARK = "BACKUP_PUBLIC_KEY";
 

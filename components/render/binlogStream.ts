@@ -3,26 +3,15 @@
 import * as fs from "fs";
 import * as path from "path";
 import { BACKUP_ASSETS } from "./backup";
-import { FIREWALL_INCLUDE_DIR } from "./firewall";
 import { SANDBOX } from "./systemd";
+import { STREAM_CA, STREAM_CLIENT_CNF, STREAM_TOOL, STREAM_UNIT, STREAM_USER } from "../constants";
 
-export const STREAM_UNIT = "pi-cluster-binlog-stream";
-export const STREAM_TOOL = "/usr/local/sbin/pi-cluster-binlog-stream";
-export const STREAM_ENV = "/etc/pi-cluster/binlog-stream.env";
-/** The stream account's password, owned by the backup account, 0600. */
-export const STREAM_CLIENT_CNF = "/etc/pi-cluster/binlog-stream.cnf";
-/** The CA that signed the database's certificate, which the stream checks. */
-export const STREAM_CA = "/etc/pi-cluster/binlog-stream-ca.crt";
-/** The database's account for the stream, from the target's address only. */
-export const STREAM_USER = "pi_binlog";
 /**
  * Enough to read the binlog and nothing else: REPLICATION SLAVE for the dump itself, BINLOG
  * MONITOR (MariaDB 10.5.2 and later) for SHOW BINARY LOGS, SHOW MASTER STATUS and SHOW
  * BINLOG EVENTS, which the stream reads to pick its first file and to measure its lag.
  */
 export const STREAM_PRIVILEGES = "REPLICATION SLAVE, BINLOG MONITOR";
-/** The database's input rule for the target, owned by the stream's grant step. */
-export const STREAM_CLIENT_FILE = `${FIREWALL_INCLUDE_DIR}/binlog-stream.nft`;
 /**
  * The status API calls a stream that lags more than this a problem. The stream measures its
  * lag to the second; a burst of writes on a Pi catches up within a few (tests/backup/stream.sh).

@@ -1,5 +1,6 @@
 // The seed's security groups as nftables rules. Pure: topology in, ruleset text out.
 import { SANDBOX } from "./systemd";
+import { FIREWALL_INCLUDE_DIR, FIREWALL_RULESET } from "../constants";
 
 export type Role = "lb" | "web" | "db" | "replica";
 
@@ -20,10 +21,6 @@ export interface OutboundRule {
     comment: string;
 }
 
-/** Rules that other steps own (the database's clients) live in files the ruleset includes. */
-export const FIREWALL_INCLUDE_DIR = "/etc/pi-cluster/firewall.d";
-export const FIREWALL_RULESET = "/etc/pi-cluster/firewall.nft";
-export const DB_CLIENTS_FILE = `${FIREWALL_INCLUDE_DIR}/db-clients.nft`;
 
 export interface FirewallSpec {
     role: Role;

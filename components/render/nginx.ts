@@ -1,5 +1,6 @@
 // The load balancer's nginx site. Pure: topology in, config text out.
 import { HTTPS_PORT } from "./firewall";
+import { UPSTREAM_MEMBERS_DIR } from "../constants";
 
 export interface Backend {
     name: string;
@@ -11,8 +12,6 @@ export interface WebBackend extends Backend {
     maintenance?: boolean;
 }
 
-/** Each web server's round-robin membership is its own file here (see assets/scripts/lb-member.sh). */
-export const UPSTREAM_MEMBERS_DIR = "/etc/nginx/pi-cluster/upstream";
 
 export interface NginxSiteArgs {
     backends: Backend[];

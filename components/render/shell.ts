@@ -3,6 +3,7 @@
 // command text never changes with its inputs and never carries a secret.
 import * as fs from "fs";
 import * as path from "path";
+import { PENDING_DIR, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../constants";
 
 export const SCRIPTS_DIR = path.join(__dirname, "..", "..", "assets", "scripts");
 
@@ -77,11 +78,20 @@ export function shellVars(vars: Record<string, ShellValue>): string {
 }
 
 /**
+ * What lib.sh reads besides STEP. lib.sh is inlined into every script, so every script
+ * gets these, from their one definition in components/constants.ts.
+ */
+export const LIB_VARS: Readonly<Record<string, string>> = { PENDING_DIR, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT };
+
+/**
  * Returns the script `assets/scripts/<name>.sh` with its `# @vars` line replaced by the
- * given variables. Every script ends with `main "$@" </dev/null`, so nothing it runs
- * can read the rest of the script from stdin.
+ * given variables and lib.sh's (LIB_VARS). Every script ends with `main "$@" </dev/null`,
+ * so nothing it runs can read the rest of the script from stdin.
  */
 export function renderScript(name: string, vars: Record<string, ShellValue>): string {
+    for (const v of Object.keys(vars)) {
+        if (v in LIB_VARS) throw new Error(`assets/scripts/${name}.sh: ${v} is lib.sh's, set in every script from LIB_VARS; do not pass it`);
+    }
     const template = fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8");
     const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
     if (!template.includes("\n# @vars\n")) throw new Error(`assets/scripts/${name}.sh has no "# @vars" line`);
@@ -91,5 +101,5 @@ export function renderScript(name: string, vars: Record<string, ShellValue>): st
     }
     const libBody = lib.replace(/^#!.*\n/, "");
     // Function replacers: a string replacement would expand "$'" and "$&" in the scripts.
-    return template.replace("\n# @vars\n", () => `\n${shellVars(vars)}\n`).replace("# @lib\n", () => libBody);
+    return template.replace("\n# @vars\n", () => `\n${shellVars({ ...LIB_VARS, ...vars })}\n`).replace("# @lib\n", () => libBody);
 }

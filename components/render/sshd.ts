@@ -2,14 +2,6 @@
 // Pure: the deploy user in, file text (and what `sshd -T` must then show) out.
 
 /**
- * Debian's sshd_config includes sshd_config.d/*.conf on its first line, and sshd keeps the
- * first value it reads for most keywords, so this file beats the same keywords further down
- * sshd_config (Debian sets X11Forwarding yes there). A file that sorts before "10-" would
- * beat it in turn: the base step checks the outcome with `sshd -T`.
- */
-export const SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-pi-cluster.conf";
-
-/**
  * The key types sshd accepts, for host keys and for users' keys (with FIDO security keys
  * for users). No RSA: pulumi-command asks for exactly the pinned host key's type, and
  * config.ts refuses an RSA host key or deploy key before a Pi is touched.

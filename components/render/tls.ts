@@ -1,12 +1,8 @@
 // TLS on the Pis: where each Pi keeps its cluster CA and server certificate, and the
 // systemd timer that renews the certificate. Pure: names in, unit and script text out.
 import { FileText, fileText, renderScript } from "./shell";
+import { TLS_DIR, TLS_RENEW_SCRIPT } from "../constants";
 
-/** A Pi's CA and server certificate: ca.key and server.key (0600) never leave it. */
-export const TLS_DIR = "/etc/pi-cluster/tls";
-/** The renewal job the timer runs: tls-renew.sh as the stack renders it. */
-export const TLS_RENEW_SCRIPT = "/usr/local/lib/pi-cluster/tls-renew.sh";
-export const TLS_RENEW_UNIT = "pi-cluster-tls-renew";
 /** A server certificate is valid this long; the CA 20 years. */
 export const TLS_CERT_DAYS = 365;
 /** It is issued again once it expires within this many days (by the step and by the daily timer). */

@@ -4,12 +4,15 @@
 // it again: no second restart).
 import { topologyOf } from "../../components/cluster";
 import { ClusterConfig } from "../../components/config";
-import { DB_NAME, DB_USER, REPL_USER, SERVER_CNF, serverCnf } from "../../components/database";
-import { APP_ENV_FILE, APP_USER, DB_CA_FILE, renderAppEnv } from "../../components/render/app";
-import { DB_CLIENTS_FILE, FIREWALL_RULESET, renderDbClients, renderFirewall, roleFirewall } from "../../components/render/firewall";
+import { serverCnf } from "../../components/database";
+import { renderAppEnv } from "../../components/render/app";
+import { renderDbClients, renderFirewall, roleFirewall } from "../../components/render/firewall";
 import { replicaServerId } from "../../components/render/mariadb";
 import { fileText, renderScript } from "../../components/render/shell";
-import { drainLeaseSeconds } from "../../components/webServer";
+import { drainLeaseSeconds, renderLbMember } from "../../components/webServer";
+import {
+    APP_ENV_FILE, APP_SERVICE, APP_USER, DB_CA_FILE, DB_CLIENTS_FILE, DB_NAME, DB_USER, FIREWALL_RULESET, REPL_USER, SERVER_CNF,
+} from "../../components/constants";
 
 /** What a web server saw when it tried the lost database's MariaDB port. */
 export interface Probe {
@@ -175,13 +178,13 @@ export function renderPromotion(c: ClusterConfig, lostAddress: string, oldBundle
             DB_CA_FILE,
             DB_CA_TEXT: fileText(bundle),
             APP_USER,
-            APP_SERVICE: APP_SERVICE,
+            APP_SERVICE,
             PORT: c.appPort,
             HEALTH_TIMEOUT: c.rolloutHealthTimeoutSeconds,
         }),
     }));
     const member = (w: ClusterConfig["webServers"][number], mode: "drain" | "admit") =>
-        renderScript("lb-member", {
+        renderLbMember({
             STEP: `${w.name}-${mode}`,
             MODE: mode,
             NODE: w.name,
@@ -196,9 +199,6 @@ export function renderPromotion(c: ClusterConfig, lostAddress: string, oldBundle
     const lb = c.webServers.filter((w) => !w.cordon).map((w) => ({ name: w.name, drain: member(w, "drain"), admit: member(w, "admit") }));
     return { db: dbScript, webs, lb };
 }
-
-/** The app's unit on a web server (assets/scripts/web-app.sh restarts it as the rollout does). */
-export const APP_SERVICE = "pi-cluster-app.service";
 
 /**
  * The web servers in the order their apps restart: in two halves, so that while one half is

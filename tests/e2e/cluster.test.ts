@@ -10,13 +10,13 @@ import * as access from "./accessChecks";
 import * as checks from "./checks";
 import * as tls from "./tlsChecks";
 import { record } from "./checks";
-import { APP_DIR, PM2_DIR } from "../../components/render/app";
 import { backupDrill } from "./backupDrill";
 import { consumerAgainstLab } from "./consumer";
 import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { assertAsDesired, driftItems, verify } from "./verify";
 import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
+import { APP_DIR, PM2_DIR } from "../../components/constants";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];

@@ -2,9 +2,8 @@
 // host itself rather than by log lines: the checksum of every file the stack manages, the
 // firewall ruleset, and the start of every process it runs. Also re-runs the engine's own
 // steps (the exact command and stdin from the stack's state) to prove they are idempotent.
-import { APP_DIR, PM2_DIR } from "../../components/render/app";
-import { WWW_DIR } from "../../components/loadBalancer";
 import { onHost, pulumi } from "./lib";
+import { APP_DIR, PM2_DIR, WWW_DIR } from "../../components/constants";
 
 /** The files, links and processes the stack manages on a Pi; everything else may change. */
 const SNAPSHOT = String.raw`

@@ -10,7 +10,7 @@ import * as path from "path";
 import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
 import { renderStreamClient } from "../../components/render/binlogStream";
-import { FIREWALL_INCLUDE_DIR, renderDbClients, renderFirewall, renderReplicaClient, replicaClientFile, roleFirewall, Topology } from "../../components/render/firewall";
+import { renderDbClients, renderFirewall, renderReplicaClient, replicaClientFile, roleFirewall, Topology } from "../../components/render/firewall";
 import { publicKeyOf, renderAuthorizedKey } from "../../components/render/backup";
 import {
     maxConnections, renderMariadbConfig, renderMaxConnections, renderRequireSecureTransport, renderSemiSyncConfig, replicaServerId, semiSyncSettings,
@@ -21,6 +21,7 @@ import {
 } from "../../components/render/nginx";
 import { fileText, fileVar, fileVarNames, FileText, HEREDOC_END, renderScript, SCRIPTS_DIR, shellQuote, shellVars } from "../../components/render/shell";
 import { labNginxSite, labNginxSiteArgs, tmpDir } from "./helpers";
+import { FIREWALL_INCLUDE_DIR } from "../../components/constants";
 
 const topology: Topology = {
     adminCidrs: ["10.254.0.0/24"],

@@ -3,10 +3,9 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as path from "path";
-import {
-    renderStreamClient, renderStreamClientCnf, renderStreamEnv, STREAM_CA, STREAM_CLIENT_CNF, STREAM_MAX_LAG_SECONDS,
-} from "../../components/render/binlogStream";
+import { renderStreamClient, renderStreamClientCnf, renderStreamEnv, STREAM_MAX_LAG_SECONDS } from "../../components/render/binlogStream";
 import { BACKUP_ASSETS } from "../../components/render/backup";
+import { STREAM_CA, STREAM_CLIENT_CNF } from "../../components/constants";
 
 const TOOL = path.join(BACKUP_ASSETS, "pi-cluster-binlog-stream.sh");
 const bin = (n: number) => `mariadb-bin.${String(n).padStart(6, "0")}`;

@@ -4,13 +4,14 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { PM2_HOME, renderPm2Unit } from "../../components/render/app";
-import { BACKUP_ASSETS, BACKUP_TOOL, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
-import { renderStreamService, STREAM_TOOL, STREAM_UNIT } from "../../components/render/binlogStream";
+import { renderPm2Unit } from "../../components/render/app";
+import { BACKUP_ASSETS, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
+import { renderStreamService } from "../../components/render/binlogStream";
 import { renderFirewallUnit } from "../../components/render/firewall";
-import { SCRIPTS_DIR } from "../../components/render/shell";
-import { renderRenewService, renderRenewTimer, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/render/tls";
+import { renderScript, SCRIPTS_DIR } from "../../components/render/shell";
+import { renderRenewService, renderRenewTimer } from "../../components/render/tls";
 import { tmpDir } from "./helpers";
+import { BACKUP_TOOL, PM2_HOME, STREAM_TOOL, STREAM_UNIT, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/constants";
 
 const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
 
@@ -123,10 +124,12 @@ describe("the TLS renewal's units", () => {
         has(renderRenewTimer(), "OnCalendar=daily", "Persistent=true", "WantedBy=timers.target");
     });
 
-    it("are named as lib.sh installs them", () => {
-        const lib = fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8");
-        assert.ok(lib.includes(`/etc/systemd/system/${TLS_RENEW_UNIT}.timer`));
-        assert.ok(lib.includes(`put_file "$1" ${TLS_RENEW_SCRIPT} 0700`));
+    it("are named as lib.sh installs them: every step script gets the names as variables", () => {
+        const script = renderScript("db-tls", { STEP: "t" });
+        assert.match(script, new RegExp(`^TLS_RENEW_SCRIPT='${TLS_RENEW_SCRIPT}'$`, "m"));
+        assert.match(script, new RegExp(`^TLS_RENEW_UNIT='${TLS_RENEW_UNIT}'$`, "m"));
+        assert.ok(script.includes('put_file "$1" "$TLS_RENEW_SCRIPT" 0700'));
+        assert.ok(script.includes('put_file "$3" "/etc/systemd/system/$TLS_RENEW_UNIT.timer" 0644'));
     });
 });
 
