@@ -3,7 +3,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { http, lab, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpOpenFromMachine, writeHeaders } from "./lib";
+import { http, lab, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpProbeFromMachine, writeHeaders } from "./lib";
 
 export const figures: Record<string, unknown> = {};
 
@@ -130,7 +130,12 @@ export function securityGroups(): void {
         [LB, 80, true], [LB, 22, true], [web1, 22, true], [db, 22, true],
         [web1, 3000, false], [db, 3306, false], [LB, 3000, false],
     ];
-    assert.deepStrictEqual(fromMachine.map(([h, p]) => [h, p, tcpOpenFromMachine(h, p)]), fromMachine);
+    const probes = fromMachine.map(([h, p]) => tcpProbeFromMachine(h, p));
+    assert.deepStrictEqual(
+        fromMachine.map(([h, p], i) => [h, p, probes[i].open]),
+        fromMachine,
+        `from this machine:\n${probes.map((p) => p.detail).join("\n")}`,
+    );
 }
 
 /**

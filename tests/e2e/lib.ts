@@ -246,10 +246,15 @@ export async function http(
     return { status: res.status, body, headers: res.headers, json: () => JSON.parse(body) };
 }
 
-/** True when a TCP connect from this machine to host:port completes within `ms`. */
-export function tcpOpenFromMachine(host: string, port: number, ms = 2000): boolean {
+/**
+ * Whether a TCP connect from this machine to host:port completes within `ms`, with what the
+ * connect said and how long it took, for a failure's message.
+ */
+export function tcpProbeFromMachine(host: string, port: number, ms = 2000): { open: boolean; detail: string } {
+    const started = Date.now();
     const r = spawnSync("timeout", [String(ms / 1000), "bash", "-c", `exec 3<>/dev/tcp/${host}/${port}`], { encoding: "utf8" });
-    return r.status === 0;
+    const said = r.status === 124 ? "no answer (timed out)" : (r.stderr.trim().split("\n").pop() ?? "");
+    return { open: r.status === 0, detail: `${host}:${port} exit ${r.status} after ${Date.now() - started} ms${said ? `: ${said}` : ""}` };
 }
 
 /** True when a TCP connect from a lab host to host:port completes. */
