@@ -28,14 +28,24 @@ export function ipv4ToNumber(address: string): number | undefined {
 
 /** True when `address` lies inside `cidr` (both already validated). */
 export function cidrContains(cidr: string, address: string): boolean {
-    const [base, bits] = cidr.split("/");
-    const prefix = Number(bits);
+    const base = cidr.split("/")[0];
+    const prefix = cidrPrefix(cidr);
     const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
     return ((ipv4ToNumber(base)! & mask) >>> 0) === ((ipv4ToNumber(address)! & mask) >>> 0);
 }
 
 /** The widest management or admin network taken without allowPublicManagement. */
 export const MIN_MANAGEMENT_PREFIX = 8;
+
+/** The prefix length of a validated CIDR ("10.0.0.0/8" -> 8). */
+export function cidrPrefix(cidr: string): number {
+    return Number(cidr.split("/")[1]);
+}
+
+/** True when a validated CIDR is wider than a management network may be (MIN_MANAGEMENT_PREFIX). */
+export function tooWideForManagement(cidr: string): boolean {
+    return cidrPrefix(cidr) < MIN_MANAGEMENT_PREFIX;
+}
 
 const ipv4 = z.string().refine((s) => ipv4ToNumber(s) !== undefined, {
     message: "expected an IPv4 address such as 192.168.254.122",
@@ -334,8 +344,8 @@ const schema = z
         ];
         if (!c.allowPublicManagement) {
             for (const [value, at] of [[c.managementCidr, ["managementCidr"]], ...c.adminCidrs.map((a, i) => [a, ["adminCidrs", i]] as const)] as const) {
-                const prefix = Number(/\/(\d{1,2})$/.exec(value)?.[1]);
-                if (prefix < MIN_MANAGEMENT_PREFIX) {
+                if (tooWideForManagement(value)) {
+                    const prefix = cidrPrefix(value);
                     ctx.addIssue({
                         code: "custom",
                         path: [...at],

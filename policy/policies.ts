@@ -12,7 +12,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { PolicyConfigSchema, ReportViolation, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy, UnknownValueError, validateResourceOfType } from "@pulumi/policy";
-import { MIN_MANAGEMENT_PREFIX, parseSettings, rawStackConfig, secretsSet, Settings } from "../components/config";
+import { MIN_MANAGEMENT_PREFIX, parseSettings, rawStackConfig, secretsSet, Settings, tooWideForManagement } from "../components/config";
 import { SSH_HOST_KEY_TYPES } from "../components/render/sshd";
 
 /** The stack the production rules hold for, unless the pack's config names others. */
@@ -106,7 +106,7 @@ export function orphanUploads(resources: StackValidationArgs["resources"]): stri
 export function managementProblems(s: Settings): string[] {
     const cidrs: [string, string][] = [["managementCidr", s.managementCidr], ...s.adminCidrs.map((c, i): [string, string] => [`adminCidrs[${i}]`, c])];
     return cidrs
-        .filter(([, cidr]) => Number(cidr.split("/")[1]) < MIN_MANAGEMENT_PREFIX)
+        .filter(([, cidr]) => tooWideForManagement(cidr))
         .map(
             ([key, cidr]) =>
                 `pi-cluster:${key} is ${cidr}: production keeps SSH and the internal routes to a network no wider than /${MIN_MANAGEMENT_PREFIX}, ` +
