@@ -43,6 +43,30 @@ function partialBytes(kind = "full"): number {
     return r.out.split("\n").filter(Boolean).reduce((n, s) => n + Number(s), 0);
 }
 
+/**
+ * Runs `fn` with the database Pi's binlog shipping paused: its timer stopped and a run in
+ * progress waited out (a \`put\` streaming into the target's directory keeps a file open
+ * there, so the directory cannot be unmounted under it). The timer starts again after.
+ */
+function withShippingPaused(db: string, fn: () => void): void {
+    const unit = "pi-cluster-backup-ship-binlogs";
+    sh(db, `sudo systemctl stop ${unit}.timer`);
+    try {
+        const wait = `for ((i = 0; i < 600; i++)); do s=$(systemctl show -p ActiveState --value ${unit}.service); [[ $s == inactive || $s == failed ]] && exit 0; sleep 0.2; done; echo "${unit}.service still $s after 120 s"; exit 1\n`;
+        const r = onHost(db, "bash -s", wait);
+        assert.strictEqual(r.status, 0, `${db}: ${r.out}`);
+        fn();
+    } finally {
+        sh(db, `sudo systemctl start ${unit}.timer`);
+    }
+}
+
+/** What has files open (or its working directory) under DIR on HOST: the processes, for a "target is busy". */
+function holdersOf(host: string, dir: string): string {
+    const script = `for p in /proc/[0-9]*; do if ls -l $p/cwd $p/fd 2>/dev/null | grep -q -- ' -> ${dir}'; then echo "$(cat $p/comm) $(tr '\\0' ' ' <$p/cmdline)"; fi; done\n`;
+    return onHost(host, "sudo bash -s", script).out.trim() || "(none found)";
+}
+
 /** Incompressible rows, so that a full backup runs for seconds and can be broken mid-run. */
 function addBallast(db: string, megabytes: number): void {
     sql(db, "CREATE TABLE IF NOT EXISTS webapp_db.faults_ballast (id INT PRIMARY KEY, b BLOB NOT NULL) ENGINE=InnoDB");
@@ -185,16 +209,18 @@ describe("the data paths under faults, on the lab", function () {
             const used = Number(sh(TARGET, `sudo du -sm ${TARGET_DIR} | cut -f1`));
             const reserve = Number(sh(TARGET, "sudo sed -n 's/^MIN_FREE_MB=//p' /etc/pi-cluster/backup.env") || "1024");
             const size = used + reserve + 24;
-            // The binlog stream keeps its files open: it stops while the directory is swapped.
-            sh(TARGET, "sudo systemctl stop pi-cluster-binlog-stream.service");
-            // Under the target's own lock (the receivers commit under it), so no commit lands in
-            // the old directory mid-swap; a partial upload is not copied (its run fails, as the
-            // database's next shipment retries it).
-            sh(
-                TARGET,
-                `sudo bash -c 'set -e; mkdir -p /run/faults-fill; mount -t tmpfs -o size=${size}m,mode=0700 tmpfs /run/faults-fill; flock ${TARGET_DIR} bash -c "tar -C ${TARGET_DIR} --exclude=./.*.partial -cf - . | tar -C /run/faults-fill -xpf - && chown --reference=${TARGET_DIR} /run/faults-fill && mount --bind /run/faults-fill ${TARGET_DIR}"'`,
-            );
-            sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
+            // The binlog stream keeps its files open, and the database's binlog shipping puts
+            // files there: both pause while the directory is swapped. Under the target's own
+            // lock too (the receivers commit under it), so no commit lands in the old directory
+            // mid-swap.
+            withShippingPaused(db, () => {
+                sh(TARGET, "sudo systemctl stop pi-cluster-binlog-stream.service");
+                sh(
+                    TARGET,
+                    `sudo bash -c 'set -e; mkdir -p /run/faults-fill; mount -t tmpfs -o size=${size}m,mode=0700 tmpfs /run/faults-fill; flock ${TARGET_DIR} bash -c "tar -C ${TARGET_DIR} --exclude=./.*.partial -cf - . | tar -C /run/faults-fill -xpf - && chown --reference=${TARGET_DIR} /run/faults-fill && mount --bind /run/faults-fill ${TARGET_DIR}"'`,
+                );
+                sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
+            });
             try {
                 await dataCase("target-disk-full", async () => {
                     const { stored: before, status } = await startBackup(db, "full");
@@ -209,9 +235,12 @@ describe("the data paths under faults, on the lab", function () {
                 // Whatever was committed meanwhile (binlogs) goes back too, with the ledger, the
                 // status and the stream's copies as they are now, under the lock of the small
                 // directory (by its own path: a lock held through the bound path would keep it busy).
-                sh(TARGET, "sudo systemctl stop pi-cluster-binlog-stream.service");
-                sh(TARGET, `sudo bash -c 'set -e; flock /run/faults-fill bash -c "umount ${TARGET_DIR} && tar -C /run/faults-fill --exclude=./.*.partial -cf - . | tar -C ${TARGET_DIR} -xpf -"; umount /run/faults-fill'`);
-                sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
+                withShippingPaused(db, () => {
+                    sh(TARGET, "sudo systemctl stop pi-cluster-binlog-stream.service");
+                    const r = onHost(TARGET, `sudo bash -c 'set -e; flock /run/faults-fill bash -c "umount ${TARGET_DIR} && tar -C /run/faults-fill --exclude=./.*.partial -cf - . | tar -C ${TARGET_DIR} -xpf -"; umount /run/faults-fill'`);
+                    assert.strictEqual(r.status, 0, `${TARGET}: putting the backup directory back: ${r.out}\nopen there: ${holdersOf(TARGET, TARGET_DIR)}`);
+                    sh(TARGET, "sudo systemctl start pi-cluster-binlog-stream.service");
+                });
             }
             sh(TARGET, "sudo systemctl start pi-cluster-backup-verify.service");
             // With room again, the next full succeeds: the restore's new binlog series, whose
