@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import * as net from "net";
+import * as os from "os";
 import * as path from "path";
 import * as tls from "tls";
 import { renderAppEnv, renderAppSecrets, renderEcosystem, renderPm2Unit } from "../../components/render/app";
@@ -960,27 +961,66 @@ describe("step scripts", () => {
         assert.strictEqual(fileVar("A='1'", "A"), undefined);
     });
 
-    const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh") && f !== "lib.sh");
-    for (const file of scripts) {
-        it(`${file} renders to a script that bash and shellcheck accept`, () => {
-            const vars: Record<string, string | string[] | FileText> = { STEP: "test" };
-            const header = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8").split("\n# @vars")[0];
-            for (const m of header.matchAll(/^#\s+([A-Z][A-Z0-9_]+)\s/gm)) {
-                const isArray = m[1].endsWith("S") && /array/.test(header.split(m[1])[1].split("\n")[0]);
-                vars[m[1]] = isArray ? ["a", "b"] : m[1].endsWith("_TEXT") ? fileText("x = 'y' $z\n") : "x";
-            }
-            const script = renderScript(file.replace(/\.sh$/, ""), vars);
-            assert.doesNotMatch(script, /# @vars|# @lib/);
-            assert.match(script, /\nmain "\$@" <\/dev\/null\n$/);
+    describe("every step script, rendered", () => {
+        const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh") && f !== "lib.sh");
+        const rendered = new Map<string, { script: string; path: string }>();
+        // shellcheck takes most of a second per script (each holds lib.sh): they all run at
+        // once here, one per CPU at a time, and each case below reads its own result.
+        const checked = new Map<string, Promise<{ status: number | null; out: string; error?: Error }>>();
+        const renderErrors = new Map<string, Error>();
+        before(() => {
             const dir = tmpDir("pi-sh-");
-            const f = path.join(dir, file);
-            fs.writeFileSync(f, script);
-            execFileSync("bash", ["-n", f]);
-            const sc = spawnSync("shellcheck", ["-s", "bash", "-S", "warning", f], { encoding: "utf8" });
-            assert.strictEqual(sc.error, undefined, "shellcheck must be installed (apt-get install shellcheck)");
-            assert.strictEqual(sc.status, 0, sc.stdout);
+            for (const file of scripts) {
+                const vars: Record<string, string | string[] | FileText> = { STEP: "test" };
+                const header = fs.readFileSync(path.join(SCRIPTS_DIR, file), "utf8").split("\n# @vars")[0];
+                for (const m of header.matchAll(/^#\s+([A-Z][A-Z0-9_]+)\s/gm)) {
+                    const isArray = m[1].endsWith("S") && /array/.test(header.split(m[1])[1].split("\n")[0]);
+                    vars[m[1]] = isArray ? ["a", "b"] : m[1].endsWith("_TEXT") ? fileText("x = 'y' $z\n") : "x";
+                }
+                try {
+                    const script = renderScript(file.replace(/\.sh$/, ""), vars);
+                    const f = path.join(dir, file);
+                    fs.writeFileSync(f, script);
+                    rendered.set(file, { script, path: f });
+                } catch (e) {
+                    renderErrors.set(file, e as Error);
+                }
+            }
+            const queue = scripts.filter((f) => rendered.has(f));
+            const lanes = Math.max(1, os.availableParallelism());
+            const results = new Map<string, (r: { status: number | null; out: string; error?: Error }) => void>();
+            for (const file of queue) checked.set(file, new Promise((resolve) => results.set(file, resolve)));
+            const next = (): void => {
+                const file = queue.shift();
+                if (!file) return;
+                const child = spawn("shellcheck", ["-s", "bash", "-S", "warning", rendered.get(file)!.path], { stdio: ["ignore", "pipe", "pipe"] });
+                let out = "";
+                child.stdout.on("data", (d) => (out += d));
+                child.stderr.on("data", (d) => (out += d));
+                child.on("error", (error) => {
+                    results.get(file)!({ status: null, out, error });
+                    next();
+                });
+                child.on("close", (status) => {
+                    results.get(file)!({ status, out });
+                    next();
+                });
+            };
+            for (let i = 0; i < lanes; i++) next();
         });
-    }
+        for (const file of scripts) {
+            it(`${file} renders to a script that bash and shellcheck accept`, async () => {
+                if (renderErrors.has(file)) throw renderErrors.get(file);
+                const { script, path: f } = rendered.get(file)!;
+                assert.doesNotMatch(script, /# @vars|# @lib/);
+                assert.match(script, /\nmain "\$@" <\/dev\/null\n$/);
+                execFileSync("bash", ["-n", f]);
+                const sc = await checked.get(file)!;
+                assert.strictEqual(sc.error, undefined, "shellcheck must be installed (apt-get install shellcheck)");
+                assert.strictEqual(sc.status, 0, sc.out);
+            });
+        }
+    });
 
     describe("a TLS step's certificates (lib.sh)", () => {
         // One CA and server certificate, made in before() by the step's own functions, for
