@@ -10,6 +10,7 @@
 // (1-4: a backup broken, then a restore to the latest point that must not be blocked by what
 // the fault left) and the restore cases (5-7: the restore itself broken).
 import * as assert from "assert";
+import { backupUnitName } from "../../components/render/backup";
 import { record, waitFor } from "./checks";
 import { backupNow, backupResult, dataCase, databaseHost, restoreCommand, startAsync, startBackup, storedBackups, TARGET, TARGET_DIR, targetStatus } from "./dataPaths";
 import { http, lab, LB_URL, onHost, opSpan, pulumi, up } from "./lib";
@@ -49,7 +50,7 @@ function partialBytes(kind = "full"): number {
  * there, so the directory cannot be unmounted under it). The timer starts again after.
  */
 function withShippingPaused(db: string, fn: () => void): void {
-    const unit = "pi-cluster-backup-ship-binlogs";
+    const unit = backupUnitName("ship-binlogs");
     sh(db, `sudo systemctl stop ${unit}.timer`);
     try {
         const wait = `for ((i = 0; i < 600; i++)); do s=$(systemctl show -p ActiveState --value ${unit}.service); [[ $s == inactive || $s == failed ]] && exit 0; sleep 0.2; done; echo "${unit}.service still $s after 120 s"; exit 1\n`;

@@ -995,16 +995,18 @@ describe("step scripts", () => {
                 if (!file) return;
                 const child = spawn("shellcheck", ["-s", "bash", "-S", "warning", rendered.get(file)!.path], { stdio: ["ignore", "pipe", "pipe"] });
                 let out = "";
+                let settled = false;
+                // A spawn that fails emits "error" and may emit "close" after it: one result, one next().
+                const settle = (r: { status: number | null; out: string; error?: Error }) => {
+                    if (settled) return;
+                    settled = true;
+                    results.get(file)!(r);
+                    next();
+                };
                 child.stdout.on("data", (d) => (out += d));
                 child.stderr.on("data", (d) => (out += d));
-                child.on("error", (error) => {
-                    results.get(file)!({ status: null, out, error });
-                    next();
-                });
-                child.on("close", (status) => {
-                    results.get(file)!({ status, out });
-                    next();
-                });
+                child.on("error", (error) => settle({ status: null, out, error }));
+                child.on("close", (status) => settle({ status, out }));
             };
             for (let i = 0; i < lanes; i++) next();
         });
