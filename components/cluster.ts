@@ -6,9 +6,10 @@ import { Artifact } from "./artifacts";
 import { BackupTarget } from "./backupTarget";
 import { BinlogStream } from "./binlogStream";
 import { apiRateLimitOf, ClusterConfig } from "./config";
-import { Database } from "./database";
+import { Database, databasePackages } from "./database";
 import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
+import { STREAM_PACKAGES } from "./render/binlogStream";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
 import { WebServer } from "./webServer";
@@ -101,6 +102,8 @@ export class PiCluster extends pulumi.ComponentResource {
         // The database's seeding account, from each replica's address only.
         const seedUsers = c.dbReplicas.map((r) => `${SEED_USER}@${r.address}`);
         const topology = topologyOf(c);
+        // The stream's client on the backup target, when it is a Pi of the cluster: in its base step's apt run.
+        const streamPackages = (address: string) => (target && c.backup?.stream && target.address === address ? STREAM_PACKAGES : []);
 
         const nodes: Node[] = [
             { name: c.loadBalancer.name, address: c.loadBalancer.address, role: "lb" },
@@ -123,6 +126,7 @@ export class PiCluster extends pulumi.ComponentResource {
             ...ssh,
             firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
             sshExtraUsers: sshExtraUsers(c.loadBalancer.address),
+            packages: streamPackages(c.loadBalancer.address),
         };
         // The web servers' drain and admit steps run on the load balancer, over this.
         const lbConnection = hostConnection(lbHost);
@@ -185,6 +189,7 @@ export class PiCluster extends pulumi.ComponentResource {
             innodbLogFileSize: c.innodbLogFileSize,
             purgeDataOnDestroy: c.purgeDataOnDestroy,
             unattendedUpgrades: c.unattendedUpgrades,
+            packages: databasePackages(!!(c.backup && target)),
             reapply: c.reapply[h.name],
         });
         const db = new Database(
@@ -265,6 +270,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         ...ssh,
                         firewall: roleFirewall("web", topology, w.sshPort),
                         sshExtraUsers: sshExtraUsers(w.address),
+                        packages: streamPackages(w.address),
                         app: args.artifacts.app,
                         pm2: args.artifacts.pm2,
                         port: c.appPort,

@@ -142,6 +142,16 @@ export interface DatabaseBackupArgs extends BackupSchedule {
 export const BACKUP_PACKAGES = ["mariadb-backup", "age", "zstd", "openssh-client"];
 
 /**
+ * What the base step installs on the database and on every replica, the same list for both,
+ * so a promotion leaves each Pi's base step as it is: MariaDB, its backup tool and ssh (a
+ * replica's seeding stream, the database's source step), openssl (the TLS step), and with
+ * backups on, what the backup tool needs.
+ */
+export function databasePackages(backups: boolean): string[] {
+    return [...new Set(["mariadb-server", "mariadb-backup", "openssh-client", "openssl", ...(backups ? BACKUP_PACKAGES : [])])];
+}
+
+/**
  * Reads assets/app/migrations/NNN_name.sql in order, as the db-migrate script's variables:
  * MIGRATIONS, the versions, and MIGRATION_<i>_SQL, the text of the i-th.
  */

@@ -1,5 +1,6 @@
 // What every Pi gets before its role: wait for SSH, base packages with unattended
-// security upgrades, a hardened sshd, and the nftables firewall of its security group.
+// security upgrades and its roles' packages in one apt transaction, a hardened sshd, and
+// the nftables firewall of its security group.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
@@ -28,9 +29,20 @@ export interface HostArgs {
     reapply?: number;
     /** More users sshd lets in, as user@address (the backup target's user, from the database only). Default none. */
     sshExtraUsers?: string[];
+    /**
+     * The packages of this Pi's roles, installed by the base step in the same apt transaction
+     * as the base packages: one apt run per Pi, as early as possible. The role steps install
+     * them again only if missing (a no-op on a converged Pi). Default none.
+     */
+    packages?: string[];
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
+
+/** What the base step installs: the base packages, unattended-upgrades when on, then the roles' packages, each once. */
+export function basePackages(args: Pick<HostArgs, "unattendedUpgrades" | "packages">): string[] {
+    return [...new Set([...BASE_PACKAGES, ...((args.unattendedUpgrades ?? true) ? ["unattended-upgrades"] : []), ...(args.packages ?? [])])];
+}
 /** SSH dials before the first step on a Pi gives up (a Pi that is still booting). */
 export const FIRST_CONTACT_DIAL_ATTEMPTS = 30;
 /** SSH dials before any later step gives up: a Pi that is down fails `up` in about a minute. */
@@ -98,7 +110,7 @@ export class Host extends pulumi.ComponentResource {
                         STATE_DIR,
                         UPLOAD_DIR,
                         SSH_USER: u,
-                        PACKAGES: BASE_PACKAGES,
+                        PACKAGES: basePackages(args),
                         UNATTENDED: args.unattendedUpgrades ?? true,
                         AUTO_UPGRADES_TEXT: fileText(renderAutoUpgrades()),
                         UU_POLICY_TEXT: fileText(renderUnattendedPolicy()),

@@ -10,6 +10,8 @@ import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
 import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, LEASE_UNIT_PREFIX, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
 
+/** What the nginx step installs; curl: the drain and admit steps probe through nginx and the web servers with it. */
+export const NGINX_PACKAGES = ["nginx", "curl"];
 
 /** HTTPS on the load balancer (README, "HTTPS"). */
 export interface LoadBalancerTls {
@@ -66,7 +68,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:lb:LoadBalancer", name, {}, withReapply(args.reapply, opts));
         const httpPort = args.httpPort ?? 80;
-        const host = new Host(name, args, { parent: this });
+        // The TLS step's openssl with nginx's packages, in the base step's one apt run.
+        const host = new Host(name, { ...args, packages: [...NGINX_PACKAGES, "openssl", ...(args.packages ?? [])] }, { parent: this });
         const connection = hostConnection(args);
 
         const nginx = remoteStep(
@@ -75,6 +78,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 connection,
                 script: renderScript("lb-nginx", {
                     STEP: `${name}-nginx`,
+                    PACKAGES: NGINX_PACKAGES,
                     WWW_DIR,
                     PLACEHOLDER_TEXT: fileText(renderPlaceholderPage()),
                     DROPIN: dropInPath("nginx"),

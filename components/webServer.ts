@@ -100,6 +100,9 @@ export interface WebServerArgs extends HostArgs {
 
 const LB_STEPS = ["drain", "admit"];
 
+/** What the node step installs (the base step installs it first, in its one apt run). */
+export const NODE_PACKAGES = ["nodejs"];
+
 export class WebServer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
@@ -111,11 +114,11 @@ export class WebServer extends pulumi.ComponentResource {
         super("pi-cluster:web:WebServer", name, {}, withCordon(name, args.cordon ?? false, withReapply(args.reapply, opts)));
         const port = args.port ?? 3000;
         const healthTimeout = args.healthTimeoutSeconds ?? 60;
-        const host = new Host(name, args, { parent: this });
+        const host = new Host(name, { ...args, packages: [...NODE_PACKAGES, ...(args.packages ?? [])] }, { parent: this });
         const connection = hostConnection(args);
 
         // What restarts the app, rendered first: the drain step carries its fingerprint.
-        const nodeScript = renderScript("web-node", { STEP: `${name}-node`, APP_USER, APP_HOME });
+        const nodeScript = renderScript("web-node", { STEP: `${name}-node`, PACKAGES: NODE_PACKAGES, APP_USER, APP_HOME });
         const pm2Upload = upload(
             `${name}-pm2-upload`,
             { connection, hostKey: args.hostKey, kind: "pm2", file: args.pm2.path, sha: args.pm2.sha },

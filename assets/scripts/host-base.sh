@@ -6,7 +6,8 @@
 #   STATE_DIR            the stack's state directory
 #   UPLOAD_DIR           where the stack uploads artifacts
 #   SSH_USER             the deploying user; owns the upload directory
-#   PACKAGES             base packages to install (array)
+#   PACKAGES             packages to install in one apt transaction: the base's, unattended-upgrades
+#                        when UNATTENDED, and the Pi's roles' (array)
 #   UNATTENDED           "true" to enable unattended security upgrades
 #   AUTO_UPGRADES_TEXT    /etc/apt/apt.conf.d/20auto-upgrades
 #   UU_POLICY_TEXT        /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades
@@ -29,7 +30,6 @@ prepare_dirs() {
 
 configure_upgrades() {
     if [[ "$UNATTENDED" == "true" ]]; then
-        apt_install unattended-upgrades
         put_file "$AUTO_UPGRADES_TEXT" /etc/apt/apt.conf.d/20auto-upgrades 0644 || true
         put_file "$UU_POLICY_TEXT" /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades 0644 || true
     else
@@ -121,7 +121,6 @@ verify() {
     local problem
     expect_packages "${PACKAGES[@]}"
     if [[ "$UNATTENDED" == "true" ]]; then
-        expect_packages unattended-upgrades
         expect_file "$AUTO_UPGRADES_TEXT" /etc/apt/apt.conf.d/20auto-upgrades 0644
         expect_file "$UU_POLICY_TEXT" /etc/apt/apt.conf.d/52pi-cluster-unattended-upgrades 0644
     fi

@@ -3,6 +3,7 @@
 # Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP               log prefix
+#   PACKAGES           nginx and curl (array; curl: the drain and admit steps probe with it)
 #   WWW_DIR            where dashboard releases and cluster.json live
 #   PLACEHOLDER_TEXT    the page served at / until a dashboard release is installed
 #   DROPIN_TEXT         nginx.service drop-in: restart on failure;  DROPIN its path
@@ -13,8 +14,7 @@ set -euo pipefail
 # @lib
 
 apply() {
-    # curl: the drain and admit steps probe through nginx and the web servers with it.
-    apt_install nginx curl
+    apt_install "${PACKAGES[@]}"
     if put_file "$DROPIN_TEXT" "$DROPIN" 0644; then
         systemctl daemon-reload
     fi
@@ -44,7 +44,7 @@ delete() {
 # verify: nginx installed, running and enabled, with its drop-in, the placeholder page and
 # a config that passes nginx -t.
 verify() {
-    expect_packages nginx curl
+    expect_packages "${PACKAGES[@]}"
     expect_file "$DROPIN_TEXT" "$DROPIN" 0644
     expect_file "$PLACEHOLDER_TEXT" "$WWW_DIR/placeholder/index.html" 0644
     [[ ! -e /etc/nginx/sites-enabled/default ]] || drift "/etc/nginx/sites-enabled/default: present, expected removed"

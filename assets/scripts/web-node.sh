@@ -3,6 +3,7 @@
 # and the unprivileged user the app runs as. Run as root via `sudo bash -s -- apply|delete`.
 # Reads:
 #   STEP       log prefix
+#   PACKAGES   Node.js's packages (array)
 #   APP_USER   system user for PM2 and the app
 #   APP_HOME   its home (PM2_HOME lives here)
 set -euo pipefail
@@ -12,7 +13,7 @@ set -euo pipefail
 # @lib
 
 apply() {
-    apt_install nodejs
+    apt_install "${PACKAGES[@]}"
     if ! id -u "$APP_USER" >/dev/null 2>&1; then
         useradd --system --home-dir "$APP_HOME" --create-home --shell /usr/sbin/nologin "$APP_USER"
         info "created user $APP_USER"
@@ -33,7 +34,7 @@ delete() {
 
 # verify: Node.js installed and the app's user present.
 verify() {
-    expect_packages nodejs
+    expect_packages "${PACKAGES[@]}"
     id -u "$APP_USER" >/dev/null 2>&1 || drift "user $APP_USER: missing"
 }
 

@@ -371,6 +371,43 @@ describe("PiCluster resource graph", function () {
         }
     });
 
+    // One apt run per Pi: whatever a step installs on a Pi, that Pi's base step installed
+    // first, in its one transaction, so no later step waits on apt (issue 19).
+    it("installs every package a step on a Pi installs in that Pi's base step, with backups, the stream and replicas", async () => {
+        const words = (list: string) => [...list.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
+        const arrayVar = (stdin: string, name: string) => {
+            const m = new RegExp(`^${name}=\\((.*)\\)$`, "m").exec(stdin);
+            assert.ok(m, `no array ${name}`);
+            return words(m[1]);
+        };
+        /** The packages a step's script installs: apt_install's literal words, or its PACKAGES. */
+        const installs = (stdin: string) =>
+            [...stdin.matchAll(/^[^#\n]*\bapt_install ([^\n;|&]+)/gm)].flatMap((m) => (m[1].trim() === '"${PACKAGES[@]}"' ? arrayVar(stdin, "PACKAGES") : words(m[1])));
+        const raw = { ...rawConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY }, dbReplicas: replicasConfig(1) };
+        const { res } = await build(2, raw);
+        const steps = commands(res).filter((r) => typeof r.inputs.stdin === "string");
+        const hosts = [...new Set(steps.map((r) => r.inputs.connection.host as string))];
+        assert.strictEqual(hosts.length, 5, `steps on ${hosts}`);
+        let checked = 0;
+        for (const host of hosts) {
+            const onHost = steps.filter((r) => r.inputs.connection.host === host);
+            const base = onHost.filter((r) => r.name.endsWith("-base"));
+            assert.strictEqual(base.length, 1, `one base step on ${host}`);
+            const installed = new Set(arrayVar(base[0].inputs.stdin, "PACKAGES"));
+            for (const step of onHost) {
+                for (const p of installs(step.inputs.stdin)) {
+                    assert.ok(installed.has(p), `${step.name} installs ${p} on ${host}, which its base step ${base[0].name} does not`);
+                    checked++;
+                }
+            }
+        }
+        assert.ok(checked > 15, `only ${checked} installs found`);
+        // The same list on the database and its replica: a promotion leaves base as it is.
+        assert.deepStrictEqual(arrayVar(byName(res, "pi-db-base").inputs.stdin, "PACKAGES"), arrayVar(byName(res, "pi-db-read1-base").inputs.stdin, "PACKAGES"));
+        assert.ok(arrayVar(byName(res, "pi-lb-base").inputs.stdin, "PACKAGES").includes("mariadb-client"), "the stream's client on the target");
+        assert.ok(!arrayVar(byName(res, "pi-web1-base").inputs.stdin, "PACKAGES").includes("mariadb-client"));
+    });
+
     it("ships the database's CA to every web server, which connects by the name in the DB's certificate", async () => {
         const { res } = await build(2);
         for (const w of ["pi-web1", "pi-web2"]) {
