@@ -61,6 +61,7 @@ export function restoreCommand(args: string[] = []): [string, string[]] {
  * is measured here. Every acknowledged write must be on the database afterwards.
  */
 export async function dataCase(label: string, body: () => Promise<{ recoveryStartedAt?: number }>): Promise<CaseFigures> {
+    await currentSeriesFull();
     const prefix = `${label.replace(/[^a-z0-9]/gi, "")}${Date.now()}`;
     const w = writer(prefix);
     let recoveryStartedAt: number | undefined;
@@ -91,6 +92,22 @@ export async function dataCase(label: string, body: () => Promise<{ recoveryStar
     } finally {
         await w.stop();
     }
+}
+
+/**
+ * Waits until the target holds a full of the database's current binlog series (the series
+ * the target was last told, `.series`). A restore or a promotion starts a new series and
+ * its full with --no-block: a case started before that full lands would have its restore
+ * refused, rightly, as a gap (the newest chain cannot reach the new series' writes). CI saw
+ * it once, when a restore followed the previous case's by 12 s.
+ */
+export async function currentSeriesFull(): Promise<void> {
+    let series = "";
+    await waitFor("a full of the database's current binlog series on the target", 600, async () => {
+        const r = onHost(TARGET, `sudo cat ${TARGET_DIR}/.series`);
+        series = r.status === 0 ? r.out.trim() : "";
+        return series !== "" && storedBackups().some((n) => n.startsWith("full-") && n.endsWith(`-${series}.xb.zst.age`));
+    });
 }
 
 /** The stored backup names on the target. */
