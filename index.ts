@@ -2,6 +2,13 @@
 // The outputs are a versioned contract for StackReference consumers: see README "Outputs".
 import { buildClusterArtifacts, loadConfig, PiCluster, previousNodes } from "./components";
 
+// @pulumi/pulumi's runner loads the source-map-support module, whose Error.prepareStackTrace
+// maps every frame in JavaScript, and the SDK formats a stack trace for every promise it makes
+// (runtime/debuggable.js): most of a no-op's CPU in the program (tests/mocha-setup.ts does the
+// same for the unit suite). sucrase keeps each line where it was in the .ts, so traces still
+// point at the right lines without it.
+delete (Error as { prepareStackTrace?: unknown }).prepareStackTrace;
+
 export = async () => {
     const config = loadConfig();
     const cluster = new PiCluster("pi-cluster", { config, artifacts: buildClusterArtifacts(), previousNodes: await previousNodes() });

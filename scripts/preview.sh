@@ -36,7 +36,7 @@ ensure_pulumi() {
 
 # render FILE : the Markdown of a saved preview.
 render() {
-    node -r ts-node/register/transpile-only "$REPO/scripts/preview/cli.ts" "$1" ${MAX_CHARS:+"$MAX_CHARS"}
+    node -r sucrase/register/ts "$REPO/scripts/preview/cli.ts" "$1" ${MAX_CHARS:+"$MAX_CHARS"}
 }
 
 main() {
@@ -52,7 +52,7 @@ main() {
         esac
     done
     [[ -z "$MAX_CHARS" || "$MAX_CHARS" =~ ^[0-9]+$ ]] || fatal "--max-chars expects a number, got '$MAX_CHARS'"
-    [[ -d "$REPO/node_modules/ts-node" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
+    [[ -d "$REPO/node_modules/sucrase" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
     if [[ -n "$json" ]]; then
         [[ -r "$json" ]] || fatal "cannot read $json"
         render "$json"

@@ -34,7 +34,7 @@ main() {
     for ((i = 1; i <= $#; i++)); do
         [[ "${!i}" == --stack ]] && { i=$((i + 1)); stack=${!i:-}; }
     done
-    [[ -d "$REPO/node_modules/ts-node" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
+    [[ -d "$REPO/node_modules/sucrase" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
     command -v ssh >/dev/null || fatal "ssh (OpenSSH's client) is missing"
     if ! command -v pulumi >/dev/null; then
         # shellcheck source=/dev/null
@@ -44,7 +44,7 @@ main() {
         export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$REPO/.state/backend}"
         [[ -n "${PULUMI_CONFIG_PASSPHRASE:-}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] || export PULUMI_CONFIG_PASSPHRASE=pi-cluster-lab
     fi
-    exec node -r ts-node/register/transpile-only "$REPO/scripts/promote/cli.ts" "$@"
+    exec node -r sucrase/register/ts "$REPO/scripts/promote/cli.ts" "$@"
 }
 
 main "$@"

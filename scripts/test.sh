@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the type check of the whole tree (tsc; the program itself runs
-# transpile-only, tsconfig.pulumi.json), unit tests of the stack (mocha + Pulumi mocks +
+# under sucrase, which checks no types), unit tests of the stack (mocha + Pulumi mocks +
 # real validators), the app's tests against a real MariaDB, the dashboard's unit tests,
 # backup and restore against a real MariaDB (tests/backup/local.sh), the toolchain smoke
 # test, bad config and the policy pack (policy/) through the real engine's preview, then the end-to-end tests on a lab
@@ -144,7 +144,7 @@ main() {
     source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
 
     # The type check of the whole tree, once: mocha runs the tests, and Pulumi the program
-    # (tsconfig.pulumi.json), transpile-only.
+    # (under sucrase, Pulumi.yaml), transpile-only.
     check typecheck npx tsc --noEmit
     # The backup target's and the DB Pi's tools, shipped as they are (the rendered step scripts
     # are checked in the unit suite): a lint, as the type check, not a unit test of seconds.

@@ -32,7 +32,7 @@ main() {
         *) fatal "unknown argument '$1' (see --help)" ;;
         esac
     done
-    [[ -d "$REPO/node_modules/ts-node" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
+    [[ -d "$REPO/node_modules/sucrase" ]] || fatal "$REPO/node_modules is missing; run npm ci in $REPO"
     command -v ssh >/dev/null || fatal "ssh (OpenSSH's client) is missing"
     if ! command -v pulumi >/dev/null; then
         # shellcheck source=/dev/null
@@ -43,7 +43,7 @@ main() {
         [[ -n "${PULUMI_CONFIG_PASSPHRASE:-}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]] || export PULUMI_CONFIG_PASSPHRASE=pi-cluster-lab
     fi
     cd "$REPO"
-    exec node -r ts-node/register/transpile-only scripts/verify/cli.ts "$stack" "${json[@]}"
+    exec node -r sucrase/register/ts scripts/verify/cli.ts "$stack" "${json[@]}"
 }
 
 main "$@"

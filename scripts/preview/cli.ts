@@ -1,5 +1,5 @@
 // Reads the JSON that `pulumi preview --json` printed and prints it as Markdown (markdown.ts).
-// Usage: node -r ts-node/register/transpile-only scripts/preview/cli.ts FILE [MAX_CHARS]
+// Usage: node -r sucrase/register/ts scripts/preview/cli.ts FILE [MAX_CHARS]
 //   FILE is the saved JSON, or - for stdin; MAX_CHARS caps the Markdown's length.
 import * as fs from "fs";
 import { PreviewDigest, renderPreview } from "./markdown";

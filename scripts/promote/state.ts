@@ -72,7 +72,7 @@ export function withoutLostDatabase(d: Deployment, lost: string, replicas: strin
     };
 }
 
-// node -r ts-node/register/transpile-only scripts/promote/state.ts IN OUT LOST [REPLICA...]
+// node -r sucrase/register/ts scripts/promote/state.ts IN OUT LOST [REPLICA...]
 if (require.main === module) {
     const [input, output, lost, ...replicas] = process.argv.slice(2);
     const { deployment, removed } = withoutLostDatabase(JSON.parse(fs.readFileSync(input, "utf8")), lost, replicas);

@@ -4,7 +4,7 @@
 // one Pi in the state's order. The opened state stays in memory; the SSH key goes to a
 // 0600 file in a private directory that is removed at exit, and the scripts, which may
 // hold the DB password, travel on SSH's stdin.
-// Usage: node -r ts-node/register/transpile-only scripts/verify/cli.ts STACK [--json]
+// Usage: node -r sucrase/register/ts scripts/verify/cli.ts STACK [--json]
 // Exit status: 0 every Pi as desired, 3 drift (or a Pi that cannot be checked), 2 usage.
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
