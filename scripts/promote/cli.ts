@@ -29,7 +29,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { ClusterConfig, parseConfig } from "../../components/config";
 import { fileVar } from "../../components/render/shell";
-import { knownHostsLine } from "../verify/state";
+import { knownHostsLine, pinnedSshOptions } from "../verify/state";
 import { fencePlan, Probe, promotedConfig, renderPromotion, restartWaves, REWRITTEN_KEYS } from "./plan";
 import { catchUpState, chooseReplica, parseStatusOutput, ReplicaFacts } from "./replicas";
 import { Deployment, withoutLostDatabase } from "./state";
@@ -80,16 +80,7 @@ class Pis {
         this.opened.add(h.name);
         // The control socket's path must stay short (a unix socket path is at most 108 bytes).
         return [
-            "-F", "/dev/null",
-            "-p", String(h.sshPort),
-            "-i", this.key,
-            "-o", "IdentitiesOnly=yes",
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", `UserKnownHostsFile=${known}`,
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", `HostKeyAlgorithms=${h.hostKey.split(" ")[0]}`,
-            "-o", "ConnectTimeout=3",
+            ...pinnedSshOptions({ port: h.sshPort, keyFile: this.key, knownHostsFile: known, hostKey: h.hostKey, connectTimeoutSeconds: 3 }),
             "-o", "ServerAliveInterval=2",
             "-o", "ServerAliveCountMax=3",
             "-o", "ControlMaster=auto",

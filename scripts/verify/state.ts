@@ -88,6 +88,25 @@ export function knownHostsLine(address: string, port: number, hostKey: string): 
     return `${port === 22 ? address : `[${address}]:${port}`} ${hostKey.trim()}`;
 }
 
+/**
+ * ssh's options for a pinned connection to a Pi: no ssh_config, this key only, and the Pi's
+ * pinned host key only (its own known_hosts file, its key type), never a prompt.
+ */
+export function pinnedSshOptions(o: { port: number; keyFile: string; knownHostsFile: string; hostKey: string; connectTimeoutSeconds: number }): string[] {
+    return [
+        "-F", "/dev/null",
+        "-p", String(o.port),
+        "-i", o.keyFile,
+        "-o", "IdentitiesOnly=yes",
+        "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", `UserKnownHostsFile=${o.knownHostsFile}`,
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", `HostKeyAlgorithms=${o.hostKey.split(" ")[0]}`,
+        "-o", `ConnectTimeout=${o.connectTimeoutSeconds}`,
+    ];
+}
+
 export type StepStatus = "ok" | "drift" | "failed" | "unreachable" | "host-key";
 
 export interface StepResult {
