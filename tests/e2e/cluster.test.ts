@@ -15,7 +15,7 @@ import { consumerAgainstLab } from "./consumer";
 import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { assertAsDesired, driftItems, verify } from "./verify";
-import { hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
+import { convergeReportOf, hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
 import { APP_DIR, PM2_DIR } from "../../components/constants";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
@@ -124,6 +124,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         assert.deepStrictEqual(r.changes, { create: ALL_STEPS });
         record("convergeSeconds", r.seconds);
         record("convergeHostShareSeconds", Object.fromEntries(HOSTS.map((h) => [h, hostShare(r.events, h)])));
+        convergeReportOf("converge", r.events);
         password = pulumi(["stack", "output", "dbPassword", "--show-secrets"]).stdout.trim();
         assert.match(password, /^[A-Za-z0-9]{32}$/);
     });
@@ -592,6 +593,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         const r = up("scale-out");
         assert.deepStrictEqual(r.changes, { create: WEB3_STEPS, update: SCALE_UPDATES });
         record("scaleOutSeconds", r.seconds);
+        convergeReportOf("scale-out", r.events);
         await checks.rotationBecomes(["pi-web1", "pi-web2", "pi-web3"]);
     });
 

@@ -4,6 +4,7 @@ import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { convergeReport, hostsOf, renderConvergeReport, StateExport } from "../../scripts/bench/converge";
 
 export const REPO = path.join(__dirname, "..", "..");
 export const LAB = path.join(REPO, "lab", "lab");
@@ -182,6 +183,19 @@ function upResult(label: string, opts: { allowFail?: boolean }, started: number,
         throw new Error(`pulumi up (${label}) failed:\n${stdout.slice(-6000)}\n${stderr.slice(-3000)}`);
     }
     return { status: status ?? -1, output, seconds, ...parsed };
+}
+
+/**
+ * The converge report (scripts/bench/converge.ts) of the up labelled `label`: each Pi's
+ * critical path and the time by step kind, from its events and the state after it. Printed,
+ * and kept as test-output/converge-LABEL.txt.
+ */
+export function convergeReportOf(label: string, events: EngineEvent[]): string {
+    const state = JSON.parse(pulumi(["stack", "export"]).stdout) as StateExport;
+    const text = renderConvergeReport(convergeReport(events, state, hostsOf(state)), label);
+    fs.writeFileSync(path.join(OUT, `converge-${label}.txt`), text);
+    process.stdout.write(text);
+    return text;
 }
 
 /** Reads an engine event log, keeping only the metadata of resource events. */
