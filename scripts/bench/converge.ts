@@ -46,6 +46,16 @@ export interface ConvergeReport {
 }
 
 const nameOf = (urn: string) => urn.split("::").pop()!;
+
+/**
+ * The Pi a step belongs to by its name: the longest of `hosts` it starts with (so
+ * pi-db-read1's steps are not pi-db's), or "cluster" for a step named after no Pi.
+ */
+export function hostOfStep(hosts: string[], step: string): string {
+    let best = "";
+    for (const h of hosts) if (step.startsWith(`${h}-`) && h.length > best.length) best = h;
+    return best || "cluster";
+}
 const isStep = (type: string) => !type.startsWith("pi-cluster:") && !type.startsWith("pulumi:");
 
 /** The steps of a run that did something (create, update, replace, delete), from its events. */
@@ -74,8 +84,7 @@ export function convergeReport(events: ConvergeEvent[], state: StateExport, host
     const spans = spansOf(events);
     const byUrn = new Map(spans.map((s) => [s.urn, s]));
     const deps = new Map((state.deployment.resources ?? []).map((r) => [r.urn, r.dependencies ?? []]));
-    const names = [...hosts].sort((a, b) => b.length - a.length);
-    const hostOf = (step: string) => names.find((h) => step.startsWith(`${h}-`)) ?? "cluster";
+    const hostOf = (step: string) => hostOfStep(hosts, step);
 
     const pathTo = (last: Span): PathStep[] => {
         const chain: PathStep[] = [];

@@ -8,11 +8,8 @@
 // Usage: node -r sucrase/register/ts scripts/verify/cli.ts STACK [--json]
 // Exit status: 0 every Pi as desired, 3 drift (or a Pi that cannot be checked), 2 usage.
 import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { verifyHost } from "./ssh";
-import { hostOk, HostResult, renderReport, StackExport, stepsFromState, VerifyStep } from "./state";
+import { verifyState } from "./ssh";
+import { hostOk, renderReport, StackExport } from "./state";
 
 async function main(argv: string[]): Promise<number> {
     const stack = argv.find((a) => !a.startsWith("--"));
@@ -29,17 +26,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`verify: pulumi stack export failed for stack ${stack}:\n${exported.stderr}`);
         return 2;
     }
-    const steps = stepsFromState(JSON.parse(exported.stdout) as StackExport);
-    // A Pi's steps run on it in order; the Pis, from the load balancer on, side by side.
-    const byHost = new Map<string, VerifyStep[]>();
-    for (const s of steps) byHost.set(s.host, [...(byHost.get(s.host) ?? []), s]);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-verify-"));
-    let hosts: HostResult[];
-    try {
-        hosts = await Promise.all([...byHost.values()].map((s) => verifyHost(s, dir)));
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const hosts = await verifyState(JSON.parse(exported.stdout) as StackExport);
     if (json) process.stdout.write(`${JSON.stringify({ stack, ok: hosts.every(hostOk), hosts }, null, 2)}\n`);
     else process.stdout.write(renderReport(hosts, stack));
     return hosts.every(hostOk) ? 0 : 3;

@@ -4,8 +4,9 @@
 // on its session's stdin.
 import { spawn } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
-import { HostResult, knownHostsLine, pinnedSshOptions, stepResult, StepResult, VerifyStep } from "./state";
+import { HostResult, knownHostsLine, pinnedSshOptions, StackExport, stepResult, StepResult, stepsFromState, VerifyStep } from "./state";
 
 /** What each session runs: the step's script, from stdin, with "verify" for "apply". */
 export const VERIFY = "sudo bash -s -- verify";
@@ -111,4 +112,19 @@ export async function verifyHost(steps: VerifyStep[], dir: string, opts: VerifyH
         await connection.stop();
     }
     return result;
+}
+
+/**
+ * Checks every Pi of an exported state (`pulumi stack export --show-secrets`), side by side,
+ * from a private directory removed after.
+ */
+export async function verifyState(exported: StackExport): Promise<HostResult[]> {
+    const byHost = new Map<string, VerifyStep[]>();
+    for (const s of stepsFromState(exported)) byHost.set(s.host, [...(byHost.get(s.host) ?? []), s]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-verify-"));
+    try {
+        return await Promise.all([...byHost.values()].map((s) => verifyHost(s, dir)));
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 }

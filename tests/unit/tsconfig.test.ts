@@ -39,9 +39,9 @@ describe("how the program runs: sucrase, and tsc --noEmit as the type check", ()
         assert.ok(!fs.existsSync(path.join(REPO, "tsconfig.pulumi.json")), "no second tsconfig to keep equal");
     });
 
-    // The operator scripts' TypeScript halves (scripts/*.sh run them with node -r sucrase/register/ts) too.
+    // The operator scripts' TypeScript halves (scripts/*.sh run them with node -r sucrase/register/ts) and the CLI too.
     it("strips every file of the program and of the operator scripts with sucrase's TypeScript and CommonJS transforms", () => {
-        const files = [path.join(REPO, "index.ts"), ...tsFiles(path.join(REPO, "components")), ...tsFiles(path.join(REPO, "scripts"))];
+        const files = [path.join(REPO, "index.ts"), ...tsFiles(path.join(REPO, "components")), ...tsFiles(path.join(REPO, "scripts")), ...tsFiles(path.join(REPO, "cli"))];
         assert.ok(files.length > 20, `only ${files.length} files`);
         for (const f of files) {
             const { code } = transform(fs.readFileSync(f, "utf8"), { transforms: ["typescript", "imports"], filePath: f });
