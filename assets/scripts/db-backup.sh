@@ -70,8 +70,16 @@ delete() {
     local t
     for t in "${TIMERS[@]}"; do systemctl disable --now --quiet "$t" 2>/dev/null || true; done
     local n
+    # A run going now (the first full waiting for the target, say) stops before its tool, key
+    # and state go: left running, it went on with them gone after the next up had made new
+    # ones, failed, and showed as drift (CI, the replica suite after the cluster suite's destroy).
+    for n in "${UNIT_NAMES[@]}"; do
+        [[ "$n" == *.service ]] && systemctl stop "$n" 2>/dev/null || true
+    done
     for n in "${UNIT_NAMES[@]}"; do remove_paths "$UNIT_DIR/$n"; done
     systemctl daemon-reload
+    # And no unit stays behind in systemd as failed.
+    for n in "${UNIT_NAMES[@]}"; do systemctl reset-failed "$n" 2>/dev/null || true; done
     remove_paths "$TOOL" "$RESTORE_TOOL" "$ENV_FILE" "$STATE_DIR"
     info "backups off on this Pi; the backups on the target stay"
 }
