@@ -667,6 +667,7 @@ backup() {
     exec 9>"$STATE_DIR/backup.lock"
     flock 9
     target=$(wait_target) || fail "$kind" "the target $TARGET_USER@$TARGET_HOST does not answer"
+    touch "$STATE_DIR/target-answered"
     series_for "$kind"
     check_clock "$kind" "$target"
     if [[ "$kind" == incremental ]]; then
@@ -774,7 +775,17 @@ ship_binlogs() {
     basename=$(sql -e 'SELECT @@log_bin_basename')
     [[ "$basename" != NULL && -n "$basename" ]] || fail binlog "the binary log is off (log_bin): nothing to ship"
     dir=$(dirname "$basename")
-    target=$(remote status 2>/dev/null) || fail binlog "the target $TARGET_USER@$TARGET_HOST does not answer"
+    if ! target=$(remote status 2>/dev/null); then
+        # On the first deploy the database's step (which starts this timer) runs before the
+        # target's, which needs this Pi's key: until the target has answered once, the binlogs
+        # wait here and nothing has failed. After that, a silent target is a failure.
+        if [[ ! -f "$STATE_DIR/target-answered" ]]; then
+            log "the target $TARGET_USER@$TARGET_HOST does not answer yet (it never has: its step has not run); the binlogs wait here"
+            return 0
+        fi
+        fail binlog "the target $TARGET_USER@$TARGET_HOST does not answer"
+    fi
+    touch "$STATE_DIR/target-answered"
     series_for binlog held
     check_clock binlog "$target"
     pos=$(sql -e 'SHOW MASTER STATUS' | cut -f1,2)
