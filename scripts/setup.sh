@@ -2,7 +2,10 @@
 # Installs what the deploying (and testing) machine needs: Debian packages, the npm
 # packages of the stack, the app and the dashboard, and the Pulumi toolchain (built from
 # Go modules and the upstream source tarballs when no pulumi is installed). Idempotent: a second run only checks.
-# Run as root (apt-get). Usage: scripts/setup.sh [--deploy-only]
+# Run as root (apt-get). Usage: scripts/setup.sh [--deploy-only] [--no-toolchain]
+#   --deploy-only   only what deploying needs: no test packages, no app or dashboard npm ci
+#   --no-toolchain  leave the Pulumi toolchain to the caller (scripts/test.sh builds it
+#                   beside the checks that do not need it)
 # Reads:
 #   PI_CLUSTER_SKIP_APT   "1" to skip apt-get (packages installed some other way)
 set -euo pipefail
@@ -65,8 +68,14 @@ quiet_new_sshd() {
 }
 
 main() {
-    local deploy_only=0 had_sshd=0
-    [[ "${1:-}" == "--deploy-only" ]] && deploy_only=1
+    local deploy_only=0 toolchain=1 had_sshd=0 arg
+    for arg in "$@"; do
+        case "$arg" in
+            --deploy-only) deploy_only=1 ;;
+            --no-toolchain) toolchain=0 ;;
+            *) fatal "unknown argument '$arg' (expected --deploy-only or --no-toolchain)" ;;
+        esac
+    done
     check_node
     if [[ "${PI_CLUSTER_SKIP_APT:-0}" != "1" ]]; then
         install_packages "${DEPLOY_PACKAGES[@]}"
@@ -81,7 +90,9 @@ main() {
         npm_ci "$REPO/assets/app"
         npm_ci "$REPO/assets/dashboard"
     fi
-    bash "$REPO/toolchain/ensure.sh" >/dev/null || fatal "toolchain/ensure.sh failed (see above)"
+    if ((toolchain)); then
+        bash "$REPO/toolchain/ensure.sh" >/dev/null || fatal "toolchain/ensure.sh failed (see above)"
+    fi
     info "ready"
 }
 

@@ -58,7 +58,8 @@ timed() {
     return "$status"
 }
 
-# print_timings : what each step cost, in run order (CI's budget is the sum).
+# print_timings : what each step cost, in run order. A "(bg)" row ran beside the steps before
+# background-wait, from its start to its end; the budget is the total.
 print_timings() {
     local t
     printf '\n%-16s %7s %9s\n' "step" "wall s" "CPU s"
@@ -134,14 +135,62 @@ lab_down() {
     "$REPO/lab/lab" down || true
 }
 
+# Jobs run beside the checks: "name pid started" each, and whether the lab was brought up.
+BACKGROUND=()
+LAB_STARTED=0
+
+# in_background NAME CMD... : starts CMD niced (the checks in front keep their CPU), its
+# output in the logs. wait_background collects it.
+in_background() {
+    local name="$1"
+    shift
+    nice -n 10 "$@" >"$LOGS/$name.log" 2>&1 &
+    BACKGROUND+=("$name $! $SECONDS")
+    info "$name: started in the background (log: test-output/logs/$name.log)"
+}
+
+# wait_background : waits for every background job, records how long each ran (from its
+# start, as "NAME (bg)") and fails, naming it and its log's end, when one failed.
+wait_background() {
+    local job name pid started status failed=0
+    for job in "${BACKGROUND[@]}"; do
+        read -r name pid started <<<"$job"
+        status=0
+        wait "$pid" || status=$?
+        TIMINGS+=("$name(bg) $((SECONDS - started)) -")
+        if ((status != 0)); then
+            printf '%s failed (exit %d); the end of its log:\n' "$name" "$status" >&2
+            tail -n 20 "$LOGS/$name.log" >&2
+            failed=1
+        fi
+    done
+    BACKGROUND=()
+    return "$failed"
+}
+
+# on_exit : stops background jobs a failed or interrupted run left, and the lab it started.
+on_exit() {
+    local job name pid started
+    for job in "${BACKGROUND[@]}"; do
+        read -r name pid started <<<"$job"
+        kill -- "$pid" 2>/dev/null || true
+    done
+    if ((LAB_STARTED)); then lab_down; fi
+}
+
 main() {
     local unit_only=0
     [[ "${1:-}" == "--unit" ]] && unit_only=1
     cd "$REPO"
     mkdir -p "$LOGS"
-    timed setup bash scripts/setup.sh
-    # shellcheck source=/dev/null
-    source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
+    trap on_exit EXIT
+    timed setup bash scripts/setup.sh --no-toolchain
+    # The Pulumi toolchain (on a machine without it, a build of about 15 min on 2 cores) and
+    # the lab's base image (about 1.5 min of debootstrap) are needed only from the toolchain
+    # smoke test on: both run beside the checks before it, which need neither. Where they
+    # exist already, each is a check of seconds.
+    in_background toolchain bash toolchain/ensure.sh
+    if ((!unit_only)); then in_background lab-image lab/lab image; fi
 
     # The type check of the whole tree, once: mocha runs the tests, and Pulumi the program
     # (under sucrase, Pulumi.yaml), transpile-only.
@@ -156,6 +205,9 @@ main() {
     check backup-stream bash tests/backup/stream.sh
     # Promotion's database side against a real primary and two replicas on this machine (about 30 s).
     suite promote-local "$REPO" npx mocha --timeout 0 tests/promote/local.test.ts
+    timed background-wait wait_background || { echo "cannot continue without the toolchain and the lab image (see above)" >&2; exit 1; }
+    # shellcheck source=/dev/null
+    source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
     check toolchain-smoke bash toolchain/smoke.sh
     suite preview "$REPO" npx mocha --timeout 120000 tests/e2e/preview.test.ts
     # The policy pack through the real engine: a production config passes, one it must refuse
@@ -167,7 +219,7 @@ main() {
         export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-pi-cluster-lab}"
         rm -rf "$REPO/.state/backend" "$REPO/Pulumi.lab.yaml"
         mkdir -p "$REPO/.state/backend"
-        trap lab_down EXIT
+        LAB_STARTED=1
         # A fresh lab: hosts left by an earlier run (even a killed one) are not bare.
         info "lab down, then up"
         timed lab-down lab/lab down
