@@ -100,9 +100,17 @@ export async function backupDrill(): Promise<DrillFigures> {
     let pit = 0;
     let status: any;
     try {
-        await new Promise((r) => setTimeout(r, 40_000));
+        // Writes on both sides of the point in time, and an incremental taken after it (the
+        // schedule's next minute), so that the point-in-time restore must stop short of that
+        // incremental and replay binlogs instead, and the restore to the end must apply it.
+        await new Promise((r) => setTimeout(r, 10_000));
         pit = Math.floor(Date.now() / 1000) * 1000;
-        await new Promise((r) => setTimeout(r, 40_000));
+        await waitFor("an incremental taken after the point in time", 90, async () => {
+            const s = targetStatus();
+            return !!s?.incremental && Date.parse(s.incremental.at) > pit;
+        });
+        // Writes after the incremental, which only the binlogs carry.
+        await new Promise((r) => setTimeout(r, 5_000));
         status = targetStatus();
         assert.deepStrictEqual(status.failures, [], "a backup run failed");
         assert.strictEqual(onHost("pi-db", "systemctl list-units --failed --no-legend 'pi-cluster-backup-*'").out.trim(), "");
