@@ -140,24 +140,30 @@ BACKGROUND=()
 LAB_STARTED=0
 
 # in_background NAME CMD... : starts CMD niced (the checks in front keep their CPU), its
-# output in the logs. wait_background collects it.
+# output in the logs and its end time in test-output/logs/NAME.ended. wait_background collects it.
 in_background() {
     local name="$1"
     shift
-    nice -n 10 "$@" >"$LOGS/$name.log" 2>&1 &
-    BACKGROUND+=("$name $! $SECONDS")
+    (
+        status=0
+        nice -n 10 "$@" || status=$?
+        date +%s >"$LOGS/$name.ended"
+        exit "$status"
+    ) >"$LOGS/$name.log" 2>&1 &
+    BACKGROUND+=("$name $! $(date +%s)")
     info "$name: started in the background (log: test-output/logs/$name.log)"
 }
 
 # wait_background : waits for every background job, records how long each ran (from its
-# start, as "NAME (bg)") and fails, naming it and its log's end, when one failed.
+# start to its own end, as "NAME(bg)") and fails, naming it and its log's end, when one failed.
 wait_background() {
-    local job name pid started status failed=0
+    local job name pid started ended status failed=0
     for job in "${BACKGROUND[@]}"; do
         read -r name pid started <<<"$job"
         status=0
         wait "$pid" || status=$?
-        TIMINGS+=("$name(bg) $((SECONDS - started)) -")
+        ended=$(cat "$LOGS/$name.ended" 2>/dev/null || date +%s)
+        TIMINGS+=("$name(bg) $((ended - started)) -")
         if ((status != 0)); then
             printf '%s failed (exit %d); the end of its log:\n' "$name" "$status" >&2
             tail -n 20 "$LOGS/$name.log" >&2
@@ -168,11 +174,13 @@ wait_background() {
     return "$failed"
 }
 
-# on_exit : stops background jobs a failed or interrupted run left, and the lab it started.
+# on_exit : stops background jobs a failed or interrupted run left (the job's subshell and
+# what it started), and the lab it started.
 on_exit() {
     local job name pid started
     for job in "${BACKGROUND[@]}"; do
         read -r name pid started <<<"$job"
+        pkill -TERM -P "$pid" 2>/dev/null || true
         kill -- "$pid" 2>/dev/null || true
     done
     if ((LAB_STARTED)); then lab_down; fi
