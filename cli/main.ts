@@ -13,6 +13,7 @@ import { renderPreview, PreviewDigest } from "../scripts/preview/markdown";
 import { verifyState } from "../scripts/verify/ssh";
 import { hostOk, renderReport, StackExport } from "../scripts/verify/state";
 import { ConvergeProgress } from "./progress";
+import { promote, PromoteOptions } from "./promote";
 import { CliError, EXIT, openStack, plainOutputs, REPO, stackEnv } from "./stack";
 
 interface Common {
@@ -167,6 +168,26 @@ async function status(opts: Common): Promise<number> {
     return ok ? EXIT.ok : EXIT.drift;
 }
 
+async function promoteCommand(replica: string | undefined, opts: Common & { allowBehind?: boolean; allowUnreachableReplicas?: boolean; allowUnfenced?: boolean; catchUpSeconds: string }): Promise<number> {
+    const catchUpSeconds = Number(opts.catchUpSeconds);
+    if (!/^\d+$/.test(opts.catchUpSeconds) || !Number.isSafeInteger(catchUpSeconds)) throw new CliError(`--catch-up-seconds: expected whole seconds, got '${opts.catchUpSeconds}'`, EXIT.usage);
+    const o: PromoteOptions = { replica, allowBehind: !!opts.allowBehind, allowUnreachableReplicas: !!opts.allowUnreachableReplicas, allowUnfenced: !!opts.allowUnfenced, catchUpSeconds };
+    let s;
+    try {
+        s = await promote(await openStack(opts.stack), o);
+    } catch (e) {
+        // With --json a refusal is an object too; the message (stderr) says what to do.
+        result(opts, { command: "promote", stack: opts.stack, ok: false, error: e instanceof Error ? e.message : String(e) }, "");
+        throw e;
+    }
+    result(
+        opts,
+        { command: "promote", ok: true, ...s },
+        `promote: ${s.promoted} is the database: writable after ${s.writableAfterSeconds} s, the first web servers on it after ${s.firstWaveServingAfterSeconds} s, all after ${s.allServingAfterSeconds} s\n`,
+    );
+    return EXIT.ok;
+}
+
 /** The program: each subcommand with --stack and --json. */
 export function program(run: (action: () => Promise<number>) => void): Command {
     const p = new Command("pi-cluster")
@@ -181,6 +202,13 @@ export function program(run: (action: () => Promise<number>) => void): Command {
         .action((o: Common & { maxChars?: string }) => run(() => preview(o)));
     common(p.command("verify").description("check every Pi against what the last deploy applied, read-only")).action((o: Common) => run(() => verify(o)));
     common(p.command("status").description("the outputs, and whether the site and each web server serve")).action((o: Common) => run(() => status(o)));
+    common(p.command("promote").description("make a read replica the database when the database Pi is lost (README \"Read replicas\"); refuses, exit 1, where a write could be lost"))
+        .argument("[replica]", "the replica to promote (default: the one that received the most)")
+        .option("--allow-behind", "promote REPLICA even when another received more (those writes are lost)")
+        .option("--allow-unreachable-replicas", "choose among the replicas that answer when another cannot be asked")
+        .option("--allow-unfenced", "go on when a web server cannot be reached to fence it (it is powered off)")
+        .addOption(new Option("--catch-up-seconds <n>", "how long the replica may take to apply its relay log").default("60"))
+        .action((replica: string | undefined, o: Common & { catchUpSeconds: string }) => run(() => promoteCommand(replica, o)));
     return p;
 }
 

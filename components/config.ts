@@ -130,12 +130,12 @@ export const MAX_SERVER_ID = 4294967295;
 
 /**
  * The database may carry the server id (and GTID domain) it keeps after a promotion:
- * scripts/promote.sh sets the promoted replica's own, so it never continues the lost
+ * `pi-cluster promote` sets the promoted replica's own, so it never continues the lost
  * database's sequence. Unset: 1, the first database of a cluster (GTID domain 0).
  */
 const databaseObject = hostObject.extend({
     serverId: z
-        .number({ message: "expected a MariaDB server id, a whole number from 1 (scripts/promote.sh sets a promoted replica's)" })
+        .number({ message: "expected a MariaDB server id, a whole number from 1 (`pi-cluster promote` sets a promoted replica's)" })
         .int({ message: "expected a whole number" })
         .min(1, { message: "expected 1 or more" })
         .max(MAX_SERVER_ID, { message: `expected at most ${MAX_SERVER_ID}` })

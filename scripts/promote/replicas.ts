@@ -1,6 +1,6 @@
 // Which replica to promote, and whether it has applied everything it received: pure
 // decisions over what assets/scripts/promote-db.sh prints (SHOW SLAVE STATUS and a few
-// variables). The command (scripts/promote/cli.ts) gathers, calls these and acts.
+// variables). The command (cli/promote.ts) gathers, calls these and acts.
 
 /** One replica as seen over SSH; `status` is undefined when it could not be reached. */
 export interface ReplicaFacts {

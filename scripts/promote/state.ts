@@ -1,4 +1,4 @@
-// The pure half of scripts/promote.sh: the stack's state without what lived on a lost
+// The pure half of `pi-cluster promote`: the stack's state without what lived on a lost
 // database Pi. Its steps cannot run their delete there (the Pi is gone), and `pulumi up`
 // would stop on each; so they leave the state before the up that makes a replica the
 // database. Taken out:

@@ -145,7 +145,7 @@ describe("the data paths under faults, on the lab", function () {
 
         it("removes the last replica cleanly: the web servers stop reading from it first, then its grant and 3306 rule go", async () => {
             // After the promotion the config names pi-db-read1 the database and pi-db-read2 its one
-            // replica (scripts/promote.sh wrote it); scaling in is removing it from dbReplicas.
+            // replica (`pi-cluster promote` wrote it); scaling in is removing it from dbReplicas.
             pulumi(["config", "rm", "dbReplicas"]);
         // Its reseed generation (case 11 bumped it) goes with it: the config refuses one for a
         // replica the stack no longer has.

@@ -128,7 +128,7 @@ export async function promoteUnderWrites(): Promise<void> {
         let runs = 0;
         // Each run's own output, with its phase times, kept in test-output.
         const promote = async (...args: string[]) => {
-            const r = await runAsync("bash", [path.join(REPO, "scripts", "promote.sh"), "--stack", "lab", ...args]);
+            const r = await runAsync("node", [path.join(REPO, "cli", "pi-cluster.js"), "promote", "--stack", "lab", ...args]);
             fs.writeFileSync(path.join(OUT, `promote-${++runs}.log`), r.output);
             return r;
         };

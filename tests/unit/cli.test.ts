@@ -55,6 +55,19 @@ describe("the pi-cluster CLI", () => {
         assert.match(r.err, /no backend; set PULUMI_BACKEND_URL .* or run pulumi login/);
     });
 
+    it("refuses promote's bad --catch-up-seconds and a second replica before opening the stack", async () => {
+        for (const bad of ["x", "-1", "1.5"]) {
+            const r = await cli(["promote", "--catch-up-seconds", bad, "--stack", "no-such-stack"]);
+            assert.strictEqual(r.code, 2, r.err);
+            assert.match(r.err, new RegExp(`--catch-up-seconds: expected whole seconds, got '${bad.replace(".", "\\.")}'`));
+        }
+        const two = await cli(["promote", "pi-db-read1", "pi-db-read2"]);
+        assert.strictEqual(two.code, 2);
+        assert.match(two.err, /too many arguments/);
+        const help = await cli(["promote", "--help"]);
+        assert.match(help.out, /--allow-behind[\s\S]*--allow-unreachable-replicas[\s\S]*--allow-unfenced[\s\S]*--catch-up-seconds <n>/);
+    });
+
     it("gives the lab stack the lab's backend and passphrase unless they are set, and any stack no update checks", () => {
         const lab = stackEnv("lab", {});
         assert.strictEqual(lab.PULUMI_BACKEND_URL, `file://${path.join(REPO, ".state", "backend")}`);

@@ -149,7 +149,7 @@ describe("PiCluster resource graph", function () {
         });
 
         it("makes a promoted replica the semi-sync database of the replicas left: it waits, they ack", async () => {
-            // What scripts/promote.sh leaves in the config: pi-db-read1 the database, pi-db-read2 its replica.
+            // What `pi-cluster promote` leaves in the config: pi-db-read1 the database, pi-db-read2 its replica.
             const [read1, read2] = replicasConfig(2);
             const { res } = await build(1, { ...rawConfig(1), database: read1, dbReplicas: [read2] });
             assert.strictEqual(semiSync(res, "pi-db-read1").vars.rpl_semi_sync_master_enabled, "ON");

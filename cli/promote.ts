@@ -17,39 +17,44 @@
 //      while the replica turns writable, and admitted once it is);
 //   7. the lost database's steps leave the state, and the config names the replica the
 //      database. The next `pulumi up` finds the Pis as it renders them.
-// Usage: scripts/promote.sh [REPLICA] [--stack STACK] [--allow-behind]
-//          [--allow-unreachable-replicas] [--allow-unfenced] [--catch-up-seconds N] [--json]
-// Exit status: 0 promoted; 1 refused or failed (the message says what to do); 2 usage.
+// `npx pi-cluster promote [REPLICA] [options]` runs it (cli/main.ts has the options); a
+// refusal is exit 1 with what to do next, changing nothing the message does not name.
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseArgs } from "util";
 import * as pulumi from "@pulumi/pulumi";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { ClusterConfig, parseConfig } from "../../components/config";
-import { fileVar } from "../../components/render/shell";
-import { knownHostsLine, pinnedSshOptions } from "../verify/state";
-import { fencePlan, Probe, promotedConfig, renderPromotion, restartWaves, REWRITTEN_KEYS } from "./plan";
-import { catchUpState, chooseReplica, parseStatusOutput, ReplicaFacts } from "./replicas";
-import { Deployment, withoutLostDatabase } from "./state";
+import { Stack } from "@pulumi/pulumi/automation";
+import { ClusterConfig, parseConfig } from "../components/config";
+import { fileVar } from "../components/render/shell";
+import { knownHostsLine, pinnedSshOptions } from "../scripts/verify/state";
+import { fencePlan, Probe, promotedConfig, renderPromotion, restartWaves, REWRITTEN_KEYS } from "../scripts/promote/plan";
+import { catchUpState, chooseReplica, parseStatusOutput, ReplicaFacts } from "../scripts/promote/replicas";
+import { Deployment, withoutLostDatabase } from "../scripts/promote/state";
+import { CliError, EXIT } from "./stack";
 
-const REPO = path.resolve(__dirname, "..", "..");
 const NAMESPACE = "pi-cluster";
 
-const USAGE = `usage: scripts/promote.sh [REPLICA] [--stack STACK] [--allow-behind] [--allow-unreachable-replicas]
-                           [--allow-unfenced] [--catch-up-seconds N] [--json]
-  REPLICA                       the replica to promote (default: the one that received the most)
-  --stack STACK                 the stack (default: lab)
-  --allow-behind                promote REPLICA even when another received more (those writes are lost)
-  --allow-unreachable-replicas  choose among the replicas that answer when another cannot be asked
-  --allow-unfenced              go on when a web server cannot be reached to fence it (it is powered off)
-  --catch-up-seconds N          how long the replica may take to apply its relay log (default 60)
-  --json                        a JSON summary on stdout
-Exit status: 0 promoted; 1 refused or failed; 2 usage.
-`;
+/** A refusal: nothing the message does not name was changed (exit 1, "refused: ..."). */
+class Refused extends CliError {
+    constructor(message: string) {
+        super(`refused: ${message}`, EXIT.failed);
+    }
+}
 
-class Refused extends Error {}
+/** What `pi-cluster promote` takes (cli/main.ts). */
+export interface PromoteOptions {
+    /** The replica to promote; default: the one that received the most. */
+    replica?: string;
+    /** Promote `replica` even when another received more (those writes are lost). */
+    allowBehind: boolean;
+    /** Choose among the replicas that answer when another cannot be asked. */
+    allowUnreachableReplicas: boolean;
+    /** Go on when a web server cannot be reached to fence it (it is powered off). */
+    allowUnfenced: boolean;
+    /** How long the chosen replica may take to apply its relay log. */
+    catchUpSeconds: number;
+}
 
 interface Host {
     name: string;
@@ -163,7 +168,8 @@ async function writeConfig(stack: Stack, config: Record<string, unknown>): Promi
     if (remove.length > 0) await stack.removeAllConfig(remove);
 }
 
-interface Summary {
+/** What a promotion did, with its phase times. */
+export interface Summary {
     stack: string;
     lost: string;
     promoted: string;
@@ -175,28 +181,14 @@ interface Summary {
     seconds: number;
 }
 
-async function promote(argv: string[]): Promise<Summary> {
-    const { values: o, positionals } = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-            stack: { type: "string", default: "lab" },
-            "allow-behind": { type: "boolean", default: false },
-            "allow-unreachable-replicas": { type: "boolean", default: false },
-            "allow-unfenced": { type: "boolean", default: false },
-            "catch-up-seconds": { type: "string", default: "60" },
-            json: { type: "boolean", default: false },
-        },
-    });
-    if (positionals.length > 1) throw new UsageError("one replica at a time");
-    const catchUpSeconds = Number(o["catch-up-seconds"]);
-    if (!Number.isInteger(catchUpSeconds) || catchUpSeconds < 0) throw new UsageError(`--catch-up-seconds: expected whole seconds, got ${o["catch-up-seconds"]}`);
+/** Promotes a replica of `stack` (opened by the caller); progress goes to stderr. */
+export async function promote(stack: Stack, o: PromoteOptions): Promise<Summary> {
+    const catchUpSeconds = o.catchUpSeconds;
     const t0 = Date.now();
     const at = () => Math.round((Date.now() - t0) / 100) / 10;
     const info = (m: string) => process.stderr.write(`promote: [${at().toFixed(1)} s] ${m}\n`);
-    const stackName = o.stack!;
+    const stackName = stack.name;
 
-    const stack = await LocalWorkspace.selectStack({ stackName, workDir: REPO });
     const statePromise = stack.exportStack();
     const { raw, secretKey } = rawConfigOf(await stack.getAllConfig());
     const c = configOf(raw, secretKey);
@@ -230,7 +222,7 @@ async function promote(argv: string[]): Promise<Summary> {
             }),
         );
         for (const p of probes) info(`${p.name}: ${lost.name} ${p.result === "answers" ? "answers" : p.result === "silent" ? `is silent (${p.detail})` : `? (${p.name} unreachable: ${p.detail})`}`);
-        const fence = fencePlan(probes, { name: lost.name, address: lost.address, port: c.dbPort }, o["allow-unfenced"]!);
+        const fence = fencePlan(probes, { name: lost.name, address: lost.address, port: c.dbPort }, o.allowUnfenced);
         if ("refuse" in fence) throw new Refused(fence.refuse);
         notes.push(...fence.notes);
 
@@ -258,14 +250,14 @@ async function promote(argv: string[]): Promise<Summary> {
             }),
         );
         for (const f of facts) info(`${f.name}: ${f.unreachable ? `unreachable (${f.unreachable})` : `received ${f.status?.Master_Log_File}:${f.status?.Read_Master_Log_Pos} (GTID ${f.status?.Gtid_IO_Pos || "-"}), applied ${f.gtidSlavePos}`}`);
-        const choice = chooseReplica(facts, lost.address, { requested: positionals[0], allowBehind: o["allow-behind"]!, allowUnreachable: o["allow-unreachable-replicas"]! });
+        const choice = chooseReplica(facts, lost.address, { requested: o.replica, allowBehind: o.allowBehind, allowUnreachable: o.allowUnreachableReplicas });
         if ("refuse" in choice) throw new Refused(`${choice.refuse}. Nothing was promoted; ${stayFenced}`);
         notes.push(...choice.notes);
         for (const n of notes) info(n);
         const promoted = choice.chosen;
         const target = replicaHost.get(promoted)!;
         const { next, scripts } = promoted === c.dbReplicas[0].name ? first : render(promoted);
-        info(`promoting ${promoted}${positionals[0] ? "" : " (it received the most)"}`);
+        info(`promoting ${promoted}${o.replica ? "" : " (it received the most)"}`);
 
         // Everything it received is applied, or nothing is promoted.
         let applied = "";
@@ -345,34 +337,10 @@ async function promote(argv: string[]): Promise<Summary> {
         info(`took ${removed.length} resource(s) of ${lost.name} out of the state (their delete would run on the lost Pi)`);
         await writeConfig(stack, next.config);
         info(`the stack config names ${promoted} (${target.address}) the database, with ${c.dbReplicas.length - 1} replica(s)`);
-        info(`next: pulumi up --stack ${stackName} (the other replicas follow ${promoted}, its backups start; the web servers' fence goes)`);
+        info(`next: npx pi-cluster deploy --stack ${stackName} (the other replicas follow ${promoted}, its backups start; the web servers' fence goes)`);
         return { stack: stackName, lost: lost.name, promoted, notes, writableAfterSeconds, firstWaveServingAfterSeconds, allServingAfterSeconds, seconds: at() };
     } finally {
         pis.close(all);
         fs.rmSync(dir, { recursive: true, force: true });
     }
 }
-
-class UsageError extends Error {}
-
-async function main(argv: string[]): Promise<number> {
-    if (argv.includes("-h") || argv.includes("--help")) {
-        process.stdout.write(USAGE);
-        return 0;
-    }
-    try {
-        const s = await promote(argv);
-        if (argv.includes("--json")) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-        process.stderr.write(`promote: ${s.promoted} is the database: writable after ${s.writableAfterSeconds} s, the first web servers on it after ${s.firstWaveServingAfterSeconds} s, all after ${s.allServingAfterSeconds} s\n`);
-        return 0;
-    } catch (e) {
-        if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-            process.stderr.write(`promote: ${(e as Error).message}\n${USAGE}`);
-            return 2;
-        }
-        process.stderr.write(`promote: ${e instanceof Refused ? "refused" : "error"}: ${(e as Error).message}\n`);
-        return 1;
-    }
-}
-
-main(process.argv.slice(2)).then((code) => (process.exitCode = code));
