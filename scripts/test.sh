@@ -154,12 +154,17 @@ in_background() {
     info "$name: started in the background (log: test-output/logs/$name.log)"
 }
 
-# wait_background : waits for every background job, records how long each ran (from its
-# start to its own end, as "NAME(bg)") and fails, naming it and its log's end, when one failed.
+# wait_background [NAME...] : waits for the named background jobs (every one without a
+# name), records how long each ran (from its start to its own end, as "NAME(bg)") and fails,
+# naming it and its log's end, when one failed.
 wait_background() {
-    local job name pid started ended status failed=0
+    local job name pid started ended status failed=0 left=()
     for job in "${BACKGROUND[@]}"; do
         read -r name pid started <<<"$job"
+        if (($#)) && [[ " $* " != *" $name "* ]]; then
+            left+=("$job")
+            continue
+        fi
         status=0
         wait "$pid" || status=$?
         ended=$(cat "$LOGS/$name.ended" 2>/dev/null || date +%s)
@@ -170,7 +175,7 @@ wait_background() {
             failed=1
         fi
     done
-    BACKGROUND=()
+    BACKGROUND=("${left[@]}")
     return "$failed"
 }
 
@@ -213,7 +218,21 @@ main() {
     check backup-stream bash tests/backup/stream.sh
     # Promotion's database side against a real primary and two replicas on this machine (about 30 s).
     suite promote-local "$REPO" npx mocha --timeout 0 tests/promote/local.test.ts
-    timed background-wait wait_background || { echo "cannot continue without the toolchain and the lab image (see above)" >&2; exit 1; }
+    if ((!unit_only)); then
+        # The lab needs its image, not the toolchain: on a machine still building the
+        # toolchain, the lab comes up and is checked beside that build.
+        timed lab-image-wait wait_background lab-image || { echo "cannot continue without the lab image (see above)" >&2; exit 1; }
+        # A fresh lab and stack: hosts left by an earlier run (even a killed one) are not
+        # bare, and lab/lab up writes the stack config of the hosts it starts.
+        rm -rf "$REPO/.state/backend" "$REPO/Pulumi.lab.yaml"
+        mkdir -p "$REPO/.state/backend"
+        LAB_STARTED=1
+        info "lab down, then up"
+        timed lab-down lab/lab down
+        timed lab-up lab/lab up
+        suite lab-e2e "$REPO" npx mocha --timeout 0 tests/e2e/lab.test.ts
+    fi
+    timed background-wait wait_background || { echo "cannot continue without the toolchain (see above)" >&2; exit 1; }
     # shellcheck source=/dev/null
     source toolchain/env.sh || { echo "toolchain: cannot continue (see above)" >&2; exit 1; }
     check toolchain-smoke bash toolchain/smoke.sh
@@ -225,14 +244,6 @@ main() {
     if ((!unit_only)); then
         export PULUMI_BACKEND_URL="file://$REPO/.state/backend"
         export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-pi-cluster-lab}"
-        rm -rf "$REPO/.state/backend" "$REPO/Pulumi.lab.yaml"
-        mkdir -p "$REPO/.state/backend"
-        LAB_STARTED=1
-        # A fresh lab: hosts left by an earlier run (even a killed one) are not bare.
-        info "lab down, then up"
-        timed lab-down lab/lab down
-        timed lab-up lab/lab up
-        suite lab-e2e "$REPO" npx mocha --timeout 0 tests/e2e/lab.test.ts
         # The one end-to-end path: the real engine against the lab, converged once and
         # shared by every case (tests/e2e/cluster.test.ts).
         suite cluster-e2e "$REPO" npx mocha --timeout 0 --bail tests/e2e/cluster.test.ts
