@@ -6,6 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { shellQuote } from "./render/shell";
 
 export interface Artifact {
     /** The tarball on the deploying machine. */
@@ -107,8 +108,28 @@ export function buildEnv(env: NodeJS.ProcessEnv): Record<string, string> {
     return out;
 }
 
-function run(cmd: string, cwd: string): void {
-    execFileSync("bash", ["-c", cmd], { cwd, stdio: ["ignore", 2, 2], env: buildEnv(process.env) });
+/**
+ * Runs each build's commands in its scratch directory, all builds at once (most of a build is
+ * npm waiting on the disk and the network, so two or three share a machine well); each line
+ * of their output goes to stderr prefixed with the build's kind. Throws naming every build
+ * that failed, after all have ended.
+ */
+function runBuilds(builds: { kind: string; dir: string; commands: string[] }[]): void {
+    const script = [
+        "set -o pipefail",
+        ...builds.map((b, i) => `(cd ${shellQuote(b.dir)} && ${b.commands.map((c) => `{ ${c}; }`).join(" && ")}) 2>&1 | sed -u ${shellQuote(`s/^/[${b.kind}] /`)} >&2 & p${i}=$!`),
+        // The exit status has bit i set when build i failed.
+        "status=0",
+        ...builds.map((b, i) => `wait "$p${i}" || status=$((status | ${1 << i}))`),
+        'exit "$status"',
+    ].join("\n");
+    try {
+        execFileSync("bash", ["-c", script], { stdio: ["ignore", 2, 2], env: buildEnv(process.env) });
+    } catch (e) {
+        const status = (e as { status?: number | null }).status ?? 0;
+        const failed = builds.filter((_, i) => status & (1 << i)).map((b) => b.kind);
+        throw new Error(`the build of ${failed.length ? failed.join(", ") : builds.map((b) => b.kind).join(", ")} failed (its output, each line marked with its kind, is above)`);
+    }
 }
 
 /** Packs deterministically (sorted names, fixed times and owners), so equal trees give equal bytes. */
@@ -128,39 +149,51 @@ function pack(from: string, entries: string[], out: string): void {
     );
 }
 
-/** Everything the cluster ships, each built only when its sources changed. */
+/** Everything the cluster ships, each built only when its sources changed, the builds at once. */
 export function buildClusterArtifacts(): { app: Artifact; pm2: Artifact; dashboard: Artifact } {
-    return {
-        app: buildArtifact(APP_ARTIFACT),
-        pm2: buildArtifact(PM2_ARTIFACT),
-        dashboard: buildArtifact(DASHBOARD_ARTIFACT),
-    };
+    const [app, pm2, dashboard] = buildArtifacts([APP_ARTIFACT, PM2_ARTIFACT, DASHBOARD_ARTIFACT]);
+    return { app, pm2, dashboard };
 }
 
 /** Returns the artifact for `spec`, building it only when no tarball exists for its source hash. */
 export function buildArtifact(spec: ArtifactSpec, cacheDir = path.join(REPO, ".build")): Artifact {
-    const src = path.resolve(REPO, spec.source);
-    const out = path.join(cacheDir, `${spec.kind}-${sourceHash(src)}.tgz`);
-    if (!fs.existsSync(out)) {
+    return buildArtifacts([spec], cacheDir)[0];
+}
+
+/**
+ * Returns the artifact for each spec, in order. Those with no tarball for their source hash
+ * are built side by side, each in a scratch copy of its source, then packed.
+ */
+export function buildArtifacts(specs: ArtifactSpec[], cacheDir = path.join(REPO, ".build")): Artifact[] {
+    const plans = specs.map((spec) => {
+        const src = path.resolve(REPO, spec.source);
+        return { spec, src, out: path.join(cacheDir, `${spec.kind}-${sourceHash(src)}.tgz`), scratch: "" };
+    });
+    const missing = plans.filter((p) => !fs.existsSync(p.out));
+    if (missing.length > 0) {
         fs.mkdirSync(cacheDir, { recursive: true });
-        const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `pi-cluster-${spec.kind}-`));
         try {
-            for (const f of listFiles(src)) {
-                fs.mkdirSync(path.dirname(path.join(scratch, f)), { recursive: true });
-                fs.copyFileSync(path.join(src, f), path.join(scratch, f));
+            for (const p of missing) {
+                p.scratch = fs.mkdtempSync(path.join(os.tmpdir(), `pi-cluster-${p.spec.kind}-`));
+                for (const f of listFiles(p.src)) {
+                    fs.mkdirSync(path.dirname(path.join(p.scratch, f)), { recursive: true });
+                    fs.copyFileSync(path.join(p.src, f), path.join(p.scratch, f));
+                }
             }
-            for (const cmd of spec.build) run(cmd, scratch);
-            const tmp = `${out}.partial`;
-            if ("dir" in spec.pack) {
-                const dir = path.join(scratch, spec.pack.dir);
-                pack(dir, fs.readdirSync(dir).sort(), tmp);
-            } else {
-                pack(scratch, spec.pack.paths, tmp);
+            runBuilds(missing.map((p) => ({ kind: p.spec.kind, dir: p.scratch, commands: p.spec.build })));
+            for (const { spec, scratch, out } of missing) {
+                const tmp = `${out}.partial`;
+                if ("dir" in spec.pack) {
+                    const dir = path.join(scratch, spec.pack.dir);
+                    pack(dir, fs.readdirSync(dir).sort(), tmp);
+                } else {
+                    pack(scratch, spec.pack.paths, tmp);
+                }
+                fs.renameSync(tmp, out);
             }
-            fs.renameSync(tmp, out);
         } finally {
-            fs.rmSync(scratch, { recursive: true, force: true });
+            for (const p of missing) if (p.scratch) fs.rmSync(p.scratch, { recursive: true, force: true });
         }
     }
-    return { path: out, sha: fileSha(out) };
+    return plans.map((p) => ({ path: p.out, sha: fileSha(p.out) }));
 }

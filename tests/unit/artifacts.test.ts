@@ -1,10 +1,11 @@
 // What a build step on the deploying machine can see: under `pulumi up` the process
-// environment holds the decrypted stack config, and no build may inherit it.
+// environment holds the decrypted stack config, and no build may inherit it. And the builds
+// of what is missing, side by side.
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { buildArtifact, buildEnv } from "../../components/artifacts";
+import { buildArtifact, buildArtifacts, buildEnv } from "../../components/artifacts";
 import { tmpDir } from "./helpers";
 
 const FAKE_SECRET = "Fake0Secret0A-Build-Must0Never0See";
@@ -70,5 +71,25 @@ describe("build environment", () => {
         assert.match(seen, /^npm_config_registry=http:\/\/127\.0\.0\.1:4873\/$/m);
         assert.doesNotMatch(seen, /PULUMI/);
         assert.ok(!seen.includes(FAKE_SECRET), "the build saw the secret");
+    });
+
+    it("builds what is missing side by side, and names each build that failed", function () {
+        this.timeout(30000);
+        const meet = tmpDir("pi-build-meet-");
+        // Each build waits (5 s at most) until the other has started: run one after the other, they never meet.
+        const spec = (kind: string, other: string, fails = false) => {
+            const src = tmpDir(`pi-build-${kind}-`);
+            fs.writeFileSync(path.join(src, "README"), `${kind}\n`);
+            const wait = `touch ${meet}/${kind}; for i in $(seq 100); do [ -e ${meet}/${other} ] && break; sleep 0.05; done; [ -e ${meet}/${other} ] && echo met > out.txt`;
+            return { kind, source: src, build: [wait, fails ? "echo broken; exit 3" : "true"], pack: { paths: ["out.txt"] } };
+        };
+        const cache = tmpDir("pi-build-cache-");
+        const [a, b] = buildArtifacts([spec("a", "b"), spec("b", "a")], cache);
+        for (const x of [a, b]) assert.strictEqual(execFileSync("tar", ["-xzOf", x.path, "out.txt"], { encoding: "utf8" }), "met\n");
+        // Built: the same tarballs again, nothing run.
+        assert.deepStrictEqual(buildArtifacts([spec("a", "b"), spec("b", "a")], cache), [a, b]);
+        for (const f of fs.readdirSync(meet)) fs.rmSync(path.join(meet, f));
+        assert.throws(() => buildArtifacts([spec("c", "d", true), spec("d", "c")], cache), /^Error: the build of c failed \(its output, each line marked with its kind, is above\)$/);
+        assert.deepStrictEqual(fs.readdirSync(cache).filter((f) => f.startsWith("c-")), [], "a failed build left a tarball");
     });
 });
