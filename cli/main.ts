@@ -5,6 +5,7 @@
 // Exit codes (README "CLI"): 0 done / as desired; 1 the operation failed; 2 bad usage, a bad
 // config or no such stack; 3 drift (verify) or a node not serving (status).
 import { spawnSync } from "child_process";
+import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import { Command, CommanderError, Option } from "commander";
@@ -13,7 +14,8 @@ import { renderPreview, PreviewDigest } from "../scripts/preview/markdown";
 import { verifyState } from "../scripts/verify/ssh";
 import { hostOk, renderReport, StackExport } from "../scripts/verify/state";
 import { ConvergeProgress } from "./progress";
-import { promote, PromoteOptions } from "./promote";
+import { promote, PromoteOptions, Summary } from "./promote";
+import { checkRecoverArgs, recover, RecoverOptions, RecoverSummary } from "./recover";
 import { CliError, EXIT, openStack, plainOutputs, REPO, stackEnv } from "./stack";
 
 interface Common {
@@ -46,9 +48,31 @@ function engineError(e: unknown): string {
     return (lines.length ? lines : said.split("\n").slice(-5)).map((l) => l.trim()).slice(0, 20).join("\n");
 }
 
-async function deploy(opts: Common): Promise<number> {
+/** A failed `pulumi up`: what --json prints besides `{command, stack, ok: false}`. */
+class UpFailed extends CliError {
+    constructor(
+        message: string,
+        readonly detail: Record<string, unknown>,
+    ) {
+        super(message, EXIT.failed);
+    }
+}
+
+/** Prints a failed command's `{command, stack, ok: false, ...}` with --json, and throws on. */
+function failed(opts: Common, command: string, e: unknown): never {
+    const detail = e instanceof UpFailed ? e.detail : { error: e instanceof Error ? e.message : String(e) };
+    result(opts, { command, stack: opts.stack, ok: false, ...detail }, "");
+    throw e;
+}
+
+/**
+ * `pulumi up` of an open stack with the step running on each Pi and the time so far (redrawn
+ * on a terminal, a line per step elsewhere), every engine event also written to `eventLog`
+ * (one JSON object a line, as `pulumi up --event-log` writes them). Resolves to the change
+ * counts; a failure throws UpFailed, which says what to do next.
+ */
+async function runUp(stack: Stack, opts: Common & { eventLog?: string }, command: string): Promise<Record<string, number>> {
     const started = Date.now();
-    const stack = await openStack(opts.stack);
     const progress = new ConvergeProgress(await hostNames(stack));
     const tty = !opts.json && process.stderr.isTTY;
     let drawn = 0;
@@ -58,33 +82,58 @@ async function deploy(opts: Common): Promise<number> {
         drawn = lines.length;
     };
     const timer = tty ? setInterval(redraw, 1000) : undefined;
+    if (opts.eventLog) fs.writeFileSync(opts.eventLog, "");
     try {
         const up = await stack.up({
             onEvent: (e) => {
+                if (opts.eventLog) fs.appendFileSync(opts.eventLog, `${JSON.stringify(e)}\n`);
                 const line = progress.onEvent(e);
                 if (line && !tty) process.stderr.write(`${line}\n`);
             },
         });
         if (tty) redraw();
-        const outputs = await plainOutputs(stack);
-        const seconds = (Date.now() - started) / 1000;
-        const changes = up.summary.resourceChanges ?? {};
-        result(
-            opts,
-            { command: "deploy", stack: opts.stack, ok: true, seconds, changes, outputs },
-            `deploy: ${opts.stack} converged in ${seconds.toFixed(1)} s: ${Object.entries(changes).map(([k, n]) => `${n} ${k}`).join(", ")}\n` +
-                `dashboard: ${outputs.dashboardUrl ?? "(no output)"}\n`,
-        );
-        return EXIT.ok;
+        return (up.summary.resourceChanges ?? {}) as Record<string, number>;
     } catch (e) {
         if (tty) redraw();
         const seconds = (Date.now() - started) / 1000;
         const error = engineError(e);
-        result(opts, { command: "deploy", stack: opts.stack, ok: false, seconds, error, progress: progress.summary() }, "");
-        throw new CliError(`deploy: pulumi up of ${opts.stack} failed after ${seconds.toFixed(1)} s:\n${error}\nFix what it names and run the deploy again: the steps that finished stay done.`, EXIT.failed);
+        throw new UpFailed(`${command}: pulumi up of ${opts.stack} failed after ${seconds.toFixed(1)} s:\n${error}\nFix what it names and run the ${command} again: the steps that finished stay done.`, { seconds, error, progress: progress.summary() });
     } finally {
         if (timer) clearInterval(timer);
     }
+}
+
+async function deploy(opts: Common & { eventLog?: string }): Promise<number> {
+    const started = Date.now();
+    const stack = await openStack(opts.stack);
+    const changes = await runUp(stack, opts, "deploy").catch((e) => failed(opts, "deploy", e));
+    const outputs = await plainOutputs(stack);
+    const seconds = (Date.now() - started) / 1000;
+    result(
+        opts,
+        { command: "deploy", stack: opts.stack, ok: true, seconds, changes, outputs },
+        `deploy: ${opts.stack} converged in ${seconds.toFixed(1)} s: ${Object.entries(changes).map(([k, n]) => `${n} ${k}`).join(", ")}\n` +
+            `dashboard: ${outputs.dashboardUrl ?? "(no output)"}\n`,
+    );
+    return EXIT.ok;
+}
+
+async function recoverCommand(names: string[], opts: Common & { eventLog?: string; all?: boolean; hostKey?: string; dbData?: string }): Promise<number> {
+    const o: RecoverOptions = { names, all: !!opts.all, hostKey: opts.hostKey, dbData: opts.dbData };
+    let s: RecoverSummary;
+    try {
+        checkRecoverArgs(o);
+        const stack = await openStack(opts.stack);
+        s = await recover(stack, o, () => runUp(stack, opts, "recover"));
+    } catch (e) {
+        failed(opts, "recover", e);
+    }
+    result(
+        opts,
+        { command: "recover", ok: true, ...s },
+        `recover: ${s.hosts.join(" ")} rebuilt in ${s.seconds.toFixed(1)} s: ${Object.entries(s.changes).map(([k, n]) => `${n} ${k}`).join(", ")}${s.dbDataRestored ? "; MariaDB runs on the restored data" : ""}\n`,
+    );
+    return EXIT.ok;
 }
 
 async function preview(opts: Common & { maxChars?: string }): Promise<number> {
@@ -172,13 +221,12 @@ async function promoteCommand(replica: string | undefined, opts: Common & { allo
     const catchUpSeconds = Number(opts.catchUpSeconds);
     if (!/^\d+$/.test(opts.catchUpSeconds) || !Number.isSafeInteger(catchUpSeconds)) throw new CliError(`--catch-up-seconds: expected whole seconds, got '${opts.catchUpSeconds}'`, EXIT.usage);
     const o: PromoteOptions = { replica, allowBehind: !!opts.allowBehind, allowUnreachableReplicas: !!opts.allowUnreachableReplicas, allowUnfenced: !!opts.allowUnfenced, catchUpSeconds };
-    let s;
+    let s: Summary;
     try {
         s = await promote(await openStack(opts.stack), o);
     } catch (e) {
         // With --json a refusal is an object too; the message (stderr) says what to do.
-        result(opts, { command: "promote", stack: opts.stack, ok: false, error: e instanceof Error ? e.message : String(e) }, "");
-        throw e;
+        failed(opts, "promote", e);
     }
     result(
         opts,
@@ -196,7 +244,14 @@ export function program(run: (action: () => Promise<number>) => void): Command {
         .exitOverride();
     const common = (c: Command) =>
         c.addOption(new Option("-s, --stack <name>", "the stack").default("lab")).option("--json", "print one JSON object on stdout (progress goes to stderr)");
-    common(p.command("deploy").description("pulumi up, with the step running on each Pi and the time so far")).action((o: Common) => run(() => deploy(o)));
+    const eventLog = (c: Command) => c.option("--event-log <file>", "also write every engine event to FILE, one JSON object a line (as pulumi up --event-log)");
+    eventLog(common(p.command("deploy").description("pulumi up, with the step running on each Pi and the time so far"))).action((o: Common) => run(() => deploy(o)));
+    eventLog(common(p.command("recover").description("bring replaced, wiped or drifted Pis back: check each presents its pinned key, run every step on them again (pulumi up)")))
+        .argument("[names...]", "the Pis to recover")
+        .option("--all", "every Pi of the stack (full recovery)")
+        .option("--host-key <key>", "the new host key of the one Pi named ('ssh-ed25519 AAAA...'; check it on the Pi's console)")
+        .option("--db-data <file>", "with the database Pi: a tar.gz of MariaDB's data directory, taken with MariaDB stopped, put in place after the up")
+        .action((names: string[], o: Common & { all?: boolean; hostKey?: string; dbData?: string }) => run(() => recoverCommand(names, o)));
     common(p.command("preview").description("pulumi preview --diff, as the Markdown a PR comment shows"))
         .option("--max-chars <n>", "cap the Markdown's length")
         .action((o: Common & { maxChars?: string }) => run(() => preview(o)));

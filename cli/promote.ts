@@ -1,5 +1,5 @@
 // Promotes a read replica when the database Pi is lost. It gathers facts over SSH, calls the
-// pure decisions (replicas.ts, plan.ts, state.ts) and acts, in an order that never drops
+// pure decisions (scripts/promote/: replicas.ts, plan.ts, state.ts) and acts, in an order that never drops
 // an acknowledged write:
 //   1. every web server tries the lost database's MariaDB port (alive: refuse);
 //   2. every web server is fenced: the lost database cut off both ways in its firewall,
@@ -19,21 +19,16 @@
 //      database. The next `pulumi up` finds the Pis as it renders them.
 // `npx pi-cluster promote [REPLICA] [options]` runs it (cli/main.ts has the options); a
 // refusal is exit 1 with what to do next, changing nothing the message does not name.
-import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as pulumi from "@pulumi/pulumi";
 import { Stack } from "@pulumi/pulumi/automation";
-import { ClusterConfig, parseConfig } from "../components/config";
 import { fileVar } from "../components/render/shell";
-import { knownHostsLine, pinnedSshOptions } from "../scripts/verify/state";
 import { fencePlan, Probe, promotedConfig, renderPromotion, restartWaves, REWRITTEN_KEYS } from "../scripts/promote/plan";
 import { catchUpState, chooseReplica, parseStatusOutput, ReplicaFacts } from "../scripts/promote/replicas";
 import { Deployment, withoutLostDatabase } from "../scripts/promote/state";
+import { configOf, Host, NAMESPACE, Pis, privateKeyFile, rawConfigOf, why } from "./pis";
 import { CliError, EXIT } from "./stack";
-
-const NAMESPACE = "pi-cluster";
 
 /** A refusal: nothing the message does not name was changed (exit 1, "refused: ..."). */
 class Refused extends CliError {
@@ -54,97 +49,6 @@ export interface PromoteOptions {
     allowUnfenced: boolean;
     /** How long the chosen replica may take to apply its relay log. */
     catchUpSeconds: number;
-}
-
-interface Host {
-    name: string;
-    address: string;
-    sshPort: number;
-    hostKey: string;
-}
-
-interface RunResult {
-    code: number;
-    out: string;
-    err: string;
-}
-
-/** SSH to the stack's Pis as root through sudo, pinned to each host key, one multiplexed connection per Pi. */
-class Pis {
-    private readonly opened = new Set<string>();
-
-    constructor(
-        private readonly dir: string,
-        private readonly key: string,
-        private readonly user: string,
-    ) {}
-
-    private args(h: Host): string[] {
-        const known = path.join(this.dir, `${h.name}.known_hosts`);
-        if (!fs.existsSync(known)) fs.writeFileSync(known, `${knownHostsLine(h.address, h.sshPort, h.hostKey)}\n`, { mode: 0o600 });
-        this.opened.add(h.name);
-        // The control socket's path must stay short (a unix socket path is at most 108 bytes).
-        return [
-            ...pinnedSshOptions({ port: h.sshPort, keyFile: this.key, knownHostsFile: known, hostKey: h.hostKey, connectTimeoutSeconds: 3 }),
-            "-o", "ServerAliveInterval=2",
-            "-o", "ServerAliveCountMax=3",
-            "-o", "ControlMaster=auto",
-            "-o", `ControlPath=${path.join(this.dir, `${h.name}.cm`)}`,
-            "-o", "ControlPersist=60",
-            "-o", "LogLevel=ERROR",
-            `${this.user}@${h.address}`,
-        ];
-    }
-
-    /** Runs a rendered script as root with ACTION and its arguments; the script goes on stdin. */
-    run(h: Host, script: string, action: string[], timeoutMs = 120_000): Promise<RunResult> {
-        return new Promise((resolve) => {
-            const p = spawn("ssh", [...this.args(h), `sudo bash -s -- ${action.join(" ")}`], { stdio: ["pipe", "pipe", "pipe"] });
-            let out = "";
-            let err = "";
-            const timer = setTimeout(() => p.kill("SIGTERM"), timeoutMs);
-            p.stdout.on("data", (d) => (out += d));
-            p.stderr.on("data", (d) => (err += d));
-            p.on("close", (code) => {
-                clearTimeout(timer);
-                resolve({ code: code ?? 255, out, err });
-            });
-            p.stdin.on("error", () => undefined);
-            p.stdin.end(script);
-        });
-    }
-
-    /** Ends the multiplexed connections, before their sockets' directory goes. */
-    close(hosts: Host[]): void {
-        for (const h of hosts.filter((x) => this.opened.has(x.name))) {
-            spawnSync("ssh", ["-o", `ControlPath=${path.join(this.dir, `${h.name}.cm`)}`, "-O", "exit", h.address], { stdio: "ignore", timeout: 5000 });
-        }
-    }
-}
-
-/** The last meaningful line of a failed run, for a message. */
-const why = (r: RunResult) => (r.err.trim() || r.out.trim()).split("\n").filter(Boolean).pop() ?? `exit ${r.code}`;
-
-/** The `pi-cluster:` keys of the stack, namespace left off, values as `pulumi config` holds them. */
-function rawConfigOf(all: Record<string, { value: string; secret?: boolean }>): { raw: Record<string, unknown>; secretKey?: string } {
-    const raw: Record<string, unknown> = {};
-    let secretKey: string | undefined;
-    for (const [k, v] of Object.entries(all)) {
-        if (!k.startsWith(`${NAMESPACE}:`)) continue;
-        const key = k.slice(NAMESPACE.length + 1);
-        if (key === "sshPrivateKey") secretKey = v.value;
-        if (v.secret) continue;
-        try {
-            raw[key] = JSON.parse(v.value);
-        } catch {
-            raw[key] = v.value;
-        }
-    }
-    return { raw, secretKey };
-}
-
-function configOf(raw: Record<string, unknown>, secretKey: string | undefined): ClusterConfig {
-    return parseConfig(raw, secretKey === undefined ? undefined : pulumi.secret(secretKey));
 }
 
 /** The web servers' CA bundle as the last up rendered it: the app step's script in the state. */
@@ -195,10 +99,7 @@ export async function promote(stack: Stack, o: PromoteOptions): Promise<Summary>
     const lost = c.database;
     if (c.dbReplicas.length === 0) throw new Refused(`stack ${stackName} has no read replica to promote`);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-promote-"));
-    const keyFile = path.join(dir, "key");
-    const keyText = secretKey ?? fs.readFileSync((raw.sshPrivateKeyPath as string).replace(/^~(?=\/)/, os.homedir()), "utf8");
-    fs.writeFileSync(keyFile, keyText.endsWith("\n") ? keyText : `${keyText}\n`, { mode: 0o600 });
-    const pis = new Pis(dir, keyFile, c.sshUser);
+    const pis = new Pis(dir, privateKeyFile(dir, raw, secretKey), c.sshUser);
     const all: Host[] = [c.loadBalancer, ...c.webServers, ...c.dbReplicas];
     const replicaHost = new Map(c.dbReplicas.map((r) => [r.name, r]));
     const notes: string[] = [];

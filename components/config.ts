@@ -326,9 +326,9 @@ const schema = z
         tlsCertificate: z.string({ message: "expected the load balancer's certificate chain in PEM, server certificate first" }).optional(),
         tlsPrivateKey: z.string().min(1).optional(),
         purgeDataOnDestroy: z.boolean().default(false),
-        // Per host name; scripts/recover.sh bumps a host's: every step on it runs again,
+        // Per host name; `pi-cluster recover` bumps a host's: every step on it runs again,
         // repairing drift. Apart from the host entries, which lab/lab rewrites.
-        reapply: generations("bump it to run every step on this Pi again (scripts/recover.sh does)", "host name", "pi-web1"),
+        reapply: generations("bump it to run every step on this Pi again (`pi-cluster recover` does)", "host name", "pi-web1"),
         // Per replica name, like reapply: bumping a replica's number lets its step seed it
         // again over the data it holds (the restore does, after replacing the database's
         // data). Without it a replica step never replaces a data directory with the app's data.

@@ -71,6 +71,9 @@ export const PM2_HOME = `${APP_HOME}/.pm2`;
 // --- Database and replicas
 export const DB_NAME = "webapp_db";
 export const DB_USER = "webapp_user";
+/** MariaDB's data directory (Debian's), and its owner. */
+export const DB_DATA_DIR = "/var/lib/mysql";
+export const DB_DATA_OWNER = "mysql:mysql";
 /** MariaDB's static config, which the mariadb step installs (assets/scripts/db-mariadb.sh). */
 export const SERVER_CNF = "/etc/mysql/mariadb.conf.d/60-pi-cluster.cnf";
 /** Where the step that requires TLS keeps require_secure_transport for restarts. */

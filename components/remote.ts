@@ -39,7 +39,7 @@ export function remoteStep(
 }
 
 /**
- * Runs every step on a Pi again when its `reapply` generation is bumped (scripts/recover.sh
+ * Runs every step on a Pi again when its `reapply` generation is bumped (`pi-cluster recover`
  * does): each step's script gains a last comment line naming the generation, so the engine
  * sees a changed input and updates, that is re-runs, the step, in the usual order. The
  * scripts are idempotent, so this repairs what scripts/verify.sh found drifted and changes

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Restores the database from the encrypted backups on the backup target, onto a bare or
-# wiped database Pi, with one command. Then `scripts/recover.sh DB_NAME` (a `pulumi up`)
+# wiped database Pi, with one command. Then `npx pi-cluster recover DB_NAME` (a `pulumi up`)
 # brings the rest back: the restored data holds the app's users and grants, so the web
 # servers reconnect with no manual SQL.
 #
@@ -19,7 +19,7 @@
 #                 the last one, or recover an interrupted one)
 #   --stack       the Pulumi stack (default lab); the target and the DB Pi come from its
 #                 `backup` output, the SSH user and key, the DB Pi's pinned host key and the
-#                 replicas from its config (pin a replaced Pi's new key first, as for recover.sh)
+#                 replicas from its config (pin a replaced Pi's new key first, as for pi-cluster recover)
 #   --from DIR    read the backups from a local copy of the target's directory instead
 #   --here        restore onto this machine (run as root on the DB Pi), not over SSH
 #
@@ -32,7 +32,7 @@
 # to its end, or recovers an apply that was interrupted (rolled back, or finished when only
 # reopening was left) and restores anew. One restore at a time: another one is refused, named.
 # Replicas are stopped (STOP SLAVE) before the apply and marked for a reseed after it
-# (`reseed.<name>` in the stack config), so none serves stale reads; recover.sh reseeds them.
+# (`reseed.<name>` in the stack config), so none serves stale reads; pi-cluster recover reseeds them.
 #
 # Exit: 0 restored; 1 not restored (nothing changed, or the apply was rolled back: said
 # why); 3 another restore holds the DB Pi; 4 restored, but a replica could not be stopped.
@@ -205,7 +205,7 @@ setup_ssh() {
         key="$WORK/key"
         (umask 077 && pulumi config get --stack "$STACK" pi-cluster:sshPrivateKey >"$key")
     fi
-    # The database Pi's key as pinned now: a replaced Pi has a new one (recover.sh --host-key,
+    # The database Pi's key as pinned now: a replaced Pi has a new one (pi-cluster recover --host-key,
     # or lab reset), which the last deployment's output does not know yet.
     dbkey=$(node -e 'console.log(JSON.parse(process.argv[1]).hostKey || "")' "$(cfg database)")
     [[ -n "$dbkey" ]] || fatal "no database.hostKey in stack $STACK's config"
@@ -577,10 +577,10 @@ after_restore() {
         local db extra=""
         db=$(node -e 'console.log(JSON.parse(process.argv[1]).name)' "$(cfg database)")
         [[ -z "$(replicas)" ]] || extra=" and reseeds the replicas"
-        info "next: scripts/recover.sh $db --stack $STACK (brings the web servers back$extra)"
+        info "next: npx pi-cluster recover $db --stack $STACK (brings the web servers back$extra)"
     fi
     if ((${#STOPPED_FAILED[@]})); then
-        info "WARNING: replication could not be stopped on ${STOPPED_FAILED[*]}: stop it by hand (STOP SLAVE) until recover.sh reseeds it"
+        info "WARNING: replication could not be stopped on ${STOPPED_FAILED[*]}: stop it by hand (STOP SLAVE) until pi-cluster recover reseeds it"
         exit 4
     fi
 }

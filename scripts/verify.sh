@@ -8,7 +8,7 @@
 #   --stack NAME   the stack (default: lab)
 #   --json         the report as JSON
 # Exit status: 0 every Pi as desired; 3 drift, or a Pi that cannot be checked; 2 usage.
-# Repair: what the report names, usually scripts/recover.sh NAME (every step runs again).
+# Repair: what the report names, usually npx pi-cluster recover NAME (every step runs again).
 # Reads:
 #   PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE(_FILE): the stack's state and secrets
 #   (lab defaults: see README "The lab")

@@ -175,7 +175,7 @@ export function renderReport(hosts: HostResult[], stack: string): string {
     for (const h of drifted) {
         if (h.steps.some((s) => s.status === "host-key")) {
             out.push(`  ${h.name}: a new machine or a wiped one. Read its host key on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then`);
-            out.push(`    scripts/recover.sh ${h.name} --host-key '<its key>'${flag}   (on the lab, lab/lab reset already pinned it: scripts/recover.sh ${h.name})`);
+            out.push(`    npx pi-cluster recover ${h.name} --host-key '<its key>'${flag}   (on the lab, lab/lab reset already pinned it: npx pi-cluster recover ${h.name})`);
         } else if (h.steps.some((s) => s.status === "unreachable")) {
             out.push(`  ${h.name}: power it on or fix its network, then run verify again`);
         } else {
@@ -184,7 +184,7 @@ export function renderReport(hosts: HostResult[], stack: string): string {
     }
     // A step belongs to the Pi whose name it starts with: a web server's drain and admit
     // steps run on the load balancer, and run again with that web server's steps.
-    for (const name of [...rerun].sort()) out.push(`  scripts/recover.sh ${name}${flag}   (runs every step of ${name} again)`);
+    for (const name of [...rerun].sort()) out.push(`  npx pi-cluster recover ${name}${flag}   (runs every step of ${name} again)`);
     return `${out.join("\n")}\n`;
 }
 

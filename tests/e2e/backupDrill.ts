@@ -1,6 +1,6 @@
 // Issue 10's drill: backups proven by a restore, through the real engine on the lab.
 // A short schedule; rows written through the LB with every acknowledged write recorded; the
-// database Pi's power cut and its disk wiped; scripts/restore.sh then scripts/recover.sh;
+// database Pi's power cut and its disk wiped; scripts/restore.sh then pi-cluster recover;
 // RPO (acknowledged writes lost, and seconds) and RTO (restore start to a write through the
 // LB) measured; a point-in-time restore checked against the writes; every host scanned for a
 // plaintext backup or an age private key.
@@ -8,7 +8,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { record, waitFor } from "./checks";
-import { http, lab, LB, LB_URL, onHost, pulumi, REPO, run, tcpOpenFromHost, up } from "./lib";
+import { http, lab, LB, LB_URL, onHost, pulumi, recoverCommand, REPO, run, tcpOpenFromHost, up } from "./lib";
 import { titlesOn, writer, writeSucceeds } from "./writer";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
@@ -136,7 +136,7 @@ export async function backupDrill(): Promise<DrillFigures> {
     const t0 = Date.now();
     const restored = restore([]);
     assert.match(restored.output, /restore: done in/);
-    const recovered = up("backup-drill-recover", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "pi-db"] });
+    const recovered = up("backup-drill-recover", { command: recoverCommand("pi-db") });
     await waitFor("a write through the LB", 120, writeSucceeds);
     const rtoSeconds = (Date.now() - t0) / 1000;
 

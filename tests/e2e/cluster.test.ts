@@ -15,7 +15,7 @@ import { consumerAgainstLab } from "./consumer";
 import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUESTS, underStream } from "./stream";
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { assertAsDesired, driftItems, verify } from "./verify";
-import { convergeReportOf, hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
+import { convergeReportOf, hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, recoverCommand, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
 import { APP_DIR, PM2_DIR } from "../../components/constants";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
@@ -88,9 +88,9 @@ function pm2Version(host: string): string {
 
 const LAB_CMD = path.join(REPO, "lab", "lab");
 
-/** The documented node-recovery command, as a user runs it, with the engine's events. */
+/** The documented node-recovery command (`npx pi-cluster recover`), as a user runs it, with the engine's events. */
 function recover(host: string): UpResult {
-    return up(`recover-${host}`, { command: ["bash", path.join(REPO, "scripts", "recover.sh"), host] });
+    return up(`recover-${host}`, { command: recoverCommand(host) });
 }
 
 async function clusterJson(): Promise<{ dashboard: { refreshSeconds: number } }> {
@@ -174,10 +174,10 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         assert.doesNotMatch(JSON.stringify(drifted.hosts), /IDENTIFIED BY PASSWORD|\*[0-9A-F]{40}/, "a password hash in the report");
         const text = run("bash", ["scripts/verify.sh"], { allowFail: true }).stdout;
         assert.match(text, /^\s+\+\s+client_max_body_size 10m;$/m, "the report shows the edited line");
-        assert.match(text, /scripts\/recover.sh pi-web1 /);
+        assert.match(text, /npx pi-cluster recover pi-web1 /);
         let r!: UpResult;
         const bench = await underStream("drift-repair", () => {
-            r = up("drift-repair", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "pi-lb", "pi-web1", "pi-web2", "pi-db"] });
+            r = up("drift-repair", { command: recoverCommand("pi-lb", "pi-web1", "pi-web2", "pi-db") });
         });
         assertNoFailures(bench, "drift-repair");
         assert.deepStrictEqual(r.changes.create ?? [], []);
@@ -541,9 +541,9 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         const tar = run("bash", ["-c", `${LAB_CMD} ssh pi-db 'sudo tar -C /var/lib/mysql -czf - .' > ${data}`]);
         assert.strictEqual(tar.status, 0);
         for (const h of HOSTS) lab("reset", h);
-        const r = up("full-recovery", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "--all", "--db-data", data] });
+        const r = up("full-recovery", { command: recoverCommand("--all", "--db-data", data) });
         record("fullRecoverySeconds", r.seconds);
-        assert.match(r.output, /restore: MariaDB runs on the restored data/);
+        assert.match(r.output, /recover: \[pi-db-db-data\] MariaDB runs on the restored data/);
         fs.rmSync(data, { force: true });
         await checks.rotationBecomes(["pi-web1", "pi-web2"]);
         const notes = await checks.waitFor("the old note through the LB", 30, async () => (await http(`${LB_URL}/api/notes?limit=100`)).body.includes(title));
@@ -639,7 +639,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
     it("renames a web server in place: its steps update under the new name, nothing is deleted or created", async () => {
         for (const [label, from, to] of [["rename", "pi-web2", "pi-web9"], ["rename-back", "pi-web9", "pi-web2"]] as const) {
             pulumi(["config", "set", "--path", "webServers[1].name", to]);
-            // A renamed host's reapply entry (recover.sh bumped it) moves with it, or preview refuses.
+            // A renamed host's reapply entry (recover bumped it) moves with it, or preview refuses.
             const generation = pulumi(["config", "get", "--path", `reapply.${from}`], { allowFail: true });
             if (generation.status === 0) {
                 pulumi(["config", "rm", "--path", `reapply.${from}`]);

@@ -132,6 +132,11 @@ export interface UpResult {
  * metadata the tests read, and deleted; only the reduced copy lands in test-output/.
  * `--event-log` exists only with PULUMI_DEBUG_COMMANDS=true.
  */
+/** `npx pi-cluster recover ARGS...` as a command for `up` (its flags appended there). */
+export function recoverCommand(...args: string[]): string[] {
+    return ["node", path.join(REPO, "cli", "pi-cluster.js"), "recover", ...args];
+}
+
 export function up(label: string, opts: { allowFail?: boolean; command?: string[] } = {}): UpResult {
     const { dir, log, cmd, args, env } = upCommand(opts);
     const started = Date.now();
@@ -167,9 +172,11 @@ function upCommand(opts: { command?: string[] }): { dir: string; log: string; cm
     fs.mkdirSync(OUT, { recursive: true });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-cluster-events-"));
     const log = path.join(dir, "events.jsonl");
-    // `command` runs pulumi up itself (scripts/recover.sh) and takes up's flags after "--".
-    const flags = ["--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"];
-    const [cmd, ...args] = opts.command ? [...opts.command, "--", ...flags] : ["pulumi", "up", ...flags];
+    // `command` is a CLI command that runs pulumi up itself (recoverCommand): it takes the
+    // stack and the event log, and runs up as the Automation API does (--yes --skip-preview).
+    const [cmd, ...args] = opts.command
+        ? [...opts.command, "--event-log", log, "--stack", "lab"]
+        : ["pulumi", "up", "--yes", "--skip-preview", "--event-log", log, "--stack", "lab", "--non-interactive"];
     return { dir, log, cmd, args, env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" } };
 }
 

@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record, waitFor } from "./checks";
-import { http, lab, LB_URL, onHost, OUT, pulumi, REPO, tcpOpenFromHost, up, upAsync } from "./lib";
+import { http, lab, LB_URL, onHost, OUT, pulumi, recoverCommand, tcpOpenFromHost, up, upAsync } from "./lib";
 import { assertSemiSync, DB, labWithReplicas, postNote, READ1, READ2, readSetIs, REPLICA_STEPS, replicasSeenBy, semiSyncCounters, sql, steps } from "./replicaLab";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
 import { assertAsDesired, driftItems, verify } from "./verify";
@@ -143,7 +143,7 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         for (const t of ["replicaStoppedShownMs", "replicaBackMs", "replicaLaggingShownMs", "replicaLagBackMs"]) assert.strictEqual(typeof d?.timings?.[t], "number", `no ${t}: ${JSON.stringify(d)}`);
     });
 
-    it("finds a stopped replication with scripts/verify.sh, and scripts/recover.sh starts it again", async () => {
+    it("finds a stopped replication with scripts/verify.sh, and pi-cluster recover starts it again", async () => {
         assertAsDesired(verify());
         lab("replica", "pi-db-read1", "stopped");
         const v = verify();
@@ -152,7 +152,7 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
             "pi-db-read1 pi-db-read1-replica [drift]: replication: IO thread not running (stopped)",
             "pi-db-read1 pi-db-read1-replica [drift]: replication: SQL thread not running (stopped)",
         ]);
-        up("recover-replica", { command: ["bash", path.join(REPO, "scripts", "recover.sh"), "pi-db-read1"] });
+        up("recover-replica", { command: recoverCommand("pi-db-read1") });
         assertAsDesired(verify());
         await waitFor("pi-db-read1 back in the read set", 30, () => readSetIs(["pi-db-read1"]));
     });

@@ -68,6 +68,22 @@ describe("the pi-cluster CLI", () => {
         assert.match(help.out, /--allow-behind[\s\S]*--allow-unreachable-replicas[\s\S]*--allow-unfenced[\s\S]*--catch-up-seconds <n>/);
     });
 
+    it("refuses recover's bad arguments before opening the stack, and lists its options", async () => {
+        for (const [args, re] of [
+            [[], /which host\?/],
+            [["pi-web1", "--all"], /host names or --all, not both/],
+            [["pi-web1", "--host-key", "nope"], /--host-key: expected a public key/],
+            [["--all", "--db-data", "/no/such.tgz"], /--db-data: no such file/],
+        ] as const) {
+            const r = await cli(["recover", ...args, "--stack", "no-such-stack", "--json"]);
+            assert.strictEqual(r.code, 2, r.err);
+            assert.match(r.err, re);
+            assert.strictEqual(JSON.parse(r.out).ok, false);
+        }
+        const help = await cli(["recover", "--help"]);
+        assert.match(help.out, /names +the Pis to recover[\s\S]*--event-log <file>[\s\S]*--all[\s\S]*--host-key <key>[\s\S]*--db-data <file>/);
+    });
+
     it("gives the lab stack the lab's backend and passphrase unless they are set, and any stack no update checks", () => {
         const lab = stackEnv("lab", {});
         assert.strictEqual(lab.PULUMI_BACKEND_URL, `file://${path.join(REPO, ".state", "backend")}`);

@@ -88,10 +88,10 @@ describe("verify: what a step's check said", () => {
         assert.match(report, /^pi-web1 \(10\.0\.0\.2\): as desired \(1 steps\)$/m);
         assert.match(report, /^ {6}\+ {2}b$/m, "a diff line keeps its indentation");
         assert.match(report, /verify: 3 of 4 Pis drifted/);
-        assert.match(report, /^ {2}scripts\/recover\.sh pi-web1 --stack production /m);
-        assert.match(report, /^ {2}scripts\/recover\.sh pi-db --stack production /m);
-        assert.match(report, /scripts\/recover\.sh pi-web2 --host-key '<its key>' --stack production/);
-        assert.doesNotMatch(report, /recover\.sh pi-lb/);
+        assert.match(report, /^ {2}npx pi-cluster recover pi-web1 --stack production /m);
+        assert.match(report, /^ {2}npx pi-cluster recover pi-db --stack production /m);
+        assert.match(report, /npx pi-cluster recover pi-web2 --host-key '<its key>' --stack production/);
+        assert.doesNotMatch(report, /recover pi-lb/);
         assert.match(renderReport([{ name: "pi-lb", address: "a", steps: [ok] }], "lab"), /every Pi of stack lab is as the last pulumi up left it/);
     });
 });
@@ -128,8 +128,9 @@ describe("verify: the scripts' own checks", () => {
     });
 
     it("every step script has a verify action", () => {
-        // promote-*.sh are the promote command's actions on a Pi, no step of `pulumi up`.
-        const scripts = fs.readdirSync(path.join(__dirname, "..", "..", "assets", "scripts")).filter((f) => f.endsWith(".sh") && f !== "lib.sh" && !f.startsWith("promote-"));
+        // promote-*.sh and recover-*.sh are the promote and recover commands' actions on a Pi,
+        // no step of `pulumi up`.
+        const scripts = fs.readdirSync(path.join(__dirname, "..", "..", "assets", "scripts")).filter((f) => f.endsWith(".sh") && f !== "lib.sh" && !/^(promote|recover)-/.test(f));
         for (const f of scripts) assert.match(fs.readFileSync(path.join(__dirname, "..", "..", "assets", "scripts", f), "utf8"), /^verify\(\) \{$/m, f);
     });
 });
