@@ -113,7 +113,7 @@ async function deploy(opts: Common & { eventLog?: string }): Promise<number> {
         opts,
         { command: "deploy", stack: opts.stack, ok: true, seconds, changes, outputs },
         `deploy: ${opts.stack} converged in ${seconds.toFixed(1)} s: ${Object.entries(changes).map(([k, n]) => `${n} ${k}`).join(", ")}\n` +
-            `dashboard: ${outputs.dashboardUrl ?? "(no output)"}\n`,
+            `dashboard: ${outputs.httpsDashboardUrl ?? outputs.dashboardUrl ?? "(no output)"}\n`,
     );
     return EXIT.ok;
 }
@@ -198,22 +198,24 @@ async function status(opts: Common): Promise<number> {
     const lbUrl = outputs.lbUrl as string | undefined;
     if (!lbUrl) throw new CliError(`status: stack ${opts.stack} has no lbUrl output: deploy it first (npx pi-cluster deploy --stack ${opts.stack})`, EXIT.usage);
     const ca = outputs.caCertificate as string | undefined;
+    // The site over HTTPS, checked against the cluster's CA; a stack from before httpsUrl: lbUrl.
+    const url = (outputs.httpsUrl as string | undefined) ?? lbUrl;
     const nodes = (outputs.nodes as { name: string; address: string; role: string }[] | undefined) ?? [];
     // Each node's health through the LB's per-node route (from the management network).
     const health = await Promise.all(
         nodes.map(async (n) => {
             if (n.role !== "web") return { ...n, serving: null as boolean | null, detail: "" };
-            const r = await getJson(`${lbUrl}/api/nodes/${n.name}/health`, ca);
+            const r = await getJson(`${url}/api/nodes/${n.name}/health`, ca);
             return { ...n, serving: r.status === 200, detail: r.status === 200 ? "" : `HTTP ${r.status || "-"}: ${typeof r.body === "string" ? r.body.slice(0, 200) : JSON.stringify(r.body).slice(0, 200)}` };
         }),
     );
-    const site = await getJson(`${lbUrl}/api/health`, ca);
+    const site = await getJson(`${url}/api/health`, ca);
     const ok = site.status === 200 && health.every((h) => h.serving !== false);
     const text = [
-        `${opts.stack}: ${lbUrl} ${site.status === 200 ? "serves" : `does not serve (HTTP ${site.status || "-"})`}; certificate expires ${outputs.certificateExpiry ?? "-"}`,
+        `${opts.stack}: ${url} ${site.status === 200 ? "serves" : `does not serve (HTTP ${site.status || "-"})`}; certificate expires ${outputs.certificateExpiry ?? "-"}`,
         ...health.map((h) => `  ${h.name.padEnd(14)} ${h.address.padEnd(15)} ${h.role.padEnd(8)} ${h.serving === null ? "" : h.serving ? "serving" : `NOT serving ${h.detail}`}`.trimEnd()),
     ].join("\n");
-    result(opts, { command: "status", stack: opts.stack, ok, lbUrl, site: site.status, nodes: health, outputs }, `${text}\n`);
+    result(opts, { command: "status", stack: opts.stack, ok, url, lbUrl, site: site.status, nodes: health, outputs }, `${text}\n`);
     return ok ? EXIT.ok : EXIT.drift;
 }
 

@@ -75,6 +75,10 @@ export class PiCluster extends pulumi.ComponentResource {
     public readonly lbUrl: pulumi.Output<string>;
     public readonly apiUrl: pulumi.Output<string>;
     public readonly dashboardUrl: pulumi.Output<string>;
+    /** The same three over HTTPS, what clients should use (docs/contracts.md, added within version 1). */
+    public readonly httpsUrl: pulumi.Output<string>;
+    public readonly httpsApiUrl: pulumi.Output<string>;
+    public readonly httpsDashboardUrl: pulumi.Output<string>;
     public readonly webServers: pulumi.Output<{ name: string; address: string }[]>;
     public readonly database: pulumi.Output<{ host: string; port: number; name: string; user: string }>;
     /** Every Pi with its role; the next deployment reads it to recognise a renamed host. */
@@ -349,6 +353,9 @@ export class PiCluster extends pulumi.ComponentResource {
         this.lbUrl = lb.url;
         this.apiUrl = pulumi.interpolate`${lb.url}/api/`;
         this.dashboardUrl = pulumi.interpolate`${lb.url}/`;
+        this.httpsUrl = lb.httpsUrl;
+        this.httpsApiUrl = pulumi.interpolate`${lb.httpsUrl}/api/`;
+        this.httpsDashboardUrl = pulumi.interpolate`${lb.httpsUrl}/`;
         this.webServers = pulumi.all(webs.map((w) => pulumi.all([w.nodeName, w.address]))).apply((pairs) =>
             pairs.map(([n, a]) => ({ name: n, address: a })),
         );
@@ -366,6 +373,9 @@ export class PiCluster extends pulumi.ComponentResource {
             lbUrl: this.lbUrl,
             apiUrl: this.apiUrl,
             dashboardUrl: this.dashboardUrl,
+            httpsUrl: this.httpsUrl,
+            httpsApiUrl: this.httpsApiUrl,
+            httpsDashboardUrl: this.httpsDashboardUrl,
             webServers: this.webServers,
             database: this.database,
             dbPassword: this.dbPassword,

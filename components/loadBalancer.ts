@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Artifact } from "./artifacts";
 import { Host, HostArgs, hostConnection } from "./host";
-import { ApiRateLimit, Backend, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
+import { ApiRateLimit, Backend, HTTPS_PORT, renderClusterJson, renderNginxSite, renderPlaceholderPage, WebBackend } from "./render/nginx";
 import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
@@ -58,6 +58,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
     public readonly nodeName: pulumi.Output<string>;
     public readonly address: pulumi.Output<string>;
     public readonly url: pulumi.Output<string>;
+    /** The site over HTTPS, which it always serves (the cluster CA's or a supplied certificate). */
+    public readonly httpsUrl: pulumi.Output<string>;
     /** The CA clients trust for https: the cluster CA, or the supplied chain's last certificate. */
     public readonly caCertificate: pulumi.Output<string>;
     /** When the server certificate expires (ISO 8601 UTC), as of the last `up`; /tls.json has it live. */
@@ -156,10 +158,12 @@ export class LoadBalancer extends pulumi.ComponentResource {
         this.nodeName = pulumi.output(name);
         this.address = pulumi.output(args.address);
         this.url = pulumi.interpolate`http://${args.address}${httpPort === 80 ? "" : `:${httpPort}`}`;
+        this.httpsUrl = pulumi.interpolate`https://${args.address}${HTTPS_PORT === 443 ? "" : `:${HTTPS_PORT}`}`;
         this.registerOutputs({
             nodeName: this.nodeName,
             address: this.address,
             url: this.url,
+            httpsUrl: this.httpsUrl,
             caCertificate: this.caCertificate,
             certificateExpiry: this.certificateExpiry,
         });

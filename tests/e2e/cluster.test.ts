@@ -203,6 +203,9 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         record("cliDeployNoopSeconds", deployed.seconds);
         const status = cli(["status"]);
         assert.strictEqual(status.ok, true);
+        // Over HTTPS, the site's own scheme, checked against the caCertificate output.
+        assert.strictEqual(status.url, "https://10.254.0.121");
+        assert.strictEqual(status.outputs.httpsApiUrl, "https://10.254.0.121/api/");
         assert.deepStrictEqual(status.nodes.filter((n: { role: string }) => n.role === "web").map((n: { name: string; serving: boolean }) => `${n.name} ${n.serving}`), ["pi-web1 true", "pi-web2 true"]);
         const verified = cli(["verify"]);
         assert.strictEqual(verified.ok, true);

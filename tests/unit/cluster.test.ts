@@ -577,6 +577,11 @@ describe("PiCluster resource graph", function () {
         assert.strictEqual(await promiseOf(cluster.contractVersion), 1);
         assert.strictEqual(await promiseOf(cluster.lbUrl), "http://10.254.0.121");
         assert.strictEqual(await promiseOf(cluster.apiUrl), "http://10.254.0.121/api/");
+        assert.strictEqual(await promiseOf(cluster.dashboardUrl), "http://10.254.0.121/");
+        // The site is HTTPS (always served; port 80 answers 301 there by default).
+        assert.strictEqual(await promiseOf(cluster.httpsUrl), "https://10.254.0.121");
+        assert.strictEqual(await promiseOf(cluster.httpsApiUrl), "https://10.254.0.121/api/");
+        assert.strictEqual(await promiseOf(cluster.httpsDashboardUrl), "https://10.254.0.121/");
         assert.deepStrictEqual(await promiseOf(cluster.webServers), [
             { name: "pi-web1", address: "10.254.0.122" },
             { name: "pi-web2", address: "10.254.0.123" },
