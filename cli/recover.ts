@@ -163,20 +163,16 @@ export async function recover(stack: Stack, o: RecoverOptions, up: () => Promise
         }
         info(`${h.name} presents ${o.hostKey ? "the new" : "its pinned"} host key`);
     }
-    let pinned: string | undefined;
-    if (o.hostKey !== undefined) {
-        const h = targets[0];
-        await stack.setConfig(`${NAMESPACE}:${h.path}.hostKey`, { value: keyOf(o.hostKey), secret: false }, true);
-        pinned = h.name;
-        info(`pinned the new host key of ${h.name}`);
-    }
+    // The new key and every reapply bump in one write of the stack config.
+    const set: Record<string, { value: string; secret: boolean }> = {};
+    const pinned = o.hostKey !== undefined ? targets[0].name : undefined;
+    if (o.hostKey !== undefined) set[`${NAMESPACE}:${targets[0].path}.hostKey`] = { value: keyOf(o.hostKey), secret: false };
     const current = (raw.reapply ?? {}) as Record<string, unknown>;
-    const reapply: Record<string, number> = {};
-    for (const h of targets) {
-        reapply[h.name] = nextReapply(current[h.name]);
-        await stack.setConfig(`${NAMESPACE}:reapply.${h.name}`, { value: String(reapply[h.name]), secret: false }, true);
-        info(`${h.name}: reapply ${reapply[h.name]}, so every step on it runs again`);
-    }
+    const reapply = Object.fromEntries(targets.map((h) => [h.name, nextReapply(current[h.name])]));
+    for (const h of targets) set[`${NAMESPACE}:reapply.${h.name}`] = { value: String(reapply[h.name]), secret: false };
+    await stack.setAllConfig(set, true);
+    if (pinned) info(`pinned the new host key of ${pinned}`);
+    for (const h of targets) info(`${h.name}: reapply ${reapply[h.name]}, so every step on it runs again`);
     info(`rebuilding ${targets.map((h) => h.name).join(" ")} with pulumi up`);
     const changes = await up();
 

@@ -37,18 +37,18 @@ export interface DatabaseArgs extends HostArgs {
     clientsAfter?: pulumi.Resource[];
     /** The app user's password (secret). Required. */
     password: pulumi.Input<string>;
-    /** MariaDB port. Default 3306. */
-    port?: number;
-    /** Connections each web server's pool may hold. Default 10. */
-    poolSize?: number;
-    /** Connections beyond the pools, for admin and backups. Default 20. */
-    connectionHeadroom?: number;
-    /** InnoDB buffer pool. Default "512M". */
-    innodbBufferPoolSize?: string;
-    /** InnoDB redo log size. Default "128M". */
-    innodbLogFileSize?: string;
-    /** Delete /var/lib/mysql when the stack is destroyed. Default false. */
-    purgeDataOnDestroy?: boolean;
+    /** MariaDB port. */
+    port: number;
+    /** Connections each web server's pool may hold. */
+    poolSize: number;
+    /** Connections beyond the pools, for admin and backups. */
+    connectionHeadroom: number;
+    /** InnoDB buffer pool. */
+    innodbBufferPoolSize: string;
+    /** InnoDB redo log size. */
+    innodbLogFileSize: string;
+    /** Delete /var/lib/mysql when the stack is destroyed. */
+    purgeDataOnDestroy: boolean;
     /** Backups: the binlog on, and timers that ship encrypted backups to the target. Default none (off). */
     backup?: DatabaseBackupArgs;
     /** The database has read replicas: the binlog on, and semi-sync waits for their acks. Default false. */
@@ -186,10 +186,10 @@ export class Database extends pulumi.ComponentResource {
         super("pi-cluster:db:Database", name, {}, withReapply(args.reapply, opts));
         this.nodeNameForSteps = name;
         this.webAddresses = args.webAddresses;
-        const port = args.port ?? 3306;
+        const port = args.port;
         const host = new Host(name, args, { parent: this });
         const connection = hostConnection(args);
-        const conns = maxConnections(args.webAddresses.length, args.poolSize ?? 10, args.connectionHeadroom ?? 20);
+        const conns = maxConnections(args.webAddresses.length, args.poolSize, args.connectionHeadroom);
         const semiSync = semiSyncSettings({ role: args.replicaOf ? "replica" : "database", hasReplicas: args.hasReplicas ?? false, timeoutMs: args.semiSyncTimeoutMs });
         this.connection = connection;
 
@@ -219,8 +219,8 @@ export class Database extends pulumi.ComponentResource {
                             serverCnf({
                                 address,
                                 port,
-                                innodbBufferPoolSize: args.innodbBufferPoolSize ?? "512M",
-                                innodbLogFileSize: args.innodbLogFileSize ?? "128M",
+                                innodbBufferPoolSize: args.innodbBufferPoolSize,
+                                innodbLogFileSize: args.innodbLogFileSize,
                                 binlog: args.backup !== undefined || (args.hasReplicas ?? false),
                                 replica: args.replicaOf !== undefined,
                                 serverId: args.serverId,
@@ -230,7 +230,7 @@ export class Database extends pulumi.ComponentResource {
                         MAX_CONNECTIONS: conns,
                         SEMISYNC_CNF_TEXT: fileText(renderSemiSyncConfig(semiSync)),
                         SEMISYNC: semiSync.map(([k, v]) => `${k}=${v}`),
-                        PURGE_ON_DELETE: args.purgeDataOnDestroy ?? false,
+                        PURGE_ON_DELETE: args.purgeDataOnDestroy,
                         DROPIN: dropInPath("mariadb"),
                         DROPIN_TEXT: fileText(renderRestartDropIn("mariadb")),
                     }),

@@ -13,18 +13,18 @@ import { CONFIG_DIR, FIREWALL_RULESET, FIREWALL_SERVICE, SSHD_DROP_IN, STATE_DIR
 export interface HostArgs {
     /** The Pi's address. Required. */
     address: pulumi.Input<string>;
-    /** SSH port. Default 22. */
-    sshPort?: pulumi.Input<number>;
-    /** SSH user with passwordless sudo, and the only user sshd lets in. Default "pi". */
-    user?: pulumi.Input<string>;
+    /** SSH port. Required (the config's default is 22). */
+    sshPort: pulumi.Input<number>;
+    /** SSH user with passwordless sudo, and the only user sshd lets in. Required (the config's default is "pi"). */
+    user: pulumi.Input<string>;
     /** SSH private key text (a secret). Required. */
     privateKey: pulumi.Input<string>;
     /** The Pi's SSH host key ("ssh-ed25519 AAAA..."); steps refuse a host that shows another. Required. */
     hostKey: pulumi.Input<string>;
     /** The firewall rules of this Pi's role. Required. */
     firewall: FirewallSpec;
-    /** Install unattended security upgrades. Default true. */
-    unattendedUpgrades?: boolean;
+    /** Install unattended security upgrades. Required (the config's default is true). */
+    unattendedUpgrades: boolean;
     /** Bumped to run every step on this Pi again, which repairs drift (see withReapply). Default 0. */
     reapply?: number;
     /** More users sshd lets in, as user@address (the backup target's user, from the database only). Default none. */
@@ -41,7 +41,7 @@ export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzi
 
 /** What the base step installs: the base packages, unattended-upgrades when on, then the roles' packages, each once. */
 export function basePackages(args: Pick<HostArgs, "unattendedUpgrades" | "packages">): string[] {
-    return [...new Set([...BASE_PACKAGES, ...((args.unattendedUpgrades ?? true) ? ["unattended-upgrades"] : []), ...(args.packages ?? [])])];
+    return [...new Set([...BASE_PACKAGES, ...(args.unattendedUpgrades ? ["unattended-upgrades"] : []), ...(args.packages ?? [])])];
 }
 /** SSH dials before the first step on a Pi gives up (a Pi that is still booting). */
 export const FIRST_CONTACT_DIAL_ATTEMPTS = 30;
@@ -60,8 +60,8 @@ export function hostConnection(
     return pulumi.secret(
         pulumi.output({
             host: args.address,
-            port: args.sshPort ?? 22,
-            user: args.user ?? "pi",
+            port: args.sshPort,
+            user: args.user,
             privateKey: args.privateKey,
             hostKey: args.hostKey,
             // Every step after first contact gives up after a few dials: a Pi that is down
@@ -82,7 +82,7 @@ export class Host extends pulumi.ComponentResource {
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:host:Host", name, {}, opts);
-        const user = args.user ?? "pi";
+        const user = args.user;
         this.address = pulumi.output(args.address);
         const connection = hostConnection(args);
 
@@ -111,7 +111,7 @@ export class Host extends pulumi.ComponentResource {
                         UPLOAD_DIR,
                         SSH_USER: u,
                         PACKAGES: basePackages(args),
-                        UNATTENDED: args.unattendedUpgrades ?? true,
+                        UNATTENDED: args.unattendedUpgrades,
                         AUTO_UPGRADES_TEXT: fileText(renderAutoUpgrades()),
                         UU_POLICY_TEXT: fileText(renderUnattendedPolicy()),
                         SSHD_DROP_IN,

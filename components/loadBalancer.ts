@@ -15,16 +15,16 @@ export const NGINX_PACKAGES = ["nginx", "curl"];
 
 /** HTTPS on the load balancer (README, "HTTPS"). */
 export interface LoadBalancerTls {
-    /** "generated": a cluster CA on the Pi issues the certificate; "supplied": certificate and privateKey. Default "generated". */
-    mode?: "generated" | "supplied";
+    /** "generated": a cluster CA on the Pi issues the certificate; "supplied": certificate and privateKey. */
+    mode: "generated" | "supplied";
     /** The certificate chain in PEM, server certificate first. Required with "supplied". */
     certificate?: string;
     /** Its private key (secret). Required with "supplied". */
     privateKey?: pulumi.Input<string>;
-    /** httpPort answers 301 to https. Default true. */
-    redirectHttp?: boolean;
-    /** Send Strict-Transport-Security. Default false. */
-    hsts?: boolean;
+    /** httpPort answers 301 to https. */
+    redirectHttp: boolean;
+    /** Send Strict-Transport-Security. */
+    hsts: boolean;
 }
 
 /** The Pi (address, SSH, firewall: 80/443 from anywhere) plus what its role needs. */
@@ -36,22 +36,22 @@ export interface LoadBalancerArgs extends HostArgs {
     backends: WebBackend[];
     /** The database, for cluster.json. Required. */
     database: pulumi.Input<Backend>;
-    /** The app's port on the web servers. Default 3000. */
-    appPort?: number;
-    /** nginx's port. Default 80. */
-    httpPort?: number;
+    /** The app's port on the web servers. */
+    appPort: number;
+    /** nginx's port. */
+    httpPort: number;
     /** Who may reach stub_status and the per-node routes. Required. */
     managementCidr: string;
     /** The dashboard build (a placeholder page is served until it is unpacked). Required. */
     dashboard: Artifact;
     /** Per-client-address limits on /api/ (rate, burst, requests in flight). Required. */
     apiRateLimit: pulumi.Input<ApiRateLimit>;
-    /** HTTPS: certificate source, redirect, HSTS. Default a generated certificate, redirect on, no HSTS. */
-    tls?: LoadBalancerTls;
-    /** Dashboard refresh period. Default 10. */
-    refreshSeconds?: number;
-    /** Dashboard per-request timeout. Default 4000. */
-    requestTimeoutMs?: number;
+    /** HTTPS: certificate source, redirect, HSTS. */
+    tls: LoadBalancerTls;
+    /** Dashboard refresh period. */
+    refreshSeconds: number;
+    /** Dashboard per-request timeout. */
+    requestTimeoutMs: number;
 }
 
 export class LoadBalancer extends pulumi.ComponentResource {
@@ -69,7 +69,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:lb:LoadBalancer", name, {}, withReapply(args.reapply, opts));
-        const httpPort = args.httpPort ?? 80;
+        const httpPort = args.httpPort;
         // The TLS step's openssl with nginx's packages, in the base step's one apt run.
         const host = new Host(name, { ...args, packages: [...NGINX_PACKAGES, "openssl", ...(args.packages ?? [])] }, { parent: this });
         const connection = hostConnection(args);
@@ -114,15 +114,15 @@ export class LoadBalancer extends pulumi.ComponentResource {
                     loadBalancer: { name, address },
                     webServers: web,
                     database,
-                    refreshSeconds: args.refreshSeconds ?? 10,
-                    requestTimeoutMs: args.requestTimeoutMs ?? 4000,
+                    refreshSeconds: args.refreshSeconds,
+                    requestTimeoutMs: args.requestTimeoutMs,
                 };
                 return renderScript("lb-nginx-conf", {
                     STEP: `${name}-nginx-conf`,
                     SITE_TEXT: fileText(
                         renderNginxSite({
                             backends: web,
-                            appPort: args.appPort ?? 3000,
+                            appPort: args.appPort,
                             httpPort,
                             managementCidr: args.managementCidr,
                             staticRoot: `${WWW_DIR}/current`,
@@ -132,8 +132,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
                             tls: {
                                 certificatePath: `${TLS_DIR}/server.crt`,
                                 keyPath: `${TLS_DIR}/server.key`,
-                                redirectHttp: args.tls?.redirectHttp ?? true,
-                                hsts: args.tls?.hsts ?? false,
+                                redirectHttp: args.tls.redirectHttp,
+                                hsts: args.tls.hsts,
                                 statusPath: TLS_STATUS_JSON,
                             },
                         }),
@@ -176,7 +176,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     private tlsStep(name: string, args: LoadBalancerArgs, connection: pulumi.Output<Connection>, after: pulumi.Resource[]) {
         const step = `${name}-tls`;
         const common = { STEP: step, TLS_DIR, STATUS_FILE: TLS_STATUS_JSON };
-        if ((args.tls?.mode ?? "generated") === "generated") {
+        if (args.tls.mode === "generated") {
             const script = pulumi.output(args.address).apply((address) =>
                 renderScript("lb-tls", {
                     ...common,
@@ -186,7 +186,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
             );
             return remoteStep(step, { connection, script }, { parent: this, dependsOn: after });
         }
-        const { certificate, privateKey } = args.tls!;
+        const { certificate, privateKey } = args.tls;
         if (certificate === undefined || privateKey === undefined) {
             throw new pulumi.ResourceError(`tls: mode "supplied" needs certificate and privateKey, got ${certificate === undefined ? "no certificate" : "no privateKey"}`, this);
         }

@@ -60,12 +60,12 @@ export interface WebServerArgs extends HostArgs {
     app: Artifact;
     /** The built PM2 tarball. Required. */
     pm2: Artifact;
-    /** The app's port. Default 3000. */
-    port?: number;
+    /** The app's port. */
+    port: number;
     /** Database address, from the Database component. Required. */
     dbHost: pulumi.Input<string>;
-    /** Database port. Default 3306. */
-    dbPort?: pulumi.Input<number>;
+    /** Database port. */
+    dbPort: pulumi.Input<number>;
     /** Database name. Required. */
     dbName: pulumi.Input<string>;
     /** Database user. Required. */
@@ -78,22 +78,22 @@ export interface WebServerArgs extends HostArgs {
     dbCaCertificate: pulumi.Input<string>;
     /** The DNS name in MariaDB's certificate. Required. */
     dbServerName: pulumi.Input<string>;
-    /** The database's read replicas the app reads from (their CAs are in dbCaCertificate). Default none. */
-    dbReplicas?: { name: string; address: string }[];
-    /** The lag past which the app stops reading from a replica. Default 5. */
-    dbReplicaMaxLagSeconds?: number;
+    /** The database's read replicas the app reads from (their CAs are in dbCaCertificate); may be none. */
+    dbReplicas: { name: string; address: string }[];
+    /** The lag past which the app stops reading from a replica. */
+    dbReplicaMaxLagSeconds: number;
     /** The app starts only after these (the DB user and schema). Required. */
     dbReady: pulumi.Resource[];
-    /** Pool size per web server. Default 10. */
-    poolSize?: number;
-    /** CORS origins the app allows. Default none (same origin only). */
-    corsOrigins?: string[];
+    /** Pool size per web server. */
+    poolSize: number;
+    /** CORS origins the app allows; none: same origin only. */
+    corsOrigins: string[];
     /** The load balancer this server drains from and joins. Required. */
     lb: LoadBalancerLink;
-    /** Keep the server installed but out of the load balancer, its steps untouched. Default false. */
-    cordon?: boolean;
-    /** Seconds a (re)started app has to become healthy before a rollback. Default 60. */
-    healthTimeoutSeconds?: number;
+    /** Keep the server installed but out of the load balancer, its steps untouched. */
+    cordon: boolean;
+    /** Seconds a (re)started app has to become healthy before a rollback. */
+    healthTimeoutSeconds: number;
     /** The previous web server's admit step: rollouts go one server at a time. Default none. */
     rollAfter?: pulumi.Resource;
 }
@@ -111,9 +111,9 @@ export class WebServer extends pulumi.ComponentResource {
     public readonly admitStep: pulumi.Resource;
 
     constructor(name: string, args: WebServerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("pi-cluster:web:WebServer", name, {}, withCordon(name, args.cordon ?? false, withReapply(args.reapply, opts)));
-        const port = args.port ?? 3000;
-        const healthTimeout = args.healthTimeoutSeconds ?? 60;
+        super("pi-cluster:web:WebServer", name, {}, withCordon(name, args.cordon, withReapply(args.reapply, opts)));
+        const port = args.port;
+        const healthTimeout = args.healthTimeoutSeconds;
         const host = new Host(name, { ...args, packages: [...NODE_PACKAGES, ...(args.packages ?? [])] }, { parent: this });
         const connection = hostConnection(args);
 
@@ -141,7 +141,7 @@ export class WebServer extends pulumi.ComponentResource {
             { parent: this, dependsOn: host.ready },
         );
         const env = pulumi
-            .all([args.dbHost, args.dbPort ?? 3306, args.dbName, args.dbUser, args.dbServerName])
+            .all([args.dbHost, args.dbPort, args.dbName, args.dbUser, args.dbServerName])
             .apply(([dbHost, dbPort, dbName, dbUser, dbServerName]) =>
                 renderAppEnv({
                     nodeName: name,
@@ -149,10 +149,10 @@ export class WebServer extends pulumi.ComponentResource {
                     dbPort,
                     dbName,
                     dbUser,
-                    dbPoolSize: args.poolSize ?? 10,
-                    corsOrigins: args.corsOrigins ?? [],
+                    dbPoolSize: args.poolSize,
+                    corsOrigins: args.corsOrigins,
                     dbTls: { caFile: DB_CA_FILE, serverName: dbServerName },
-                    dbReplicas: (args.dbReplicas ?? []).map((r) => ({ name: r.name, address: r.address, port: dbPort })),
+                    dbReplicas: args.dbReplicas.map((r) => ({ name: r.name, address: r.address, port: dbPort })),
                     dbReplicaMaxLagSeconds: args.dbReplicaMaxLagSeconds,
                 }),
         );
@@ -200,7 +200,7 @@ export class WebServer extends pulumi.ComponentResource {
                     NODE: name,
                     SERVER: `${address}:${port}`,
                     HTTP_PORT: args.lb.httpPort,
-                    CORDONED: args.cordon ?? false,
+                    CORDONED: args.cordon,
                     LEASE_SECONDS: drainLeaseSeconds(healthTimeout),
                     ROLLOUT: fingerprint,
                 }),

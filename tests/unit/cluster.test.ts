@@ -505,7 +505,7 @@ describe("PiCluster resource graph", function () {
     });
 
     it("makes the SSH connection a secret even when the key it is given is not", async () => {
-        const connection = mod.hostConnection({ address: "10.254.0.122", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA" });
+        const connection = mod.hostConnection({ address: "10.254.0.122", sshPort: 22, user: "pi", privateKey: FAKE_PRIVATE_KEY, hostKey: "ssh-ed25519 AAAA" });
         assert.strictEqual(await pulumi.isSecret(connection), true);
         assert.strictEqual((await promiseOf(connection)).privateKey, FAKE_PRIVATE_KEY);
     });
