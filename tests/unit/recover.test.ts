@@ -1,6 +1,6 @@
 // `pi-cluster recover` (cli/recover.ts): which Pis it acts on and the usage errors it gives
 // before anything runs, the key check, the reapply bump, and the database Pi's data step
-// (assets/scripts/recover-db-data.sh) run for real on this machine, with systemctl faked.
+// (assets/scripts/recover-db-data.sh) run for real on this machine, with systemctl and pgrep faked.
 // The whole command against the lab runs in the cluster suite (node replacement, drift
 // repair, full recovery).
 import * as assert from "assert";
