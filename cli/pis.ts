@@ -8,9 +8,10 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterConfig, parseConfig } from "../components/config";
+import { NAMESPACE } from "../components/config/messages";
 import { knownHostsLine, pinnedSshOptions } from "../scripts/verify/state";
 
-export const NAMESPACE = "pi-cluster";
+export { NAMESPACE };
 
 export interface Host {
     name: string;

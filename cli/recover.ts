@@ -23,6 +23,7 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { ClusterConfig } from "../components/config";
+import { piHostKeyProblem } from "../components/config/schema";
 import { BACKUP_STATE_DIR, DB_DATA_DIR, DB_DATA_OWNER, STATE_DIR } from "../components/constants";
 import { backupUnitName } from "../components/render/backup";
 import { renderScript } from "../components/render/shell";
@@ -56,15 +57,15 @@ export function configHosts(c: ClusterConfig): ConfigHost[] {
     ].map(({ name, address, sshPort, hostKey, path: at }) => ({ name, address, sshPort, hostKey, path: at }));
 }
 
-const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/;
-
 /** The arguments alone, before the stack is opened: a usage error (exit 2) names what is wrong. */
 export function checkRecoverArgs(o: RecoverOptions): void {
     if (o.all && o.names.length > 0) throw new CliError("give host names or --all, not both", EXIT.usage);
     if (!o.all && o.names.length === 0) throw new CliError("which host? usage: pi-cluster recover NAME... [--host-key KEY] | --all [--db-data FILE]", EXIT.usage);
     if (o.hostKey !== undefined) {
         if (o.names.length !== 1) throw new CliError("--host-key goes with exactly one host name", EXIT.usage);
-        if (!HOST_KEY.test(o.hostKey.trim())) throw new CliError(`--host-key: expected a public key such as 'ssh-ed25519 AAAA...' (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the Pi), got '${o.hostKey}'`, EXIT.usage);
+        const problem = piHostKeyProblem(o.hostKey);
+        if (problem === "format") throw new CliError(`--host-key: expected a public key such as 'ssh-ed25519 AAAA...' (/etc/ssh/ssh_host_ed25519_key.pub on the Pi), got '${o.hostKey}'`, EXIT.usage);
+        if (problem === "type") throw new CliError(`--host-key: expected the Pi's ed25519 or ECDSA host key, as its sshd offers no other (/etc/ssh/ssh_host_ed25519_key.pub on the Pi), got a ${o.hostKey.trim().split(" ")[0]} key`, EXIT.usage);
     }
     if (o.dbData !== undefined && !fs.statSync(o.dbData, { throwIfNoEntry: false })?.isFile()) throw new CliError(`--db-data: no such file: ${o.dbData}`, EXIT.usage);
 }

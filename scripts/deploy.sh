@@ -48,7 +48,7 @@ main() {
     ((yes)) && args+=(--yes --skip-preview)
     pulumi "${args[@]}"
     pulumi stack output --stack "$stack"
-    info "dashboard: $(pulumi stack output dashboardUrl --stack "$stack")"
+    info "dashboard: $(pulumi stack output httpsDashboardUrl --stack "$stack")"
 }
 
 main "$@"

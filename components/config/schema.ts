@@ -10,6 +10,15 @@ import { byteSize } from "./sizes";
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/;
 
+/**
+ * What is wrong with a Pi's host key given as "TYPE BASE64" (undefined when nothing is): not a
+ * public key at all, or a type the Pis' sshd does not offer. The CLI's --host-key uses it too.
+ */
+export function piHostKeyProblem(key: string): "format" | "type" | undefined {
+    if (!HOST_KEY.test(key.trim())) return "format";
+    return SSH_HOST_KEY_TYPES.includes(key.trim().split(" ")[0]) ? undefined : "type";
+}
+
 const ipv4 = z.string().refine((s) => ipv4ToNumber(s) !== undefined, {
     message: "expected an IPv4 address such as 192.168.254.122",
 });
@@ -72,7 +81,7 @@ function requireHostKey<T extends z.ZodType<{ address: string; sshPort: number; 
                 path: ["hostKey"],
                 message: `expected the Pi's SSH host key, so the stack talks to this Pi and no other; get it from a network you trust with ${keyscan}`,
             });
-        } else if (!SSH_HOST_KEY_TYPES.includes(h.hostKey.split(" ")[0])) {
+        } else if (piHostKeyProblem(h.hostKey) === "type") {
             // pulumi-command asks the Pi for exactly the pinned key's type, and the Pis' sshd
             // offers no RSA host key (components/render/sshd.ts).
             ctx.addIssue({

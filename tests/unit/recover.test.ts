@@ -47,6 +47,8 @@ describe("pi-cluster recover", () => {
             [{ names: ["pi-web1"], all: true }, /host names or --all, not both/],
             [{ names: ["pi-web1", "pi-web2"], hostKey: HOST_KEY }, /--host-key goes with exactly one host name/],
             [{ names: ["pi-web1"], hostKey: "AAAA" }, /--host-key: expected a public key such as 'ssh-ed25519 AAAA\.\.\.' .*got 'AAAA'/],
+            // Well formed, but the Pis' sshd offers no RSA host key: pinned, the up would fail.
+            [{ names: ["pi-web1"], hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ" }, /--host-key: expected the Pi's ed25519 or ECDSA host key.*got a ssh-rsa key/],
             [{ all: true, dbData: "/no/such/data.tgz" }, /--db-data: no such file: \/no\/such\/data\.tgz/],
         ];
         for (const [o, re] of cases) {
