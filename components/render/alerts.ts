@@ -1,0 +1,143 @@
+// Prometheus's alerting rules for the Pis. Pure: options in, rule file text out.
+// Rendered as JSON, which is YAML, so Prometheus reads it as a rule_files entry without a YAML
+// dependency here. Only syntax both Debian bookworm's Prometheus 2.42 (promtool in the unit
+// tests) and trixie's 2.53 (on the Pis) accept: no keep_firing_for, no quoted UTF-8 names.
+
+/** An alert waits at least this many scrape intervals: one lost scrape must not page anyone. */
+export const MIN_FOR_SCRAPES = 4;
+/** A filesystem with less free space than this share of its size is nearly full. */
+export const DISK_FREE_RATIO = 0.1;
+/** How much history predict_linear fits, and how far ahead it looks for a full disk. */
+export const DISK_TREND_WINDOW = "6h";
+export const DISK_FULL_HORIZON_SECONDS = 24 * 3600;
+/** Between 80 and 85 °C the firmware throttles the ARM cores (Raspberry Pi docs, "Frequency management and thermal control"). */
+export const TEMPERATURE_CELSIUS = 80;
+/** Less available memory than this share of the total and the kernel is reclaiming hard. */
+export const MEMORY_AVAILABLE_RATIO = 0.1;
+/**
+ * Filesystems that hold no data of the Pi's own: memory, images and kernel views. The root
+ * is kept whatever its type (the lab's is an overlay). node-exporter already drops most of
+ * the kernel's (its --collector.filesystem.fs-types-exclude), but not tmpfs.
+ */
+export const VIRTUAL_FSTYPES = ["tmpfs", "ramfs", "devtmpfs", "overlay", "squashfs", "erofs", "iso9660", "autofs", "nsfs"];
+
+export interface AlertRuleOptions {
+    /** Prometheus's scrape interval in seconds (the rules' `for:` durations are never shorter than 4 of them). */
+    scrapeIntervalSeconds: number;
+}
+
+type Severity = "critical" | "warning";
+
+interface AlertRule {
+    alert: string;
+    expr: string;
+    /** How long the expression must hold before the alert fires, before the scrape-interval floor. */
+    forSeconds: number;
+    severity: Severity;
+    summary: string;
+    /** What happened and what the operator should do; Prometheus templating. */
+    description: string;
+}
+
+const NODE = 'job="node"';
+
+/**
+ * `metric(selector)` on the filesystems worth watching: the root, whatever its type, or any
+ * non-virtual one. `or` keeps one series per filesystem when the root matches both.
+ */
+function onRealFilesystems(metric: (selector: string) => string): string {
+    const root = `${NODE}, mountpoint="/"`;
+    const real = `${NODE}, fstype!~"${VIRTUAL_FSTYPES.join("|")}"`;
+    return `(${metric(root)} or ${metric(real)})`;
+}
+
+const RULES: readonly AlertRule[] = [
+    {
+        alert: "PiDown",
+        expr: `up{${NODE}} == 0`,
+        forSeconds: 2 * 60,
+        severity: "critical",
+        summary: "{{ $labels.instance }} is down",
+        description:
+            "Prometheus cannot scrape node-exporter on {{ $labels.instance }}. Check that the Pi has power and network (ping it, then ssh in); if it answers, run `systemctl status prometheus-node-exporter` on it.",
+    },
+    {
+        alert: "DiskFreeLow",
+        expr: `${onRealFilesystems((s) => `node_filesystem_avail_bytes{${s}} / node_filesystem_size_bytes{${s}}`)} < ${DISK_FREE_RATIO}`,
+        forSeconds: 5 * 60,
+        severity: "warning",
+        summary: "{{ $labels.mountpoint }} on {{ $labels.instance }} is nearly full",
+        description:
+            "{{ $labels.mountpoint }} on {{ $labels.instance }} has {{ $value | humanizePercentage }} of its space free. Find what grew (`du -xh --max-depth=2 {{ $labels.mountpoint }} | sort -h | tail`: logs, backups, binlogs) and prune it, or move it off the SD card.",
+    },
+    {
+        alert: "DiskFullIn24h",
+        expr: `${onRealFilesystems((s) => `predict_linear(node_filesystem_avail_bytes{${s}}[${DISK_TREND_WINDOW}], ${DISK_FULL_HORIZON_SECONDS})`)} < 0`,
+        forSeconds: 30 * 60,
+        severity: "warning",
+        summary: "{{ $labels.mountpoint }} on {{ $labels.instance }} fills within 24h",
+        description: `At the rate of the last ${DISK_TREND_WINDOW}, {{ $labels.mountpoint }} on {{ $labels.instance }} runs out of space within 24h. Find what is growing (\`du -xh --max-depth=2 {{ $labels.mountpoint }} | sort -h | tail\`: logs, backups, binlogs) and stop or prune it before it is full.`,
+    },
+    {
+        alert: "FilesystemReadOnly",
+        expr: `${onRealFilesystems((s) => `node_filesystem_readonly{${s}}`)} == 1`,
+        forSeconds: 60,
+        severity: "critical",
+        summary: "{{ $labels.mountpoint }} on {{ $labels.instance }} is read-only",
+        description:
+            "{{ $labels.mountpoint }} ({{ $labels.device }}) on {{ $labels.instance }} is mounted read-only, as the kernel does to an SD card after I/O errors: every write to it (logs, the database) now fails. Check `dmesg` for mmc errors, copy off what the Pi holds, and replace the card.",
+    },
+    {
+        alert: "TemperatureHigh",
+        // One alert per Pi, for its hottest sensor, whichever of the two collectors reports it.
+        expr: `max by (job, instance) (node_hwmon_temp_celsius{${NODE}}) > ${TEMPERATURE_CELSIUS} or max by (job, instance) (node_thermal_zone_temp{${NODE}}) > ${TEMPERATURE_CELSIUS}`,
+        forSeconds: 5 * 60,
+        severity: "warning",
+        summary: "{{ $labels.instance }} is running hot",
+        description: `{{ $labels.instance }} is at {{ $value | humanize }} °C; above ${TEMPERATURE_CELSIUS} °C the firmware throttles the CPU. Check its heatsink or fan and the airflow around it, and \`vcgencmd get_throttled\` on it.`,
+    },
+    {
+        alert: "MemoryPressure",
+        expr: `node_memory_MemAvailable_bytes{${NODE}} / node_memory_MemTotal_bytes{${NODE}} < ${MEMORY_AVAILABLE_RATIO}`,
+        forSeconds: 10 * 60,
+        severity: "warning",
+        summary: "{{ $labels.instance }} is short of memory",
+        description:
+            "{{ $labels.instance }} has {{ $value | humanizePercentage }} of its memory available. Find the biggest processes (`ps aux --sort=-rss | head`) and restart the one that leaks, or give the role less to hold (the app's workers, MariaDB's buffer pool).",
+    },
+    {
+        alert: "ClockNotSynchronised",
+        expr: `node_timex_sync_status{${NODE}} == 0`,
+        forSeconds: 10 * 60,
+        severity: "warning",
+        summary: "{{ $labels.instance }}'s clock is not synchronised",
+        description:
+            "The kernel on {{ $labels.instance }} says its clock is not synchronised. A Pi has no real-time clock, and backups are named by the clock. Check `timedatectl status` and `systemctl status systemd-timesyncd` on it, and that it reaches its NTP server (UDP 123).",
+    },
+];
+
+/** Every alert's name, in file order. */
+export const ALERT_NAMES: readonly string[] = RULES.map((r) => r.alert);
+
+/** Seconds as a Prometheus duration: "2m", "1h", "68s". */
+export function promDuration(seconds: number): string {
+    if (!Number.isInteger(seconds) || seconds <= 0) throw new Error(`promDuration: ${seconds} is not a positive whole number of seconds`);
+    if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+    if (seconds % 60 === 0) return `${seconds / 60}m`;
+    return `${seconds}s`;
+}
+
+/** The alerting rules file (Prometheus rule_files format), as text. Pure. */
+export function renderAlertRules(o: AlertRuleOptions): string {
+    const s = o.scrapeIntervalSeconds;
+    if (!Number.isFinite(s) || s <= 0) throw new Error(`alerts: scrapeIntervalSeconds is ${s}; expected a positive number of seconds`);
+    const floor = Math.ceil(MIN_FOR_SCRAPES * s);
+    const rules = RULES.map((r) => ({
+        alert: r.alert,
+        expr: r.expr,
+        for: promDuration(Math.max(r.forSeconds, floor)),
+        labels: { severity: r.severity },
+        annotations: { summary: r.summary, description: r.description },
+    }));
+    return JSON.stringify({ groups: [{ name: "pi-cluster-nodes", rules }] }, null, 2) + "\n";
+}
