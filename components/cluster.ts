@@ -9,11 +9,12 @@ import { apiRateLimitOf, ClusterConfig } from "./config";
 import { Database, databasePackages } from "./database";
 import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
+import { Monitoring } from "./monitoring";
 import { STREAM_PACKAGES } from "./render/binlogStream";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
 import { WebServer } from "./webServer";
-import { SEED_USER } from "./constants";
+import { PROMETHEUS_PACKAGE, SEED_USER } from "./constants";
 
 /** Bumped when an output below changes shape; StackReference consumers check it. */
 export const OUTPUTS_CONTRACT_VERSION = 1;
@@ -67,6 +68,7 @@ export function topologyOf(c: ClusterConfig): Topology {
         httpPort: c.httpPort,
         backupTarget: target && { address: target.address, sshPort: target.port },
         streamTarget: target && c.backup?.stream ? target.address : undefined,
+        monitoring: c.monitoring.enabled ? { address: c.loadBalancer.address } : undefined,
     };
 }
 
@@ -106,6 +108,7 @@ export class PiCluster extends pulumi.ComponentResource {
         // The database's seeding account, from each replica's address only.
         const seedUsers = c.dbReplicas.map((r) => `${SEED_USER}@${r.address}`);
         const topology = topologyOf(c);
+        const monitoring = c.monitoring.enabled;
         // The stream's client on the backup target, when it is a Pi of the cluster: in its base step's apt run.
         const streamPackages = (address: string) => (target && c.backup?.stream && target.address === address ? STREAM_PACKAGES : []);
 
@@ -130,7 +133,9 @@ export class PiCluster extends pulumi.ComponentResource {
             ...ssh,
             firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
             sshExtraUsers: sshExtraUsers(c.loadBalancer.address),
-            packages: streamPackages(c.loadBalancer.address),
+            // Prometheus in the load balancer's one apt run, when it is the monitoring host.
+            packages: [...streamPackages(c.loadBalancer.address), ...(monitoring ? [PROMETHEUS_PACKAGE] : [])],
+            nodeExporter: monitoring,
         };
         // The web servers' drain and admit steps run on the load balancer, over this.
         const lbConnection = hostConnection(lbHost);
@@ -194,6 +199,7 @@ export class PiCluster extends pulumi.ComponentResource {
             purgeDataOnDestroy: c.purgeDataOnDestroy,
             unattendedUpgrades: c.unattendedUpgrades,
             packages: databasePackages(!!(c.backup && target)),
+            nodeExporter: monitoring,
             reapply: c.reapply[h.name],
         });
         const db = new Database(
@@ -298,6 +304,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         // through the load balancer before the next one drains.
                         rollAfter: webs.length > 0 ? webs[webs.length - 1].admitStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
+                        nodeExporter: monitoring,
                         reapply: c.reapply[w.name],
                     },
                     hostOpts(w.name),
@@ -347,6 +354,22 @@ export class PiCluster extends pulumi.ComponentResource {
                 target,
                 database: { address: c.database.address, port: c.database.sshPort, hostKey: c.database.hostKey },
             });
+        }
+
+        if (monitoring) {
+            new Monitoring(
+                `${name}-monitoring`,
+                {
+                    connection: lbConnection,
+                    pis: nodes,
+                    scrapeIntervalSeconds: c.monitoring.scrapeIntervalSeconds,
+                    retentionDays: c.monitoring.retentionDays,
+                    retentionSizeMb: c.monitoring.retentionSizeMb,
+                    // Once the load balancer's base step has installed the package (in its one apt run).
+                    after: [lb.nginxConf],
+                },
+                { parent: this },
+            );
         }
 
         this.contractVersion = pulumi.output(OUTPUTS_CONTRACT_VERSION);

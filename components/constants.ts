@@ -124,3 +124,23 @@ export const VERIFY_UNIT = "pi-cluster-backup-verify";
  * beat it in turn: the base step checks the outcome with `sshd -T`.
  */
 export const SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-pi-cluster.conf";
+
+// --- Monitoring (Debian's prometheus packages; their own paths, set by Debian)
+/** prometheus-node-exporter on every Pi, reachable from the Prometheus host only. */
+export const NODE_EXPORTER_PACKAGE = "prometheus-node-exporter";
+export const NODE_EXPORTER_SERVICE = "prometheus-node-exporter.service";
+export const NODE_EXPORTER_PORT = 9100;
+/** Its settings (ARGS), read by Debian's unit. */
+export const NODE_EXPORTER_DEFAULTS = "/etc/default/prometheus-node-exporter";
+/** Its textfile collector's directory: *.prom files there are exported as they are. */
+export const NODE_EXPORTER_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+/** Prometheus on the monitoring host, listening on loopback only. */
+export const PROMETHEUS_PACKAGE = "prometheus";
+export const PROMETHEUS_SERVICE = "prometheus.service";
+export const PROMETHEUS_PORT = 9090;
+export const PROMETHEUS_DEFAULTS = "/etc/default/prometheus";
+export const PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml";
+/** The stack's alerting rules, named in PROMETHEUS_CONFIG. */
+export const PROMETHEUS_RULES = "/etc/prometheus/pi-cluster-alerts.yml";
+/** Where Prometheus keeps its time series (its --storage.tsdb.path). */
+export const PROMETHEUS_DATA_DIR = "/var/lib/prometheus/metrics2";

@@ -6,9 +6,22 @@ import * as pulumi from "@pulumi/pulumi";
 import { FirewallSpec, renderFirewall, renderFirewallUnit } from "./render/firewall";
 import { fileText, renderScript } from "./render/shell";
 import { renderSshdDropIn, SSHD_KEX_ALLOWED, sshdExpected } from "./render/sshd";
+import { renderNodeExporterDefaults } from "./render/monitoring";
 import { renderAutoUpgrades, renderUnattendedPolicy } from "./render/upgrades";
 import { Connection, remoteStep } from "./remote";
-import { CONFIG_DIR, FIREWALL_RULESET, FIREWALL_SERVICE, SSHD_DROP_IN, STATE_DIR, UPLOAD_DIR } from "./constants";
+import {
+    CONFIG_DIR,
+    FIREWALL_RULESET,
+    FIREWALL_SERVICE,
+    NODE_EXPORTER_DEFAULTS,
+    NODE_EXPORTER_PACKAGE,
+    NODE_EXPORTER_PORT,
+    NODE_EXPORTER_SERVICE,
+    NODE_EXPORTER_TEXTFILE_DIR,
+    SSHD_DROP_IN,
+    STATE_DIR,
+    UPLOAD_DIR,
+} from "./constants";
 
 export interface HostArgs {
     /** The Pi's address. Required. */
@@ -35,13 +48,22 @@ export interface HostArgs {
      * them again only if missing (a no-op on a converged Pi). Default none.
      */
     packages?: string[];
+    /** Serve this Pi's metrics to Prometheus (monitoring on): prometheus-node-exporter on the Pi's address. Default false. */
+    nodeExporter?: boolean;
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "nftables", "sudo", "tar", "gzip"];
 
 /** What the base step installs: the base packages, unattended-upgrades when on, then the roles' packages, each once. */
-export function basePackages(args: Pick<HostArgs, "unattendedUpgrades" | "packages">): string[] {
-    return [...new Set([...BASE_PACKAGES, ...(args.unattendedUpgrades ? ["unattended-upgrades"] : []), ...(args.packages ?? [])])];
+export function basePackages(args: Pick<HostArgs, "unattendedUpgrades" | "packages" | "nodeExporter">): string[] {
+    return [
+        ...new Set([
+            ...BASE_PACKAGES,
+            ...(args.unattendedUpgrades ? ["unattended-upgrades"] : []),
+            ...(args.nodeExporter ? [NODE_EXPORTER_PACKAGE] : []),
+            ...(args.packages ?? []),
+        ]),
+    ];
 }
 /** SSH dials before the first step on a Pi gives up (a Pi that is still booting). */
 export const FIRST_CONTACT_DIAL_ATTEMPTS = 30;
@@ -138,6 +160,28 @@ export class Host extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [base] },
         );
+
+        if (args.nodeExporter) {
+            // Independent of the role's steps, which do not wait for it.
+            remoteStep(
+                `${name}-node-exporter`,
+                {
+                    connection,
+                    script: pulumi.output(args.address).apply((address) =>
+                        renderScript("host-node-exporter", {
+                            STEP: `${name}-node-exporter`,
+                            PACKAGE: NODE_EXPORTER_PACKAGE,
+                            SERVICE: NODE_EXPORTER_SERVICE,
+                            DEFAULTS: NODE_EXPORTER_DEFAULTS,
+                            DEFAULTS_TEXT: fileText(renderNodeExporterDefaults(address)),
+                            TEXTFILE_DIR: NODE_EXPORTER_TEXTFILE_DIR,
+                            LISTEN: `${address}:${NODE_EXPORTER_PORT}`,
+                        }),
+                    ),
+                },
+                { parent: this, dependsOn: [firewall] },
+            );
+        }
 
         this.ready = [base, firewall];
         this.registerOutputs({ address: this.address, architecture: this.architecture });

@@ -10,3 +10,4 @@ export * from "./previous";
 export * from "./renames";
 export * from "./backupTarget";
 export * from "./binlogStream";
+export * from "./monitoring";

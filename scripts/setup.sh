@@ -17,9 +17,10 @@ readonly REPO
 # for scripts/bench.sh, sshd -t / -T for the Pis' sshd drop-in, for the TLS checks
 # (tests/e2e/tlsChecks.ts) testssl.sh, tcpdump on the lab's bridge, curl and openssl, and
 # mariadb-backup and zstd for the backup tests (tests/backup/local.sh). age encrypts and
-# restores backups (scripts/restore.sh) and makes the lab's throwaway backup key.
+# restores backups (scripts/restore.sh) and makes the lab's throwaway backup key. promtool
+# (Debian's prometheus package) checks the monitoring config and alerting rules.
 readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux age)
-readonly TEST_PACKAGES=(mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl)
+readonly TEST_PACKAGES=(mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl prometheus)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {
@@ -67,8 +68,16 @@ quiet_new_sshd() {
     info "stopped and disabled the ssh service that installing openssh-server started"
 }
 
+# The tests need promtool, not a server: a Prometheus that setup installed is stopped and
+# disabled again, as sshd is.
+quiet_new_prometheus() {
+    [[ -d /run/systemd/system ]] || return 0
+    systemctl disable --now --quiet prometheus.service 2>/dev/null || true
+    info "stopped and disabled the prometheus service that installing it started"
+}
+
 main() {
-    local deploy_only=0 toolchain=1 had_sshd=0 arg
+    local deploy_only=0 toolchain=1 had_sshd=0 had_prometheus=0 arg
     for arg in "$@"; do
         case "$arg" in
             --deploy-only) deploy_only=1 ;;
@@ -81,8 +90,10 @@ main() {
         install_packages "${DEPLOY_PACKAGES[@]}"
         if ((!deploy_only)); then
             is_installed openssh-server && had_sshd=1
+            is_installed prometheus && had_prometheus=1
             install_packages "${TEST_PACKAGES[@]}"
             ((had_sshd)) || quiet_new_sshd
+            ((had_prometheus)) || quiet_new_prometheus
         fi
     fi
     npm_ci "$REPO"

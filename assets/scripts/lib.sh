@@ -123,6 +123,15 @@ apt_purge() {
     DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 remove "${present[@]}" >/dev/null
 }
 
+# purge_service_package UNIT PACKAGE : stops and disables UNIT, then purges PACKAGE with its
+# configuration files and what it alone pulled in, so nothing of it is left.
+purge_service_package() {
+    systemctl disable --now --quiet "$1" 2>/dev/null || true
+    is_installed "$2" || return 0
+    DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 purge --autoremove "$2" >/dev/null
+    info "purged $2"
+}
+
 # unpack_release TARBALL DIR : unpacks TARBALL into DIR/releases/<sha> once, points
 # DIR/current at it atomically and keeps it and the release it replaced.
 # Returns 0 when current moved and 1 when it already pointed there.

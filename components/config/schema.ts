@@ -218,6 +218,22 @@ const backup = z.strictObject(
     { message: "expected an object with agePublicKey" },
 );
 
+/**
+ * Monitoring: Prometheus on the load balancer, a node exporter on every Pi, the stack's
+ * alerting rules. Off by default for now; `enabled: false` after it was on removes it all.
+ */
+const MONITORING_DEFAULTS = { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, retentionSizeMb: 1024 };
+const monitoring = z.strictObject(
+    {
+        enabled: z.boolean({ message: "expected true (Prometheus on the load balancer, a node exporter on every Pi) or false" }).default(MONITORING_DEFAULTS.enabled),
+        scrapeIntervalSeconds: count("seconds between scrapes", 15, 5, 300).default(MONITORING_DEFAULTS.scrapeIntervalSeconds),
+        retentionDays: count("days of metrics to keep", 15, 1, 3650).default(MONITORING_DEFAULTS.retentionDays),
+        // Past it the oldest samples go, whatever their age: the load balancer's SD card must not fill.
+        retentionSizeMb: count("MB of metrics to keep at most", 1024, 64, 1048576).default(MONITORING_DEFAULTS.retentionSizeMb),
+    },
+    { message: "expected an object {enabled?, scrapeIntervalSeconds?, retentionDays?, retentionSizeMb?}" },
+);
+
 /** Every key with its own check and default; crossFieldProblems checks them together (`schema`). */
 export const fields = z
     .strictObject({
@@ -277,6 +293,7 @@ export const fields = z
         // data). Without it a replica step never replaces a data directory with the app's data.
         reseed: generations("bump it to seed this replica again over its data (scripts/restore.sh does)", "replica name", "pi-db-read1"),
         backup: backup.optional(),
+        monitoring: monitoring.default(MONITORING_DEFAULTS),
     });
 
 export type Fields = z.infer<typeof fields>;
@@ -290,6 +307,7 @@ const NESTED_FIELDS: Record<string, string[]> = {
     backup: Object.keys(backup.shape),
     "backup.target": Object.keys(backupTarget.shape),
     "backup.staleAfterSeconds": ["full", "incremental", "binlog"],
+    monitoring: Object.keys(monitoring.shape),
     database: Object.keys(databaseObject.shape),
 };
 

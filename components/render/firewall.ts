@@ -1,6 +1,6 @@
 // The seed's security groups as nftables rules. Pure: topology in, ruleset text out.
 import { SANDBOX } from "./systemd";
-import { FIREWALL_INCLUDE_DIR, FIREWALL_RULESET } from "../constants";
+import { FIREWALL_INCLUDE_DIR, FIREWALL_RULESET, NODE_EXPORTER_PORT } from "../constants";
 
 export type Role = "lb" | "web" | "db" | "replica";
 
@@ -56,6 +56,8 @@ export interface Topology {
     backupTarget?: { address: string; sshPort: number };
     /** The backup target's address when it streams the binlog (backup.stream): it reaches the database's MariaDB. */
     streamTarget?: string;
+    /** The Prometheus host when monitoring is on: it scrapes every Pi's node exporter. */
+    monitoring?: { address: string };
 }
 
 /**
@@ -65,6 +67,26 @@ export interface Topology {
  * step, the LB's drain and admit included, runs from the machine that runs pulumi.
  */
 export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpec {
+    const spec = roleRules(role, t, sshPort);
+    if (!t.monitoring) return spec;
+    // Every Pi's metrics go to the Prometheus host and nowhere else; it reaches every Pi.
+    const all = [t.lbAddress, ...t.webAddresses, t.dbAddress, ...(t.replicaAddresses ?? [])];
+    return {
+        ...spec,
+        inbound: [...spec.inbound, { port: NODE_EXPORTER_PORT, from: [t.monitoring.address], comment: "node metrics to prometheus only" }],
+        outbound:
+            t.monitoring.address === addressOf(role, t)
+                ? [...spec.outbound, { port: NODE_EXPORTER_PORT, to: all.filter((a) => a !== t.monitoring!.address), comment: "prometheus scrapes every pi" }]
+                : spec.outbound,
+    };
+}
+
+/** A role's own address, when the role has one Pi (the LB and the database). */
+function addressOf(role: Role, t: Topology): string | undefined {
+    return role === "lb" ? t.lbAddress : role === "db" ? t.dbAddress : undefined;
+}
+
+function roleRules(role: Role, t: Topology, sshPort: number): FirewallSpec {
     if (t.adminCidrs.length === 0) throw new Error("roleFirewall: adminCidrs must not be empty, or SSH would be closed to everyone");
     const base = { role, adminCidrs: t.adminCidrs, sshPort };
     const replicas = [...(t.replicaAddresses ?? [])].sort();

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as access from "./accessChecks";
 import * as checks from "./checks";
+import * as monitoring from "./monitoringChecks";
 import * as tls from "./tlsChecks";
 import { record } from "./checks";
 import { backupDrill } from "./backupDrill";
@@ -324,6 +325,49 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             assert.deepStrictEqual(diff.filter((l) => !clusterJsons.test(l)), []);
             assert.strictEqual(diff.length, 4, diff.join("\n"));
         }
+    });
+
+    it("turns monitoring on: Prometheus scrapes every Pi by name, 9100 open to it only, a stopped exporter is PiDown; off leaves nothing", async () => {
+        const before = clusterState(HOSTS);
+        const packages = Object.fromEntries(HOSTS.map((h) => [h, monitoring.packagesOf(h)]));
+        // A short interval: a stopped exporter shows within seconds.
+        pulumi(["config", "set", "--path", "pi-cluster:monitoring.enabled", "true"]);
+        pulumi(["config", "set", "--path", "pi-cluster:monitoring.scrapeIntervalSeconds", "5"]);
+        const on = up("monitoring-on");
+        assert.deepStrictEqual(on.changes, {
+            create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus"]),
+            update: sorted(HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`])),
+        });
+        record("monitoringOnSeconds", on.seconds);
+        await monitoring.everyTargetUp(HOSTS);
+        monitoring.nodeExporterReachableFromPrometheusOnly();
+        assert.deepStrictEqual(monitoring.alertsNamed("PiDown"), []);
+        assert.deepStrictEqual(up("monitoring-noop").changes, {});
+
+        // An exporter that stops is a Pi Prometheus cannot see: PiDown, pending for its `for`.
+        onHost("pi-web2", "sudo systemctl stop prometheus-node-exporter");
+        try {
+            await monitoring.until("PiDown for pi-web2", 30_000, () => {
+                const alerts = monitoring.alertsNamed("PiDown");
+                return { value: alerts.length > 0 ? alerts : undefined, seen: JSON.stringify(alerts) };
+            }).then((alerts) => assert.deepStrictEqual(alerts, ["pi-web2 pending"]));
+        } finally {
+            onHost("pi-web2", "sudo systemctl start prometheus-node-exporter");
+        }
+
+        removeConfig("monitoring");
+        const off = up("monitoring-off");
+        assert.deepStrictEqual(off.changes, {
+            delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus"]),
+            update: sorted(HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`])),
+        });
+        record("monitoringOffSeconds", off.seconds);
+        for (const h of HOSTS) {
+            assert.deepStrictEqual(monitoring.monitoringLeftovers(h), [], h);
+            // Every package monitoring pulled in went with it, and nothing else did.
+            assert.deepStrictEqual(monitoring.packagesOf(h), packages[h], h);
+        }
+        assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
     });
 
     it("rolls an app release out one web server at a time, drained and admitted, with 0 failed requests, and back", async () => {

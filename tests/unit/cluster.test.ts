@@ -597,6 +597,66 @@ describe("PiCluster resource graph", function () {
         ]);
     });
 
+    describe("monitoring", () => {
+        const withMonitoring = (monitoring: object = { enabled: true }) => ({ ...rawConfig(2), monitoring });
+        let plain: Map<string, Recorded>;
+        let on: Map<string, Recorded>;
+        before(async () => {
+            plain = (await build(2)).res;
+            on = (await build(2, withMonitoring({ enabled: true, scrapeIntervalSeconds: 30, retentionDays: 7, retentionSizeMb: 512 }))).res;
+        });
+        const pis = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
+
+        it("makes no monitoring step, package or port without monitoring on (the default for now)", () => {
+            const names = commands(plain).map((r) => r.name);
+            assert.deepStrictEqual(names.filter((n) => /node-exporter|prometheus/.test(n)), []);
+            for (const h of pis) {
+                assert.doesNotMatch(byName(plain, `${h}-base`).inputs.stdin, /prometheus/);
+                assert.doesNotMatch(decodeVar(byName(plain, `${h}-firewall`).inputs.stdin, "RULESET_TEXT"), /9100/);
+            }
+        });
+
+        it("runs a node exporter on every Pi, on its own address, installed in its base step's one apt run", () => {
+            for (const [i, h] of pis.entries()) {
+                const step = byName(on, `${h}-node-exporter`);
+                const address = ["10.254.0.121", "10.254.0.122", "10.254.0.123", "10.254.0.124"][i];
+                assert.match(decodeVar(step.inputs.stdin, "DEFAULTS_TEXT"), new RegExp(`--web\\.listen-address=${address.replace(/\./g, "\\.")}:9100 `));
+                assert.match(byName(on, `${h}-base`).inputs.stdin, /^PACKAGES=\(.*'prometheus-node-exporter'.*\)$/m);
+                // After the firewall has opened its port to Prometheus, and nothing waits for it.
+                assert.deepStrictEqual(step.dependsOn, [`${h}-firewall`], h);
+            }
+            assert.match(byName(on, "pi-lb-base").inputs.stdin, /^PACKAGES=\(.*'prometheus'.*\)$/m);
+            assert.doesNotMatch(byName(on, "pi-db-base").inputs.stdin, /'prometheus'/);
+        });
+
+        it("opens 9100 on every Pi to the load balancer only, and lets the load balancer reach them", () => {
+            for (const h of pis) {
+                const ruleset = decodeVar(byName(on, `${h}-firewall`).inputs.stdin, "RULESET_TEXT");
+                assert.ok(inputAccepts(ruleset).includes("ip saddr 10.254.0.121 tcp dport 9100"), h);
+                assert.strictEqual(inputAccepts(ruleset).filter((r) => r.endsWith("dport 9100")).length, 1, h);
+            }
+            assert.match(
+                decodeVar(byName(on, "pi-lb-firewall").inputs.stdin, "RULESET_TEXT"),
+                /ip daddr \{ 10\.254\.0\.122, 10\.254\.0\.123, 10\.254\.0\.124 \} tcp dport 9100 accept/,
+            );
+        });
+
+        it("runs Prometheus on the load balancer with the config's interval and retention, scraping every Pi by name", () => {
+            const step = byName(on, "pi-cluster-monitoring-prometheus");
+            const config = JSON.parse(decodeVar(step.inputs.stdin, "CONFIG_TEXT"));
+            assert.strictEqual(config.global.scrape_interval, "30s");
+            const node = config.scrape_configs.find((j: { job_name: string }) => j.job_name === "node");
+            assert.deepStrictEqual(
+                node.static_configs.map((t: { targets: string[]; labels: { instance: string } }) => [t.labels.instance, t.targets[0]]),
+                [["pi-lb", "10.254.0.121:9100"], ["pi-web1", "10.254.0.122:9100"], ["pi-web2", "10.254.0.123:9100"], ["pi-db", "10.254.0.124:9100"]],
+            );
+            assert.match(decodeVar(step.inputs.stdin, "DEFAULTS_TEXT"), /--web\.listen-address=127\.0\.0\.1:9090 .*--storage\.tsdb\.retention\.time=7d --storage\.tsdb\.retention\.size=512MB"/);
+            assert.match(decodeVar(step.inputs.stdin, "RULES_TEXT"), /"alert": "PiDown"/);
+            // The connection is the load balancer's.
+            assert.strictEqual(step.inputs.connection.host, "10.254.0.121");
+        });
+    });
+
     describe("backups", () => {
         const withBackup = (backup: object = { agePublicKey: AGE_PUBLIC_KEY }) => ({ ...rawConfig(2), backup });
         // The graphs without backups, with them (the binlog stream on, its default) and with

@@ -108,6 +108,20 @@ describe("stack config", () => {
         rejects((c) => (c.dbSemiSyncTimeoutMs = 1.5), /pi-cluster:dbSemiSyncTimeoutMs/, /expected a whole number of milliseconds, such as 1000/);
         rejects((c) => (c.dbSemiSyncTimeoutMs = "1s"), /pi-cluster:dbSemiSyncTimeoutMs/, /expected milliseconds, such as 1000/);
     });
+    it("leaves monitoring off by default, takes its settings, and names a bad one with what was expected", () => {
+        assert.deepStrictEqual(parseConfig(rawConfig(2)).monitoring, { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, retentionSizeMb: 1024 });
+        assert.deepStrictEqual(parseConfig({ ...rawConfig(2), monitoring: { enabled: true, retentionDays: 30 } }).monitoring, {
+            enabled: true,
+            scrapeIntervalSeconds: 15,
+            retentionDays: 30,
+            retentionSizeMb: 1024,
+        });
+        rejects((c) => (c.monitoring = { enabled: "yes" }), /pi-cluster:monitoring\.enabled/, /expected true \(Prometheus on the load balancer/);
+        rejects((c) => (c.monitoring = { scrapeIntervalSeconds: 1 }), /pi-cluster:monitoring\.scrapeIntervalSeconds/, /expected at least 5 seconds between scrapes/);
+        rejects((c) => (c.monitoring = { retentionSizeMb: 10 }), /pi-cluster:monitoring\.retentionSizeMb/, /expected at least 64 MB/);
+        rejects((c) => (c.monitoring = { scrapeInterval: 5 }), /pi-cluster:monitoring\.scrapeInterval/, /scrapeIntervalSeconds/);
+        rejects((c) => (c.monitoring = true), /pi-cluster:monitoring/, /expected an object \{enabled\?, scrapeIntervalSeconds\?/);
+    });
     it("rejects a replica on another host's address or name, without a host key, or a bad lag bound", () => {
         rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.124", hostKey: HOST_KEY }]), /pi-cluster:dbReplicas\[0\]\.address/, /duplicate address 10\.254\.0\.124 \(also used by database\)/);
         rejects((c) => (c.dbReplicas = [{ name: "pi-db", address: "10.254.0.127", hostKey: HOST_KEY }]), /pi-cluster:dbReplicas\[0\]\.name/, /duplicate host name "pi-db"/);

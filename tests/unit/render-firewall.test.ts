@@ -105,6 +105,16 @@ describe("firewall", () => {
         assert.throws(() => roleFirewall("web", { ...topology, adminCidrs: [] }), /adminCidrs must not be empty/);
     });
 
+    it("opens the node exporter to the Prometheus host only, and lets that host reach every Pi, when monitoring is on", () => {
+        const t = { ...topology, monitoring: { address: "10.254.0.121" } };
+        for (const role of ["lb", "web", "db", "replica"] as const) {
+            assert.match(renderFirewall(roleFirewall(role, t)), /^        ip saddr 10\.254\.0\.121 tcp dport 9100 accept comment "node metrics to prometheus only"$/m, role);
+            assert.doesNotMatch(renderFirewall(roleFirewall(role, topology)), /9100/, role);
+        }
+        assert.match(renderFirewall(roleFirewall("lb", t)), /^        ip daddr \{ 10\.254\.0\.122, 10\.254\.0\.123, 10\.254\.0\.124 \} tcp dport 9100 accept/m);
+        assert.doesNotMatch(renderFirewall(roleFirewall("web", t)), /ip daddr \S+ tcp dport 9100/);
+    });
+
     it("is accepted by nft -c", function () {
         if (!isRoot) this.skip(); // nft -c needs CAP_NET_ADMIN; CI runs as root
         for (const role of ["lb", "web", "db", "replica"] as const) {
@@ -116,7 +126,14 @@ describe("firewall", () => {
             fs.writeFileSync(path.join(dir, "firewall.d", "replica-pi-db-read1.nft"), renderReplicaClient("10.254.0.127", 3306));
             fs.writeFileSync(path.join(dir, "firewall.d", "binlog-stream.nft"), renderStreamClient("10.254.0.121", 3306));
             // Two admin networks, so the set syntax is checked too.
-            const admins = { ...topology, adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"], replicaAddresses: ["10.254.0.127", "10.254.0.128"], streamTarget: "10.254.0.121" };
+            // Monitoring on, so the node exporter's rules are checked too.
+            const admins = {
+                ...topology,
+                adminCidrs: ["10.254.0.0/24", "192.168.1.10/32"],
+                replicaAddresses: ["10.254.0.127", "10.254.0.128"],
+                streamTarget: "10.254.0.121",
+                monitoring: { address: "10.254.0.121" },
+            };
             fs.writeFileSync(f, renderFirewall(roleFirewall(role, admins)).replace(FIREWALL_INCLUDE_DIR, path.join(dir, "firewall.d")));
             // In a fresh network namespace, so checking never touches this machine's rules.
             const r = spawnSync("unshare", ["--net", "nft", "-c", "-f", f], { encoding: "utf8" });

@@ -1,0 +1,56 @@
+// Monitoring: Prometheus on the monitoring host (the load balancer), scraping every Pi's
+// node exporter (each Pi's own step, see host.ts) and evaluating the stack's alerting rules.
+// Removed by config (monitoring.enabled: false): the step's delete leaves nothing behind.
+import * as pulumi from "@pulumi/pulumi";
+import { Connection, remoteStep } from "./remote";
+import { renderAlertRules } from "./render/alerts";
+import { renderPrometheusConfig, renderPrometheusDefaults, ScrapedPi } from "./render/monitoring";
+import { fileText, renderScript } from "./render/shell";
+import { PROMETHEUS_CONFIG, PROMETHEUS_DATA_DIR, PROMETHEUS_DEFAULTS, PROMETHEUS_PACKAGE, PROMETHEUS_PORT, PROMETHEUS_RULES, PROMETHEUS_SERVICE } from "./constants";
+
+export interface MonitoringArgs {
+    /** SSH to the monitoring host as the deploy user (with sudo). Required. */
+    connection: pulumi.Input<Connection>;
+    /** Every Pi Prometheus scrapes. Required. */
+    pis: ScrapedPi[];
+    /** Seconds between scrapes. Required (config default 15). */
+    scrapeIntervalSeconds: number;
+    /** Days of samples kept. Required (config default 15). */
+    retentionDays: number;
+    /** The most disk the samples take, in MB. Required (config default 1024). */
+    retentionSizeMb: number;
+    /** The step runs after these (the monitoring host is ready). Default none. */
+    after?: pulumi.Resource[];
+}
+
+export class Monitoring extends pulumi.ComponentResource {
+    /** Prometheus's address on the monitoring host (loopback). */
+    public readonly prometheusUrl: pulumi.Output<string>;
+    public readonly ready: pulumi.Resource;
+
+    constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pi-cluster:monitoring:Monitoring", name, {}, opts);
+        this.ready = remoteStep(
+            `${name}-prometheus`,
+            {
+                connection: args.connection,
+                script: renderScript("lb-prometheus", {
+                    STEP: `${name}-prometheus`,
+                    PACKAGE: PROMETHEUS_PACKAGE,
+                    SERVICE: PROMETHEUS_SERVICE,
+                    PORT: PROMETHEUS_PORT,
+                    CONFIG: PROMETHEUS_CONFIG,
+                    CONFIG_TEXT: fileText(renderPrometheusConfig({ scrapeIntervalSeconds: args.scrapeIntervalSeconds, pis: args.pis })),
+                    RULES: PROMETHEUS_RULES,
+                    RULES_TEXT: fileText(renderAlertRules({ scrapeIntervalSeconds: args.scrapeIntervalSeconds })),
+                    DEFAULTS: PROMETHEUS_DEFAULTS,
+                    DEFAULTS_TEXT: fileText(renderPrometheusDefaults({ retentionDays: args.retentionDays, retentionSizeMb: args.retentionSizeMb })),
+                    DATA_DIR: PROMETHEUS_DATA_DIR,
+                }),
+            },
+            { parent: this, dependsOn: args.after ?? [] },
+        );
+        this.prometheusUrl = pulumi.output(`http://127.0.0.1:${PROMETHEUS_PORT}`);
+        this.registerOutputs({ prometheusUrl: this.prometheusUrl });
+    }
+}

@@ -1,0 +1,81 @@
+// Monitoring's files: Prometheus's config and settings on the monitoring host, the node
+// exporter's settings on every Pi. Pure: options in, file text out. Prometheus reads YAML,
+// and JSON is YAML, so the config is rendered as JSON and needs no YAML library.
+import { NODE_EXPORTER_PORT, NODE_EXPORTER_TEXTFILE_DIR, PROMETHEUS_DATA_DIR, PROMETHEUS_PORT, PROMETHEUS_RULES } from "../constants";
+
+/** A Pi Prometheus scrapes: its name becomes the `instance` label, its role the `role` label. */
+export interface ScrapedPi {
+    name: string;
+    address: string;
+    role: "lb" | "web" | "db" | "replica";
+}
+
+export interface PrometheusOptions {
+    /** Seconds between scrapes, and between rule evaluations. */
+    scrapeIntervalSeconds: number;
+    /** Every Pi of the cluster, in the order the config lists them. */
+    pis: ScrapedPi[];
+}
+
+/** Prometheus's config: itself, and every Pi's node exporter, the rules file. */
+export function renderPrometheusConfig(o: PrometheusOptions): string {
+    const interval = `${o.scrapeIntervalSeconds}s`;
+    const config = {
+        global: {
+            scrape_interval: interval,
+            evaluation_interval: interval,
+            // A scrape may take most of an interval on a busy Pi, never more.
+            scrape_timeout: `${Math.max(1, Math.min(10, o.scrapeIntervalSeconds - 1))}s`,
+        },
+        rule_files: [PROMETHEUS_RULES],
+        scrape_configs: [
+            {
+                job_name: "prometheus",
+                static_configs: [{ targets: [`127.0.0.1:${PROMETHEUS_PORT}`], labels: { instance: "prometheus" } }],
+            },
+            {
+                job_name: "node",
+                // One target per Pi, so each carries its own name: alerts and charts say
+                // "pi-web1", not an address.
+                static_configs: o.pis.map((p) => ({ targets: [`${p.address}:${NODE_EXPORTER_PORT}`], labels: { instance: p.name, role: p.role } })),
+            },
+        ],
+    };
+    return JSON.stringify(config, null, 2) + "\n";
+}
+
+export interface PrometheusSettings {
+    /** Days of samples kept. */
+    retentionDays: number;
+    /** The most disk the samples may take, in MB; the oldest go first past it. */
+    retentionSizeMb: number;
+}
+
+/** /etc/default/prometheus: Debian's unit runs `prometheus $ARGS`. Loopback only: the LB's nginx is its one door. */
+export function renderPrometheusDefaults(o: PrometheusSettings): string {
+    const args = [
+        `--web.listen-address=127.0.0.1:${PROMETHEUS_PORT}`,
+        `--storage.tsdb.path=${PROMETHEUS_DATA_DIR}`,
+        `--storage.tsdb.retention.time=${o.retentionDays}d`,
+        `--storage.tsdb.retention.size=${o.retentionSizeMb}MB`,
+    ];
+    return `# Managed by pi-cluster (the monitoring step); edits are overwritten.\nARGS="${args.join(" ")}"\n`;
+}
+
+/**
+ * The filesystem types the node exporter leaves out: its default list without "overlay", so
+ * a root on an overlay (Raspberry Pi OS's overlay file system, a lab Pi) is watched too.
+ * Docker's overlays stay out through the default excluded mount points.
+ */
+export const NODE_FS_TYPES_EXCLUDE =
+    "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+
+/** /etc/default/prometheus-node-exporter: listens on the Pi's own address, which its firewall opens to Prometheus only. */
+export function renderNodeExporterDefaults(address: string): string {
+    const args = [
+        `--web.listen-address=${address}:${NODE_EXPORTER_PORT}`,
+        `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_DIR}`,
+        `--collector.filesystem.fs-types-exclude=${NODE_FS_TYPES_EXCLUDE}`,
+    ];
+    return `# Managed by pi-cluster (the node-exporter step); edits are overwritten.\nARGS="${args.join(" ")}"\n`;
+}

@@ -1,0 +1,60 @@
+// Monitoring's files as rendered: Prometheus's config checked by the real promtool, and the
+// settings files Debian's units read.
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { renderNodeExporterDefaults, renderPrometheusConfig, renderPrometheusDefaults } from "../../components/render/monitoring";
+import { tmpDir } from "./helpers";
+
+const pis = [
+    { name: "pi-lb", address: "10.254.0.121", role: "lb" as const },
+    { name: "pi-web1", address: "10.254.0.122", role: "web" as const },
+    { name: "pi-db", address: "10.254.0.124", role: "db" as const },
+];
+
+/** promtool's verdict on a file: its exit status and words. */
+function promtool(...args: string[]): { status: number | null; out: string } {
+    const r = spawnSync("promtool", args, { encoding: "utf8" });
+    assert.strictEqual(r.error, undefined, "promtool must be installed (Debian's prometheus package: apt-get install prometheus)");
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe("monitoring's files", () => {
+    it("renders a Prometheus config that promtool accepts, one node target per Pi named by its host name", () => {
+        const text = renderPrometheusConfig({ scrapeIntervalSeconds: 15, pis });
+        const file = path.join(tmpDir("pi-prom-"), "prometheus.yml");
+        fs.writeFileSync(file, text);
+        const r = promtool("check", "config", "--syntax-only", file);
+        assert.strictEqual(r.status, 0, r.out);
+        const config = JSON.parse(text);
+        assert.deepStrictEqual(config.global, { scrape_interval: "15s", evaluation_interval: "15s", scrape_timeout: "10s" });
+        assert.deepStrictEqual(config.rule_files, ["/etc/prometheus/pi-cluster-alerts.yml"]);
+        const node = config.scrape_configs.find((j: { job_name: string }) => j.job_name === "node");
+        assert.deepStrictEqual(node.static_configs[1], { targets: ["10.254.0.122:9100"], labels: { instance: "pi-web1", role: "web" } });
+    });
+
+    it("keeps the scrape timeout under a short interval, which promtool would refuse otherwise", () => {
+        const text = renderPrometheusConfig({ scrapeIntervalSeconds: 5, pis });
+        assert.strictEqual(JSON.parse(text).global.scrape_timeout, "4s");
+        const file = path.join(tmpDir("pi-prom-"), "prometheus.yml");
+        fs.writeFileSync(file, text);
+        assert.strictEqual(promtool("check", "config", "--syntax-only", file).status, 0);
+        // The check can fail: a timeout past the interval is refused.
+        fs.writeFileSync(file, text.replace('"scrape_timeout": "4s"', '"scrape_timeout": "9s"'));
+        const bad = promtool("check", "config", "--syntax-only", file);
+        assert.notStrictEqual(bad.status, 0);
+        assert.match(bad.out, /scrape timeout greater than scrape interval/);
+    });
+
+    it("keeps Prometheus on loopback with the retention asked for, and the node exporter on the Pi's own address", () => {
+        assert.strictEqual(
+            renderPrometheusDefaults({ retentionDays: 15, retentionSizeMb: 1024 }).split("\n")[1],
+            'ARGS="--web.listen-address=127.0.0.1:9090 --storage.tsdb.path=/var/lib/prometheus/metrics2 --storage.tsdb.retention.time=15d --storage.tsdb.retention.size=1024MB"',
+        );
+        assert.strictEqual(
+            renderNodeExporterDefaults("10.254.0.122").split("\n")[1],
+            'ARGS="--web.listen-address=10.254.0.122:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter --collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"',
+        );
+    });
+});
