@@ -14,7 +14,7 @@ import { STREAM_PACKAGES } from "./render/binlogStream";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
 import { WebServer } from "./webServer";
-import { PROMETHEUS_PACKAGE, SEED_USER } from "./constants";
+import { ALERTMANAGER_PACKAGE, PROMETHEUS_PACKAGE, SEED_USER } from "./constants";
 
 /** Bumped when an output below changes shape; StackReference consumers check it. */
 export const OUTPUTS_CONTRACT_VERSION = 1;
@@ -134,7 +134,7 @@ export class PiCluster extends pulumi.ComponentResource {
             firewall: roleFirewall("lb", topology, c.loadBalancer.sshPort),
             sshExtraUsers: sshExtraUsers(c.loadBalancer.address),
             // Prometheus in the load balancer's one apt run, when it is the monitoring host.
-            packages: [...streamPackages(c.loadBalancer.address), ...(monitoring ? [PROMETHEUS_PACKAGE] : [])],
+            packages: [...streamPackages(c.loadBalancer.address), ...(monitoring ? [PROMETHEUS_PACKAGE, ALERTMANAGER_PACKAGE] : [])],
             nodeExporter: monitoring,
         };
         // The web servers' drain and admit steps run on the load balancer, over this.
@@ -365,6 +365,7 @@ export class PiCluster extends pulumi.ComponentResource {
                     scrapeIntervalSeconds: c.monitoring.scrapeIntervalSeconds,
                     retentionDays: c.monitoring.retentionDays,
                     retentionSizeMb: c.monitoring.retentionSizeMb,
+                    webhookUrl: c.alertWebhookUrl,
                     // Once the load balancer's base step has installed the package (in its one apt run).
                     after: [lb.nginxConf],
                 },

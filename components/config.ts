@@ -7,25 +7,27 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { apiWriteTokenProblem, deployKeyProblem, tlsKeyProblem } from "./config/keys";
+import { alertWebhookUrlProblem, apiWriteTokenProblem, deployKeyProblem, tlsKeyProblem } from "./config/keys";
 import { ConfigError, issueLines, NAMESPACE } from "./config/messages";
 import { knownKeys, schema } from "./config/schema";
 
 export { AGE_RECIPIENT, apiRateLimitOf, DEFAULT_RAM_MB, MAX_SERVER_ID, TLS_CERTIFICATE_MODES, type TlsCertificateMode } from "./config/schema";
-export { apiWriteTokenProblem, MIN_API_WRITE_TOKEN_LENGTH, parseCertificateChain, privateKeyType, tlsKeyProblem } from "./config/keys";
+export { alertWebhookUrlProblem, apiWriteTokenProblem, MIN_API_WRITE_TOKEN_LENGTH, parseCertificateChain, privateKeyType, tlsKeyProblem } from "./config/keys";
 export { cidrContains, cidrPrefix, ipv4ToNumber, MIN_MANAGEMENT_PREFIX, tooWideForManagement } from "./config/network";
 export { mariadbMemoryMb, sizeToMb, WEB_MEMORY_MB } from "./config/sizes";
 export { ConfigError };
 
 type Parsed = ReturnType<typeof schema.parse>;
 
-export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath" | "apiWriteToken" | "tlsPrivateKey"> {
+export interface ClusterConfig extends Omit<Parsed, "sshPrivateKey" | "sshPrivateKeyPath" | "apiWriteToken" | "tlsPrivateKey" | "alertWebhookUrl"> {
     /** The SSH private key's text, always a secret. */
     sshPrivateKey: pulumi.Output<string>;
     /** The bearer token API writes need, a secret; unset, the stack generates one. */
     apiWriteToken?: pulumi.Output<string>;
     /** The supplied TLS certificate's key, always a secret; set only with tlsCertificateMode "supplied". */
     tlsPrivateKey?: pulumi.Output<string>;
+    /** Where Alertmanager posts alerts (monitoring on), a secret; unset, alerts stay in Alertmanager. */
+    alertWebhookUrl?: pulumi.Output<string>;
 }
 
 // The secret is known at preview, so a key that does not match fails there.
@@ -71,8 +73,9 @@ export function parseConfig(
     secretKey?: pulumi.Output<string>,
     writeToken?: pulumi.Output<string>,
     tlsKey?: pulumi.Output<string>,
+    webhookUrl?: pulumi.Output<string>,
 ): ClusterConfig {
-    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, tlsPrivateKey: _tls, ...parsed } = parseSettings(raw, {
+    const { sshPrivateKey: _secret, sshPrivateKeyPath, apiWriteToken: _token, tlsPrivateKey: _tls, alertWebhookUrl: _hook, ...parsed } = parseSettings(raw, {
         sshPrivateKey: !!secretKey,
         tlsPrivateKey: !!tlsKey,
     });
@@ -80,6 +83,7 @@ export function parseConfig(
         ...parsed,
         adminCidrs: parsed.adminCidrs.length > 0 ? parsed.adminCidrs : [parsed.managementCidr],
         ...(tlsKey ? { tlsPrivateKey: checkedTlsKey(tlsKey, parsed.tlsCertificate!) } : {}),
+        ...(webhookUrl ? { alertWebhookUrl: checkedWebhookUrl(webhookUrl) } : {}),
     };
     const withToken = (c: ClusterConfig): ClusterConfig => (writeToken ? { ...c, apiWriteToken: checkedWriteToken(writeToken) } : c);
     if (secretKey) {
@@ -121,12 +125,23 @@ function checkedWriteToken(token: pulumi.Output<string>): pulumi.Output<string> 
     );
 }
 
+/** The secret is known at preview, so a URL Alertmanager could not post to fails there. */
+function checkedWebhookUrl(url: pulumi.Output<string>): pulumi.Output<string> {
+    return pulumi.secret(
+        url.apply((u) => {
+            const problem = alertWebhookUrlProblem(u);
+            if (problem) throw new ConfigError(`invalid stack config:\n  pi-cluster:alertWebhookUrl: ${problem}`);
+            return u;
+        }),
+    );
+}
+
 /** Keys read only with getSecret, so their values are secret from the start. */
-const SECRET_KEYS = ["sshPrivateKey", "apiWriteToken", "tlsPrivateKey"];
+const SECRET_KEYS = ["sshPrivateKey", "apiWriteToken", "tlsPrivateKey", "alertWebhookUrl"];
 
 export function loadConfig(): ClusterConfig {
     const cfg = new pulumi.Config(NAMESPACE);
-    return parseConfig(rawStackConfig(), cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"), cfg.getSecret("tlsPrivateKey"));
+    return parseConfig(rawStackConfig(), cfg.getSecret("sshPrivateKey"), cfg.getSecret("apiWriteToken"), cfg.getSecret("tlsPrivateKey"), cfg.getSecret("alertWebhookUrl"));
 }
 
 function stackKeys(): string[] {

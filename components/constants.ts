@@ -144,3 +144,11 @@ export const PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml";
 export const PROMETHEUS_RULES = "/etc/prometheus/pi-cluster-alerts.yml";
 /** Where Prometheus keeps its time series (its --storage.tsdb.path). */
 export const PROMETHEUS_DATA_DIR = "/var/lib/prometheus/metrics2";
+/** Alertmanager beside Prometheus, on loopback only, its gossip off (one instance). */
+export const ALERTMANAGER_PACKAGE = "prometheus-alertmanager";
+export const ALERTMANAGER_SERVICE = "prometheus-alertmanager.service";
+export const ALERTMANAGER_PORT = 9093;
+export const ALERTMANAGER_DEFAULTS = "/etc/default/prometheus-alertmanager";
+/** Holds the webhook URL, a secret: root:prometheus, 0640. */
+export const ALERTMANAGER_CONFIG = "/etc/prometheus/alertmanager.yml";
+export const ALERTMANAGER_DATA_DIR = "/var/lib/prometheus/alertmanager";

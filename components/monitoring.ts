@@ -1,12 +1,27 @@
 // Monitoring: Prometheus on the monitoring host (the load balancer), scraping every Pi's
-// node exporter (each Pi's own step, see host.ts) and evaluating the stack's alerting rules.
+// node exporter (each Pi's own step, see host.ts) and evaluating the stack's alerting rules,
+// and Alertmanager beside it, which posts the alerts to the configured webhook.
 // Removed by config (monitoring.enabled: false): the step's delete leaves nothing behind.
 import * as pulumi from "@pulumi/pulumi";
 import { Connection, remoteStep } from "./remote";
 import { renderAlertRules } from "./render/alerts";
-import { renderPrometheusConfig, renderPrometheusDefaults, ScrapedPi } from "./render/monitoring";
+import { renderAlertmanagerConfig, renderAlertmanagerDefaults, renderPrometheusConfig, renderPrometheusDefaults, ScrapedPi } from "./render/monitoring";
 import { fileText, renderScript } from "./render/shell";
-import { PROMETHEUS_CONFIG, PROMETHEUS_DATA_DIR, PROMETHEUS_DEFAULTS, PROMETHEUS_PACKAGE, PROMETHEUS_PORT, PROMETHEUS_RULES, PROMETHEUS_SERVICE } from "./constants";
+import {
+    ALERTMANAGER_CONFIG,
+    ALERTMANAGER_DATA_DIR,
+    ALERTMANAGER_DEFAULTS,
+    ALERTMANAGER_PACKAGE,
+    ALERTMANAGER_PORT,
+    ALERTMANAGER_SERVICE,
+    PROMETHEUS_CONFIG,
+    PROMETHEUS_DATA_DIR,
+    PROMETHEUS_DEFAULTS,
+    PROMETHEUS_PACKAGE,
+    PROMETHEUS_PORT,
+    PROMETHEUS_RULES,
+    PROMETHEUS_SERVICE,
+} from "./constants";
 
 export interface MonitoringArgs {
     /** SSH to the monitoring host as the deploy user (with sudo). Required. */
@@ -19,7 +34,9 @@ export interface MonitoringArgs {
     retentionDays: number;
     /** The most disk the samples take, in MB. Required (config default 1024). */
     retentionSizeMb: number;
-    /** The step runs after these (the monitoring host is ready). Default none. */
+    /** Where Alertmanager posts alerts (a secret). Default none: alerts stay in Alertmanager. */
+    webhookUrl?: pulumi.Input<string>;
+    /** The steps run after these (the monitoring host is ready). Default none. */
     after?: pulumi.Resource[];
 }
 
@@ -27,6 +44,8 @@ export class Monitoring extends pulumi.ComponentResource {
     /** Prometheus's address on the monitoring host (loopback). */
     public readonly prometheusUrl: pulumi.Output<string>;
     public readonly ready: pulumi.Resource;
+    /** Alertmanager's address on the monitoring host (loopback). */
+    public readonly alertmanagerUrl: pulumi.Output<string>;
 
     constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pi-cluster:monitoring:Monitoring", name, {}, opts);
@@ -50,7 +69,31 @@ export class Monitoring extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: args.after ?? [] },
         );
+        // Its own step: the webhook URL makes its script a secret, logged on stderr only.
+        remoteStep(
+            `${name}-alertmanager`,
+            {
+                connection: args.connection,
+                secret: true,
+                script: pulumi.output(args.webhookUrl).apply((webhookUrl) =>
+                    renderScript("lb-alertmanager", {
+                        STEP: `${name}-alertmanager`,
+                        PACKAGE: ALERTMANAGER_PACKAGE,
+                        SERVICE: ALERTMANAGER_SERVICE,
+                        PORT: ALERTMANAGER_PORT,
+                        CONFIG: ALERTMANAGER_CONFIG,
+                        CONFIG_TEXT: fileText(renderAlertmanagerConfig({ webhookUrl })),
+                        DEFAULTS: ALERTMANAGER_DEFAULTS,
+                        DEFAULTS_TEXT: fileText(renderAlertmanagerDefaults()),
+                        DATA_DIR: ALERTMANAGER_DATA_DIR,
+                    }),
+                ),
+            },
+            // After Prometheus's step: both install on the one host, and its purge must not race this one's.
+            { parent: this, dependsOn: [this.ready] },
+        );
         this.prometheusUrl = pulumi.output(`http://127.0.0.1:${PROMETHEUS_PORT}`);
-        this.registerOutputs({ prometheusUrl: this.prometheusUrl });
+        this.alertmanagerUrl = pulumi.output(`http://127.0.0.1:${ALERTMANAGER_PORT}`);
+        this.registerOutputs({ prometheusUrl: this.prometheusUrl, alertmanagerUrl: this.alertmanagerUrl });
     }
 }

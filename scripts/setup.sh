@@ -18,9 +18,9 @@ readonly REPO
 # (tests/e2e/tlsChecks.ts) testssl.sh, tcpdump on the lab's bridge, curl and openssl, and
 # mariadb-backup and zstd for the backup tests (tests/backup/local.sh). age encrypts and
 # restores backups (scripts/restore.sh) and makes the lab's throwaway backup key. promtool
-# (Debian's prometheus package) checks the monitoring config and alerting rules.
+# and amtool (Debian's prometheus and prometheus-alertmanager) check the monitoring configs.
 readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux age)
-readonly TEST_PACKAGES=(mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl prometheus)
+readonly TEST_PACKAGES=(mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl prometheus prometheus-alertmanager)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {
@@ -68,12 +68,12 @@ quiet_new_sshd() {
     info "stopped and disabled the ssh service that installing openssh-server started"
 }
 
-# The tests need promtool, not a server: a Prometheus that setup installed is stopped and
-# disabled again, as sshd is.
+# The tests need promtool and amtool, not servers: a Prometheus and an Alertmanager that
+# setup installed are stopped and disabled again, as sshd is.
 quiet_new_prometheus() {
     [[ -d /run/systemd/system ]] || return 0
-    systemctl disable --now --quiet prometheus.service 2>/dev/null || true
-    info "stopped and disabled the prometheus service that installing it started"
+    systemctl disable --now --quiet prometheus.service prometheus-alertmanager.service 2>/dev/null || true
+    info "stopped and disabled the prometheus and alertmanager services that installing them started"
 }
 
 main() {

@@ -15,28 +15,14 @@ set -euo pipefail
 
 # @lib
 
-# metrics_served : the exporter answers on LISTEN, within 30 s of a (re)start.
-metrics_served() {
-    local i
-    for ((i = 0; i < 150; i++)); do
-        curl -fsS -o /dev/null --max-time 2 "http://$LISTEN/metrics" 2>/dev/null && return 0
-        systemctl is-failed --quiet "$SERVICE" && break
-        sleep 0.2
-    done
-    fatal "$SERVICE does not serve http://$LISTEN/metrics: journalctl -u $SERVICE on $(hostname) says why"
-}
-
 apply() {
     apt_install "$PACKAGE" curl
     install -d -m 0755 "$TEXTFILE_DIR"
-    local owed=1
-    pending_begin node-exporter || owed=0
-    if put_file "$DEFAULTS_TEXT" "$DEFAULTS" 0644 || ((owed)) || ! systemctl is-active --quiet "$SERVICE"; then
-        systemctl restart "$SERVICE"
-        info "restarted $SERVICE"
-    fi
-    systemctl is-enabled --quiet "$SERVICE" 2>/dev/null || systemctl enable --quiet "$SERVICE"
-    metrics_served
+    local restart=1
+    pending_begin node-exporter || restart=0
+    put_file "$DEFAULTS_TEXT" "$DEFAULTS" 0644 && restart=1
+    settle_service "$SERVICE" "$restart" 0
+    wait_http_ok "http://$LISTEN/metrics" "$SERVICE" 30
     pending_done node-exporter
     info "node metrics served on $LISTEN"
 }

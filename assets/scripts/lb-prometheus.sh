@@ -20,17 +20,6 @@ set -euo pipefail
 # api PATH : a GET on Prometheus's own API, on loopback.
 api() { curl -fsS --max-time 5 "http://127.0.0.1:$PORT$1"; }
 
-# ready : Prometheus answers ready within 60 s of a (re)start (it replays its WAL first).
-ready() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        api /-/ready >/dev/null 2>&1 && return 0
-        systemctl is-failed --quiet "$SERVICE" && break
-        sleep 0.2
-    done
-    fatal "$SERVICE is not ready on 127.0.0.1:$PORT: journalctl -u $SERVICE on $(hostname) says why"
-}
-
 # checked TEXT KIND : promtool accepts TEXT as KIND (config or rules), or the step fails
 # with its words and nothing is put in place.
 checked() {
@@ -55,16 +44,9 @@ apply() {
     put_file "$RULES_TEXT" "$RULES" 0644 && reload=1
     put_file "$CONFIG_TEXT" "$CONFIG" 0644 && reload=1
     ((owed)) && restart=1
-    systemctl is-active --quiet "$SERVICE" || restart=1
-    if ((restart)); then
-        systemctl restart "$SERVICE"
-        info "restarted $SERVICE"
-    elif ((reload)); then
-        systemctl reload "$SERVICE"
-        info "reloaded $SERVICE"
-    fi
-    systemctl is-enabled --quiet "$SERVICE" 2>/dev/null || systemctl enable --quiet "$SERVICE"
-    ready
+    settle_service "$SERVICE" "$restart" "$reload"
+    # It replays its write-ahead log before it is ready.
+    wait_http_ok "http://127.0.0.1:$PORT/-/ready" "$SERVICE" 60
     # A reload is asynchronous and keeps the old config when the new one fails: wait for the
     # outcome (promtool passed it, so failing here means Prometheus itself refused it).
     local i ok=""

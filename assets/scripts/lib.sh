@@ -132,6 +132,31 @@ purge_service_package() {
     info "purged $2"
 }
 
+# wait_http_ok URL UNIT SECONDS : URL answers with a 2xx within SECONDS of UNIT's (re)start, or
+# the step fails pointing at UNIT's journal (at once when UNIT has failed).
+wait_http_ok() {
+    local url="$1" unit="$2" i
+    for ((i = 0; i < $3 * 5; i++)); do
+        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
+        systemctl is-failed --quiet "$unit" && break
+        sleep 0.2
+    done
+    fatal "$unit does not answer $url: journalctl -u $unit on $(hostname) says why"
+}
+
+# settle_service UNIT RESTART RELOAD : restarts UNIT when RESTART is 1 or it is not running,
+# else reloads it when RELOAD is 1; either way it starts at boot.
+settle_service() {
+    if (($2)) || ! systemctl is-active --quiet "$1"; then
+        systemctl restart "$1"
+        info "restarted $1"
+    elif (($3)); then
+        systemctl reload "$1"
+        info "reloaded $1"
+    fi
+    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
+}
+
 # unpack_release TARBALL DIR : unpacks TARBALL into DIR/releases/<sha> once, points
 # DIR/current at it atomically and keeps it and the release it replaced.
 # Returns 0 when current moved and 1 when it already pointed there.
@@ -423,7 +448,8 @@ drift() {
     DRIFTS=$((DRIFTS + 1))
 }
 
-# expect_file TEXT DEST MODE [OWNER:GROUP] : DEST holds TEXT, with that mode and owner.
+# expect_file TEXT DEST MODE [OWNER:GROUP] : DEST holds TEXT, with that mode and owner. The
+# diff of a changed file is shown only when the file is world-readable: the others hold secrets.
 expect_file() {
     local data="$1" dest="$2" mode="$3" owner="${4:-root:root}" have
     if [[ ! -f "$dest" ]]; then
@@ -432,7 +458,7 @@ expect_file() {
     fi
     if ! cmp -s <(printf '%s' "$data") "$dest"; then
         drift "$dest: content differs from the rendered file"
-        if [[ "${mode#0}" != 600 ]]; then
+        if (((8#${mode#0} & 4) != 0)); then
             diff -u --label "rendered" --label "$dest" <(printf '%s' "$data") "$dest" | head -n 40 | sed 's/^/    /' || true
         fi
     fi

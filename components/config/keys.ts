@@ -45,6 +45,23 @@ export function apiWriteTokenProblem(token: string): string | undefined {
     return undefined;
 }
 
+/**
+ * Why Alertmanager could not post alerts to this webhook URL, or undefined. Never shows the
+ * value: such URLs carry their token in the path (Slack, Discord, ntfy, healthchecks).
+ */
+export function alertWebhookUrlProblem(url: string): string | undefined {
+    const set = "set it with `pulumi config set --secret pi-cluster:alertWebhookUrl https://...`";
+    let parsed: URL;
+    try {
+        parsed = new URL(url);
+    } catch {
+        return `expected an http:// or https:// URL that Alertmanager posts alerts to; ${set}`;
+    }
+    if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return `expected an http:// or https:// URL, got a ${parsed.protocol} one; ${set}`;
+    if (/\s/.test(url)) return `expected a URL without spaces; ${set}`;
+    return undefined;
+}
+
 /** The first `count` length-prefixed fields of SSH wire data from `at`; undefined when it is too short. */
 function sshFields(buf: Buffer, at: number, count: number): Buffer[] | undefined {
     const fields: Buffer[] = [];

@@ -242,6 +242,9 @@ export const fields = z
         sshPrivateKey: z.string().min(1).optional(),
         // Read as a secret (loadConfig) and checked by apiWriteTokenProblem; here only its presence.
         apiWriteToken: z.string().optional(),
+        // Read as a secret (loadConfig) and checked by alertWebhookUrlProblem: where Alertmanager
+        // posts alerts when monitoring is on.
+        alertWebhookUrl: z.string().optional(),
         managementCidr: cidr,
         // Empty (the default) stands for [managementCidr]: an empty list of who may reach SSH
         // would lock the stack itself out of every Pi.

@@ -1,7 +1,15 @@
 // Monitoring's files: Prometheus's config and settings on the monitoring host, the node
 // exporter's settings on every Pi. Pure: options in, file text out. Prometheus reads YAML,
 // and JSON is YAML, so the config is rendered as JSON and needs no YAML library.
-import { NODE_EXPORTER_PORT, NODE_EXPORTER_TEXTFILE_DIR, PROMETHEUS_DATA_DIR, PROMETHEUS_PORT, PROMETHEUS_RULES } from "../constants";
+import {
+    ALERTMANAGER_DATA_DIR,
+    ALERTMANAGER_PORT,
+    NODE_EXPORTER_PORT,
+    NODE_EXPORTER_TEXTFILE_DIR,
+    PROMETHEUS_DATA_DIR,
+    PROMETHEUS_PORT,
+    PROMETHEUS_RULES,
+} from "../constants";
 
 /** A Pi Prometheus scrapes: its name becomes the `instance` label, its role the `role` label. */
 export interface ScrapedPi {
@@ -28,6 +36,7 @@ export function renderPrometheusConfig(o: PrometheusOptions): string {
             scrape_timeout: `${Math.max(1, Math.min(10, o.scrapeIntervalSeconds - 1))}s`,
         },
         rule_files: [PROMETHEUS_RULES],
+        alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${ALERTMANAGER_PORT}`] }] }] },
         scrape_configs: [
             {
                 job_name: "prometheus",
@@ -78,4 +87,35 @@ export function renderNodeExporterDefaults(address: string): string {
         `--collector.filesystem.fs-types-exclude=${NODE_FS_TYPES_EXCLUDE}`,
     ];
     return `# Managed by pi-cluster (the node-exporter step); edits are overwritten.\nARGS="${args.join(" ")}"\n`;
+}
+
+/** How long Alertmanager gathers a new group's alerts before the first notification. */
+export const ALERT_GROUP_WAIT_SECONDS = 10;
+
+/**
+ * Alertmanager's config: every alert to the webhook when one is set (else to no receiver:
+ * alerts stay in Alertmanager's API and UI), grouped per alert and Pi, repeated every 4 h
+ * while they fire. A Pi that is down silences its other alerts (inhibition): they follow from it.
+ * Holds the webhook URL, a secret: the file is root:prometheus 0640.
+ */
+export function renderAlertmanagerConfig(o: { webhookUrl?: string }): string {
+    const receiver = o.webhookUrl ? "webhook" : "none";
+    const config = {
+        route: {
+            receiver,
+            group_by: ["alertname", "instance"],
+            group_wait: `${ALERT_GROUP_WAIT_SECONDS}s`,
+            group_interval: "5m",
+            repeat_interval: "4h",
+        },
+        receivers: [o.webhookUrl ? { name: "webhook", webhook_configs: [{ url: o.webhookUrl, send_resolved: true }] } : { name: "none" }],
+        inhibit_rules: [{ source_matchers: ['alertname="PiDown"'], target_matchers: ['alertname!="PiDown"'], equal: ["instance"] }],
+    };
+    return JSON.stringify(config, null, 2) + "\n";
+}
+
+/** /etc/default/prometheus-alertmanager: loopback only, no gossip port (one instance, no peers). */
+export function renderAlertmanagerDefaults(): string {
+    const args = [`--web.listen-address=127.0.0.1:${ALERTMANAGER_PORT}`, "--cluster.listen-address=", `--storage.path=${ALERTMANAGER_DATA_DIR}`];
+    return `# Managed by pi-cluster (the alertmanager step); edits are overwritten.\nARGS="${args.join(" ")}"\n`;
 }

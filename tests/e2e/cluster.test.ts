@@ -327,15 +327,18 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         }
     });
 
-    it("turns monitoring on: Prometheus scrapes every Pi by name, 9100 open to it only, a stopped exporter is PiDown; off leaves nothing", async () => {
+    it("turns monitoring on: Prometheus scrapes every Pi by name, 9100 open to it only, a stopped exporter is PiDown, alerts reach the webhook; off leaves nothing", async () => {
         const before = clusterState(HOSTS);
         const packages = Object.fromEntries(HOSTS.map((h) => [h, monitoring.packagesOf(h)]));
         // A short interval: a stopped exporter shows within seconds.
+        const token = `e2e${Date.now()}hooktoken`;
+        const hookUrl = monitoring.startWebhookReceiver(token);
+        pulumi(["config", "set", "--secret", "alertWebhookUrl", hookUrl]);
         pulumi(["config", "set", "--path", "pi-cluster:monitoring.enabled", "true"]);
         pulumi(["config", "set", "--path", "pi-cluster:monitoring.scrapeIntervalSeconds", "5"]);
         const on = up("monitoring-on");
         assert.deepStrictEqual(on.changes, {
-            create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus"]),
+            create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus", "pi-cluster-monitoring-alertmanager"]),
             update: sorted(HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`])),
         });
         record("monitoringOnSeconds", on.seconds);
@@ -343,6 +346,29 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         monitoring.nodeExporterReachableFromPrometheusOnly();
         assert.deepStrictEqual(monitoring.alertsNamed("PiDown"), []);
         assert.deepStrictEqual(up("monitoring-noop").changes, {});
+
+        // Prometheus hands its alerts to Alertmanager, which posts them to the webhook.
+        assert.deepStrictEqual(
+            monitoring.prometheusApi("/api/v1/alertmanagers").activeAlertmanagers.map((a: { url: string }) => a.url),
+            ["http://127.0.0.1:9093/api/v2/alerts"],
+        );
+        monitoring.postAlert({ alertname: "E2eDelivery", instance: "pi-web2", severity: "warning" });
+        const delivered = await monitoring.until("the alert at the webhook", 30_000, () => {
+            const bodies = monitoring.webhookBodies();
+            const hit = bodies.find((b) => b.alerts?.some((a: { labels: { alertname: string } }) => a.labels.alertname === "E2eDelivery"));
+            return { value: hit, seen: `${bodies.length} bodies` };
+        });
+        assert.strictEqual(delivered.status, "firing");
+        assert.strictEqual(delivered.receiver, "webhook");
+        // The URL's token: in no plain state, engine output or process list; its file root:prometheus 0640.
+        for (const [what, text] of [
+            ["`pulumi stack export`", pulumi(["stack", "export"]).stdout],
+            ["the up's output", on.output],
+            ["the LB's process list", onHost("pi-lb", "ps -eo args").out],
+        ]) {
+            assert.ok(!text.includes(token), `${what} holds the webhook URL`);
+        }
+        assert.strictEqual(onHost("pi-lb", "sudo stat -c '%a %U:%G' /etc/prometheus/alertmanager.yml").out.trim(), "640 root:prometheus");
 
         // An exporter that stops is a Pi Prometheus cannot see: PiDown, pending for its `for`.
         onHost("pi-web2", "sudo systemctl stop prometheus-node-exporter");
@@ -355,10 +381,12 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             onHost("pi-web2", "sudo systemctl start prometheus-node-exporter");
         }
 
+        monitoring.stopWebhookReceiver();
         removeConfig("monitoring");
+        removeConfig("alertWebhookUrl");
         const off = up("monitoring-off");
         assert.deepStrictEqual(off.changes, {
-            delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus"]),
+            delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus", "pi-cluster-monitoring-alertmanager"]),
             update: sorted(HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`])),
         });
         record("monitoringOffSeconds", off.seconds);

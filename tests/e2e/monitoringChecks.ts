@@ -2,7 +2,7 @@
 // over SSH (it listens nowhere else), and what monitoring leaves on a Pi when it goes.
 import * as assert from "assert";
 import { LB, onHost, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
-import { NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
+import { ALERTMANAGER_PORT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
 
 const ADDRESSES: Record<string, string> = { "pi-lb": LB, "pi-web1": "10.254.0.122", "pi-web2": "10.254.0.123", "pi-db": "10.254.0.124" };
 
@@ -60,8 +60,10 @@ export function nodeExporterReachableFromPrometheusOnly(): void {
         const p = tcpProbeFromMachine(to, port);
         assert.strictEqual(p.open, false, `this machine reached ${p.detail}`);
     }
-    // Prometheus itself listens on the load balancer's loopback only.
-    assert.strictEqual(tcpProbeFromMachine(LB, PROMETHEUS_PORT).open, false, "Prometheus answers off its host");
+    // Prometheus and Alertmanager listen on the load balancer's loopback only, gossip off.
+    for (const port of [PROMETHEUS_PORT, ALERTMANAGER_PORT, 9094]) assert.strictEqual(tcpProbeFromMachine(LB, port).open, false, `${port} answers off the load balancer`);
+    const listening = onHost("pi-lb", "ss -Hltn").out;
+    assert.doesNotMatch(listening, /:9094\b/, "Alertmanager's gossip port is open");
 }
 
 /** The alerts Prometheus holds for `alertname`, as "instance state". */
@@ -79,7 +81,7 @@ export function monitoringLeftovers(host: string): string[] {
         host,
         String.raw`dpkg-query -W -f '${"$"}{Package} ${"$"}{db:Status-Abbrev}\n' 2>/dev/null | awk '$1 ~ /prometheus|promtool/ {print "package " $1 " " $2}'
 for p in /etc/prometheus /var/lib/prometheus /etc/default/prometheus /etc/default/prometheus-node-exporter; do [ -e "$p" ] && echo "path $p"; done
-ss -Hltn | awk '$4 ~ /:(9090|9100)$/ {print "listening " $4}'
+ss -Hltn | awk '$4 ~ /:(9090|9093|9094|9100)$/ {print "listening " $4}'
 sudo nft list ruleset | grep -q 'dport 9100' && echo "firewall rule for 9100"
 true`,
     );
@@ -92,4 +94,44 @@ export function packagesOf(host: string): string[] {
     const r = onHost(host, String.raw`dpkg-query -W -f '${"$"}{Package} ${"$"}{Version} ${"$"}{db:Status-Abbrev}\n'`);
     assert.strictEqual(r.status, 0, r.out);
     return r.out.split("\n").filter(Boolean).sort();
+}
+
+/**
+ * A webhook receiver on the load balancer's loopback, as a transient unit: it appends each
+ * POST's body as one line to HOOK_LOG. Returns its URL, whose last segment is a token that
+ * must never show in the state, the engine's output or a process list.
+ */
+export const HOOK_LOG = "/run/pi-e2e-hook.log";
+const HOOK_PORT = 9999;
+export function startWebhookReceiver(token: string): string {
+    const code = [
+        "import http.server",
+        "class H(http.server.BaseHTTPRequestHandler):",
+        "    def do_POST(self):",
+        "        body = self.rfile.read(int(self.headers.get('content-length', 0)))",
+        `        open('${HOOK_LOG}', 'ab').write(body.replace(b'\\n', b' ') + b'\\n')`,
+        "        self.send_response(200); self.end_headers()",
+        "    def log_message(self, *a): pass",
+        `http.server.HTTPServer(('127.0.0.1', ${HOOK_PORT}), H).serve_forever()`,
+    ].join("\n");
+    const r = onHost("pi-lb", `sudo rm -f ${HOOK_LOG}; sudo systemd-run --quiet --unit=pi-e2e-hook python3 -c "$(cat)"`, code);
+    assert.strictEqual(r.status, 0, r.out);
+    return `http://127.0.0.1:${HOOK_PORT}/hook/${token}`;
+}
+
+export function stopWebhookReceiver(): void {
+    onHost("pi-lb", `sudo systemctl stop pi-e2e-hook; sudo rm -f ${HOOK_LOG}`);
+}
+
+/** What the receiver got: one JSON body per line. */
+export function webhookBodies(): any[] {
+    const r = onHost("pi-lb", `sudo cat ${HOOK_LOG} 2>/dev/null || true`);
+    return r.out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** An alert posted to Alertmanager's own API on the load balancer, as Prometheus posts them. */
+export function postAlert(labels: Record<string, string>): void {
+    const body = JSON.stringify([{ labels, annotations: { summary: "posted by the e2e suite" } }]);
+    const r = onHost("pi-lb", `curl -fsS --max-time 5 -X POST -H 'content-type: application/json' --data-binary @- http://127.0.0.1:${ALERTMANAGER_PORT}/api/v2/alerts`, body);
+    assert.strictEqual(r.status, 0, r.out);
 }

@@ -16,10 +16,16 @@ const registeredOutputs = recordRegisteredOutputs();
 type Mod = typeof import("../../components");
 let mod: Mod;
 
-async function build(webs: number, raw = rawConfig(webs), writeToken?: string): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
+async function build(
+    webs: number,
+    raw = rawConfig(webs),
+    writeToken?: string,
+    webhookUrl?: string,
+): Promise<{ cluster: InstanceType<Mod["PiCluster"]>; res: Map<string, Recorded> }> {
     recorded.clear();
     registeredOutputs.clear();
-    const config = mod.parseConfig(raw, undefined, writeToken === undefined ? undefined : pulumi.secret(writeToken));
+    const secret = (v?: string) => (v === undefined ? undefined : pulumi.secret(v));
+    const config = mod.parseConfig(raw, undefined, secret(writeToken), undefined, secret(webhookUrl));
     const cluster = new mod.PiCluster("pi-cluster", { config, artifacts: fakeArtifacts() }, { transformations: [recorder(recorded)] });
     await promiseOf(cluster.webServers);
     await settle(recorded);
@@ -654,6 +660,26 @@ describe("PiCluster resource graph", function () {
             assert.match(decodeVar(step.inputs.stdin, "RULES_TEXT"), /"alert": "PiDown"/);
             // The connection is the load balancer's.
             assert.strictEqual(step.inputs.connection.host, "10.254.0.121");
+        });
+
+        it("runs Alertmanager after Prometheus, with no receiver unless a webhook is set", () => {
+            const step = byName(on, "pi-cluster-monitoring-alertmanager");
+            assert.deepStrictEqual(step.dependsOn, ["pi-cluster-monitoring-prometheus"]);
+            assert.strictEqual(JSON.parse(decodeVar(step.inputs.stdin, "CONFIG_TEXT")).route.receiver, "none");
+            assert.match(byName(on, "pi-lb-base").inputs.stdin, /^PACKAGES=\(.*'prometheus-alertmanager'.*\)$/m);
+        });
+
+        it("posts alerts to the webhook from secret config, in a step that is a secret and logs no stdout", async () => {
+            const url = "https://hooks.example.invalid/services/T0/B0/s3cr3tw3bh00ktok3n";
+            const { res } = await build(2, withMonitoring(), undefined, url);
+            const step = byName(res, "pi-cluster-monitoring-alertmanager");
+            assert.strictEqual(JSON.parse(decodeVar(step.inputs.stdin, "CONFIG_TEXT")).receivers[0].webhook_configs[0].url, url);
+            assert.strictEqual(step.inputs.logging, "stderr");
+            assert.strictEqual(await pulumi.isSecret((step.resource as unknown as { stdin: pulumi.Output<string> }).stdin), true);
+            for (const r of commands(res)) {
+                if (r.name === "pi-cluster-monitoring-alertmanager") continue;
+                assert.ok(!JSON.stringify(r.inputs).includes("s3cr3tw3bh00ktok3n"), `${r.name} carries the webhook URL`);
+            }
         });
     });
 

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
-import { apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, privateKeyType, sizeToMb } from "../../components/config";
+import { alertWebhookUrlProblem, apiRateLimitOf, ConfigError, cidrContains, ipv4ToNumber, loadConfig, mariadbMemoryMb, parseConfig, privateKeyType, sizeToMb } from "../../components/config";
 import { dashboardTabsWithin } from "../../components/render/nginx";
 import { AGE_PUBLIC_KEY, FAKE_PRIVATE_KEY, HOST_KEY, rawConfig, replicasConfig, tmpDir, writeKey } from "./helpers";
 
@@ -121,6 +121,19 @@ describe("stack config", () => {
         rejects((c) => (c.monitoring = { retentionSizeMb: 10 }), /pi-cluster:monitoring\.retentionSizeMb/, /expected at least 64 MB/);
         rejects((c) => (c.monitoring = { scrapeInterval: 5 }), /pi-cluster:monitoring\.scrapeInterval/, /scrapeIntervalSeconds/);
         rejects((c) => (c.monitoring = true), /pi-cluster:monitoring/, /expected an object \{enabled\?, scrapeIntervalSeconds\?/);
+    });
+    it("names a webhook URL Alertmanager could not post to, without showing it", () => {
+        assert.strictEqual(alertWebhookUrlProblem("https://hooks.example.invalid/T0/B0/token"), undefined);
+        assert.strictEqual(alertWebhookUrlProblem("http://10.0.0.5:9999/hook"), undefined);
+        for (const [bad, expected] of [
+            ["hooks.example.invalid/token", /expected an http:\/\/ or https:\/\/ URL that Alertmanager posts alerts to/],
+            ["ftp://hooks.example.invalid/token", /got a ftp: one/],
+        ] as const) {
+            const m = alertWebhookUrlProblem(bad)!;
+            assert.match(m, expected);
+            assert.match(m, /pulumi config set --secret pi-cluster:alertWebhookUrl/);
+            assert.doesNotMatch(m, /token/);
+        }
     });
     it("rejects a replica on another host's address or name, without a host key, or a bad lag bound", () => {
         rejects((c) => (c.dbReplicas = [{ name: "pi-db-read1", address: "10.254.0.124", hostKey: HOST_KEY }]), /pi-cluster:dbReplicas\[0\]\.address/, /duplicate address 10\.254\.0\.124 \(also used by database\)/);

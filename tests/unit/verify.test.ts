@@ -105,11 +105,15 @@ describe("verify: the scripts' own checks", () => {
         const env = path.join(dir, "env");
         fs.writeFileSync(site, "listen 80;\nbody 10m;\n", { mode: 0o644 });
         fs.writeFileSync(env, "DB_PASSWORD=handedit\n", { mode: 0o600 });
+        // Group-readable (root:prometheus 0640, the Alertmanager config) is still a secret's file.
+        const hook = path.join(dir, "hook");
+        fs.writeFileSync(hook, "url: https://hooks.invalid/handtoken\n", { mode: 0o640 });
         const script = [
             fs.readFileSync(path.join(SCRIPTS_DIR, "lib.sh"), "utf8"),
-            shellVars({ SITE: fileText("listen 80;\nbody 64k;\n"), ENV: fileText("DB_PASSWORD=stack\n") }),
+            shellVars({ SITE: fileText("listen 80;\nbody 64k;\n"), ENV: fileText("DB_PASSWORD=stack\n"), HOOK: fileText("url: https://hooks.invalid/stacktoken\n") }),
             `expect_file "$SITE" ${site} 0644 ${me}:${group}`,
             `expect_file "$ENV" ${env} 0600 ${me}:${group}`,
+            `expect_file "$HOOK" ${hook} 0640 ${me}:${group}`,
             `expect_file "$SITE" ${path.join(dir, "gone")} 0644`,
             `chmod 0640 ${site}; expect_file "listen 80;"$'\\n'"body 10m;"$'\\n' ${site} 0644 ${me}:${group}`,
             'echo "drifts=$DRIFTS"',
@@ -120,10 +124,11 @@ describe("verify: the scripts' own checks", () => {
         assert.match(r.stdout, /^ {4}-body 64k;$/m);
         assert.match(r.stdout, /^ {4}\+body 10m;$/m);
         assert.match(r.stdout, new RegExp(`^DRIFT ${env}: content differs from the rendered file$`, "m"));
-        assert.doesNotMatch(r.stdout, /handedit|DB_PASSWORD=stack/, "a secret file's lines are never shown");
+        assert.match(r.stdout, new RegExp(`^DRIFT ${hook}: content differs from the rendered file$`, "m"));
+        assert.doesNotMatch(r.stdout, /handedit|DB_PASSWORD=stack|handtoken|stacktoken/, "a secret file's lines are never shown");
         assert.match(r.stdout, /DRIFT .*gone: missing/);
         assert.match(r.stdout, new RegExp(`DRIFT ${site}: mode and owner are 640 ${me}:${group}, expected 644 ${me}:${group}`));
-        assert.match(r.stdout, /^drifts=4$/m);
+        assert.match(r.stdout, /^drifts=5$/m);
         assert.strictEqual(fs.readFileSync(site, "utf8"), "listen 80;\nbody 10m;\n");
     });
 
