@@ -21,6 +21,15 @@ export const MEMORY_AVAILABLE_RATIO = 0.1;
  */
 export const VIRTUAL_FSTYPES = ["tmpfs", "ramfs", "devtmpfs", "overlay", "squashfs", "erofs", "iso9660", "autofs", "nsfs"];
 
+/**
+ * The units the node exporter's systemd collector watches (renderNodeExporterDefaults): the
+ * stack's own (app, backups, their timers, the binlog stream, TLS renewal, firewall) and the
+ * servers the roles run.
+ */
+export const WATCHED_UNITS = "(pi-cluster-.*|nginx|mariadb)[.](service|timer)";
+/** The units that run all the time where they are installed: not running is an outage. */
+export const LONG_RUNNING_SERVICES = ["pi-cluster-app.service", "nginx.service", "mariadb.service", "pi-cluster-binlog-stream.service"];
+
 export interface AlertRuleOptions {
     /** Prometheus's scrape interval in seconds (the rules' `for:` durations are never shorter than 4 of them). */
     scrapeIntervalSeconds: number;
@@ -104,6 +113,27 @@ const RULES: readonly AlertRule[] = [
         summary: "{{ $labels.instance }} is short of memory",
         description:
             "{{ $labels.instance }} has {{ $value | humanizePercentage }} of its memory available. Find the biggest processes (`ps aux --sort=-rss | head`) and restart the one that leaks, or give the role less to hold (the app's workers, MariaDB's buffer pool).",
+    },
+    {
+        alert: "ServiceFailed",
+        // A oneshot that failed stays "failed" until its next run succeeds: a backup, a
+        // binlog shipment, a certificate renewal, the firewall's load.
+        expr: `node_systemd_unit_state{${NODE}, state="failed"} == 1`,
+        forSeconds: 60,
+        severity: "warning",
+        summary: "{{ $labels.name }} failed on {{ $labels.instance }}",
+        description:
+            "{{ $labels.name }} on {{ $labels.instance }} is in the failed state: for a backup, no backup of that kind was taken. Read why with `journalctl -u {{ $labels.name }} -n 50` on it; `systemctl start {{ $labels.name }}` runs it again once the cause is fixed.",
+    },
+    {
+        alert: "ServiceDown",
+        // Inhibited while PiDown fires for the same Pi (renderAlertmanagerConfig).
+        expr: `node_systemd_unit_state{${NODE}, name=~"${LONG_RUNNING_SERVICES.map((n) => n.replace(/\./g, "\\\\.")).join("|")}", state="active"} == 0`,
+        forSeconds: 2 * 60,
+        severity: "critical",
+        summary: "{{ $labels.name }} is not running on {{ $labels.instance }}",
+        description:
+            "{{ $labels.name }} on {{ $labels.instance }} has not been running for 2 minutes while the Pi is up: the app, the load balancer, the database or the binlog stream is out. `systemctl status {{ $labels.name }}` and `journalctl -u {{ $labels.name }} -n 50` on it say why; `npx pi-cluster recover {{ $labels.instance }}` puts it back as deployed.",
     },
     {
         alert: "ClockNotSynchronised",

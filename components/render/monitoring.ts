@@ -10,6 +10,7 @@ import {
     PROMETHEUS_PORT,
     PROMETHEUS_RULES,
 } from "../constants";
+import { WATCHED_UNITS } from "./alerts";
 
 /** A Pi Prometheus scrapes: its name becomes the `instance` label, its role the `role` label. */
 export interface ScrapedPi {
@@ -85,6 +86,9 @@ export function renderNodeExporterDefaults(address: string): string {
         `--web.listen-address=${address}:${NODE_EXPORTER_PORT}`,
         `--collector.textfile.directory=${NODE_EXPORTER_TEXTFILE_DIR}`,
         `--collector.filesystem.fs-types-exclude=${NODE_FS_TYPES_EXCLUDE}`,
+        // Failed backups and services down (alerts.ts): systemd's view of the stack's units.
+        "--collector.systemd",
+        `--collector.systemd.unit-include=${WATCHED_UNITS}`,
     ];
     return `# Managed by pi-cluster (the node-exporter step); edits are overwritten.\nARGS="${args.join(" ")}"\n`;
 }

@@ -371,14 +371,17 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         assert.strictEqual(onHost("pi-lb", "sudo stat -c '%a %U:%G' /etc/prometheus/alertmanager.yml").out.trim(), "640 root:prometheus");
 
         // An exporter that stops is a Pi Prometheus cannot see: PiDown, pending for its `for`.
+        // A unit of the stack's that fails (as a backup run does) is ServiceFailed.
         onHost("pi-web2", "sudo systemctl stop prometheus-node-exporter");
+        onHost("pi-db", "sudo systemd-run --quiet --unit=pi-cluster-e2e-fails false");
         try {
-            await monitoring.until("PiDown for pi-web2", 30_000, () => {
-                const alerts = monitoring.alertsNamed("PiDown");
-                return { value: alerts.length > 0 ? alerts : undefined, seen: JSON.stringify(alerts) };
-            }).then((alerts) => assert.deepStrictEqual(alerts, ["pi-web2 pending"]));
+            await monitoring.until("PiDown for pi-web2 and ServiceFailed on pi-db", 30_000, () => {
+                const alerts = [...monitoring.alertsNamed("PiDown"), ...monitoring.alertsNamed("ServiceFailed")];
+                return { value: alerts.length >= 2 ? alerts : undefined, seen: JSON.stringify(alerts) };
+            }).then((alerts) => assert.deepStrictEqual(alerts, ["pi-web2 pending", "pi-db pending"]));
         } finally {
             onHost("pi-web2", "sudo systemctl start prometheus-node-exporter");
+            onHost("pi-db", "sudo systemctl reset-failed pi-cluster-e2e-fails");
         }
 
         monitoring.stopWebhookReceiver();

@@ -71,6 +71,11 @@ function filesystem(instance: string, mount: Record<string, string>, avail: stri
     ];
 }
 
+/** One node_systemd_unit_state series: a unit's state flag on a Pi. */
+function unitState(instance: string, name: string, state: string, type: string, values: string): Series {
+    return { metric: "node_systemd_unit_state", labels: node(instance, { name, state, type }), values };
+}
+
 const labRoot = { device: "overlay", fstype: "overlay", mountpoint: "/" };
 const piRoot = { device: "/dev/mmcblk0p2", fstype: "ext4", mountpoint: "/" };
 const run = { device: "tmpfs", fstype: "tmpfs", mountpoint: "/run" };
@@ -159,6 +164,33 @@ const SCENARIOS: Scenario[] = [
         fires: [{ labels: { ...node("pi-web1"), severity: "warning" }, value: "5%" }],
     },
     {
+        alert: "ServiceFailed",
+        onsetMinutes: 1,
+        series: [
+            unitState("pi-db", "pi-cluster-backup-full.service", "failed", "oneshot", "0 1x60"),
+            unitState("pi-db", "pi-cluster-backup-incremental.service", "failed", "oneshot", "0x60"),
+            unitState("pi-db", "pi-cluster-backup-incremental.service", "active", "oneshot", "1x60"),
+        ],
+        fires: [{ labels: { ...node("pi-db", { name: "pi-cluster-backup-full.service", state: "failed", type: "oneshot" }), severity: "warning" } }],
+    },
+    {
+        alert: "ServiceDown",
+        onsetMinutes: 0,
+        series: [
+            unitState("pi-web1", "pi-cluster-app.service", "active", "simple", "0x60"),
+            unitState("pi-web2", "pi-cluster-app.service", "active", "simple", "1x60"),
+            unitState("pi-lb", "pi-cluster-binlog-stream.service", "active", "simple", "0x60"),
+            // A oneshot between its runs is inactive by design: not an outage.
+            unitState("pi-db", "pi-cluster-backup-full.service", "active", "oneshot", "0x60"),
+            // Nor is a unit whose name only starts like a watched one.
+            unitState("pi-db", "mariadb.service.d", "active", "simple", "0x60"),
+        ],
+        fires: [
+            { labels: { ...node("pi-web1", { name: "pi-cluster-app.service", state: "active", type: "simple" }), severity: "critical" } },
+            { labels: { ...node("pi-lb", { name: "pi-cluster-binlog-stream.service", state: "active", type: "simple" }), severity: "critical" } },
+        ],
+    },
+    {
         alert: "ClockNotSynchronised",
         onsetMinutes: 0,
         series: [
@@ -243,7 +275,7 @@ describe("alerting rules", () => {
     it("name every alert in ALERT_NAMES, in file order, each with a severity, a summary and a description that says where", () => {
         const all = rulesOf(rules);
         assert.deepStrictEqual(all.map((r) => r.alert), [...ALERT_NAMES]);
-        assert.deepStrictEqual(ALERT_NAMES, ["PiDown", "DiskFreeLow", "DiskFullIn24h", "FilesystemReadOnly", "TemperatureHigh", "MemoryPressure", "ClockNotSynchronised"]);
+        assert.deepStrictEqual(ALERT_NAMES, ["PiDown", "DiskFreeLow", "DiskFullIn24h", "FilesystemReadOnly", "TemperatureHigh", "MemoryPressure", "ServiceFailed", "ServiceDown", "ClockNotSynchronised"]);
         for (const r of all) {
             assert.deepStrictEqual(Object.keys(r.labels), ["severity"], r.alert);
             assert.ok(["critical", "warning"].includes(r.labels.severity), r.alert);

@@ -63,7 +63,7 @@ describe("monitoring's files", () => {
         );
         assert.strictEqual(
             renderNodeExporterDefaults("10.254.0.122").split("\n")[1],
-            'ARGS="--web.listen-address=10.254.0.122:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter --collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"',
+            'ARGS="--web.listen-address=10.254.0.122:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter --collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$ --collector.systemd --collector.systemd.unit-include=(pi-cluster-.*|nginx|mariadb)[.](service|timer)"',
         );
     });
 
