@@ -45,20 +45,22 @@ function partialBytes(kind = "full"): number {
 }
 
 /**
- * Runs `fn` with the database Pi's binlog shipping paused: its timer stopped and a run in
- * progress waited out (a \`put\` streaming into the target's directory keeps a file open
- * there, so the directory cannot be unmounted under it). The timer starts again after.
+ * Runs `fn` with the database Pi's shipping to the target paused: the binlog shipping, full
+ * and incremental timers stopped, and a run in progress waited out (a \`put\` streaming into
+ * the target's directory keeps a file open there, so the directory cannot be unmounted under
+ * it). A full runs without its timer too: a restore starts one when it is done. The timers
+ * start again after.
  */
 function withShippingPaused(db: string, fn: () => void): void {
-    const unit = backupUnitName("ship-binlogs");
-    sh(db, `sudo systemctl stop ${unit}.timer`);
+    const units = (["ship-binlogs", "full", "incremental"] as const).map((k) => backupUnitName(k));
+    sh(db, `sudo systemctl stop ${units.map((u) => `${u}.timer`).join(" ")}`);
     try {
-        const wait = `for ((i = 0; i < 600; i++)); do s=$(systemctl show -p ActiveState --value ${unit}.service); [[ $s == inactive || $s == failed ]] && exit 0; sleep 0.2; done; echo "${unit}.service still $s after 120 s"; exit 1\n`;
+        const wait = `for u in ${units.map((u) => `${u}.service`).join(" ")}; do for ((i = 0; i < 900; i++)); do s=$(systemctl show -p ActiveState --value $u); [[ $s == inactive || $s == failed ]] && continue 2; sleep 0.2; done; echo "$u still $s after 180 s"; exit 1; done\n`;
         const r = onHost(db, "bash -s", wait);
         assert.strictEqual(r.status, 0, `${db}: ${r.out}`);
         fn();
     } finally {
-        sh(db, `sudo systemctl start ${unit}.timer`);
+        sh(db, `sudo systemctl start ${units.map((u) => `${u}.timer`).join(" ")}`);
     }
 }
 
