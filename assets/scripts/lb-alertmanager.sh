@@ -20,16 +20,6 @@ set -euo pipefail
 
 # @lib
 
-# reload_succeeded : the running Alertmanager took the config in (a reload that fails keeps the old one).
-reload_succeeded() {
-    local i
-    for ((i = 0; i < 50; i++)); do
-        curl -fsS --max-time 2 "http://127.0.0.1:$PORT/metrics" 2>/dev/null | grep -qx 'alertmanager_config_last_reload_successful 1' && return 0
-        sleep 0.2
-    done
-    fatal "$SERVICE did not load $CONFIG (alertmanager_config_last_reload_successful is not 1): journalctl -u $SERVICE on $(hostname)"
-}
-
 apply() {
     apt_install "$PACKAGE" curl
     local tmp
@@ -48,7 +38,7 @@ apply() {
     ((owed)) && restart=1
     settle_service "$SERVICE" "$restart" "$reload"
     wait_http_ok "http://127.0.0.1:$PORT/-/ready" "$SERVICE" 30
-    reload_succeeded
+    wait_config_loaded "http://127.0.0.1:$PORT/metrics" "$SERVICE" alertmanager_config_last_reload_successful
     pending_done alertmanager
     info "alertmanager ready on 127.0.0.1:$PORT"
 }

@@ -144,6 +144,17 @@ wait_http_ok() {
     fatal "$unit does not answer $url: journalctl -u $unit on $(hostname) says why"
 }
 
+# wait_config_loaded METRICS_URL UNIT GAUGE : the server's own GAUGE (on its /metrics) reads 1
+# within 10 s: it took its config in (a reload that fails keeps the old config running).
+wait_config_loaded() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        curl -fsS --max-time 2 "$1" 2>/dev/null | grep -qx "$3 1" && return 0
+        sleep 0.2
+    done
+    fatal "$2 did not load its config ($3 is not 1): journalctl -u $2 on $(hostname) says why"
+}
+
 # settle_service UNIT RESTART RELOAD : restarts UNIT when RESTART is 1 or it is not running,
 # else reloads it when RELOAD is 1; either way it starts at boot.
 settle_service() {
