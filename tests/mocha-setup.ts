@@ -8,6 +8,11 @@
  * each one in JavaScript: it was most of the unit suite's CPU (tests/unit/cluster.test.ts
  * went from 21-24 s to 14-16 s of CPU without it). A failure's stack shows the same
  * .ts lines and columns either way.
+ *
+ * Then the SDK's typescript and @npmcli/arborist load only if used, as in the program
+ * (components/lazy-modules.ts).
  */
+import "../components/lazy-modules";
+
 process.setSourceMapsEnabled(true);
 delete (Error as { prepareStackTrace?: unknown }).prepareStackTrace;

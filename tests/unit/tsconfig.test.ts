@@ -32,7 +32,8 @@ describe("how the program runs: sucrase, and tsc --noEmit as the type check", ()
     it("runs index.ts through sucrase's require hook, not ts-node", () => {
         const project = yaml.load(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8")) as { runtime: { options: Record<string, unknown> } };
         assert.strictEqual(project.runtime.options.typescript, false, "typescript: true would load ts-node and the compiler on every run");
-        assert.strictEqual(project.runtime.options.nodeargs, "--require sucrase/register/ts");
+        // sucrase first: components/lazy-modules.ts is TypeScript, and must load before the SDK.
+        assert.strictEqual(project.runtime.options.nodeargs, "--require sucrase/register/ts --require ./components/lazy-modules.ts");
         assert.strictEqual(pkg.main, "index.ts");
         // A dependency, not a dev one: `npm ci --omit=dev` on a deploying machine keeps it.
         assert.ok(pkg.dependencies.sucrase, "sucrase is a dependency of the program");
