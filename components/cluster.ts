@@ -9,7 +9,7 @@ import { apiRateLimitOf, ClusterConfig } from "./config";
 import { Database, databasePackages } from "./database";
 import { hostConnection } from "./host";
 import { LoadBalancer } from "./loadBalancer";
-import { Monitoring } from "./monitoring";
+import { Monitoring, MonitoringArgs } from "./monitoring";
 import { STREAM_PACKAGES } from "./render/binlogStream";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
@@ -314,6 +314,7 @@ export class PiCluster extends pulumi.ComponentResource {
 
         // Once every web server has rolled to TLS, the database refuses connections without it.
         db.requireTls(webs.map((w) => w.admitStep));
+        let backupMetrics: MonitoringArgs["backupTarget"];
         if (c.backup && target && db.backupPublicKey) {
             const targetConnection = hostConnection({ address: target.address, sshPort: target.port, hostKey: target.hostKey, ...ssh });
             const backupTarget = new BackupTarget(
@@ -332,6 +333,10 @@ export class PiCluster extends pulumi.ComponentResource {
                 },
                 { parent: this },
             );
+            // Prometheus scrapes the target's node exporter only when the target is a Pi of the cluster.
+            if (nodes.some((n) => n.address === target.address)) {
+                backupMetrics = { connection: targetConnection, path: target.path, ready: backupTarget.ready };
+            }
             if (c.backup.stream) {
                 new BinlogStream(
                     `${name}-binlog-stream`,
@@ -366,6 +371,7 @@ export class PiCluster extends pulumi.ComponentResource {
                     retentionDays: c.monitoring.retentionDays,
                     retentionSizeMb: c.monitoring.retentionSizeMb,
                     webhookUrl: c.alertWebhookUrl,
+                    backupTarget: backupMetrics,
                     // Once the load balancer's base step has installed the package (in its one apt run).
                     after: [lb.nginxConf],
                 },

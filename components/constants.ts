@@ -152,3 +152,11 @@ export const ALERTMANAGER_DEFAULTS = "/etc/default/prometheus-alertmanager";
 /** Holds the webhook URL, a secret: root:prometheus, 0640. */
 export const ALERTMANAGER_CONFIG = "/etc/prometheus/alertmanager.yml";
 export const ALERTMANAGER_DATA_DIR = "/var/lib/prometheus/alertmanager";
+/**
+ * On the backup target, when Prometheus scrapes it: status.json and the binlog stream's report
+ * as metrics in the textfile directory (assets/backup/pi-cluster-backup-metrics.py), rewritten
+ * by the timer BACKUP_METRICS_UNIT.timer.
+ */
+export const BACKUP_METRICS_UNIT = "pi-cluster-backup-metrics";
+export const BACKUP_METRICS_SCRIPT = `${LIB_DIR}/pi-cluster-backup-metrics.py`;
+export const BACKUP_METRICS_FILE = `${NODE_EXPORTER_TEXTFILE_DIR}/pi_cluster_backup.prom`;

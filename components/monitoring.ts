@@ -1,11 +1,22 @@
 // Monitoring: Prometheus on the monitoring host (the load balancer), scraping every Pi's
 // node exporter (each Pi's own step, see host.ts) and evaluating the stack's alerting rules,
 // and Alertmanager beside it, which posts the alerts to the configured webhook.
+// On the backup target, when Prometheus scrapes it, the backups' status as metrics.
 // Removed by config (monitoring.enabled: false): the step's delete leaves nothing behind.
+import * as fs from "fs";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Connection, remoteStep } from "./remote";
 import { renderAlertRules } from "./render/alerts";
-import { renderAlertmanagerConfig, renderAlertmanagerDefaults, renderPrometheusConfig, renderPrometheusDefaults, ScrapedPi } from "./render/monitoring";
+import {
+    renderAlertmanagerConfig,
+    renderAlertmanagerDefaults,
+    renderBackupMetricsService,
+    renderBackupMetricsTimer,
+    renderPrometheusConfig,
+    renderPrometheusDefaults,
+    ScrapedPi,
+} from "./render/monitoring";
 import { fileText, renderScript } from "./render/shell";
 import {
     ALERTMANAGER_CONFIG,
@@ -14,6 +25,10 @@ import {
     ALERTMANAGER_PACKAGE,
     ALERTMANAGER_PORT,
     ALERTMANAGER_SERVICE,
+    BACKUP_METRICS_FILE,
+    BACKUP_METRICS_SCRIPT,
+    BACKUP_METRICS_UNIT,
+    NODE_EXPORTER_TEXTFILE_DIR,
     PROMETHEUS_CONFIG,
     PROMETHEUS_DATA_DIR,
     PROMETHEUS_DEFAULTS,
@@ -38,7 +53,15 @@ export interface MonitoringArgs {
     webhookUrl?: pulumi.Input<string>;
     /** The steps run after these (the monitoring host is ready). Default none. */
     after?: pulumi.Resource[];
+    /**
+     * The backup target, when it is one of the scraped Pis: its status becomes metrics there
+     * (the backup alerts). Default none: no backups, or a target Prometheus does not scrape.
+     */
+    backupTarget?: { connection: pulumi.Input<Connection>; path: string; ready: pulumi.Resource };
 }
+
+/** The converter the backup-metrics step installs (assets/backup/). */
+const BACKUP_METRICS_SOURCE = path.join(__dirname, "..", "assets", "backup", "pi-cluster-backup-metrics.py");
 
 export class Monitoring extends pulumi.ComponentResource {
     /** Prometheus's address on the monitoring host (loopback). */
@@ -92,6 +115,25 @@ export class Monitoring extends pulumi.ComponentResource {
             // After Prometheus's step: both install on the one host, and its purge must not race this one's.
             { parent: this, dependsOn: [this.ready] },
         );
+        if (args.backupTarget) {
+            remoteStep(
+                `${name}-backup-metrics`,
+                {
+                    connection: args.backupTarget.connection,
+                    script: renderScript("target-backup-metrics", {
+                        STEP: `${name}-backup-metrics`,
+                        SCRIPT: BACKUP_METRICS_SCRIPT,
+                        SCRIPT_TEXT: fileText(fs.readFileSync(BACKUP_METRICS_SOURCE, "utf8")),
+                        UNIT: BACKUP_METRICS_UNIT,
+                        SERVICE_TEXT: fileText(renderBackupMetricsService({ backupDir: args.backupTarget.path })),
+                        TIMER_TEXT: fileText(renderBackupMetricsTimer({ intervalSeconds: args.scrapeIntervalSeconds })),
+                        TEXTFILE_DIR: NODE_EXPORTER_TEXTFILE_DIR,
+                        METRICS_FILE: BACKUP_METRICS_FILE,
+                    }),
+                },
+                { parent: this, dependsOn: [args.backupTarget.ready] },
+            );
+        }
         this.prometheusUrl = pulumi.output(`http://127.0.0.1:${PROMETHEUS_PORT}`);
         this.alertmanagerUrl = pulumi.output(`http://127.0.0.1:${ALERTMANAGER_PORT}`);
         this.registerOutputs({ prometheusUrl: this.prometheusUrl, alertmanagerUrl: this.alertmanagerUrl });

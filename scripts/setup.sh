@@ -20,7 +20,7 @@ readonly REPO
 # restores backups (scripts/restore.sh) and makes the lab's throwaway backup key. promtool
 # and amtool (Debian's prometheus and prometheus-alertmanager) check the monitoring configs.
 readonly DEPLOY_PACKAGES=(ca-certificates git tar gzip openssh-client debootstrap systemd-container nftables iproute2 util-linux age)
-readonly TEST_PACKAGES=(mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl prometheus prometheus-alertmanager)
+readonly TEST_PACKAGES=(python3 mariadb-server mariadb-backup zstd nginx-light shellcheck chromium wrk openssh-server testssl.sh tcpdump curl openssl prometheus prometheus-alertmanager)
 
 info() { printf 'setup: %s\n' "$*" >&2; }
 fatal() {

@@ -49,6 +49,7 @@ interface AlertRule {
 }
 
 const NODE = 'job="node"';
+const BACKUP_LAST_SUCCESS = `pi_cluster_backup_last_success_timestamp_seconds{${NODE}}`;
 
 /**
  * `metric(selector)` on the filesystems worth watching: the root, whatever its type, or any
@@ -134,6 +135,48 @@ const RULES: readonly AlertRule[] = [
         summary: "{{ $labels.name }} is not running on {{ $labels.instance }}",
         description:
             "{{ $labels.name }} on {{ $labels.instance }} has not been running for 2 minutes while the Pi is up: the app, the load balancer, the database or the binlog stream is out. `systemctl status {{ $labels.name }}` and `journalctl -u {{ $labels.name }} -n 50` on it say why; `npx pi-cluster recover {{ $labels.instance }}` puts it back as deployed.",
+    },
+    {
+        alert: "BackupStale",
+        // The backup target's status (assets/backup/pi-cluster-backup-metrics.py): the last
+        // success of each kind older than the stack's backup.staleAfterSeconds for it. A kind
+        // that never succeeded is left to ServiceFailed (its runs fail) rather than paging
+        // through a new cluster's first hour, which has a full and no incremental yet.
+        expr: `(time() - ${BACKUP_LAST_SUCCESS} > pi_cluster_backup_stale_after_seconds{${NODE}}) and ${BACKUP_LAST_SUCCESS} > 0`,
+        forSeconds: 60,
+        severity: "critical",
+        summary: "no {{ $labels.kind }} backup reached {{ $labels.instance }} for longer than allowed",
+        description:
+            "The last {{ $labels.kind }} backup that succeeded is {{ $value | humanizeDuration }} old on the backup target ({{ $labels.instance }}), past the stack's backup.staleAfterSeconds. Until one succeeds, a restore loses more than the policy allows. On the database Pi, `systemctl list-timers 'pi-cluster-backup-*'` and `journalctl -u pi-cluster-backup-{{ $labels.kind }} -n 50` say whether it runs and why it fails; `npx pi-cluster verify` names a failed run.",
+    },
+    {
+        alert: "BinlogStreamDown",
+        // The stream writes its report at least every 10 s while it runs.
+        expr: `pi_cluster_binlog_stream_up{${NODE}} == 0 or time() - pi_cluster_binlog_stream_report_timestamp_seconds{${NODE}} > 60`,
+        forSeconds: 2 * 60,
+        severity: "critical",
+        summary: "the binlog stream to {{ $labels.instance }} is down",
+        description:
+            "The backup target ({{ $labels.instance }}) has not been copying the database's binlog for 2 minutes: a restore now loses the writes since the last binlog shipment (binlogShipSeconds) instead of about a second. `systemctl status pi-cluster-binlog-stream` and `journalctl -u pi-cluster-binlog-stream -n 50` on it say why (the database down, its TLS or grant, the target's disk).",
+    },
+    {
+        alert: "BinlogStreamLagging",
+        expr: `pi_cluster_binlog_stream_lag_seconds{${NODE}} > pi_cluster_binlog_stream_max_lag_seconds{${NODE}}`,
+        forSeconds: 2 * 60,
+        severity: "warning",
+        summary: "the binlog stream to {{ $labels.instance }} lags",
+        description:
+            "The backup target's copy of the binlog has lacked the database's newest writes for {{ $value | humanize }} s, past its bound: a restore now loses that much. Check the link between the database and {{ $labels.instance }}, and the target's disk (`iostat`, `df`).",
+    },
+    {
+        alert: "BackupStatusMissing",
+        // The converter's own heartbeat, and whether it found status.json.
+        expr: `pi_cluster_backup_status_ok{${NODE}} == 0 or time() - pi_cluster_backup_metrics_timestamp_seconds{${NODE}} > 300`,
+        forSeconds: 5 * 60,
+        severity: "warning",
+        summary: "the backups' status on {{ $labels.instance }} cannot be read",
+        description:
+            "The backup target's status.json is missing, or the metrics made from it have not been rewritten for 5 minutes: the backup alerts are blind. `systemctl status pi-cluster-backup-metrics.timer pi-cluster-backup-metrics.service` on {{ $labels.instance }} says why; `npx pi-cluster recover {{ $labels.instance }}` reinstalls it.",
     },
     {
         alert: "ClockNotSynchronised",

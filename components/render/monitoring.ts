@@ -3,6 +3,8 @@
 // and JSON is YAML, so the config is rendered as JSON and needs no YAML library.
 import {
     ALERTMANAGER_DATA_DIR,
+    BACKUP_METRICS_FILE,
+    BACKUP_METRICS_SCRIPT,
     ALERTMANAGER_PORT,
     NODE_EXPORTER_PORT,
     NODE_EXPORTER_TEXTFILE_DIR,
@@ -11,6 +13,7 @@ import {
     PROMETHEUS_RULES,
 } from "../constants";
 import { WATCHED_UNITS } from "./alerts";
+import { SANDBOX } from "./systemd";
 
 /** A Pi Prometheus scrapes: its name becomes the `instance` label, its role the `role` label. */
 export interface ScrapedPi {
@@ -122,4 +125,47 @@ export function renderAlertmanagerConfig(o: { webhookUrl?: string }): string {
 export function renderAlertmanagerDefaults(): string {
     const args = [`--web.listen-address=127.0.0.1:${ALERTMANAGER_PORT}`, "--cluster.listen-address=", `--storage.path=${ALERTMANAGER_DATA_DIR}`];
     return `# Managed by pi-cluster (the alertmanager step); edits are overwritten.\nARGS="${args.join(" ")}"\n`;
+}
+
+/**
+ * The backup metrics' service: the converter as root in the stack's sandbox, with no network,
+ * reading the target's directory (the backup account's, 0700) and writing only the textfile
+ * directory. Its output is world-readable (node-exporter runs as prometheus): the converter
+ * sets the file's mode itself, past the sandbox's UMask.
+ */
+export function renderBackupMetricsService(o: { backupDir: string }): string {
+    return `# Managed by pi-cluster; rendered by components/render/monitoring.ts.
+[Unit]
+Description=pi-cluster: the backup target's status as metrics for node-exporter
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/python3 ${BACKUP_METRICS_SCRIPT} ${o.backupDir} ${BACKUP_METRICS_FILE}
+${SANDBOX}
+CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE
+PrivateNetwork=yes
+RestrictAddressFamilies=AF_UNIX
+IPAddressDeny=any
+PrivateTmp=yes
+MemoryDenyWriteExecute=yes
+ReadOnlyPaths=${o.backupDir}
+ReadWritePaths=${NODE_EXPORTER_TEXTFILE_DIR}
+`;
+}
+
+/** Its timer: every `intervalSeconds` (the scrape interval: fresher is never scraped). */
+export function renderBackupMetricsTimer(o: { intervalSeconds: number }): string {
+    if (!Number.isInteger(o.intervalSeconds) || o.intervalSeconds <= 0) throw new Error(`backup metrics: intervalSeconds is ${o.intervalSeconds}; expected a positive whole number`);
+    return `# Managed by pi-cluster; rendered by components/render/monitoring.ts.
+[Unit]
+Description=pi-cluster: the backup target's metrics every ${o.intervalSeconds} s
+
+[Timer]
+OnBootSec=${o.intervalSeconds}s
+OnUnitActiveSec=${o.intervalSeconds}s
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+`;
 }

@@ -46,6 +46,8 @@ const SCALE_UPDATES = ["pi-db-app-db", "pi-db-mariadb", "pi-db-require-tls", "pi
 const rollout = (own: string[]) => sorted(["pi-web1", "pi-web2"].flatMap((w) => steps(w, ["drain", ...own, "admit"])));
 const APP_STEPS = rollout(["app", "app-upload"]);
 const PM2_STEPS = rollout(["pm2", "pm2-upload"]);
+/** Monitoring's own steps (the node exporters aside): on the load balancer, which is also the backup target. */
+const MONITORING_STEPS = ["pi-cluster-monitoring-prometheus", "pi-cluster-monitoring-alertmanager", "pi-cluster-monitoring-backup-metrics"];
 
 // A release of the app: one more compiled module, so the shipped tarball changes. Its text is
 // fixed, so every run of this suite builds it once and finds it in .build/ after that.
@@ -336,16 +338,39 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         pulumi(["config", "set", "--secret", "alertWebhookUrl", hookUrl]);
         pulumi(["config", "set", "--path", "pi-cluster:monitoring.enabled", "true"]);
         pulumi(["config", "set", "--path", "pi-cluster:monitoring.scrapeIntervalSeconds", "5"]);
+        // The converge's full is minutes old: past a 60 s bound, BackupStale for it.
+        pulumi(["config", "set", "--path", "pi-cluster:backup.staleAfterSeconds.full", "60"]);
         const on = up("monitoring-on");
         assert.deepStrictEqual(on.changes, {
-            create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus", "pi-cluster-monitoring-alertmanager"]),
-            update: sorted(HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`])),
+            create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), ...MONITORING_STEPS]),
+            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target"]),
         });
         record("monitoringOnSeconds", on.seconds);
         await monitoring.everyTargetUp(HOSTS);
         monitoring.nodeExporterReachableFromPrometheusOnly();
         assert.deepStrictEqual(monitoring.alertsNamed("PiDown"), []);
         assert.deepStrictEqual(up("monitoring-noop").changes, {});
+
+        // The backup target's status, as metrics from the load balancer's node exporter: every
+        // kind, the stream up; and the full, older than its new bound once the receiver has
+        // written that bound into status.json (at the next binlog shipment, within a minute).
+        const backupSamples = await monitoring.until("the backup metrics in Prometheus", 30_000, () => {
+            const r = monitoring.prometheusApi(`/api/v1/query?query=${encodeURIComponent('pi_cluster_backup_last_success_timestamp_seconds{instance="pi-lb"} or pi_cluster_binlog_stream_up{instance="pi-lb"}')}`).result;
+            return { value: r.length === 4 ? r : undefined, seen: JSON.stringify(r) };
+        });
+        const byKind = Object.fromEntries(backupSamples.map((x: { metric: { __name__: string; kind?: string }; value: [number, string] }) => [x.metric.kind ?? x.metric.__name__, Number(x.value[1])]));
+        assert.ok(byKind.full > 0 && byKind.binlog > 0, JSON.stringify(byKind));
+        assert.strictEqual(byKind.pi_cluster_binlog_stream_up, 1, JSON.stringify(byKind));
+        await monitoring.until("BackupStale for the full", 90_000, () => {
+            const stale = monitoring.alertsWith("BackupStale");
+            return { value: stale.some((a) => a.labels.kind === "full" && a.labels.instance === "pi-lb") ? true : undefined, seen: JSON.stringify(stale.map((a) => a.labels)) };
+        });
+        assert.deepStrictEqual(
+            monitoring.alertsWith("BackupStale").map((a) => a.labels.kind),
+            ["full"],
+            "only the full is past its bound",
+        );
+        assert.deepStrictEqual(monitoring.alertsNamed("BinlogStreamDown"), []);
 
         // Prometheus hands its alerts to Alertmanager, which posts them to the webhook.
         assert.deepStrictEqual(
@@ -387,10 +412,11 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         monitoring.stopWebhookReceiver();
         removeConfig("monitoring");
         removeConfig("alertWebhookUrl");
+        pulumi(["config", "rm", "--path", "pi-cluster:backup.staleAfterSeconds"]);
         const off = up("monitoring-off");
         assert.deepStrictEqual(off.changes, {
-            delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), "pi-cluster-monitoring-prometheus", "pi-cluster-monitoring-alertmanager"]),
-            update: sorted(HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`])),
+            delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), ...MONITORING_STEPS]),
+            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target"]),
         });
         record("monitoringOffSeconds", off.seconds);
         for (const h of HOSTS) {

@@ -2,7 +2,7 @@
 // over SSH (it listens nowhere else), and what monitoring leaves on a Pi when it goes.
 import * as assert from "assert";
 import { LB, onHost, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
-import { ALERTMANAGER_PORT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
+import { ALERTMANAGER_PORT, BACKUP_METRICS_SCRIPT, BACKUP_METRICS_UNIT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
 
 const ADDRESSES: Record<string, string> = { "pi-lb": LB, "pi-web1": "10.254.0.122", "pi-web2": "10.254.0.123", "pi-db": "10.254.0.124" };
 
@@ -75,12 +75,19 @@ export function alertsNamed(alertname: string): string[] {
         .sort();
 }
 
+/** The alerts Prometheus holds for `alertname`, with their labels and state. */
+export function alertsWith(alertname: string): { labels: Record<string, string>; state: string }[] {
+    const data = prometheusApi("/api/v1/alerts");
+    return data.alerts.filter((a: { labels: { alertname: string } }) => a.labels.alertname === alertname);
+}
+
 /** What a Pi has that monitoring could leave: prometheus packages, their files and ports. */
 export function monitoringLeftovers(host: string): string[] {
     const r = onHost(
         host,
         String.raw`dpkg-query -W -f '${"$"}{Package} ${"$"}{db:Status-Abbrev}\n' 2>/dev/null | awk '$1 ~ /prometheus|promtool/ {print "package " $1 " " $2}'
-for p in /etc/prometheus /var/lib/prometheus /etc/default/prometheus /etc/default/prometheus-node-exporter; do [ -e "$p" ] && echo "path $p"; done
+for p in /etc/prometheus /var/lib/prometheus /etc/default/prometheus /etc/default/prometheus-node-exporter ${BACKUP_METRICS_SCRIPT} /etc/systemd/system/${BACKUP_METRICS_UNIT}.service /etc/systemd/system/${BACKUP_METRICS_UNIT}.timer; do [ -e "$p" ] && echo "path $p"; done
+systemctl list-units --all --no-legend '${BACKUP_METRICS_UNIT}.*' | awk '{print "unit " $1}'
 ss -Hltn | awk '$4 ~ /:(9090|9093|9094|9100)$/ {print "listening " $4}'
 sudo nft list ruleset | grep -q 'dport 9100' && echo "firewall rule for 9100"
 true`,

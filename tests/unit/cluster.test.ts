@@ -669,6 +669,23 @@ describe("PiCluster resource graph", function () {
             assert.match(byName(on, "pi-lb-base").inputs.stdin, /^PACKAGES=\(.*'prometheus-alertmanager'.*\)$/m);
         });
 
+        it("turns the backup target's status into metrics there, after its target step, when Prometheus scrapes it; not otherwise", async () => {
+            const backup = { agePublicKey: AGE_PUBLIC_KEY };
+            const { res } = await build(2, { ...withMonitoring({ enabled: true, scrapeIntervalSeconds: 30 }), backup });
+            const step = byName(res, "pi-cluster-monitoring-backup-metrics");
+            assert.strictEqual(step.inputs.connection.host, "10.254.0.121");
+            assert.deepStrictEqual(step.dependsOn, ["pi-cluster-backup-target"]);
+            assert.match(decodeVar(step.inputs.stdin, "TIMER_TEXT"), /^OnUnitActiveSec=30s$/m);
+            assert.match(decodeVar(step.inputs.stdin, "SERVICE_TEXT"), /^ReadOnlyPaths=\/srv\/pi-cluster-backups$/m);
+            assert.strictEqual(decodeVar(step.inputs.stdin, "SCRIPT_TEXT"), fs.readFileSync(path.join(__dirname, "..", "..", "assets", "backup", "pi-cluster-backup-metrics.py"), "utf8"));
+            // No backups, or a target that is no Pi of the cluster (nothing scrapes it): no step.
+            assert.ok(!on.has("command:remote:Command::pi-cluster-monitoring-backup-metrics"));
+            const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOANQGvW+EBAyuBpUOLYb4Bc30lrPrg0NQYoZEBNB3DA";
+            const external = (await build(2, { ...withMonitoring(), backup: { ...backup, target: { host: "10.254.0.130", hostKey } } })).res;
+            assert.ok(external.has("command:remote:Command::pi-cluster-backup-target"));
+            assert.ok(!external.has("command:remote:Command::pi-cluster-monitoring-backup-metrics"));
+        });
+
         it("posts alerts to the webhook from secret config, in a step that is a secret and logs no stdout", async () => {
             const url = "https://hooks.example.invalid/services/T0/B0/s3cr3tw3bh00ktok3n";
             const { res } = await build(2, withMonitoring(), undefined, url);

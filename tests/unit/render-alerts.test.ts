@@ -191,6 +191,65 @@ const SCENARIOS: Scenario[] = [
         ],
     },
     {
+        alert: "BackupStale",
+        // promtool's clock starts at 0: time() at minute m is 60 m.
+        onsetMinutes: 5,
+        series: [
+            // Fulls succeed, each 240 s after the last, and are stale past 120 s: from minute 5
+            // on (the first success) always 240 s old, whenever the alert's `for` ends.
+            { metric: "pi_cluster_backup_last_success_timestamp_seconds", labels: node("pi-lb", { kind: "full" }), values: "-240+60x60" },
+            { metric: "pi_cluster_backup_stale_after_seconds", labels: node("pi-lb", { kind: "full" }), values: "120x60" },
+            // Never succeeded (a new cluster's first incremental): ServiceFailed's, not this.
+            { metric: "pi_cluster_backup_last_success_timestamp_seconds", labels: node("pi-lb", { kind: "incremental" }), values: "0x60" },
+            { metric: "pi_cluster_backup_stale_after_seconds", labels: node("pi-lb", { kind: "incremental" }), values: "60x60" },
+            // Shipped every minute.
+            { metric: "pi_cluster_backup_last_success_timestamp_seconds", labels: node("pi-lb", { kind: "binlog" }), values: "0+60x60" },
+            { metric: "pi_cluster_backup_stale_after_seconds", labels: node("pi-lb", { kind: "binlog" }), values: "120x60" },
+        ],
+        fires: [{ labels: { ...node("pi-lb", { kind: "full" }), severity: "critical" }, value: "4m 0s" }],
+    },
+    {
+        alert: "BinlogStreamDown",
+        onsetMinutes: 3,
+        series: [
+            // Down at minute 3, its report fresh.
+            { metric: "pi_cluster_binlog_stream_up", labels: node("pi-lb"), values: "1 1 1 0x60" },
+            { metric: "pi_cluster_binlog_stream_report_timestamp_seconds", labels: node("pi-lb"), values: "0+60x60" },
+            // Says up, but its report stopped at 60 s: a stream that hangs.
+            { metric: "pi_cluster_binlog_stream_up", labels: node("pi-db"), values: "1x60" },
+            { metric: "pi_cluster_binlog_stream_report_timestamp_seconds", labels: node("pi-db"), values: "60x60" },
+            { metric: "pi_cluster_binlog_stream_up", labels: node("pi-web1"), values: "1x60" },
+            { metric: "pi_cluster_binlog_stream_report_timestamp_seconds", labels: node("pi-web1"), values: "0+60x60" },
+        ],
+        fires: [{ labels: { ...node("pi-lb"), severity: "critical" } }, { labels: { ...node("pi-db"), severity: "critical" } }],
+    },
+    {
+        alert: "BinlogStreamLagging",
+        onsetMinutes: 2,
+        series: [
+            { metric: "pi_cluster_binlog_stream_lag_seconds", labels: node("pi-lb"), values: "0 0 10x60" },
+            { metric: "pi_cluster_binlog_stream_max_lag_seconds", labels: node("pi-lb"), values: "5x60" },
+            { metric: "pi_cluster_binlog_stream_lag_seconds", labels: node("pi-db"), values: "3x60" },
+            { metric: "pi_cluster_binlog_stream_max_lag_seconds", labels: node("pi-db"), values: "5x60" },
+        ],
+        fires: [{ labels: { ...node("pi-lb"), severity: "warning" }, value: "10" }],
+    },
+    {
+        alert: "BackupStatusMissing",
+        onsetMinutes: 6,
+        series: [
+            // status.json gone at minute 6.
+            { metric: "pi_cluster_backup_status_ok", labels: node("pi-lb"), values: "1x5 0x60" },
+            { metric: "pi_cluster_backup_metrics_timestamp_seconds", labels: node("pi-lb"), values: "0+60x60" },
+            // The converter stopped at 0 s: its file is 360 s old at minute 6.
+            { metric: "pi_cluster_backup_status_ok", labels: node("pi-db"), values: "1x60" },
+            { metric: "pi_cluster_backup_metrics_timestamp_seconds", labels: node("pi-db"), values: "0x60" },
+            { metric: "pi_cluster_backup_status_ok", labels: node("pi-web1"), values: "1x60" },
+            { metric: "pi_cluster_backup_metrics_timestamp_seconds", labels: node("pi-web1"), values: "0+60x60" },
+        ],
+        fires: [{ labels: { ...node("pi-lb"), severity: "warning" } }, { labels: { ...node("pi-db"), severity: "warning" } }],
+    },
+    {
         alert: "ClockNotSynchronised",
         onsetMinutes: 0,
         series: [
@@ -275,7 +334,21 @@ describe("alerting rules", () => {
     it("name every alert in ALERT_NAMES, in file order, each with a severity, a summary and a description that says where", () => {
         const all = rulesOf(rules);
         assert.deepStrictEqual(all.map((r) => r.alert), [...ALERT_NAMES]);
-        assert.deepStrictEqual(ALERT_NAMES, ["PiDown", "DiskFreeLow", "DiskFullIn24h", "FilesystemReadOnly", "TemperatureHigh", "MemoryPressure", "ServiceFailed", "ServiceDown", "ClockNotSynchronised"]);
+        assert.deepStrictEqual(ALERT_NAMES, [
+            "PiDown",
+            "DiskFreeLow",
+            "DiskFullIn24h",
+            "FilesystemReadOnly",
+            "TemperatureHigh",
+            "MemoryPressure",
+            "ServiceFailed",
+            "ServiceDown",
+            "BackupStale",
+            "BinlogStreamDown",
+            "BinlogStreamLagging",
+            "BackupStatusMissing",
+            "ClockNotSynchronised",
+        ]);
         for (const r of all) {
             assert.deepStrictEqual(Object.keys(r.labels), ["severity"], r.alert);
             assert.ok(["critical", "warning"].includes(r.labels.severity), r.alert);

@@ -8,10 +8,22 @@ import { renderPm2Unit } from "../../components/render/app";
 import { BACKUP_ASSETS, renderBackupService, renderBackupTimer, renderVerifyService, renderVerifyTimer } from "../../components/render/backup";
 import { renderStreamService } from "../../components/render/binlogStream";
 import { renderFirewallUnit } from "../../components/render/firewall";
+import { renderBackupMetricsService, renderBackupMetricsTimer } from "../../components/render/monitoring";
 import { renderScript, SCRIPTS_DIR } from "../../components/render/shell";
 import { renderRenewService, renderRenewTimer } from "../../components/render/tls";
 import { tmpDir } from "./helpers";
-import { BACKUP_TOOL, PM2_HOME, STREAM_TOOL, STREAM_UNIT, TLS_RENEW_SCRIPT, TLS_RENEW_UNIT } from "../../components/constants";
+import {
+    BACKUP_METRICS_FILE,
+    BACKUP_METRICS_SCRIPT,
+    BACKUP_METRICS_UNIT,
+    BACKUP_TOOL,
+    NODE_EXPORTER_TEXTFILE_DIR,
+    PM2_HOME,
+    STREAM_TOOL,
+    STREAM_UNIT,
+    TLS_RENEW_SCRIPT,
+    TLS_RENEW_UNIT,
+} from "../../components/constants";
 
 const units = { "pi-cluster-app.service": renderPm2Unit(), "pi-cluster-firewall.service": renderFirewallUnit() };
 
@@ -231,6 +243,40 @@ describe("the binlog stream's unit", () => {
         assert.strictEqual(r.status, 0, r.stderr);
         assert.strictEqual(r.stderr, "");
         const e = exposure(f);
+        assert.ok(e <= 2.5, `${e}`);
+    });
+});
+
+describe("the backup metrics' units (monitoring on, on the backup target)", () => {
+    const service = renderBackupMetricsService({ backupDir: "/srv/pi-cluster-backups" });
+    const timer = renderBackupMetricsTimer({ intervalSeconds: 15 });
+    const write = (): string => {
+        const dir = tmpDir("pi-metrics-units-");
+        fs.writeFileSync(path.join(dir, `${BACKUP_METRICS_UNIT}.service`), service.replace(BACKUP_METRICS_SCRIPT, path.join(BACKUP_ASSETS, "pi-cluster-backup-metrics.py")));
+        fs.writeFileSync(path.join(dir, `${BACKUP_METRICS_UNIT}.timer`), timer);
+        return dir;
+    };
+
+    it("runs the converter as a oneshot with no network, reading the backups and writing only the textfile directory", () => {
+        has(service, ...COMMON, "Type=oneshot", `ExecStart=/usr/bin/python3 ${BACKUP_METRICS_SCRIPT} /srv/pi-cluster-backups ${BACKUP_METRICS_FILE}`);
+        has(service, "PrivateNetwork=yes", "IPAddressDeny=any", "ReadOnlyPaths=/srv/pi-cluster-backups", `ReadWritePaths=${NODE_EXPORTER_TEXTFILE_DIR}`);
+        // Root, to read the backup account's 0700 directory and write root's textfile directory: nothing else.
+        has(service, "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE");
+        assert.ok(BACKUP_METRICS_FILE.startsWith(`${NODE_EXPORTER_TEXTFILE_DIR}/`) && BACKUP_METRICS_FILE.endsWith(".prom"), "node-exporter reads *.prom in its textfile directory only");
+    });
+
+    it("runs every scrape interval from boot on, and refuses an interval that is not whole seconds", () => {
+        has(timer, "OnBootSec=15s", "OnUnitActiveSec=15s", "AccuracySec=1s", "WantedBy=timers.target");
+        for (const bad of [0, -5, 1.5, NaN]) assert.throws(() => renderBackupMetricsTimer({ intervalSeconds: bad }), /intervalSeconds/);
+    });
+
+    it("pass systemd-analyze verify without a warning, and the service scores 2.5 or less with systemd-analyze security", () => {
+        const dir = write();
+        const files = [`${BACKUP_METRICS_UNIT}.service`, `${BACKUP_METRICS_UNIT}.timer`].map((n) => path.join(dir, n));
+        const r = systemdAnalyze(["verify", ...files]);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.strictEqual(r.stderr, "");
+        const e = exposure(files[0]);
         assert.ok(e <= 2.5, `${e}`);
     });
 });
