@@ -148,7 +148,7 @@ RestrictAddressFamilies=AF_UNIX
 IPAddressDeny=any
 PrivateTmp=yes
 MemoryDenyWriteExecute=yes
-ReadOnlyPaths=${o.backupDir}
+ReadOnlyPaths=-${o.backupDir}
 ReadWritePaths=${NODE_EXPORTER_TEXTFILE_DIR}
 `;
 }

@@ -676,7 +676,7 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(step.inputs.connection.host, "10.254.0.121");
             assert.deepStrictEqual(step.dependsOn, ["pi-cluster-backup-target"]);
             assert.match(decodeVar(step.inputs.stdin, "TIMER_TEXT"), /^OnUnitActiveSec=30s$/m);
-            assert.match(decodeVar(step.inputs.stdin, "SERVICE_TEXT"), /^ReadOnlyPaths=\/srv\/pi-cluster-backups$/m);
+            assert.match(decodeVar(step.inputs.stdin, "SERVICE_TEXT"), /^ReadOnlyPaths=-\/srv\/pi-cluster-backups$/m);
             assert.strictEqual(decodeVar(step.inputs.stdin, "SCRIPT_TEXT"), fs.readFileSync(path.join(__dirname, "..", "..", "assets", "backup", "pi-cluster-backup-metrics.py"), "utf8"));
             // No backups, or a target that is no Pi of the cluster (nothing scrapes it): no step.
             assert.ok(!on.has("command:remote:Command::pi-cluster-monitoring-backup-metrics"));

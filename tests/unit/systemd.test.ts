@@ -259,7 +259,7 @@ describe("the backup metrics' units (monitoring on, on the backup target)", () =
 
     it("runs the converter as a oneshot with no network, reading the backups and writing only the textfile directory", () => {
         has(service, ...COMMON, "Type=oneshot", `ExecStart=/usr/bin/python3 ${BACKUP_METRICS_SCRIPT} /srv/pi-cluster-backups ${BACKUP_METRICS_FILE}`);
-        has(service, "PrivateNetwork=yes", "IPAddressDeny=any", "ReadOnlyPaths=/srv/pi-cluster-backups", `ReadWritePaths=${NODE_EXPORTER_TEXTFILE_DIR}`);
+        has(service, "PrivateNetwork=yes", "IPAddressDeny=any", "ReadOnlyPaths=-/srv/pi-cluster-backups", `ReadWritePaths=${NODE_EXPORTER_TEXTFILE_DIR}`);
         // Root, to read the backup account's 0700 directory and write root's textfile directory: nothing else.
         has(service, "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE");
         assert.ok(BACKUP_METRICS_FILE.startsWith(`${NODE_EXPORTER_TEXTFILE_DIR}/`) && BACKUP_METRICS_FILE.endsWith(".prom"), "node-exporter reads *.prom in its textfile directory only");
