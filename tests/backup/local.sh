@@ -16,7 +16,8 @@ TOOL="$REPO/assets/backup/pi-cluster-backup.sh"
 # shellcheck source=tests/backup/lib.sh
 source "$REPO/tests/backup/lib.sh"
 BASE=$(mktemp -d /tmp/pi-backup-test.XXXXXX)
-PORT=${TEST_BACKUP_PORT:-$(free_port 3317 3399)}
+# Above the app suite's servers (3307-3320), which may run at the same time.
+PORT=${TEST_BACKUP_PORT:-$(free_port 3340 3399)}
 export DATADIR="$BASE/data" DB_SOCKET="$BASE/mysqld.sock"
 PATH="$PATH:/usr/sbin:/sbin"
 
