@@ -222,7 +222,7 @@ const backup = z.strictObject(
  * Monitoring: Prometheus on the load balancer, a node exporter on every Pi, the stack's
  * alerting rules. Off by default for now; `enabled: false` after it was on removes it all.
  */
-const MONITORING_DEFAULTS = { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, retentionSizeMb: 1024 };
+export const MONITORING_DEFAULTS = { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, retentionSizeMb: 1024 };
 const monitoring = z.strictObject(
     {
         enabled: z.boolean({ message: "expected true (Prometheus on the load balancer, a node exporter on every Pi) or false" }).default(MONITORING_DEFAULTS.enabled),

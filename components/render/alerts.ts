@@ -5,6 +5,8 @@
 
 /** An alert waits at least this many scrape intervals: one lost scrape must not page anyone. */
 export const MIN_FOR_SCRAPES = 4;
+/** PiDown's floor: two missed scrapes in a row, not four, so that a dead Pi pages within 90 s. */
+export const PI_DOWN_MIN_SCRAPES = 2;
 /** A filesystem with less free space than this share of its size is nearly full. */
 export const DISK_FREE_RATIO = 0.1;
 /** How much history predict_linear fits, and how far ahead it looks for a full disk. */
@@ -31,7 +33,7 @@ export const WATCHED_UNITS = "(pi-cluster-.*|nginx|mariadb)[.](service|timer)";
 export const LONG_RUNNING_SERVICES = ["pi-cluster-app.service", "nginx.service", "mariadb.service", "pi-cluster-binlog-stream.service"];
 
 export interface AlertRuleOptions {
-    /** Prometheus's scrape interval in seconds (the rules' `for:` durations are never shorter than 4 of them). */
+    /** Prometheus's scrape interval in seconds (the rules' `for:` durations are never shorter than 4 of them, PiDown's than 2). */
     scrapeIntervalSeconds: number;
 }
 
@@ -42,6 +44,8 @@ interface AlertRule {
     expr: string;
     /** How long the expression must hold before the alert fires, before the scrape-interval floor. */
     forSeconds: number;
+    /** The floor, in scrape intervals: MIN_FOR_SCRAPES unless the alert must page sooner. */
+    minScrapes?: number;
     severity: Severity;
     summary: string;
     /** What happened and what the operator should do; Prometheus templating. */
@@ -65,7 +69,10 @@ const RULES: readonly AlertRule[] = [
     {
         alert: "PiDown",
         expr: `up{${NODE}} == 0`,
-        forSeconds: 2 * 60,
+        // A Pi that lost power pages within 90 s at the default interval (its worst case:
+        // PI_DOWN_PAGE_WORST_SECONDS in the unit tests): a missed scrape alone never does.
+        forSeconds: 30,
+        minScrapes: PI_DOWN_MIN_SCRAPES,
         severity: "critical",
         summary: "{{ $labels.instance }} is down",
         description:
@@ -204,11 +211,10 @@ export function promDuration(seconds: number): string {
 export function renderAlertRules(o: AlertRuleOptions): string {
     const s = o.scrapeIntervalSeconds;
     if (!Number.isFinite(s) || s <= 0) throw new Error(`alerts: scrapeIntervalSeconds is ${s}; expected a positive number of seconds`);
-    const floor = Math.ceil(MIN_FOR_SCRAPES * s);
     const rules = RULES.map((r) => ({
         alert: r.alert,
         expr: r.expr,
-        for: promDuration(Math.max(r.forSeconds, floor)),
+        for: promDuration(Math.max(r.forSeconds, Math.ceil((r.minScrapes ?? MIN_FOR_SCRAPES) * s))),
         labels: { severity: r.severity },
         annotations: { summary: r.summary, description: r.description },
     }));

@@ -98,10 +98,17 @@ export function renderNodeExporterDefaults(address: string): string {
 
 /** How long Alertmanager gathers a new group's alerts before the first notification. */
 export const ALERT_GROUP_WAIT_SECONDS = 10;
+/**
+ * How often a group's changes (a resolve among them) are sent after its first notification.
+ * Alertmanager's default, 5 min, would hold a Pi's resolve that long; groups are per alert and
+ * Pi, so a short interval sends no more than a change each.
+ */
+export const ALERT_GROUP_INTERVAL_SECONDS = 30;
 
 /**
  * Alertmanager's config: every alert to the webhook when one is set (else to no receiver:
- * alerts stay in Alertmanager's API and UI), grouped per alert and Pi, repeated every 4 h
+ * alerts stay in Alertmanager's API and UI), grouped per alert and Pi, changes (resolves) sent
+ * within ALERT_GROUP_INTERVAL_SECONDS, repeated every 4 h
  * while they fire. A Pi that is down silences its other alerts (inhibition): they follow from it.
  * Holds the webhook URL, a secret: the file is root:prometheus 0640.
  */
@@ -112,7 +119,7 @@ export function renderAlertmanagerConfig(o: { webhookUrl?: string }): string {
             receiver,
             group_by: ["alertname", "instance"],
             group_wait: `${ALERT_GROUP_WAIT_SECONDS}s`,
-            group_interval: "5m",
+            group_interval: `${ALERT_GROUP_INTERVAL_SECONDS}s`,
             repeat_interval: "4h",
         },
         receivers: [o.webhookUrl ? { name: "webhook", webhook_configs: [{ url: o.webhookUrl, send_resolved: true }] } : { name: "none" }],

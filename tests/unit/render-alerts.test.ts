@@ -4,7 +4,9 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { ALERT_NAMES, renderAlertRules } from "../../components/render/alerts";
+import { ALERT_NAMES, PI_DOWN_MIN_SCRAPES, renderAlertRules } from "../../components/render/alerts";
+import { renderAlertmanagerConfig, renderPrometheusConfig } from "../../components/render/monitoring";
+import { MONITORING_DEFAULTS } from "../../components/config/schema";
 import { tmpDir } from "./helpers";
 
 interface RenderedRule {
@@ -357,10 +359,10 @@ describe("alerting rules", () => {
         }
     });
 
-    it("page for a Pi that stopped answering scrapes after 2m at a 15 s scrape interval", () => {
+    it("page for a Pi that stopped answering scrapes after 30 s at a 15 s scrape interval", () => {
         const pidown = ruleOf(rules, "PiDown");
         assert.strictEqual(pidown.expr, 'up{job="node"} == 0');
-        assert.strictEqual(pidown.for, "2m");
+        assert.strictEqual(pidown.for, "30s");
         assert.strictEqual(pidown.labels.severity, "critical");
         assert.strictEqual(pidown.annotations.summary, "{{ $labels.instance }} is down");
     });
@@ -397,18 +399,35 @@ describe("alerting rules", () => {
         assert.match(r.output, /PiDown/);
     });
 
-    it("wait at least 4 scrape intervals: 60 s gives PiDown and FilesystemReadOnly 4m", () => {
+    it("wait at least 4 scrape intervals, PiDown 2: 60 s gives FilesystemReadOnly 4m and PiDown 2m", () => {
         const slow = renderAlertRules({ scrapeIntervalSeconds: 60 });
-        assert.strictEqual(ruleOf(slow, "PiDown").for, "4m");
+        assert.strictEqual(ruleOf(slow, "PiDown").for, "2m");
         assert.strictEqual(ruleOf(slow, "FilesystemReadOnly").for, "4m");
         // Longer ones keep their own.
         assert.strictEqual(ruleOf(slow, "DiskFullIn24h").for, "30m");
-        for (const r of rulesOf(slow)) assert.ok(seconds(r.for) >= 240, `${r.alert} for ${r.for}`);
+        for (const r of rulesOf(slow)) assert.ok(seconds(r.for) >= (r.alert === "PiDown" ? PI_DOWN_MIN_SCRAPES : 4) * 60, `${r.alert} for ${r.for}`);
         for (const r of rulesOf(rules)) assert.ok(seconds(r.for) <= seconds(ruleOf(slow, r.alert).for), r.alert);
         assert.strictEqual(ruleOf(renderAlertRules({ scrapeIntervalSeconds: 17 }), "FilesystemReadOnly").for, "68s");
         // And the alerts still fire after the longer wait, not before.
         const r = testRules(slow);
         assert.strictEqual(r.status, 0, r.output);
+    });
+
+    it("page a powered-off Pi within 90 s at the default interval, and send its resolve within 60 s of it answering again (the rendered files' worst case)", () => {
+        const every = MONITORING_DEFAULTS.scrapeIntervalSeconds;
+        const prom = JSON.parse(renderPrometheusConfig({ scrapeIntervalSeconds: every, pis: [] })).global;
+        const route = JSON.parse(renderAlertmanagerConfig({ webhookUrl: "https://hooks.example.invalid/T0/secret" })).route;
+        const pidown = ruleOf(renderAlertRules({ scrapeIntervalSeconds: every }), "PiDown");
+        // Power goes just after a scrape: the next one fails at its timeout, the evaluation after
+        // that finds up == 0, the alert fires `for` later, and Alertmanager waits group_wait.
+        const page = seconds(prom.scrape_interval) + seconds(prom.scrape_timeout) + seconds(prom.evaluation_interval) + seconds(pidown.for) + seconds(route.group_wait);
+        assert.ok(page <= 90, `PiDown pages up to ${page} s after the power cut`);
+        // Back: the next scrape succeeds, the evaluation after resolves the alert, and
+        // Alertmanager sends the group's change at its next group_interval.
+        const resolve = seconds(prom.scrape_interval) + seconds(prom.evaluation_interval) + seconds(route.group_interval);
+        assert.ok(resolve <= 60, `the resolve reaches the receiver up to ${resolve} s after the Pi answers`);
+        // One missed scrape alone never pages.
+        assert.ok(seconds(pidown.for) >= 2 * every, pidown.for);
     });
 
     it("refuses a scrape interval that is not a positive number", () => {
