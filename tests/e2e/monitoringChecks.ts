@@ -142,3 +142,17 @@ export function postAlert(labels: Record<string, string>): void {
     const r = onHost("pi-lb", `curl -fsS --max-time 5 -X POST -H 'content-type: application/json' --data-binary @- http://127.0.0.1:${ALERTMANAGER_PORT}/api/v2/alerts`, body);
     assert.strictEqual(r.status, 0, r.out);
 }
+
+/**
+ * Waits until the receiver has a notification with `alertname` for `instance` in `status`
+ * ("firing" or "resolved"); the seconds from `sinceMs` until it was seen there (polled every
+ * half second), or a failure after `ms` naming what the receiver had.
+ */
+export async function webhookSeesAlert(alertname: string, instance: string, status: "firing" | "resolved", sinceMs: number, ms: number): Promise<number> {
+    await until(`${alertname} ${status} for ${instance} at the webhook`, ms, () => {
+        const alerts = webhookBodies().flatMap((b) => (b.alerts ?? []) as { status: string; labels: Record<string, string> }[]);
+        const hit = alerts.some((a) => a.status === status && a.labels.alertname === alertname && a.labels.instance === instance);
+        return { value: hit ? true : undefined, seen: JSON.stringify(alerts.map((a) => `${a.labels.alertname} ${a.labels.instance} ${a.status}`)) };
+    });
+    return (Date.now() - sinceMs) / 1000;
+}
