@@ -19,6 +19,7 @@ import {
 import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { FileText, fileText, renderScript } from "./render/shell";
+import { knownHostsName } from "./render/sshd";
 import { Connection, remoteStep, withReapply } from "./remote";
 import {
     BACKUP_ENV, BACKUP_KEY, BACKUP_KNOWN_HOSTS, BACKUP_STATE_DIR, BACKUP_TOOL, DB_CLIENTS_FILE, DB_NAME, DB_USER, FIREWALL_RULESET, REPLICA_DIR,
@@ -292,7 +293,7 @@ export class Database extends pulumi.ComponentResource {
                 { name: `${backupUnitName(k)}.service`, text: renderBackupService(k) },
                 { name: `${backupUnitName(k)}.timer`, text: renderBackupTimer(k, b) },
             ]);
-            const known = b.target.sshPort === 22 ? b.target.address : `[${b.target.address}]:${b.target.sshPort}`;
+            const known = knownHostsName(b.target.address, b.target.sshPort);
             const step = remoteStep(
                 `${name}-backup`,
                 {
@@ -389,7 +390,7 @@ export class Database extends pulumi.ComponentResource {
             { parent: this, dependsOn: src.after },
         );
         (this as { sourceStep?: pulumi.Resource }).sourceStep = source;
-        const known = src.sshPort === 22 ? src.address : `[${src.address}]:${src.sshPort}`;
+        const known = knownHostsName(src.address, src.sshPort);
         return remoteStep(
             `${name}-replica`,
             {

@@ -98,3 +98,13 @@ export function sshdExpected(a: SshdArgs): string[] {
         .filter(([k]) => k !== "KexAlgorithms")
         .map(([k, v]) => (k === "AllowUsers" ? v.split(" ") : [v]).map((w) => `${k.toLowerCase()} ${w}`).join("\n"));
 }
+
+/** How known_hosts names a Pi: its address, or `[address]:port` off port 22. */
+export function knownHostsName(address: string, port: number): string {
+    return port === 22 ? address : `[${address}]:${port}`;
+}
+
+/** The known_hosts line that pins a Pi's key: `address key`, or `[address]:port key` off port 22. */
+export function knownHostsLine(address: string, port: number, hostKey: string): string {
+    return `${knownHostsName(address, port)} ${hostKey.trim()}`;
+}

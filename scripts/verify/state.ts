@@ -83,10 +83,7 @@ export function stepsFromState(exported: StackExport): VerifyStep[] {
     return steps;
 }
 
-/** The known_hosts line that pins a Pi's key: `address key`, or `[address]:port key` off port 22. */
-export function knownHostsLine(address: string, port: number, hostKey: string): string {
-    return `${port === 22 ? address : `[${address}]:${port}`} ${hostKey.trim()}`;
-}
+export { knownHostsLine } from "../../components/render/sshd";
 
 /**
  * ssh's options for a pinned connection to a Pi: no ssh_config, this key only, and the Pi's
