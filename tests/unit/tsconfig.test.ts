@@ -40,6 +40,17 @@ describe("how the program runs: sucrase, and tsc --noEmit as the type check", ()
         assert.ok(!fs.existsSync(path.join(REPO, "tsconfig.pulumi.json")), "no second tsconfig to keep equal");
     });
 
+    it("runs the policy pack through sucrase too: typescript off, and main.js requiring the hook before index.ts", () => {
+        const pack = yaml.load(fs.readFileSync(path.join(REPO, "policy", "PulumiPolicy.yaml"), "utf8")) as { runtime: { name: string; options: Record<string, unknown> } };
+        assert.strictEqual(pack.runtime.name, "nodejs");
+        assert.strictEqual(pack.runtime.options.typescript, false, "typescript: true would type-check the pack with ts-node on every preview");
+        const packJson = JSON.parse(fs.readFileSync(path.join(REPO, "policy", "package.json"), "utf8"));
+        assert.strictEqual(packJson.main, "main.js");
+        const main = fs.readFileSync(path.join(REPO, "policy", "main.js"), "utf8");
+        const code = main.split("\n").filter((l) => l.trim() && !l.trim().startsWith("//"));
+        assert.deepStrictEqual(code, ['require("sucrase/register/ts");', 'module.exports = require("./index.ts");']);
+    });
+
     // The operator scripts' TypeScript halves (scripts/*.sh run them with node -r sucrase/register/ts) and the CLI too.
     it("strips every file of the program and of the operator scripts with sucrase's TypeScript and CommonJS transforms", () => {
         const files = [path.join(REPO, "index.ts"), ...tsFiles(path.join(REPO, "components")), ...tsFiles(path.join(REPO, "scripts")), ...tsFiles(path.join(REPO, "cli"))];
