@@ -158,6 +158,7 @@ export class PiCluster extends pulumi.ComponentResource {
                 },
                 dashboard: args.artifacts.dashboard,
                 refreshSeconds: c.dashboardRefreshSeconds,
+                alertmanager: monitoring,
                 requestTimeoutMs: c.dashboardRequestTimeoutMs,
                 unattendedUpgrades: c.unattendedUpgrades,
                 reapply: c.reapply[c.loadBalancer.name],

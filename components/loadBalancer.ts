@@ -8,7 +8,7 @@ import { parseTlsStepOutput, tlsRenewalVars } from "./render/tls";
 import { dropInPath, renderRestartDropIn } from "./render/systemd";
 import { fileText, renderScript } from "./render/shell";
 import { Connection, remoteStep, upload, withReapply } from "./remote";
-import { CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, LEASE_UNIT_PREFIX, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
+import { ALERTMANAGER_PORT, CLUSTER_INTERNAL_JSON, CLUSTER_JSON, LEASE_DIR, LEASE_UNIT_PREFIX, NGINX_CLUSTER_DIR, TLS_DIR, TLS_STATUS_JSON, UPSTREAM_MEMBERS_DIR, WWW_DIR } from "./constants";
 
 /** What the nginx step installs; curl: the drain and admit steps probe through nginx and the web servers with it. */
 export const NGINX_PACKAGES = ["nginx", "curl"];
@@ -52,6 +52,8 @@ export interface LoadBalancerArgs extends HostArgs {
     refreshSeconds: number;
     /** Dashboard per-request timeout. */
     requestTimeoutMs: number;
+    /** Alertmanager runs on this Pi (monitoring on): nginx serves its alerts as /internal/alerts. */
+    alertmanager: boolean;
 }
 
 export class LoadBalancer extends pulumi.ComponentResource {
@@ -129,6 +131,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                             clusterJsonPath: CLUSTER_JSON,
                             internalClusterJsonPath: CLUSTER_INTERNAL_JSON,
                             apiRateLimit,
+                            alertmanagerPort: args.alertmanager ? ALERTMANAGER_PORT : undefined,
                             tls: {
                                 certificatePath: `${TLS_DIR}/server.crt`,
                                 keyPath: `${TLS_DIR}/server.key`,

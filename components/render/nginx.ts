@@ -31,6 +31,11 @@ export interface NginxSiteArgs {
     apiRateLimit: ApiRateLimit;
     /** HTTPS on HTTPS_PORT. Required. */
     tls: NginxTlsArgs;
+    /**
+     * Alertmanager's port on the load balancer's loopback when monitoring runs there: the
+     * dashboard's alerts panel reads /internal/alerts. Without it that URL says monitoring is off.
+     */
+    alertmanagerPort?: number;
 }
 
 export interface NginxTlsArgs {
@@ -48,6 +53,43 @@ export interface NginxTlsArgs {
 
 /** nginx's HTTPS port; the firewall opens it to anyone. */
 export { HTTPS_PORT };
+
+/** The JSON /internal/alerts answers with when monitoring is off (docs/contracts.md). */
+export const MONITORING_OFF_BODY = '{"error":{"code":"MONITORING_OFF","message":"monitoring is off on this cluster"}}';
+
+/**
+ * /internal/alerts, for the dashboard's alerts panel on the management network: the active
+ * alerts that are neither silenced nor inhibited, from Alertmanager's API v2 on the load
+ * balancer's loopback (GET only; Alertmanager's silences stay an operator's, through amtool);
+ * or 404 MONITORING_OFF, never the dashboard's index.html. Like /internal/cluster.json, it is
+ * outside /api/'s rate limit: one request a dashboard refresh, from the management network.
+ */
+function alertsLocation(a: NginxSiteArgs): string {
+    const access = `        allow ${a.managementCidr};
+        allow 127.0.0.1;
+        deny all;`;
+    if (a.alertmanagerPort === undefined) {
+        return `    location = /internal/alerts {
+${access}
+        default_type application/json;
+${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+        return 404 '${MONITORING_OFF_BODY}\\n';
+    }`;
+    }
+    return `    location = /internal/alerts {
+${access}
+        limit_except GET { deny all; }
+        # The trailing ? drops the client's own arguments: it reads this one view only.
+        rewrite ^ /api/v2/alerts?active=true&silenced=false&inhibited=false? break;
+        proxy_pass http://127.0.0.1:${a.alertmanagerPort};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_connect_timeout 1s;
+        proxy_read_timeout 5s;
+${hideUpstream("        ")}
+${headers("        ", [`add_header Cache-Control "no-store" always;`])}
+    }`;
+}
 
 /**
  * Mozilla's "intermediate" server-side TLS profile (ssl-config.mozilla.org, guidelines 5.7):
@@ -378,6 +420,8 @@ ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
         default_type application/json;
 ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
     }
+
+${alertsLocation(a)}
 
     # Build output with a content hash in its name never changes: cache it for a year.
     location ~* "-[A-Za-z0-9]{8,}\\.(?:js|css|woff2?|ttf|svg|png|jpe?g|webp|ico)$" {

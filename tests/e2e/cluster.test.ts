@@ -339,10 +339,12 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         pulumi(["config", "set", "--path", "pi-cluster:monitoring.enabled", "true"]);
         // The converge's full is minutes old: past a 60 s bound, BackupStale for it.
         pulumi(["config", "set", "--path", "pi-cluster:backup.staleAfterSeconds.full", "60"]);
+        assert.deepStrictEqual(await monitoring.internalAlerts(), { status: 404, body: '{"error":{"code":"MONITORING_OFF","message":"monitoring is off on this cluster"}}\n' });
         const on = up("monitoring-on");
+        // The LB's site gains /internal/alerts, Alertmanager's, for the dashboard's alerts panel.
         assert.deepStrictEqual(on.changes, {
             create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), ...MONITORING_STEPS]),
-            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target"]),
+            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target", "pi-lb-nginx-conf"]),
         });
         record("monitoringOnSeconds", on.seconds);
         await monitoring.everyTargetUp(HOSTS);
@@ -410,6 +412,10 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             });
             assertNoFailures(bench, "web-power-cut");
             record("piDownFiringSeconds", firing);
+            // The dashboard's alerts panel lists it, in Chromium; the screenshot is the README's.
+            const listed = JSON.parse((await monitoring.internalAlerts()).body) as { labels: Record<string, string> }[];
+            assert.ok(listed.some((a) => a.labels.alertname === "PiDown" && a.labels.instance === "pi-web2"), JSON.stringify(listed.map((a) => a.labels)));
+            monitoring.alertsPanelInBrowser("PiDown pi-web2", path.join(OUT, "dashboard-alerts.png"));
             record("serviceFailedFiringSeconds", await monitoring.webhookSeesAlert("ServiceFailed", "pi-db", "firing", failedAt, 150_000));
             const poweredAt = Date.now();
             lab("start", "pi-web2");
@@ -429,8 +435,9 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         const off = up("monitoring-off");
         assert.deepStrictEqual(off.changes, {
             delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), ...MONITORING_STEPS]),
-            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target"]),
+            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target", "pi-lb-nginx-conf"]),
         });
+        assert.strictEqual((await monitoring.internalAlerts()).status, 404);
         record("monitoringOffSeconds", off.seconds);
         for (const h of HOSTS) {
             assert.deepStrictEqual(monitoring.monitoringLeftovers(h), [], h);

@@ -1,7 +1,9 @@
 // Monitoring on the lab: Prometheus on the load balancer, asked on its own loopback port
 // over SSH (it listens nowhere else), and what monitoring leaves on a Pi when it goes.
 import * as assert from "assert";
-import { LB, onHost, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
+import * as fs from "fs";
+import * as path from "path";
+import { http, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
 import { ALERTMANAGER_PORT, BACKUP_METRICS_SCRIPT, BACKUP_METRICS_UNIT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
 
 const ADDRESSES: Record<string, string> = { "pi-lb": LB, "pi-web1": "10.254.0.122", "pi-web2": "10.254.0.123", "pi-db": "10.254.0.124" };
@@ -155,4 +157,26 @@ export async function webhookSeesAlert(alertname: string, instance: string, stat
         return { value: hit ? true : undefined, seen: JSON.stringify(alerts.map((a) => `${a.labels.alertname} ${a.labels.instance} ${a.status}`)) };
     });
     return (Date.now() - sinceMs) / 1000;
+}
+
+/**
+ * The dashboard in Chromium (assets/dashboard, `npm run e2e:alerts`) lists `alert` ("PiDown
+ * pi-web2") in its alerts panel, from Alertmanager through the LB's /internal/alerts; its
+ * screenshot goes to `screenshot`, its output to test-output/dashboard-alerts-e2e.log.
+ */
+export function alertsPanelInBrowser(alert: string, screenshot: string): void {
+    const r = run("npm", ["run", "e2e:alerts"], {
+        cwd: path.join(REPO, "assets", "dashboard"),
+        env: { ...process.env, LB_URL, E2E_ALERT: alert, E2E_SCREENSHOT: screenshot },
+        allowFail: true,
+    });
+    fs.writeFileSync(path.join(OUT, "dashboard-alerts-e2e.log"), `${r.stdout}\n${r.stderr}`);
+    assert.strictEqual(r.status, 0, `${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`);
+    assert.ok(fs.existsSync(screenshot), `no screenshot at ${screenshot}`);
+}
+
+/** GET /internal/alerts through the LB from this machine (the management network): status and body. */
+export async function internalAlerts(): Promise<{ status: number; body: string }> {
+    const r = await http(`${LB_URL}/internal/alerts`, { timeoutMs: 5000 });
+    return { status: r.status, body: r.body };
 }

@@ -264,6 +264,7 @@ describe("nginx site", () => {
             "    location = /tls.json {",
             "    location = /cluster.json {",
             "    location = /internal/cluster.json {",
+            "    location = /internal/alerts {",
             '    location ~* "-[A-Za-z0-9]{8,}\\.(?:js|css|woff2?|ttf|svg|png|jpe?g|webp|ico)$" {',
             "    location = /index.html {",
             "    location / {",
@@ -307,6 +308,29 @@ describe("nginx site", () => {
         });
     }
 
+    it("answers /internal/alerts with 404 MONITORING_OFF in JSON without monitoring, never the dashboard's index.html", () => {
+        const s = site();
+        const at = s.indexOf("    location = /internal/alerts {");
+        assert.ok(at > 0, "no /internal/alerts location");
+        const body = s.slice(at, s.indexOf("\n    }", at));
+        assert.match(body, /default_type application\/json;/);
+        assert.match(body, /return 404 '\{"error":\{"code":"MONITORING_OFF","message":"monitoring is off on this cluster"\}\}\\n';/);
+        assert.doesNotMatch(s, /9093/);
+    });
+
+    it("passes nginx -t with monitoring on: /internal/alerts to Alertmanager's loopback port, GET only", function () {
+        const dir = tmpDir("pi-nginx-");
+        const c = libCertificates(dir, "pi-lb", "10.254.0.121");
+        const args = labNginxSiteArgs();
+        const text = renderNginxSite({ ...args, tls: { ...args.tls, certificatePath: c.cert, keyPath: c.key }, alertmanagerPort: 9093 });
+        assert.match(text, /location = \/internal\/alerts \{\n        allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;\n        limit_except GET \{ deny all; \}/);
+        assert.match(text, /proxy_pass http:\/\/127\.0\.0\.1:9093;/);
+        fs.writeFileSync(path.join(dir, "site.conf"), forThisNginx(text));
+        writeNginxConf(dir);
+        const r = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], { encoding: "utf8" });
+        assert.strictEqual(r.status, 0, r.stderr);
+    });
+
     it("refuses an empty backend list", () => {
         assert.throws(() => renderNginxSite({ ...({} as any), backends: [] }), /backends must not be empty/);
     });
@@ -316,7 +340,7 @@ describe("nginx site", () => {
         const locations = [...s.matchAll(/\n    location ([^{]+) \{\n([\s\S]*?)\n    \}/g)].map((m) => ({ at: m[1].trim(), body: m[2] }));
         const restricted = locations.filter((l) => /allow 10\.254\.0\.0\/24;\n        allow 127\.0\.0\.1;\n        deny all;/.test(l.body)).map((l) => l.at);
         // Once in each server that serves the site: 443, and 127.0.0.1:80 for the LB's own probes.
-        const once = ["^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status", "= /internal/cluster.json"];
+        const once = ["^~ /api/internal/", "^~ /api/nodes/pi-web1/", "^~ /api/nodes/pi-web2/", "= /api/lb/stub_status", "= /internal/cluster.json", "= /internal/alerts"];
         assert.deepStrictEqual(restricted, [...once, ...once]);
         // The header the app's internal routes want: set where nginx restricts, cleared on the public API.
         const access = (at: string) => /proxy_set_header X-Pi-Cluster-Access "([^"]*)";/.exec(locations.find((l) => l.at === at)!.body)?.[1];
@@ -422,6 +446,8 @@ describe("nginx site, served", function () {
             membersDir: members,
             apiRateLimit: limit,
             tls: { certificatePath: certs.cert, keyPath: certs.key, redirectHttp: false, hsts: false, statusPath: path.join(dir, "tls.json") },
+            // The stand-in app as Alertmanager too: it echoes the path it was asked for.
+            alertmanagerPort: appPort,
         });
         // Loopback only: the test must not open a port to the machine's networks.
         fs.writeFileSync(
@@ -511,6 +537,23 @@ describe("nginx site, served", function () {
         assert.strictEqual(a.statusCode, 200);
         assert.strictEqual(a.headers["strict-transport-security"], undefined);
         assert.strictEqual(a.headers["x-frame-options"], "DENY");
+    });
+
+    it("asks Alertmanager for the active, unsilenced, uninhibited alerts on /internal/alerts, whatever the client's arguments, and takes GET only", async () => {
+        const a = await get(port, "/internal/alerts?active=false&filter=x");
+        assert.strictEqual(a.status, 200, a.body);
+        assert.deepStrictEqual(JSON.parse(a.body), { app: "/api/v2/alerts?active=true&silenced=false&inhibited=false" });
+        assert.deepStrictEqual(count(a, "Cache-Control"), ["no-store"]);
+        assert.deepStrictEqual(count(a, "X-Frame-Options"), ["DENY"]);
+        const post = await new Promise<number>((resolve, reject) => {
+            const req = http.request({ host: "127.0.0.1", port, path: "/internal/alerts", method: "POST" }, (res) => {
+                res.resume();
+                resolve(res.statusCode ?? 0);
+            });
+            req.on("error", reject);
+            req.end("[]");
+        });
+        assert.strictEqual(post, 403);
     });
 
     it("proxies API paths that look like hashed assets instead of serving them from disk", async () => {
