@@ -10,34 +10,28 @@
  *   E2E_OUTPUT   where polling-e2e.json goes (default <repo>/test-output)
  */
 import { strict as assert } from 'node:assert';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BrowserContext, chromium } from 'playwright-core';
+import { BrowserContext } from 'playwright-core';
+import { Browser, launchChromium } from './browser';
 
 const LB_URL = (process.env['LB_URL'] ?? '').replace(/\/+$/, '');
 const TABS = Number(process.env['E2E_TABS'] ?? 10);
 const POLL_MS = Number(process.env['E2E_POLL_S'] ?? 120) * 1000;
-const CHROME_BIN = process.env['CHROME_BIN'] ?? '/usr/bin/chromium';
 const OUTPUT = resolve(process.env['E2E_OUTPUT'] ?? resolve(__dirname, '../../../test-output'));
 
 describe('dashboard polling under the default rate limits', function () {
+  let browser: Browser | undefined;
   let context: BrowserContext;
-  let profile: string;
 
   before(async () => {
     assert.ok(LB_URL, 'LB_URL is required');
-    profile = mkdtempSync(join(tmpdir(), 'pi-dash-poll-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROME_BIN,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium('pi-dash-poll-');
+    context = browser.context;
   });
 
   after(async () => {
-    await context?.close();
-    rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
   });
 
   it(`gets no 429 in ${TABS} tabs over ${POLL_MS / 1000} s`, async () => {

@@ -1,5 +1,6 @@
 import { ChangeDetectionStrategy, Component, inject, OnInit } from '@angular/core';
 import { ClusterService } from './cluster.service';
+import { AlertsPanel } from './components/alerts-panel';
 import { formatClock } from './data/format';
 import { DbCard } from './components/db-card';
 import { LbCard } from './components/lb-card';
@@ -9,7 +10,7 @@ import { WebNodeCard } from './components/web-node-card';
 
 @Component({
   selector: 'app-root',
-  imports: [OverallBanner, LbCard, WebNodeCard, DbCard, ReplicaCard],
+  imports: [OverallBanner, AlertsPanel, LbCard, WebNodeCard, DbCard, ReplicaCard],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <header class="top">
@@ -25,6 +26,7 @@ import { WebNodeCard } from './components/web-node-card';
     </header>
     <main>
       <app-overall-banner [overall]="cluster.overall()" />
+      <app-alerts-panel [view]="cluster.alerts()" />
       <div class="grid">
         @if (cluster.lb(); as lb) {
           <app-lb-card [lb]="lb" [tls]="cluster.tls()" />

@@ -1,4 +1,5 @@
 import { computed, DestroyRef, inject, Injectable, linkedSignal, signal } from '@angular/core';
+import { alertsView, AlertsView } from './data/alerts';
 import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from './data/cluster-config';
 import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
@@ -18,6 +19,8 @@ export const URLS = {
   /** A web server's full status (node and database internals); the management network only. */
   node: (name: string) => `api/nodes/${encodeURIComponent(name)}/internal/status`,
   tls: 'tls.json',
+  /** Alertmanager's firing alerts (API v2) through the LB; 404 MONITORING_OFF without monitoring; the management network only. */
+  alerts: 'internal/alerts',
 };
 
 /**
@@ -34,6 +37,8 @@ export class ClusterService {
   readonly lb = signal<LbView | null>(null);
   /** The LB's certificate; null until read, or when the LB serves no tls.json (an LB without HTTPS). */
   readonly tls = signal<TlsView | null>(null);
+  /** The alerts panel; null until internal/alerts first answers. */
+  readonly alerts = signal<AlertsView | null>(null);
   readonly webNodes = signal<WebNodeView[]>([]);
   readonly histories = signal<ReadonlyMap<string, readonly Sample[]>>(new Map());
   readonly lastUpdated = signal<number | null>(null);
@@ -100,6 +105,8 @@ export class ClusterService {
 
   private async round(): Promise<void> {
     this.refreshing.set(true);
+    // Not awaited: a slow Alertmanager never holds up the node cards or this round's end.
+    void this.pollAlerts();
     // Poll the nodes we already know right away, in parallel with re-reading cluster.json
     // (which picks up a scale-out or scale-in for the next rounds).
     const known = this.config();
@@ -157,6 +164,11 @@ export class ClusterService {
     } catch {
       this.tls.set(null);
     }
+  }
+
+  private async pollAlerts(): Promise<void> {
+    const outcome = await this.once('alerts', () => fetchWithTimeout(URLS.alerts, this.timeoutMs()));
+    if (outcome) this.alerts.set(alertsView(outcome));
   }
 
   private async pollLb(): Promise<void> {

@@ -28,6 +28,12 @@ describe('fetchWithTimeout', () => {
     assert.equal(!r.ok && r.reason, 'HTTP 502 Bad Gateway');
   });
 
+  it('keeps the body of an error answer, which can say why (an API error code)', async () => {
+    const body = '{"error":{"code":"MONITORING_OFF","message":"monitoring is off on this cluster"}}';
+    const r = await fetchWithTimeout('x', 1000, respond(404, body, 'Not Found'), clock());
+    assert.equal(!r.ok && r.body, body);
+  });
+
   it('gives up after its own timeout and says so', async () => {
     const started = Date.now();
     const r = await fetchWithTimeout('x', 50, hang, clock());

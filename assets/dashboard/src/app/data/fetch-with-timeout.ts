@@ -39,7 +39,7 @@ export async function fetchWithTimeout(
     const body = await response.text();
     if (!response.ok) {
       const label = response.statusText ? ` ${response.statusText}` : '';
-      return { ok: false, status: response.status, reason: `HTTP ${response.status}${label}`, ...done() };
+      return { ok: false, status: response.status, reason: `HTTP ${response.status}${label}`, body, ...done() };
     }
     return { ok: true, status: response.status, body, ...done() };
   } catch (err) {

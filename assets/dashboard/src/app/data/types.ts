@@ -113,7 +113,8 @@ export interface StubStatus {
 /** Outcome of one HTTP request. Never an exception: a down node is data, not an error. */
 export type FetchOutcome =
   | { ok: true; status: number; body: string; elapsedMs: number; at: number }
-  | { ok: false; status: number | null; reason: string; elapsedMs: number; at: number };
+  /** `body` is the error answer's text (an API's JSON error, say); absent when none arrived (timeout, network). */
+  | { ok: false; status: number | null; reason: string; body?: string; elapsedMs: number; at: number };
 
 export type NodeState = 'pending' | 'up' | 'down';
 export type DbState = 'pending' | 'up' | 'down' | 'unknown';

@@ -1,0 +1,155 @@
+/**
+ * The alerts panel's data: the LB's `internal/alerts` (docs/contracts.md, "The load balancer's
+ * URLs"), which passes on Alertmanager's API v2 `GET /api/v2/alerts?active=true&silenced=false&inhibited=false`
+ * unchanged while monitoring is on, and answers 404 `MONITORING_OFF` while it is off.
+ */
+import { FetchOutcome } from './types';
+
+/** One firing alert, as the panel shows it. */
+export interface AlertRow {
+  /** `labels.alertname`. */
+  name: string;
+  /** `labels.instance`; null when the alert has none (a cluster-wide rule). */
+  instance: string | null;
+  /** `labels.severity`: 'critical' and 'warning' are the stack's rules; 'none' when the label is absent. */
+  severity: string;
+  /** `annotations.summary`; null when absent. */
+  summary: string | null;
+  /** `startsAt`, epoch ms. */
+  startsAt: number;
+}
+
+/** What the panel shows; `at` is when the answer came (epoch ms), for "N min" and the e2e. */
+export type AlertsView =
+  | { kind: 'off'; at: number }
+  | { kind: 'unavailable'; reason: string; at: number }
+  | { kind: 'ok'; alerts: AlertRow[]; at: number };
+
+/** The severity when an alert carries no `severity` label. */
+export const NO_SEVERITY = 'none';
+
+const SEVERITY_RANK: Readonly<Record<string, number>> = { critical: 0, warning: 1 };
+
+/** Turns one poll of `internal/alerts` into the panel's view. Never throws. */
+export function alertsView(outcome: FetchOutcome): AlertsView {
+  const at = outcome.at;
+  if (!outcome.ok) {
+    if (outcome.status === 404 && errorCode(outcome.body) === 'MONITORING_OFF') return { kind: 'off', at };
+    // nginx denies it outside the management network, as internal/cluster.json.
+    if (outcome.status === 403) return { kind: 'unavailable', reason: 'only on the management network (HTTP 403)', at };
+    return { kind: 'unavailable', reason: outcome.reason, at };
+  }
+  try {
+    return { kind: 'ok', alerts: parseAlerts(outcome.body), at };
+  } catch (err) {
+    return { kind: 'unavailable', reason: err instanceof Error ? err.message : String(err), at };
+  }
+}
+
+/**
+ * Reads Alertmanager's v2 alert list, keeps the active ones and sorts them for the panel. Throws
+ * naming what was wrong (`alerts[2].labels.alertname: expected a non-empty string, got undefined`).
+ */
+export function parseAlerts(body: string): AlertRow[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(body);
+  } catch {
+    // A load balancer without the internal/alerts location serves the page itself (try_files).
+    throw new Error(`expected JSON, got ${JSON.stringify(clip(body))}`);
+  }
+  if (!Array.isArray(data)) throw new Error(`expected an array of alerts, got ${kindOf(data)}`);
+  const rows: AlertRow[] = [];
+  data.forEach((entry: unknown, i) => {
+    const row = readAlert(entry, `alerts[${i}]`);
+    if (row) rows.push(row);
+  });
+  return sortAlerts(rows);
+}
+
+/** Critical first, then warning, then the rest; the oldest first within a severity; then name and instance. */
+export function sortAlerts(rows: readonly AlertRow[]): AlertRow[] {
+  const rank = (s: string) => SEVERITY_RANK[s] ?? 2;
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...rows].sort(
+    (a, b) =>
+      rank(a.severity) - rank(b.severity) ||
+      a.startsAt - b.startsAt ||
+      cmp(a.name, b.name) ||
+      cmp(a.instance ?? '', b.instance ?? ''),
+  );
+}
+
+/** "since 23:01 (12 min)": local wall clock, and whole minutes up to `now`. */
+export function formatSince(startsAt: number, now: number): string {
+  const d = new Date(startsAt);
+  const hhmm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  return `since ${hhmm} (${Math.max(0, Math.floor((now - startsAt) / 60_000))} min)`;
+}
+
+/** The row's `data-alert`: "<alertname> <instance>", the instance empty when there is none. */
+export function alertKey(row: AlertRow): string {
+  return `${row.name} ${row.instance ?? ''}`;
+}
+
+/** An active alert's row, or null for one whose status.state is not "active" (suppressed, unprocessed). */
+function readAlert(entry: unknown, at: string): AlertRow | null {
+  const alert = record(entry, at);
+  const status = record(alert['status'], `${at}.status`);
+  const state = status['state'];
+  if (typeof state !== 'string') throw new Error(`${at}.status.state: expected a string, got ${kindOf(state)}`);
+  if (state !== 'active') return null;
+  const labels = record(alert['labels'], `${at}.labels`);
+  const name = labels['alertname'];
+  if (typeof name !== 'string' || name === '') {
+    throw new Error(`${at}.labels.alertname: expected a non-empty string, got ${kindOf(name)}`);
+  }
+  const annotations = alert['annotations'] === undefined ? {} : record(alert['annotations'], `${at}.annotations`);
+  const startsAt = alert['startsAt'];
+  const startsMs = typeof startsAt === 'string' ? Date.parse(startsAt) : NaN;
+  if (Number.isNaN(startsMs)) throw new Error(`${at}.startsAt: expected an ISO 8601 date, got ${kindOf(startsAt)}`);
+  return {
+    name,
+    instance: optionalString(labels, 'instance', `${at}.labels`),
+    severity: optionalString(labels, 'severity', `${at}.labels`) ?? NO_SEVERITY,
+    summary: optionalString(annotations, 'summary', `${at}.annotations`),
+    startsAt: startsMs,
+  };
+}
+
+function record(value: unknown, at: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error(`${at}: expected an object, got ${kindOf(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function optionalString(obj: Record<string, unknown>, key: string, at: string): string | null {
+  const v = obj[key];
+  if (v === undefined) return null;
+  if (typeof v !== 'string') throw new Error(`${at}.${key}: expected a string, got ${kindOf(v)}`);
+  return v;
+}
+
+/** `{"error":{"code":...}}`, the LB's JSON errors; null for anything else. */
+function errorCode(body: string | undefined): string | null {
+  try {
+    const code = (JSON.parse(body ?? '') as { error?: { code?: unknown } } | null)?.error?.code;
+    return typeof code === 'string' ? code : null;
+  } catch {
+    return null;
+  }
+}
+
+function kindOf(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  return JSON.stringify(v);
+}
+
+function clip(text: string): string {
+  const t = text.trim();
+  return t.length > 40 ? `${t.slice(0, 40)}…` : t;
+}
