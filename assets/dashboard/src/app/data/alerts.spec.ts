@@ -142,14 +142,15 @@ describe('parseAlerts', () => {
 });
 
 describe('formatSince', () => {
-  it('gives the local start time and the whole minutes since', () => {
+  it('gives the local start time and how long since, in days and hours once past a day', () => {
     const start = new Date(2026, 11, 7, 9, 5, 30).getTime();
-    assert.equal(formatSince(start, start + 12 * 60_000 + 29_000), 'since 09:05 (12 min)');
-    assert.equal(formatSince(start, start + 59_000), 'since 09:05 (0 min)');
+    assert.equal(formatSince(start, start + 12 * 60_000 + 29_000), 'since 09:05 (12m 29s)');
+    assert.equal(formatSince(start, start + 59_000), 'since 09:05 (59s)');
+    assert.equal(formatSince(start, start + (3 * 86400 + 2 * 3600 + 125) * 1000), 'since 09:05 (3d 2h)');
   });
 
-  it('never counts negative minutes when the Pi\'s clock runs ahead of the browser\'s', () => {
+  it('never counts negative time when the Pi\'s clock runs ahead of the browser\'s', () => {
     const start = new Date(2026, 11, 7, 23, 1).getTime();
-    assert.equal(formatSince(start, start - 90_000), 'since 23:01 (0 min)');
+    assert.equal(formatSince(start, start - 90_000), 'since 23:01 (0s)');
   });
 });

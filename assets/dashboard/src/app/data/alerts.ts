@@ -3,6 +3,7 @@
  * URLs"), which passes on Alertmanager's API v2 `GET /api/v2/alerts?active=true&silenced=false&inhibited=false`
  * unchanged while monitoring is on, and answers 404 `MONITORING_OFF` while it is off.
  */
+import { formatDuration } from './format';
 import { FetchOutcome } from './types';
 
 /** One firing alert, as the panel shows it. */
@@ -80,11 +81,11 @@ export function sortAlerts(rows: readonly AlertRow[]): AlertRow[] {
   );
 }
 
-/** "since 23:01 (12 min)": local wall clock, and whole minutes up to `now`. */
+/** "since 23:01 (12m 29s)", "since 23:01 (3d 2h)": local wall clock, and how long up to `now`. */
 export function formatSince(startsAt: number, now: number): string {
   const d = new Date(startsAt);
   const hhmm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-  return `since ${hhmm} (${Math.max(0, Math.floor((now - startsAt) / 60_000))} min)`;
+  return `since ${hhmm} (${formatDuration(Math.max(0, (now - startsAt) / 1000))})`;
 }
 
 /** The row's `data-alert`: "<alertname> <instance>", the instance empty when there is none. */
