@@ -82,7 +82,7 @@ describe('alerts panel against the load balancer', function () {
     const summary = el.locator('.alert-summary');
     assert.ok(await summary.isVisible(), `${ALERT}: no visible summary`);
     assert.notEqual((await summary.innerText()).trim(), '', `${ALERT}: an empty summary`);
-    assert.match(await el.locator('.alert-since').innerText(), /^since \d\d:\d\d \(\d+ min\)$/);
+    assert.match(await el.locator('.alert-since').innerText(), /^since \d\d:\d\d \((\d+d \d+h|\d+h \d+m|\d+m \d+s|\d+s)\)$/);
 
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT, fullPage: true });
     // A long summary wraps on a phone rather than widening the page.
