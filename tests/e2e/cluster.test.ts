@@ -444,7 +444,11 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             // Every package monitoring pulled in went with it, and nothing else did.
             assert.deepStrictEqual(monitoring.packagesOf(h), packages[h], h);
         }
-        assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)), []);
+        // What differs is what the case did: pi-web2 booted again after its power cut (its
+        // units and processes started anew), and the LB's site changed and changed back (nginx
+        // reloaded: new workers, the same master). Every file, package and other process is as before.
+        const restarted = (l: string) => /^pi-web2: [-+](unit|proc) /.test(l) || /^pi-lb: [-+]proc \d+ .* www-data nginx$/.test(l);
+        assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)).filter((l) => !restarted(l)), []);
     });
 
     it("rolls an app release out one web server at a time, drained and admitted, with 0 failed requests, and back", async () => {
