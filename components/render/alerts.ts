@@ -69,8 +69,8 @@ const RULES: readonly AlertRule[] = [
     {
         alert: "PiDown",
         expr: `up{${NODE}} == 0`,
-        // A Pi that lost power pages within 90 s at the default interval (its worst case:
-        // PI_DOWN_PAGE_WORST_SECONDS in the unit tests): a missed scrape alone never does.
+        // A Pi that lost power pages within 90 s at the default interval (the unit test "page a
+        // powered-off Pi within 90 s" adds the worst case up): a missed scrape alone never does.
         forSeconds: 30,
         minScrapes: PI_DOWN_MIN_SCRAPES,
         severity: "critical",
