@@ -43,12 +43,18 @@ export function noPlaintextBackupsOrKeys(): void {
         const key = onHost(h, "sudo grep -rIl -- 'AGE-SECRET-KEY-' /etc /home /root /var /srv /opt /tmp /usr/local 2>/dev/null || true");
         assert.strictEqual(key.out.trim(), "", `an age private key on ${h}: ${key.out}`);
         // mariadb-backup's own metadata files mark a plaintext backup wherever they lie, but for
-        // the data directory and the LSNs the next incremental starts from (no data in them).
+        // the data directory and the LSNs the next incremental starts from: lsn/, and lsn.new/
+        // while a scheduled run writes it (CI met one). Those two hold metadata only, which
+        // the second find proves: --extra-lsndir writes the checkpoints and info files, no data.
         const meta = onHost(
             h,
-            "sudo find / -xdev \\( -name xtrabackup_checkpoints -o -name mariadb_backup_checkpoints -o -name '*.xbstream' \\) -not -path '/var/lib/mysql/*' -not -path '/var/lib/pi-cluster-backup/lsn/*' 2>/dev/null || true",
+            "sudo find / -xdev \\( -name xtrabackup_checkpoints -o -name mariadb_backup_checkpoints -o -name '*.xbstream' \\) -not -path '/var/lib/mysql/*' -not -path '/var/lib/pi-cluster-backup/lsn/*' -not -path '/var/lib/pi-cluster-backup/lsn.new/*' 2>/dev/null || true",
         );
         assert.strictEqual(meta.out.trim(), "", `a plaintext backup on ${h}: ${meta.out}`);
+        const lsn = onHost(h, "sudo find /var/lib/pi-cluster-backup/lsn /var/lib/pi-cluster-backup/lsn.new -mindepth 1 -printf '%f\\n' 2>/dev/null || true");
+        for (const f of lsn.out.split("\n").filter(Boolean)) {
+            assert.match(f, /^(xtrabackup|mariadb_backup)_(checkpoints|info)$/, `more than LSNs in pi-cluster-backup's lsn directories on ${h}: ${f}`);
+        }
     }
     const files = onHost("pi-lb", `sudo find ${TARGET_DIR} -maxdepth 1 -type f -printf '%f\\n'`).out.split("\n").filter(Boolean);
     const ages = files.filter((f) => f.endsWith(".age"));
