@@ -14,7 +14,7 @@ import { STREAM_PACKAGES } from "./render/binlogStream";
 import { roleFirewall, Topology } from "./render/firewall";
 import { Node, renamedHosts } from "./renames";
 import { WebServer } from "./webServer";
-import { ALERTMANAGER_PACKAGE, PROMETHEUS_PACKAGE, SEED_USER } from "./constants";
+import { ALERTMANAGER_PACKAGE, APP_METRICS_PORT, PROMETHEUS_PACKAGE, SEED_USER } from "./constants";
 
 /** Bumped when an output below changes shape; StackReference consumers check it. */
 export const OUTPUTS_CONTRACT_VERSION = 1;
@@ -306,6 +306,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         rollAfter: webs.length > 0 ? webs[webs.length - 1].admitStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
                         nodeExporter: monitoring,
+                        metricsPort: monitoring ? APP_METRICS_PORT : undefined,
                         reapply: c.reapply[w.name],
                     },
                     hostOpts(w.name),

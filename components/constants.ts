@@ -134,6 +134,12 @@ export const NODE_EXPORTER_PORT = 9100;
 export const NODE_EXPORTER_DEFAULTS = "/etc/default/prometheus-node-exporter";
 /** Its textfile collector's directory: *.prom files there are exported as they are. */
 export const NODE_EXPORTER_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+/**
+ * The app's own metrics (prom-client: requests, latency, pool, breaker, replicas) on each web
+ * server, a listener of the app's apart from its API port (nginx proxies /api/ to that one, so
+ * anything there is public). Opened only with monitoring on, to the Prometheus host only.
+ */
+export const APP_METRICS_PORT = 9464;
 /** Prometheus on the monitoring host, listening on loopback only. */
 export const PROMETHEUS_PACKAGE = "prometheus";
 export const PROMETHEUS_SERVICE = "prometheus.service";

@@ -96,6 +96,8 @@ export interface WebServerArgs extends HostArgs {
     healthTimeoutSeconds: number;
     /** The previous web server's admit step: rollouts go one server at a time. Default none. */
     rollAfter?: pulumi.Resource;
+    /** The app's metrics listener for Prometheus (monitoring on), opened to it by the firewall. Default none: no listener. */
+    metricsPort?: number;
 }
 
 const LB_STEPS = ["drain", "admit"];
@@ -154,6 +156,7 @@ export class WebServer extends pulumi.ComponentResource {
                     dbTls: { caFile: DB_CA_FILE, serverName: dbServerName },
                     dbReplicas: args.dbReplicas.map((r) => ({ name: r.name, address: r.address, port: dbPort })),
                     dbReplicaMaxLagSeconds: args.dbReplicaMaxLagSeconds,
+                    metricsPort: args.metricsPort,
                 }),
         );
         // The secrets go in their own step, the one web-server step whose script is secret;

@@ -93,6 +93,8 @@ export interface AppEnvArgs {
     dbReplicas?: { name: string; address: string; port: number }[];
     /** The lag past which a replica leaves the read set. Default the app's (5). */
     dbReplicaMaxLagSeconds?: number;
+    /** The port of the app's metrics listener, for Prometheus (monitoring on). Default none: no listener. */
+    metricsPort?: number;
 }
 
 function envLine(key: string, value: string): string {
@@ -124,6 +126,8 @@ export function renderAppEnv(a: AppEnvArgs): string {
                   ]
                 : []),
             envLine("CORS_ORIGINS", a.corsOrigins.join(",")),
+            // Only with monitoring, so a cluster without it keeps its settings as they were.
+            ...(a.metricsPort !== undefined ? [envLine("METRICS_PORT", String(a.metricsPort))] : []),
         ].join("\n") + "\n"
     );
 }

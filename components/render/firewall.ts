@@ -1,6 +1,6 @@
 // The seed's security groups as nftables rules. Pure: topology in, ruleset text out.
 import { SANDBOX } from "./systemd";
-import { FIREWALL_INCLUDE_DIR, FIREWALL_RULESET, NODE_EXPORTER_PORT } from "../constants";
+import { APP_METRICS_PORT, FIREWALL_INCLUDE_DIR, FIREWALL_RULESET, NODE_EXPORTER_PORT } from "../constants";
 
 export type Role = "lb" | "web" | "db" | "replica";
 
@@ -56,7 +56,7 @@ export interface Topology {
     backupTarget?: { address: string; sshPort: number };
     /** The backup target's address when it streams the binlog (backup.stream): it reaches the database's MariaDB. */
     streamTarget?: string;
-    /** The Prometheus host when monitoring is on: it scrapes every Pi's node exporter. */
+    /** The Prometheus host when monitoring is on: it scrapes every Pi's node exporter, and the web servers' app metrics. */
     monitoring?: { address: string };
 }
 
@@ -69,14 +69,25 @@ export interface Topology {
 export function roleFirewall(role: Role, t: Topology, sshPort = 22): FirewallSpec {
     const spec = roleRules(role, t, sshPort);
     if (!t.monitoring) return spec;
-    // Every Pi's metrics go to the Prometheus host and nowhere else; it reaches every Pi.
+    // Every Pi's metrics go to the Prometheus host and nowhere else; it reaches every Pi, and
+    // each web server's app metrics.
+    const prometheus = t.monitoring.address;
     const all = [t.lbAddress, ...t.webAddresses, t.dbAddress, ...(t.replicaAddresses ?? [])];
+    const others = (addresses: string[]) => addresses.filter((a) => a !== prometheus);
     return {
         ...spec,
-        inbound: [...spec.inbound, { port: NODE_EXPORTER_PORT, from: [t.monitoring.address], comment: "node metrics to prometheus only" }],
+        inbound: [
+            ...spec.inbound,
+            { port: NODE_EXPORTER_PORT, from: [prometheus], comment: "node metrics to prometheus only" },
+            ...(role === "web" ? [{ port: APP_METRICS_PORT, from: [prometheus], comment: "app metrics to prometheus only" }] : []),
+        ],
         outbound:
-            t.monitoring.address === addressOf(role, t)
-                ? [...spec.outbound, { port: NODE_EXPORTER_PORT, to: all.filter((a) => a !== t.monitoring!.address), comment: "prometheus scrapes every pi" }]
+            prometheus === addressOf(role, t)
+                ? [
+                      ...spec.outbound,
+                      { port: NODE_EXPORTER_PORT, to: others(all), comment: "prometheus scrapes every pi" },
+                      { port: APP_METRICS_PORT, to: others(t.webAddresses), comment: "prometheus scrapes the apps" },
+                  ]
                 : spec.outbound,
     };
 }

@@ -3,6 +3,7 @@
 // and JSON is YAML, so the config is rendered as JSON and needs no YAML library.
 import {
     ALERTMANAGER_DATA_DIR,
+    APP_METRICS_PORT,
     BACKUP_METRICS_FILE,
     BACKUP_METRICS_SCRIPT,
     ALERTMANAGER_PORT,
@@ -29,7 +30,7 @@ export interface PrometheusOptions {
     pis: ScrapedPi[];
 }
 
-/** Prometheus's config: itself, and every Pi's node exporter, the rules file. */
+/** Prometheus's config: itself, every Pi's node exporter, each web server's app, the rules file. */
 export function renderPrometheusConfig(o: PrometheusOptions): string {
     const interval = `${o.scrapeIntervalSeconds}s`;
     const config = {
@@ -51,6 +52,13 @@ export function renderPrometheusConfig(o: PrometheusOptions): string {
                 // One target per Pi, so each carries its own name: alerts and charts say
                 // "pi-web1", not an address.
                 static_configs: o.pis.map((p) => ({ targets: [`${p.address}:${NODE_EXPORTER_PORT}`], labels: { instance: p.name, role: p.role } })),
+            },
+            {
+                // The app's own metrics (assets/app/src/metrics.ts), on its listener apart from the API.
+                job_name: "app",
+                static_configs: o.pis
+                    .filter((p) => p.role === "web")
+                    .map((p) => ({ targets: [`${p.address}:${APP_METRICS_PORT}`], labels: { instance: p.name, role: p.role } })),
             },
         ],
     };

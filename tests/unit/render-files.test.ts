@@ -50,6 +50,13 @@ describe("web server files", () => {
         assert.match(env, /^DB_HOST="10\.254\.0\.124"$/m);
         assert.match(env, /^CORS_ORIGINS="http:\/\/a,http:\/\/b"$/m);
         assert.doesNotMatch(env, /PASSWORD/);
+        // The metrics listener only with monitoring: a cluster without it keeps its file.
+        assert.doesNotMatch(env, /METRICS_PORT/);
+        const monitored = renderAppEnv({
+            nodeName: "pi-web1", dbHost: "10.254.0.124", dbPort: 3306, dbName: "webapp_db", dbUser: "webapp_user",
+            dbPoolSize: 10, corsOrigins: [], dbTls: { caFile: "/etc/pi-cluster/db-ca.pem", serverName: "pi-db" }, metricsPort: 9464,
+        });
+        assert.strictEqual(monitored, env.replace('CORS_ORIGINS="http://a,http://b"\n', 'CORS_ORIGINS=""\nMETRICS_PORT="9464"\n'));
         const secrets = renderAppSecrets({ dbPassword: "abc", apiWriteToken: "t0ken0that0is0long0enough" });
         assert.match(secrets, /^DB_PASSWORD="abc"$/m);
         assert.match(secrets, /^API_WRITE_TOKEN="t0ken0that0is0long0enough"$/m);

@@ -115,6 +115,14 @@ describe("firewall", () => {
         assert.doesNotMatch(renderFirewall(roleFirewall("web", t)), /ip daddr \S+ tcp dport 9100/);
     });
 
+    it("opens the app's metrics listener on the web servers to the Prometheus host only, with monitoring on only", () => {
+        const t = { ...topology, monitoring: { address: "10.254.0.121" } };
+        assert.match(renderFirewall(roleFirewall("web", t)), /^        ip saddr 10\.254\.0\.121 tcp dport 9464 accept comment "app metrics to prometheus only"$/m);
+        assert.match(renderFirewall(roleFirewall("lb", t)), /^        ip daddr \{ 10\.254\.0\.122, 10\.254\.0\.123 \} tcp dport 9464 accept comment "prometheus scrapes the apps"$/m);
+        for (const role of ["db", "replica"] as const) assert.doesNotMatch(renderFirewall(roleFirewall(role, t)), /9464/, role);
+        for (const role of ["lb", "web", "db", "replica"] as const) assert.doesNotMatch(renderFirewall(roleFirewall(role, topology)), /9464/, role);
+    });
+
     it("is accepted by nft -c", function () {
         if (!isRoot) this.skip(); // nft -c needs CAP_NET_ADMIN; CI runs as root
         for (const role of ["lb", "web", "db", "replica"] as const) {

@@ -29,7 +29,7 @@ function tool(name: "promtool" | "amtool", ...args: string[]): { status: number 
 const promtool = (...args: string[]) => tool("promtool", ...args);
 
 describe("monitoring's files", () => {
-    it("renders a Prometheus config that promtool accepts, one node target per Pi named by its host name", () => {
+    it("renders a Prometheus config that promtool accepts, one node target per Pi and one app target per web server, named by its host name", () => {
         const text = renderPrometheusConfig({ scrapeIntervalSeconds: 15, pis });
         const file = path.join(tmpDir("pi-prom-"), "prometheus.yml");
         fs.writeFileSync(file, text);
@@ -41,6 +41,9 @@ describe("monitoring's files", () => {
         assert.deepStrictEqual(config.alerting, { alertmanagers: [{ static_configs: [{ targets: ["127.0.0.1:9093"] }] }] });
         const node = config.scrape_configs.find((j: { job_name: string }) => j.job_name === "node");
         assert.deepStrictEqual(node.static_configs[1], { targets: ["10.254.0.122:9100"], labels: { instance: "pi-web1", role: "web" } });
+        // The app's own metrics: the web servers only, on the app's metrics listener.
+        const app = config.scrape_configs.find((j: { job_name: string }) => j.job_name === "app");
+        assert.deepStrictEqual(app.static_configs, [{ targets: ["10.254.0.122:9464"], labels: { instance: "pi-web1", role: "web" } }]);
     });
 
     it("keeps the scrape timeout under a short interval, which promtool would refuse otherwise", () => {
