@@ -29,6 +29,15 @@ export const VIRTUAL_FSTYPES = ["tmpfs", "ramfs", "devtmpfs", "overlay", "squash
  * servers the roles run.
  */
 export const WATCHED_UNITS = "(pi-cluster-.*|nginx|mariadb)[.](service|timer)";
+/** More than this share of the app's answers 5xx over 5 minutes pages: users see errors. */
+export const APP_5XX_RATIO = 0.05;
+/** A p99 over this, over 5 minutes, warns: nginx gives up on the app at 5 s. */
+export const APP_P99_SECONDS = 1;
+/** Below this many requests a second, a ratio or a quantile says nothing (one 503 would be 100%). */
+export const APP_MIN_RPS = 0.2;
+/** This many starts of the app within 15 minutes is a crash loop (PM2 restarts it each time). */
+export const APP_RESTARTS_IN_15M = 3;
+
 /** The units that run all the time where they are installed: not running is an outage. */
 export const LONG_RUNNING_SERVICES = ["pi-cluster-app.service", "nginx.service", "mariadb.service", "pi-cluster-binlog-stream.service"];
 
@@ -53,6 +62,11 @@ interface AlertRule {
 }
 
 const NODE = 'job="node"';
+const APP = 'job="app"';
+/** The app's requests a second per web server over 5 minutes, with `more` in the selector. */
+const appRate = (more = "") => `sum by (instance) (rate(pi_cluster_http_requests_total{${APP}${more}}[5m]))`;
+/** Gives an alert about a replica the replica's name as `instance`, so its PiDown inhibits it. */
+const asInstance = (expr: string, label: string) => `label_replace(${expr}, "instance", "$1", "${label}", "(.*)")`;
 const BACKUP_LAST_SUCCESS = `pi_cluster_backup_last_success_timestamp_seconds{${NODE}}`;
 
 /**
@@ -184,6 +198,65 @@ const RULES: readonly AlertRule[] = [
         summary: "the backups' status on {{ $labels.instance }} cannot be read",
         description:
             "The backup target's status.json is missing, or the metrics made from it have not been rewritten for 5 minutes: the backup alerts are blind. `systemctl status pi-cluster-backup-metrics.timer pi-cluster-backup-metrics.service` on {{ $labels.instance }} says why; `npx pi-cluster recover {{ $labels.instance }}` reinstalls it.",
+    },
+    {
+        alert: "AppErrorRateHigh",
+        expr: `${appRate(', status=~"5.."')} / ${appRate()} > ${APP_5XX_RATIO} and ${appRate()} > ${APP_MIN_RPS}`,
+        forSeconds: 5 * 60,
+        severity: "critical",
+        summary: "the app on {{ $labels.instance }} answers errors",
+        description:
+            "{{ $value | humanizePercentage }} of the app's answers on {{ $labels.instance }} have been 5xx for 5 minutes. A 503 means the database is out of reach (DatabaseUnreachable says so too); a 500 is a fault of the app's: `pm2 logs` there, or `journalctl -u pi-cluster-app -n 100`.",
+    },
+    {
+        alert: "AppLatencyHigh",
+        expr: `histogram_quantile(0.99, sum by (instance, le) (rate(pi_cluster_http_request_duration_seconds_bucket{${APP}}[5m]))) > ${APP_P99_SECONDS} and on (instance) ${appRate()} > ${APP_MIN_RPS}`,
+        forSeconds: 5 * 60,
+        severity: "warning",
+        summary: "the app on {{ $labels.instance }} is slow",
+        description:
+            "The app's 99th percentile on {{ $labels.instance }} has been {{ $value | humanizeDuration }} for 5 minutes, past " +
+            `${APP_P99_SECONDS} s. Check the database (its load, slow queries) and the Pi (MemoryPressure, TemperatureHigh: a throttled Pi is slow); the dashboard's charts show since when.`,
+    },
+    {
+        alert: "AppNotAnswering",
+        // Its service runs (else ServiceDown), yet its metrics listener does not answer: hung.
+        expr: `up{${APP}} == 0 and on (instance) node_systemd_unit_state{${NODE}, name="pi-cluster-app.service", state="active"} == 1`,
+        forSeconds: 2 * 60,
+        severity: "critical",
+        summary: "the app on {{ $labels.instance }} does not answer",
+        description:
+            "The app's service runs on {{ $labels.instance }}, but Prometheus has not reached the app there for 2 minutes: it hangs. `pm2 list` and `journalctl -u pi-cluster-app -n 100` on it; `npx pi-cluster recover {{ $labels.instance }}` restarts it as deployed.",
+    },
+    {
+        alert: "AppRestarting",
+        expr: `changes(process_start_time_seconds{${APP}}[15m]) >= ${APP_RESTARTS_IN_15M}`,
+        forSeconds: 0,
+        severity: "warning",
+        summary: "the app on {{ $labels.instance }} keeps restarting",
+        description:
+            "The app on {{ $labels.instance }} started {{ $value }} times in 15 minutes: it crashes, or PM2 restarts it past its memory bound. `pm2 logs --lines 100` and `journalctl -u pi-cluster-app -n 100` on it say why.",
+    },
+    {
+        alert: "DatabaseUnreachable",
+        // The app's breaker: open while the primary does not answer it.
+        expr: `pi_cluster_db_breaker_open{${APP}, pool="primary"} == 1`,
+        forSeconds: 60,
+        severity: "critical",
+        summary: "{{ $labels.instance }} cannot reach the database",
+        description:
+            "The app on {{ $labels.instance }} has found the database down for a minute: writes answer 503. If PiDown fires for the database Pi, see to it first; else check MariaDB there (`systemctl status mariadb`) and the web server's firewall and TLS (`npx pi-cluster verify`).",
+    },
+    {
+        alert: "ReplicaOutOfReadSet",
+        // Every web server finds it unfit: lag past the bound, a replication thread stopped, or
+        // no answer. One web server's view alone could be its own network.
+        expr: asInstance(`max by (replica) (pi_cluster_replica_in_read_set{${APP}}) == 0`, "replica"),
+        forSeconds: 60,
+        severity: "critical",
+        summary: "the replica {{ $labels.instance }} serves no reads",
+        description:
+            "Every web server has kept {{ $labels.instance }} out of its read set for a minute: its lag is past the bound, a replication thread stopped, or it does not answer. The primary takes every read, and a promotion now would lose what it lacks. `/api/internal/status` on the load balancer names the reason (db.replication.replicas[].error); `SHOW SLAVE STATUS` on it gives Last_SQL_Error and Last_IO_Error.",
     },
     {
         alert: "ClockNotSynchronised",

@@ -78,6 +78,22 @@ function unitState(instance: string, name: string, state: string, type: string, 
     return { metric: "node_systemd_unit_state", labels: node(instance, { name, state, type }), values };
 }
 
+const app = (instance: string, more: Record<string, string> = {}) => ({ job: "app", instance, ...more });
+
+/** One series of the app's request counter (assets/app/src/metrics.ts). */
+function appRequests(instance: string, status: string, values: string): Series {
+    return { metric: "pi_cluster_http_requests_total", labels: app(instance, { method: "GET", route: "/notes", status }), values };
+}
+
+/** The app's latency histogram on one web server: a bucket series per `le`. */
+function appLatency(instance: string, buckets: Record<string, string>): Series[] {
+    return Object.entries(buckets).map(([le, values]) => ({
+        metric: "pi_cluster_http_request_duration_seconds_bucket",
+        labels: app(instance, { method: "GET", route: "/notes", le }),
+        values,
+    }));
+}
+
 const labRoot = { device: "overlay", fstype: "overlay", mountpoint: "/" };
 const piRoot = { device: "/dev/mmcblk0p2", fstype: "ext4", mountpoint: "/" };
 const run = { device: "tmpfs", fstype: "tmpfs", mountpoint: "/run" };
@@ -252,6 +268,88 @@ const SCENARIOS: Scenario[] = [
         fires: [{ labels: { ...node("pi-lb"), severity: "warning" } }, { labels: { ...node("pi-db"), severity: "warning" } }],
     },
     {
+        alert: "AppErrorRateHigh",
+        // rate() needs two samples.
+        onsetMinutes: 1,
+        series: [
+            // 10 requests a second, one of them a 503: 10%.
+            appRequests("pi-web1", "200", "0+540x60"),
+            appRequests("pi-web1", "503", "0+60x60"),
+            // 1%: under the bound.
+            appRequests("pi-web2", "200", "0+594x60"),
+            appRequests("pi-web2", "500", "0+6x60"),
+            // Every answer a 503, but one every 10 s: too few to judge.
+            appRequests("pi-web3", "503", "0+6x60"),
+        ],
+        fires: [{ labels: { instance: "pi-web1", severity: "critical" }, value: "10%" }],
+    },
+    {
+        alert: "AppLatencyHigh",
+        onsetMinutes: 1,
+        series: [
+            // Every request between 1 and 2 s: p99 interpolates to 1.99 s.
+            ...appLatency("pi-web1", { "0.5": "0x60", "1": "0x60", "2": "0+600x60", "+Inf": "0+600x60" }),
+            appRequests("pi-web1", "200", "0+600x60"),
+            // Every request under 0.5 s.
+            ...appLatency("pi-web2", { "0.5": "0+600x60", "1": "0+600x60", "2": "0+600x60", "+Inf": "0+600x60" }),
+            appRequests("pi-web2", "200", "0+600x60"),
+            // Slow, but one request a minute.
+            ...appLatency("pi-web3", { "0.5": "0x60", "1": "0x60", "2": "0+1x60", "+Inf": "0+1x60" }),
+            appRequests("pi-web3", "200", "0+1x60"),
+        ],
+        fires: [{ labels: { instance: "pi-web1", severity: "warning" }, value: "1.99s" }],
+    },
+    {
+        alert: "AppNotAnswering",
+        onsetMinutes: 0,
+        series: [
+            { metric: "up", labels: app("pi-web1"), values: "0x60" },
+            unitState("pi-web1", "pi-cluster-app.service", "active", "simple", "1x60"),
+            // Its service stopped: ServiceDown's, not this.
+            { metric: "up", labels: app("pi-web2"), values: "0x60" },
+            unitState("pi-web2", "pi-cluster-app.service", "active", "simple", "0x60"),
+            { metric: "up", labels: app("pi-web3"), values: "1x60" },
+            unitState("pi-web3", "pi-cluster-app.service", "active", "simple", "1x60"),
+        ],
+        fires: [{ labels: { ...app("pi-web1"), severity: "critical" } }],
+    },
+    {
+        alert: "AppRestarting",
+        onsetMinutes: 3,
+        series: [
+            // Started anew at minutes 1, 2 and 3.
+            { metric: "process_start_time_seconds", labels: app("pi-web1"), values: "100 160 220 280x60" },
+            // Once: a deploy.
+            { metric: "process_start_time_seconds", labels: app("pi-web2"), values: "100 160x60" },
+        ],
+        fires: [{ labels: { ...app("pi-web1"), severity: "warning" }, value: "3" }],
+    },
+    {
+        alert: "DatabaseUnreachable",
+        onsetMinutes: 1,
+        series: [
+            { metric: "pi_cluster_db_breaker_open", labels: app("pi-web1", { pool: "primary" }), values: "0 1x60" },
+            // A replica's breaker: ReplicaOutOfReadSet's.
+            { metric: "pi_cluster_db_breaker_open", labels: app("pi-web1", { pool: "pi-replica1" }), values: "1x60" },
+            { metric: "pi_cluster_db_breaker_open", labels: app("pi-web2", { pool: "primary" }), values: "0x60" },
+        ],
+        fires: [{ labels: { ...app("pi-web1", { pool: "primary" }), severity: "critical" } }],
+    },
+    {
+        alert: "ReplicaOutOfReadSet",
+        onsetMinutes: 2,
+        series: [
+            // Out for both web servers from minute 2.
+            { metric: "pi_cluster_replica_in_read_set", labels: app("pi-web1", { replica: "pi-replica1" }), values: "1 1 0x60" },
+            { metric: "pi_cluster_replica_in_read_set", labels: app("pi-web2", { replica: "pi-replica1" }), values: "1 1 0x60" },
+            // Out for one web server only: its own network, perhaps.
+            { metric: "pi_cluster_replica_in_read_set", labels: app("pi-web1", { replica: "pi-replica2" }), values: "0x60" },
+            { metric: "pi_cluster_replica_in_read_set", labels: app("pi-web2", { replica: "pi-replica2" }), values: "1x60" },
+        ],
+        // Named by the replica as `instance`, so that its PiDown inhibits it.
+        fires: [{ labels: { replica: "pi-replica1", instance: "pi-replica1", severity: "critical" } }],
+    },
+    {
         alert: "ClockNotSynchronised",
         onsetMinutes: 0,
         series: [
@@ -349,6 +447,12 @@ describe("alerting rules", () => {
             "BinlogStreamDown",
             "BinlogStreamLagging",
             "BackupStatusMissing",
+            "AppErrorRateHigh",
+            "AppLatencyHigh",
+            "AppNotAnswering",
+            "AppRestarting",
+            "DatabaseUnreachable",
+            "ReplicaOutOfReadSet",
             "ClockNotSynchronised",
         ]);
         for (const r of all) {
