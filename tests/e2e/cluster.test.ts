@@ -329,7 +329,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         }
     });
 
-    it("turns monitoring on: Prometheus scrapes every Pi by name, 9100 open to it only; a web Pi's power cut under a stream fails no request and pages PiDown within 90 s, and its resolve within 90 s of power returning; off leaves nothing", async () => {
+    it("turns monitoring on: Prometheus scrapes every Pi and each app by name, 9100 and the apps' metrics open to it only; a web Pi's power cut under a stream fails no request and pages PiDown within 90 s, and its resolve within 90 s of power returning; off leaves nothing", async () => {
         const before = clusterState(HOSTS);
         const packages = Object.fromEntries(HOSTS.map((h) => [h, monitoring.packagesOf(h)]));
         // At the default scrape interval (15 s), as users run it.
@@ -344,11 +344,14 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         // The LB's site gains /internal/alerts, Alertmanager's, for the dashboard's alerts panel.
         assert.deepStrictEqual(on.changes, {
             create: sorted([...HOSTS.map((h) => `${h}-node-exporter`), ...MONITORING_STEPS]),
-            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target", "pi-lb-nginx-conf"]),
+            // The apps gain their metrics listener (METRICS_PORT): a rollout, one web server at a time.
+            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target", "pi-lb-nginx-conf", ...rollout(["app"])]),
         });
         record("monitoringOnSeconds", on.seconds);
-        await monitoring.everyTargetUp(HOSTS);
+        await monitoring.everyTargetUp(HOSTS, ["pi-web1", "pi-web2"]);
         monitoring.nodeExporterReachableFromPrometheusOnly();
+        for (const p of ["/api/health", "/api/notes", "/api/notes/1", "/api/nope"]) await http(`${LB_URL}${p}`);
+        await monitoring.appMetricsScraped(["pi-web1", "pi-web2"]);
         assert.deepStrictEqual(monitoring.alertsNamed("PiDown"), []);
         assert.deepStrictEqual(up("monitoring-noop").changes, {});
 
@@ -435,7 +438,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         const off = up("monitoring-off");
         assert.deepStrictEqual(off.changes, {
             delete: sorted([...HOSTS.map((h) => `${h}-node-exporter`), ...MONITORING_STEPS]),
-            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target", "pi-lb-nginx-conf"]),
+            update: sorted([...HOSTS.flatMap((h) => [`${h}-base`, `${h}-firewall`]), "pi-cluster-backup-target", "pi-lb-nginx-conf", ...rollout(["app"])]),
         });
         assert.strictEqual((await monitoring.internalAlerts()).status, 404);
         record("monitoringOffSeconds", off.seconds);
@@ -444,10 +447,11 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             // Every package monitoring pulled in went with it, and nothing else did.
             assert.deepStrictEqual(monitoring.packagesOf(h), packages[h], h);
         }
-        // What differs is what the case did: pi-web2 booted again after its power cut (its
-        // units and processes started anew), and the LB's site changed and changed back (nginx
-        // reloaded: new workers, the same master). Every file, package and other process is as before.
-        const restarted = (l: string) => /^pi-web2: [-+](unit|proc) /.test(l) || /^pi-lb: [-+]proc \d+ .* www-data nginx$/.test(l);
+        // What differs is what the case did: pi-web2 booted again after its power cut, and both
+        // apps restarted on and off with their metrics listener (their units and processes
+        // started anew); the LB's site changed and changed back (nginx reloaded: new workers, the
+        // same master). Every file, package and other process is as before.
+        const restarted = (l: string) => /^pi-web[12]: [-+](unit|proc) /.test(l) || /^pi-lb: [-+]proc \d+ .* www-data nginx$/.test(l);
         assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)).filter((l) => !restarted(l)), []);
     });
 

@@ -158,7 +158,10 @@ describe("the data paths under faults, on the lab", function () {
             });
             assert.strictEqual(bench.failed.total, 0, failures(bench));
             // The last replica takes the replication password with it.
-            assert.deepStrictEqual(removed!.changes.delete?.sort(), [...steps("pi-db-read2", REPLICA_STEPS), "pi-cluster-repl-password"].sort());
+            // With monitoring on (the replica suite turns it on), its node exporter goes too.
+            const monitored = pulumi(["config", "get", "--path", "pi-cluster:monitoring.enabled"], { allowFail: true }).stdout.trim() === "true";
+            const gone = [...steps("pi-db-read2", [...REPLICA_STEPS, ...(monitored ? ["node-exporter"] : [])]), "pi-cluster-repl-password"];
+            assert.deepStrictEqual(removed!.changes.delete?.sort(), gone.sort());
             const lastApp = Math.max(...WEBS.map((w) => opSpan(removed!.events, "update", `${w}-app`).end));
             assert.ok(opSpan(removed!.events, "delete", "pi-db-read2-source").start >= lastApp, "its grant went before every web server stopped reading from it");
             assert.deepStrictEqual(sql("pi-db-read1", "SELECT Host FROM mysql.user WHERE User = 'pi_repl' ORDER BY Host"), "");

@@ -4,7 +4,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { http, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
-import { ALERTMANAGER_PORT, BACKUP_METRICS_SCRIPT, BACKUP_METRICS_UNIT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
+import { ALERTMANAGER_PORT, APP_METRICS_PORT, BACKUP_METRICS_SCRIPT, BACKUP_METRICS_UNIT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
 
 const ADDRESSES: Record<string, string> = { "pi-lb": LB, "pi-web1": "10.254.0.122", "pi-web2": "10.254.0.123", "pi-db": "10.254.0.124" };
 
@@ -36,17 +36,54 @@ export function targetHealth(): string[] {
     return data.activeTargets.map((t: { labels: { job: string; instance: string }; health: string }) => `${t.labels.job} ${t.labels.instance} ${t.health}`).sort();
 }
 
-/** Every Pi's node exporter and Prometheus itself scraped and up, within a minute of the up. */
-export async function everyTargetUp(hosts: string[]): Promise<void> {
-    const want = [...hosts.map((h) => `node ${h} up`), "prometheus prometheus up"].sort();
+/** Every Pi's node exporter, each web server's app and Prometheus itself scraped and up, within a minute of the up. */
+export async function everyTargetUp(hosts: string[], webs: string[]): Promise<void> {
+    const want = [...hosts.map((h) => `node ${h} up`), ...webs.map((w) => `app ${w} up`), "prometheus prometheus up"].sort();
     await until("every target up", 60_000, () => {
         const have = targetHealth();
         return { value: JSON.stringify(have) === JSON.stringify(want) ? true : undefined, seen: have.join(", ") };
     });
 }
 
-/** 9100 answers the load balancer (Prometheus) only: not another Pi, not this machine. */
+/**
+ * The app's own metrics in Prometheus, from each web server: requests counted by route pattern
+ * (`/notes/:id`, never a raw path) and status, and the latency histogram beside them.
+ */
+export async function appMetricsScraped(webs: string[]): Promise<void> {
+    const query = (q: string) => monitoringQuery(q);
+    const counted = await until("the app's request counts in Prometheus", 60_000, () => {
+        const r = query('sum by (instance) (pi_cluster_http_requests_total{job="app"})');
+        const have = r.map((x: { metric: { instance: string } }) => x.metric.instance).sort();
+        return { value: JSON.stringify(have) === JSON.stringify([...webs].sort()) ? r : undefined, seen: JSON.stringify(r) };
+    });
+    for (const x of counted) assert.ok(Number(x.value[1]) > 0, JSON.stringify(x));
+    const routes: string[] = query('count by (route) (pi_cluster_http_requests_total{job="app"})').map((x: { metric: { route: string } }) => x.metric.route);
+    for (const r of routes) assert.ok(r === "unmatched" || (r.startsWith("/") && !/\/\d+(\/|$)/.test(r)), `a route label that is not a pattern: ${r}`);
+    const buckets = query('count by (instance) (pi_cluster_http_request_duration_seconds_bucket{job="app"})');
+    assert.deepStrictEqual(buckets.map((x: { metric: { instance: string } }) => x.metric.instance).sort(), [...webs].sort());
+}
+
+/** An instant query's result vector. */
+function monitoringQuery(q: string): any[] {
+    return prometheusApi(`/api/v1/query?query=${encodeURIComponent(q)}`).result;
+}
+
+/**
+ * 9100 answers the load balancer (Prometheus) only: not another Pi, not this machine; and each
+ * web server's app metrics (APP_METRICS_PORT) the same.
+ */
 export function nodeExporterReachableFromPrometheusOnly(): void {
+    const apps: [string, string, boolean][] = [
+        ["pi-lb", ADDRESSES["pi-web1"], true],
+        ["pi-lb", ADDRESSES["pi-web2"], true],
+        ["pi-web2", ADDRESSES["pi-web1"], false],
+        ["pi-db", ADDRESSES["pi-web2"], false],
+    ];
+    assert.deepStrictEqual(apps.map(([from, to]) => [from, to, tcpOpenFromHost(from, to, APP_METRICS_PORT)]), apps);
+    for (const to of [ADDRESSES["pi-web1"], ADDRESSES["pi-web2"]]) {
+        const p = tcpProbeFromMachine(to, APP_METRICS_PORT);
+        assert.strictEqual(p.open, false, `this machine reached ${p.detail}`);
+    }
     const port = NODE_EXPORTER_PORT;
     const matrix: [string, string, boolean][] = [
         ["pi-lb", ADDRESSES["pi-web1"], true],
@@ -90,8 +127,9 @@ export function monitoringLeftovers(host: string): string[] {
         String.raw`dpkg-query -W -f '${"$"}{Package} ${"$"}{db:Status-Abbrev}\n' 2>/dev/null | awk '$1 ~ /prometheus|promtool/ {print "package " $1 " " $2}'
 for p in /etc/prometheus /var/lib/prometheus /etc/default/prometheus /etc/default/prometheus-node-exporter ${BACKUP_METRICS_SCRIPT} /etc/systemd/system/${BACKUP_METRICS_UNIT}.service /etc/systemd/system/${BACKUP_METRICS_UNIT}.timer; do [ -e "$p" ] && echo "path $p"; done
 systemctl list-units --all --no-legend '${BACKUP_METRICS_UNIT}.*' | awk '{print "unit " $1}'
-ss -Hltn | awk '$4 ~ /:(9090|9093|9094|9100)$/ {print "listening " $4}'
+ss -Hltn | awk '$4 ~ /:(9090|9093|9094|9100|${APP_METRICS_PORT})$/ {print "listening " $4}'
 sudo nft list ruleset | grep -q 'dport 9100' && echo "firewall rule for 9100"
+sudo nft list ruleset | grep -q 'dport ${APP_METRICS_PORT}' && echo "firewall rule for ${APP_METRICS_PORT}"
 true`,
     );
     assert.strictEqual(r.status, 0, r.out);
@@ -112,6 +150,12 @@ export function packagesOf(host: string): string[] {
  */
 export const HOOK_LOG = "/run/pi-e2e-hook.log";
 const HOOK_PORT = 9999;
+
+/** The receiver's URL for `token`: set it as alertWebhookUrl before the receiver runs, if need be. */
+export function webhookUrl(token: string): string {
+    return `http://127.0.0.1:${HOOK_PORT}/hook/${token}`;
+}
+
 export function startWebhookReceiver(token: string): string {
     const code = [
         "import http.server",
@@ -125,7 +169,7 @@ export function startWebhookReceiver(token: string): string {
     ].join("\n");
     const r = onHost("pi-lb", `sudo rm -f ${HOOK_LOG}; sudo systemd-run --quiet --unit=pi-e2e-hook python3 -c "$(cat)"`, code);
     assert.strictEqual(r.status, 0, r.out);
-    return `http://127.0.0.1:${HOOK_PORT}/hook/${token}`;
+    return webhookUrl(token);
 }
 
 export function stopWebhookReceiver(): void {

@@ -35,6 +35,8 @@ export interface ReplicaStatus {
     gtid: string | null;
     inReadSet: boolean;
     reads: number;
+    /** Why it is out of the read set; null while in it. */
+    error: string | null;
 }
 
 export async function replicasSeenBy(web: string): Promise<ReplicaStatus[]> {

@@ -11,6 +11,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as checks from "./checks";
 import { record, waitFor } from "./checks";
+import * as monitoring from "./monitoringChecks";
 import { http, lab, LB_URL, onHost, OUT, pulumi, recoverCommand, tcpOpenFromHost, up, upAsync } from "./lib";
 import { assertSemiSync, DB, labWithReplicas, postNote, READ1, READ2, readSetIs, REPLICA_STEPS, replicasSeenBy, semiSyncCounters, sql, steps } from "./replicaLab";
 import { failures, MIN_REQUESTS, underStream } from "./stream";
@@ -47,7 +48,14 @@ let pw = ""; process.stdin.on("data", (d) => (pw += d)).on("end", async () => {
 describe("read replicas on the lab, with the Pulumi engine", function () {
     let read1Seeded = "";
 
-    before(() => labWithReplicas(1));
+    // Monitoring on from the converge (issue 18), at the default scrape interval: the replica's
+    // alert below goes to a webhook receiver of the test's. It stays on for the fault suite.
+    const hookToken = `e2e${Date.now()}replicahook`;
+    before(() => {
+        labWithReplicas(1);
+        pulumi(["config", "set", "--path", "pi-cluster:monitoring.enabled", "true"]);
+        pulumi(["config", "set", "--secret", "alertWebhookUrl", monitoring.webhookUrl(hookToken)]);
+    });
 
     it("converges 2 web servers, the database and 1 replica with one up; a second up changes nothing", () => {
         const r = up("replicas-converge");
@@ -155,6 +163,29 @@ describe("read replicas on the lab, with the Pulumi engine", function () {
         up("recover-replica", { command: recoverCommand("pi-db-read1") });
         assertAsDesired(verify());
         await waitFor("pi-db-read1 back in the read set", 30, () => readSetIs(["pi-db-read1"]));
+    });
+
+    it("pages ReplicaOutOfReadSet at a webhook when the replica's SQL thread stops, and sends its resolve once it runs again", async () => {
+        monitoring.startWebhookReceiver(hookToken);
+        try {
+            assert.deepStrictEqual(monitoring.alertsWith("ReplicaOutOfReadSet"), []);
+            const stoppedAt = Date.now();
+            sql("pi-db-read1", "STOP SLAVE SQL_THREAD");
+            record("replicaAlertFiringSeconds", await monitoring.webhookSeesAlert("ReplicaOutOfReadSet", "pi-db-read1", "firing", stoppedAt, 180_000));
+            // Both web servers keep it out of their read set: the alert is their view, the reason theirs.
+            for (const w of ["pi-web1", "pi-web2"]) {
+                const seen = (await replicasSeenBy(w)).find((r) => r.name === "pi-db-read1");
+                assert.strictEqual(seen?.inReadSet, false, `${w}: ${JSON.stringify(seen)}`);
+                assert.match(seen?.error ?? "", /SQL thread not running/, w);
+            }
+            const startedAt = Date.now();
+            sql("pi-db-read1", "START SLAVE SQL_THREAD");
+            record("replicaAlertResolvedSeconds", await monitoring.webhookSeesAlert("ReplicaOutOfReadSet", "pi-db-read1", "resolved", startedAt, 120_000));
+            await waitFor("pi-db-read1 back in the read set", 30, () => readSetIs(["pi-db-read1"]));
+        } finally {
+            sql("pi-db-read1", "START SLAVE SQL_THREAD");
+            monitoring.stopWebhookReceiver();
+        }
     });
 
     it("lets only the replicas' addresses log in as the replication user, with REPLICATION SLAVE only", () => {
