@@ -57,6 +57,13 @@ export { HTTPS_PORT };
 /** The JSON /internal/alerts answers with when monitoring is off (docs/contracts.md). */
 export const MONITORING_OFF_BODY = '{"error":{"code":"MONITORING_OFF","message":"monitoring is off on this cluster"}}';
 
+/** A location's access: the management network and the load balancer itself, no one else (403). */
+function managementOnly(a: NginxSiteArgs): string {
+    return `        allow ${a.managementCidr};
+        allow 127.0.0.1;
+        deny all;`;
+}
+
 /**
  * /internal/alerts, for the dashboard's alerts panel on the management network: the active
  * alerts that are neither silenced nor inhibited, from Alertmanager's API v2 on the load
@@ -65,9 +72,7 @@ export const MONITORING_OFF_BODY = '{"error":{"code":"MONITORING_OFF","message":
  * outside /api/'s rate limit: one request a dashboard refresh, from the management network.
  */
 function alertsLocation(a: NginxSiteArgs): string {
-    const access = `        allow ${a.managementCidr};
-        allow 127.0.0.1;
-        deny all;`;
+    const access = managementOnly(a);
     if (a.alertmanagerPort === undefined) {
         return `    location = /internal/alerts {
 ${access}
@@ -257,9 +262,7 @@ export function renderNginxSite(a: NginxSiteArgs): string {
     const nodeLocations = a.backends
         .map(
             (b) => `    location ^~ /api/nodes/${b.name}/ {
-        allow ${a.managementCidr};
-        allow 127.0.0.1;
-        deny all;
+${managementOnly(a)}
         proxy_pass http://${upstreamName(b.name)}/;
 ${PROXY_COMMON}
 ${access(true)}
@@ -362,9 +365,7 @@ ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
     # The app's internals (its full status), round-robin, for the management network only;
     # the app also wants the header set here (INTERNAL_HEADER).
     location ^~ /api/internal/ {
-        allow ${a.managementCidr};
-        allow 127.0.0.1;
-        deny all;
+${managementOnly(a)}
         proxy_pass http://pi_cluster_backend/internal/;
 ${PROXY_COMMON}
 ${access(true)}
@@ -380,9 +381,7 @@ ${headers("        ", [`add_header Cache-Control "no-store" always;`])}
 ${nodeLocations}
 
     location = /api/lb/stub_status {
-        allow ${a.managementCidr};
-        allow 127.0.0.1;
-        deny all;
+${managementOnly(a)}
         stub_status;
         access_log off;
 ${apiLimits(a.apiRateLimit)}
@@ -413,9 +412,7 @@ ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
 
     # cluster.json with every Pi's address, for the dashboard on the management network.
     location = /internal/cluster.json {
-        allow ${a.managementCidr};
-        allow 127.0.0.1;
-        deny all;
+${managementOnly(a)}
         alias ${a.internalClusterJsonPath};
         default_type application/json;
 ${headers("        ", [`add_header Cache-Control "no-cache" always;`])}
