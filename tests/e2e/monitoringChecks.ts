@@ -2,8 +2,8 @@
 // over SSH (it listens nowhere else), and what monitoring leaves on a Pi when it goes.
 import * as assert from "assert";
 import * as fs from "fs";
-import * as path from "path";
-import { http, LB, LB_URL, onHost, OUT, REPO, run, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
+import { dashboardScript } from "./checks";
+import { http, LB, LB_URL, onHost, tcpOpenFromHost, tcpProbeFromMachine } from "./lib";
 import { ALERTMANAGER_PORT, APP_METRICS_PORT, BACKUP_METRICS_SCRIPT, BACKUP_METRICS_UNIT, NODE_EXPORTER_PORT, PROMETHEUS_PORT } from "../../components/constants";
 
 const ADDRESSES: Record<string, string> = { "pi-lb": LB, "pi-web1": "10.254.0.122", "pi-web2": "10.254.0.123", "pi-db": "10.254.0.124" };
@@ -209,13 +209,7 @@ export async function webhookSeesAlert(alertname: string, instance: string, stat
  * screenshot goes to `screenshot`, its output to test-output/dashboard-alerts-e2e.log.
  */
 export function alertsPanelInBrowser(alert: string, screenshot: string): void {
-    const r = run("npm", ["run", "e2e:alerts"], {
-        cwd: path.join(REPO, "assets", "dashboard"),
-        env: { ...process.env, LB_URL, E2E_ALERT: alert, E2E_SCREENSHOT: screenshot },
-        allowFail: true,
-    });
-    fs.writeFileSync(path.join(OUT, "dashboard-alerts-e2e.log"), `${r.stdout}\n${r.stderr}`);
-    assert.strictEqual(r.status, 0, `${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`);
+    dashboardScript("e2e:alerts", { E2E_ALERT: alert, E2E_SCREENSHOT: screenshot }, "dashboard-alerts-e2e.log");
     assert.ok(fs.existsSync(screenshot), `no screenshot at ${screenshot}`);
 }
 
