@@ -255,8 +255,9 @@ save_results() {
     } >"$LOGS/$1.results"
 }
 
-# merge_results NAME : adds a job's results to this shell's; no results file (the job died
-# before writing it) counts as a failed suite named NAME.
+# merge_results NAME [MARK] : adds a job's results to this shell's, its timing rows marked
+# MARK (default "(bg)": it ran beside); no results file (the job died before writing it)
+# counts as a failed suite named NAME.
 # shellcheck disable=SC2031 # the job's counters reach this shell through the file
 merge_results() {
     local kind a b c
@@ -269,9 +270,16 @@ merge_results() {
         case "$kind" in
             counts) PASSED=$((PASSED + a)) FAILED=$((FAILED + b)) SKIPPED=$((SKIPPED + c)) ;;
             failed) SUITES_FAILED+=("$a") ;;
-            timing) TIMINGS+=("$a(bg) $b $c") ;;
+            timing) TIMINGS+=("$a${2-(bg)} $b $c") ;;
         esac
     done <"$LOGS/$1.results"
+}
+
+# in_front NAME FUNCTION : runs FUNCTION now, its output to the terminal and NAME's log, and
+# merges its results.
+in_front() {
+    "$2" 2>&1 | tee "$LOGS/$1.log" || true
+    merge_results "$1" ""
 }
 
 # in_front_or_beside NAME FUNCTION : with --unit, runs FUNCTION now and merges its results;
@@ -279,8 +287,7 @@ merge_results() {
 # merges it).
 in_front_or_beside() {
     if ((unit_only)); then
-        "$2" 2>&1 | tee "$LOGS/$1.log" || true
-        merge_results "$1"
+        in_front "$1" "$2"
     else
         # A session of its own (setsid), so a scheduling group of its own: the kernel shares
         # the CPU between groups before it looks at nice, and in the run's own group the jobs
@@ -337,8 +344,7 @@ main() {
     # At full priority beside the lab's bring-up and the policy suite (about 72 s alone), which
     # leave a core free; merged after the policy suite, before the lab suites.
     if ((unit_only)); then
-        app_checks 2>&1 | tee "$LOGS/app-checks.log" || true
-        merge_results app-checks
+        in_front app-checks app_checks
     else
         NICE=0 in_background app-checks app_checks
     fi
