@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { closedPort, silentServer, testConfig } from "./helpers";
+import { closedPort, parseMetrics, sampleValue, silentServer, testConfig } from "./helpers";
 
 const entry = path.join(__dirname, "..", "src", "index.ts");
 
@@ -78,6 +78,32 @@ describe("the app process (src/index.ts)", () => {
     } finally {
       child.kill("SIGKILL");
       await hung.close();
+    }
+  });
+
+  it("serves its metrics on METRICS_PORT only, and closes that port on SIGTERM", async () => {
+    const config = testConfig();
+    const [port, metricsPort] = [await closedPort(), await closedPort()];
+    const { child, output, exit } = start({ ...appEnv(config, port), METRICS_PORT: String(metricsPort), pm_id: "0", restart_time: "4" });
+    try {
+      await new Promise((resolve, reject) => {
+        child.once("message", resolve);
+        child.once("exit", (code) => reject(new Error(`exited ${code} before ready: ${output()}`)));
+      });
+      assert.match(output(), new RegExp(`listening on port ${port}, metrics on port ${metricsPort},`));
+      assert.equal((await fetch(`http://127.0.0.1:${port}/notes/abc`)).status, 400);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404);
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(res.status, 200);
+      const { samples } = parseMetrics(await res.text());
+      assert.equal(sampleValue(samples, "pi_cluster_http_requests_total", { method: "GET", route: "/notes/:id", status: "400" }), 1);
+      assert.equal(sampleValue(samples, "pi_cluster_app_restarts_total"), 4);
+      assert.ok(sampleValue(samples, "process_start_time_seconds")! > 0);
+      child.kill("SIGTERM");
+      assert.equal(await exit, 0);
+      await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`));
+    } finally {
+      child.kill("SIGKILL");
     }
   });
 
