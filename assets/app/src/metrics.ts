@@ -6,7 +6,7 @@ import type { Database, PoolUsage } from "./db/pool";
 import type { ReadRouter } from "./db/readRouter";
 
 /**
- * The app's Prometheus metrics (docs/contracts.md, "Metrics"): requests, the database pools, the
+ * The app's Prometheus metrics (README.md, "Metrics"): requests, the database pools, the
  * breaker and the read replicas. Gauges are read from the objects' own state when Prometheus
  * scrapes, so nothing runs between scrapes. No series carries a per-host label: Prometheus adds
  * `instance`.
