@@ -149,7 +149,7 @@ export function processMetrics(registry: Registry, env: NodeJS.ProcessEnv): void
   const restarts = pm2Restarts(env);
   if (restarts === null) return;
   new Gauge({
-    name: "pi_cluster_app_restarts_total",
+    name: "pi_cluster_app_pm2_restarts",
     help: "PM2's restart count for the app when it started this process (its restart_time), reloads included.",
     registers: [registry],
   }).set(restarts);

@@ -53,7 +53,7 @@ describe("the app process (src/index.ts)", () => {
       const { samples } = parseMetrics(await scrape.text());
       assert.equal(sampleValue(samples, "pi_cluster_http_requests_total", { method: "GET", route: "/health", status: "200" }), 1);
       assert.equal(sampleValue(samples, "pi_cluster_http_requests_total", { method: "GET", route: "unmatched", status: "404" }), 1);
-      assert.equal(sampleValue(samples, "pi_cluster_app_restarts_total"), 4);
+      assert.equal(sampleValue(samples, "pi_cluster_app_pm2_restarts"), 4);
       assert.ok(sampleValue(samples, "process_start_time_seconds")! > 0);
 
       child.kill("SIGTERM");

@@ -163,8 +163,8 @@ describe("metrics: the process's series", () => {
     const started = sampleValue(samples, "process_start_time_seconds");
     assert.ok(started !== undefined && Math.abs(started - (Date.now() / 1000 - process.uptime())) < 2, `process_start_time_seconds ${started}`);
     assert.ok(samples.some((s) => s.name === "nodejs_eventloop_lag_seconds"));
-    assert.equal(sampleValue(samples, "pi_cluster_app_restarts_total"), 2);
-    assert.equal(types.get("pi_cluster_app_restarts_total"), "gauge");
+    assert.equal(sampleValue(samples, "pi_cluster_app_pm2_restarts"), 2);
+    assert.equal(types.get("pi_cluster_app_pm2_restarts"), "gauge");
   });
 
   it("shows no restart count when PM2 did not start the process", async () => {
@@ -172,7 +172,7 @@ describe("metrics: the process's series", () => {
     processMetrics(registry, {});
     const { samples } = await scrape(registry);
     assert.ok(samples.some((s) => s.name === "process_start_time_seconds"));
-    assert.equal(samples.filter((s) => s.name === "pi_cluster_app_restarts_total").length, 0);
+    assert.equal(samples.filter((s) => s.name === "pi_cluster_app_pm2_restarts").length, 0);
   });
 });
 
