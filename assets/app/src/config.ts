@@ -7,6 +7,8 @@ import { z } from "zod";
 /** The app's settings, read from the environment once at start (see docs/contracts.md). */
 export interface Config {
   port: number;
+  /** The port of the Prometheus metrics listener (METRICS_PORT); null: no metrics listener. */
+  metricsPort: number | null;
   nodeName: string;
   version: string;
   db: {
@@ -37,11 +39,11 @@ export interface ReplicaSpec {
   port: number;
 }
 
-function intVar(name: string, min: number, max: number, fallback: number) {
+function intVar<F extends number | null>(name: string, min: number, max: number, fallback: F) {
   return z
     .string()
     .optional()
-    .transform((raw, ctx) => {
+    .transform((raw, ctx): number | F => {
       if (raw === undefined || raw.trim() === "") return fallback;
       const value = raw.trim();
       if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -183,8 +185,12 @@ const dbSslCa = z
     return pem;
   });
 
+/** METRICS_PORT's lowest value: the app runs unprivileged, so it cannot bind below 1024. */
+const METRICS_PORT_MIN = 1024;
+
 const envSchema = z.object({
   PORT: intVar("PORT", 1, 65535, 3000),
+  METRICS_PORT: intVar("METRICS_PORT", METRICS_PORT_MIN, 65535, null),
   NODE_NAME: optionalVar(os.hostname()),
   DB_HOST: requiredVar("DB_HOST"),
   DB_PORT: intVar("DB_PORT", 1, 65535, 3306),
@@ -241,8 +247,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.DB_SSL_CA !== undefined && net.isIP(serverName)) {
     throw new ConfigError(`invalid environment: DB_SSL_SERVERNAME: required with DB_SSL_CA when DB_HOST is an IP address ("${e.DB_HOST}"): the DNS name in the database's certificate, such as pi-db`);
   }
+  if (e.METRICS_PORT === e.PORT) {
+    throw new ConfigError(`invalid environment: METRICS_PORT: expected a port other than PORT (${e.PORT}), got "${e.METRICS_PORT}"`);
+  }
   return {
     port: e.PORT,
+    metricsPort: e.METRICS_PORT,
     nodeName: e.NODE_NAME,
     version: appVersion(),
     db: {

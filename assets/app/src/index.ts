@@ -1,9 +1,12 @@
+import { Registry } from "prom-client";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { Database } from "./db/pool";
 import { ReadRouter } from "./db/readRouter";
-import { listen, shutdown } from "./lifecycle";
+import { closeNow, listen, shutdown } from "./lifecycle";
+import { metricsHandler, processMetrics } from "./metrics";
 import { createApp } from "./server";
 
+const metricsNote = ({ metricsPort }: Config): string => (metricsPort === null ? "" : `, metrics on port ${metricsPort}`);
 const replicasNote = ({ replication }: Config): string =>
   replication.replicas.length === 0 ? "" : `, read replicas ${replication.replicas.map((r) => `${r.name}@${r.host}:${r.port}`).join(", ")}`;
 
@@ -19,9 +22,13 @@ async function main(): Promise<void> {
   const db = new Database(config.db);
   const reads = ReadRouter.fromConfig(db, config);
   reads.start();
-  const app = createApp({ config, db, reads });
+  const metrics = new Registry();
+  processMetrics(metrics, process.env);
+  const app = createApp({ config, db, reads, metrics });
   const server = await listen(app, config.port);
-  console.log(`${config.nodeName}: app ${config.version} listening on port ${config.port}, database ${config.db.host}:${config.db.port}${replicasNote(config)}`);
+  // Same bind as the app: who may reach the port is the firewall's decision.
+  const metricsServer = config.metricsPort === null ? null : await listen(metricsHandler(metrics), config.metricsPort);
+  console.log(`${config.nodeName}: app ${config.version} listening on port ${config.port}${metricsNote(config)}, database ${config.db.host}:${config.db.port}${replicasNote(config)}`);
   // PM2 with wait_ready waits for this before it counts the process as online.
   if (process.send) process.send("ready");
 
@@ -31,7 +38,7 @@ async function main(): Promise<void> {
     stopping = true;
     console.log(`${signal}: draining in-flight requests`);
     shutdown(server, app, async () => {
-      await Promise.all([db.close(), reads.close()]);
+      await Promise.all([db.close(), reads.close(), metricsServer && closeNow(metricsServer)]);
     }).then(
       ({ timedOut }) => {
         console.log(timedOut ? "stopped (drain timed out, open requests were cut)" : "stopped");

@@ -10,9 +10,10 @@ export const DRAIN_TIMEOUT_MS = 10_000;
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
-export function listen(app: Express, port: number, host?: string): Promise<http.Server> {
+/** A server for `handler` (the Express app, or the metrics listener's) listening on `port`. */
+export function listen(handler: http.RequestListener, port: number, host?: string): Promise<http.Server> {
   return new Promise((resolve, reject) => {
-    const server = http.createServer(app);
+    const server = http.createServer(handler);
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
     server.once("error", reject);
@@ -52,4 +53,15 @@ export async function shutdown(
   });
   await afterClose();
   return { timedOut };
+}
+
+/**
+ * Closes a server that holds no request worth draining (the metrics listener): stops listening
+ * and cuts its connections, a scrape in flight included.
+ */
+export function closeNow(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -1,12 +1,14 @@
 import cors from "cors";
 import express from "express";
 import helmet from "helmet";
+import { Registry } from "prom-client";
 import { requireWriteToken } from "./auth";
 import type { Config } from "./config";
 import type { Database } from "./db/pool";
 import { probeDatabase } from "./db/probe";
 import { ReadRouter } from "./db/readRouter";
 import { errorHandler, notFound } from "./errors";
+import { appMetrics, mountedAt, requestStart } from "./metrics";
 import { notesRouter } from "./routes/notes";
 import { statusRouter } from "./routes/status";
 import { ProbeCache } from "./status";
@@ -23,6 +25,11 @@ export interface AppDeps {
   reads?: ReadRouter;
   probeTimeoutMs?: number;
   log?: (message: string) => void;
+  /**
+   * Where the app registers its metrics (index.ts serves it on METRICS_PORT, never on the app's
+   * own port). Default: a registry of its own, which nothing serves.
+   */
+  metrics?: Registry;
 }
 
 function corsMiddleware(origins: string[]) {
@@ -35,8 +42,9 @@ function corsMiddleware(origins: string[]) {
 }
 
 /** Builds the Express app. It does not listen: index.ts does, and tests use supertest. */
-export function createApp({ config, db, reads, probeTimeoutMs = PROBE_TIMEOUT_MS, log = console.error }: AppDeps): express.Express {
+export function createApp({ config, db, reads, probeTimeoutMs = PROBE_TIMEOUT_MS, log = console.error, metrics = new Registry() }: AppDeps): express.Express {
   const router = reads ?? new ReadRouter(db, [], config.replication.maxLagSeconds);
+  const meter = appMetrics(metrics, db, router);
   const app = express();
   let served = 0;
   const probes = new ProbeCache(() => probeDatabase(db, probeTimeoutMs), config.statusCacheMs);
@@ -46,8 +54,10 @@ export function createApp({ config, db, reads, probeTimeoutMs = PROBE_TIMEOUT_MS
   app.locals.shuttingDown = false;
 
   app.use((req, res, next) => {
+    const startedAt = requestStart();
     res.on("finish", () => {
       served++;
+      meter.observeRequest(req, res, startedAt);
     });
     // While index.ts drains, tell keep-alive clients (nginx) to open their next request elsewhere.
     if (req.app.locals.shuttingDown) res.set("Connection", "close");
@@ -61,7 +71,7 @@ export function createApp({ config, db, reads, probeTimeoutMs = PROBE_TIMEOUT_MS
   app.use(express.json({ limit: BODY_LIMIT }));
 
   app.use(statusRouter({ config, db, probes, requestsServed: () => served, replication: () => router.status() }));
-  app.use("/notes", notesRouter(db, router));
+  app.use("/notes", mountedAt("/notes"), notesRouter(db, router));
 
   app.use(notFound);
   app.use(errorHandler(log));

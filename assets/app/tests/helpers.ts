@@ -111,3 +111,33 @@ export async function rebootableProxy(host: string, targetPort: number, listenPo
       }),
   };
 }
+
+/** One sample of Prometheus's text format: `name{label="value",...} value`. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a Prometheus text exposition, and the type each metric is declared with. */
+export function parseMetrics(text: string): { samples: MetricSample[]; types: Map<string, string> } {
+  const samples: MetricSample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type) types.set(type[1], type[2]);
+    if (line === "" || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) throw new Error(`not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, name, value] of (match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[name] = value;
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return { samples, types };
+}
+
+/** The value of the sample with exactly these labels, or undefined when there is none. */
+export function sampleValue(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = JSON.stringify(Object.entries(labels).sort());
+  return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === wanted)?.value;
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { closedPort, silentServer, testConfig } from "./helpers";
+import { closedPort, parseMetrics, sampleValue, silentServer, testConfig } from "./helpers";
 
 const entry = path.join(__dirname, "..", "src", "index.ts");
 
@@ -31,23 +31,36 @@ function start(env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => str
 }
 
 describe("the app process (src/index.ts)", () => {
-  it("tells PM2 it is ready once listening, serves, and exits 0 on SIGTERM", async () => {
+  // One process for the app and its metrics listener: each start under ts-node takes seconds.
+  it("tells PM2 it is ready once listening, serves the app and its metrics on their own ports, and exits 0 on SIGTERM, closing both", async () => {
     const config = testConfig();
-    const port = await closedPort();
-    const { child, output, exit } = start(appEnv(config, port));
+    const [port, metricsPort] = [await closedPort(), await closedPort()];
+    const { child, output, exit } = start({ ...appEnv(config, port), METRICS_PORT: String(metricsPort), pm_id: "0", restart_time: "4" });
     try {
       const ready = await new Promise((resolve, reject) => {
         child.once("message", resolve);
         child.once("exit", (code) => reject(new Error(`exited ${code} before ready: ${output()}`)));
       });
       assert.equal(ready, "ready");
+      assert.match(output(), new RegExp(`listening on port ${port}, metrics on port ${metricsPort},`));
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as { db: string }).db, "up");
+
+      assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404);
+      const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(scrape.status, 200);
+      const { samples } = parseMetrics(await scrape.text());
+      assert.equal(sampleValue(samples, "pi_cluster_http_requests_total", { method: "GET", route: "/health", status: "200" }), 1);
+      assert.equal(sampleValue(samples, "pi_cluster_http_requests_total", { method: "GET", route: "unmatched", status: "404" }), 1);
+      assert.equal(sampleValue(samples, "pi_cluster_app_pm2_restarts"), 4);
+      assert.ok(sampleValue(samples, "process_start_time_seconds")! > 0);
+
       child.kill("SIGTERM");
       assert.equal(await exit, 0);
       assert.match(output(), /SIGTERM: draining/);
       await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+      await assert.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`));
     } finally {
       child.kill("SIGKILL");
     }

@@ -198,12 +198,68 @@ export function hardClose(conn: CoreConnection): void {
 
 export const core = (conn: mysql.PoolConnection): CoreConnection => (conn as unknown as { connection: CoreConnection }).connection;
 
+type RingQueue<T> = { length: number; get(i: number): T };
+type BasePool = { _allConnections?: RingQueue<CoreConnection>; _freeConnections?: RingQueue<CoreConnection>; _connectionQueue?: RingQueue<unknown> };
+const basePool = (pool: mysql.Pool): BasePool | undefined => (pool as unknown as { pool?: BasePool }).pool;
+
 /** Snapshots of mysql2's connection queues: every open or opening one, and the idle ones (lib/base/pool.js). */
 export function poolQueues(pool: mysql.Pool): { all: CoreConnection[]; free: CoreConnection[] } {
-  type Queue = { length: number; get(i: number): CoreConnection };
-  const base = (pool as unknown as { pool?: { _allConnections?: Queue; _freeConnections?: Queue } }).pool;
-  const items = (queue?: Queue) => (queue ? Array.from({ length: queue.length }, (_, i) => queue.get(i)) : []);
+  const base = basePool(pool);
+  const items = (queue?: RingQueue<CoreConnection>) => (queue ? Array.from({ length: queue.length }, (_, i) => queue.get(i)) : []);
   return { all: items(base?._allConnections), free: items(base?._freeConnections) };
+}
+
+/** A pool's connections now, and its acquires since it was made: what the metrics show of it. */
+export interface PoolUsage {
+  /** connectionLimit. */
+  limit: number;
+  /** Open or opening connections that are not idle in the pool (lent out, or being made for a caller). */
+  busy: number;
+  /** Open connections idle in the pool. */
+  idle: number;
+  /**
+   * Callers queued for a connection now (every connection was busy when they asked), counting
+   * those the app already gave up on: each still takes a connection, and hands it straight back.
+   */
+  waiting: number;
+  /** Acquires that had to queue. */
+  waits: number;
+  /** Acquires the app gave up on before a connection came. */
+  acquireTimeouts: number;
+}
+
+/**
+ * Counts a mysql2 pool's acquires that queued (its 'enqueue' event) or timed out (told by the
+ * pool's owner, which runs the timeout), and reads its queues when asked.
+ */
+export class PoolMeter {
+  private waits = 0;
+  private acquireTimeouts = 0;
+
+  constructor(
+    private readonly pool: mysql.Pool,
+    private readonly limit: number,
+  ) {
+    pool.on("enqueue", () => void this.waits++);
+  }
+
+  acquireTimedOut(): void {
+    this.acquireTimeouts++;
+  }
+
+  usage(): PoolUsage {
+    const base = basePool(this.pool);
+    const open = base?._allConnections?.length ?? 0;
+    const idle = base?._freeConnections?.length ?? 0;
+    return {
+      limit: this.limit,
+      busy: open - idle,
+      idle,
+      waiting: base?._connectionQueue?.length ?? 0,
+      waits: this.waits,
+      acquireTimeouts: this.acquireTimeouts,
+    };
+  }
 }
 
 /**
@@ -236,6 +292,8 @@ export class Database {
   readonly limit: number;
   /** Down after a new connection fails; up again after a recheck succeeds. */
   readonly breaker: CircuitBreaker;
+  /** The pool's connections and acquires, for the metrics. */
+  readonly meter: PoolMeter;
   private inUse = 0;
   private readonly rechecks = new Set<CoreConnection>();
 
@@ -247,6 +305,7 @@ export class Database {
     this.pool = mysql.createPool(poolOptions(db));
     this.host = db.host;
     this.limit = db.poolSize;
+    this.meter = new PoolMeter(this.pool, db.poolSize);
     this.breaker = new CircuitBreaker(
       () => this.recheck(),
       () => this.dropIdle(),
@@ -268,7 +327,10 @@ export class Database {
         if (classifyFailure(err) === "down") this.breaker.markDown(err);
         reject(err);
       };
-      const timer = setTimeout(() => fail(new AcquireTimeoutError(timeoutMs, this.inUse >= this.limit)), timeoutMs);
+      const timer = setTimeout(() => {
+        this.meter.acquireTimedOut();
+        fail(new AcquireTimeoutError(timeoutMs, this.inUse >= this.limit));
+      }, timeoutMs);
       // A waiting request keeps the process alive by itself; this timer must not.
       timer.unref();
       this.pool.getConnection().then(

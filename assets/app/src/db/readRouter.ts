@@ -9,10 +9,12 @@ import {
   forRequest,
   hardClose,
   poolOptions,
+  PoolMeter,
   poolQueues,
   REQUEST_DB_BUDGET_MS,
   type CoreConnection,
   type Params,
+  type PoolUsage,
   type Queryable,
 } from "./pool";
 import { gtidWaitAllowsReplica, inReadSet, pickRoundRobin, readSetProblem, sampleFromSlaveStatus, type HealthSample } from "./replicas";
@@ -50,6 +52,24 @@ export interface ReplicaBackend {
   /** Closes idle connections: after a failure they may be dead without knowing it. */
   dropIdle(): void;
   close(): Promise<void>;
+  /** Its pool's connections and acquires, for the metrics; absent for a backend without a pool. */
+  usage?(): PoolUsage;
+}
+
+/** What the metrics read of the router (metrics.ts). */
+export interface ReadRouterMetrics {
+  /** Reads the primary served since the app started. */
+  primaryReads: number;
+  /** Every replica in config order, as its last health check left it. */
+  replicas: Array<{
+    name: string;
+    /** Reads it served since the app started. */
+    reads: number;
+    /** Seconds_Behind_Master at the last check; null when unknown (not reachable, not replicating). */
+    lagSeconds: number | null;
+    inReadSet: boolean;
+    pool: PoolUsage | null;
+  }>;
 }
 
 export interface ReadRouterOptions {
@@ -78,6 +98,7 @@ function every(ms: number, fn: () => void): () => void {
 export class ReadRouter {
   private readonly members: Member[];
   private turn = 0;
+  private primaryReads = 0;
   private stopped = false;
   private cancelChecks?: () => void;
   private readonly readTimeoutMs: number;
@@ -141,7 +162,22 @@ export class ReadRouter {
       }
     }
     const value = await fn(forRequest(this.primary, Math.max(1, budgetMs - (Date.now() - started))));
+    this.primaryReads++;
     return { value, from: "primary" };
+  }
+
+  /** Where reads ran, and each replica's lag, read set and pool: the metrics' view. */
+  metrics(): ReadRouterMetrics {
+    return {
+      primaryReads: this.primaryReads,
+      replicas: this.members.map(({ spec, sample, reads, backend }) => ({
+        name: spec.name,
+        reads,
+        lagSeconds: sample?.reachable ? sample.lagSeconds : null,
+        inReadSet: inReadSet(sample, this.maxLagSeconds),
+        pool: backend.usage?.() ?? null,
+      })),
+    };
   }
 
   /** The status page's `db.replication` but the primary's semi-sync: null without replicas. */
@@ -223,11 +259,13 @@ const timeoutError = (what: string, ms: number) => Object.assign(new Error(`${wh
 /** One replica over mysql2: a pool for reads, and one connection of its own for health checks. */
 export class MysqlReplica implements ReplicaBackend {
   private readonly pool: mysql.Pool;
+  private readonly meter: PoolMeter;
   private health?: mysqlCore.Connection;
 
   constructor(private readonly db: Config["db"]) {
     // Connecting is bounded by the read's own timeout; mysql2's is only a backstop.
     this.pool = mysql.createPool({ ...poolOptions(db), connectTimeout: REPLICA_READ_TIMEOUT_MS });
+    this.meter = new PoolMeter(this.pool, db.poolSize);
   }
 
   read<T>(fn: (db: Queryable) => Promise<T>, gtid: string | null, timeoutMs: number): Promise<{ caughtUp: true; value: T } | { caughtUp: false }> {
@@ -269,6 +307,7 @@ export class MysqlReplica implements ReplicaBackend {
       timedOut = true;
       // A hung replica (power cut): cut the socket now rather than when TCP gives up.
       if (conn) hardClose(core(conn));
+      else this.meter.acquireTimedOut();
       return timeoutError("the replica", timeoutMs);
     });
   }
@@ -302,6 +341,10 @@ export class MysqlReplica implements ReplicaBackend {
 
   dropIdle(): void {
     for (const conn of poolQueues(this.pool).free) hardClose(conn);
+  }
+
+  usage(): PoolUsage {
+    return this.meter.usage();
   }
 
   async close(): Promise<void> {

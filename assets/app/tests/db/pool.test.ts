@@ -59,6 +59,20 @@ describe("database pool (real MariaDB)", () => {
     }
   });
 
+  it("shows the metrics a caller queued behind a busy connection, and the connection idle once both are done", async () => {
+    const db = new Database({ ...config.db, poolSize: 1 }, {}, 1000);
+    try {
+      const held = await db.acquire();
+      const queued = db.acquire();
+      assert.deepEqual(db.meter.usage(), { limit: 1, busy: 1, idle: 0, waiting: 1, waits: 1, acquireTimeouts: 0 });
+      db.release(held);
+      db.release(await queued);
+      assert.deepEqual(db.meter.usage(), { limit: 1, busy: 0, idle: 1, waiting: 0, waits: 1, acquireTimeouts: 0 });
+    } finally {
+      await db.close();
+    }
+  });
+
   it("uses placeholders for values", async () => {
     const db = new Database(config.db);
     try {

@@ -162,6 +162,32 @@ describe("config", () => {
     assert.throws(() => loadConfig({ ...required, DB_REPLICA_MAX_LAG_SECONDS: "-1" }), /DB_REPLICA_MAX_LAG_SECONDS: expected an integer from 0 to 3600, got "-1"/);
   });
 
+  it("runs no metrics listener when METRICS_PORT is unset or empty", () => {
+    assert.equal(loadConfig(required).metricsPort, null);
+    assert.equal(loadConfig({ ...required, METRICS_PORT: "" }).metricsPort, null);
+    assert.equal(loadConfig({ ...required, METRICS_PORT: "  " }).metricsPort, null);
+  });
+
+  it("reads METRICS_PORT as a port from 1024 to 65535", () => {
+    assert.equal(loadConfig({ ...required, METRICS_PORT: "9464" }).metricsPort, 9464);
+    assert.equal(loadConfig({ ...required, METRICS_PORT: "1024" }).metricsPort, 1024);
+    assert.equal(loadConfig({ ...required, METRICS_PORT: "65535" }).metricsPort, 65535);
+  });
+
+  for (const bad of ["80", "1023", "70000", "abc", "9464.5", "-9464"]) {
+    it(`refuses METRICS_PORT="${bad}", naming the variable, the range and the value`, () => {
+      assert.throws(
+        () => loadConfig({ ...required, METRICS_PORT: bad }),
+        (e: unknown) => e instanceof ConfigError && e.message.includes(`METRICS_PORT: expected an integer from 1024 to 65535, got "${bad}"`),
+      );
+    });
+  }
+
+  it("refuses a METRICS_PORT equal to PORT, the default PORT included", () => {
+    assert.throws(() => loadConfig({ ...required, PORT: "8080", METRICS_PORT: "8080" }), /METRICS_PORT: expected a port other than PORT \(8080\), got "8080"/);
+    assert.throws(() => loadConfig({ ...required, METRICS_PORT: "3000" }), /METRICS_PORT: expected a port other than PORT \(3000\), got "3000"/);
+  });
+
   it("takes a CA bundle (several concatenated PEM CAs) and refuses a truncated one", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pi-app-ca-"));
     const one = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ReplicaSpec } from "../../src/config";
 import { ReadRouter, replicaDbConfig, type ReplicaBackend } from "../../src/db/readRouter";
-import { tlsOptions, type Queryable } from "../../src/db/pool";
+import { tlsOptions, type PoolUsage, type Queryable } from "../../src/db/pool";
 import type { HealthSample } from "../../src/db/replicas";
 
 /** A Queryable that answers every statement with `answer`, recording the SQL. */
@@ -26,6 +26,7 @@ class FakeReplica implements ReplicaBackend {
   gtidsWaited: Array<string | null> = [];
   drops = 0;
   closed = false;
+  usage?: () => PoolUsage;
 
   constructor(readonly name: string) {}
 
@@ -208,6 +209,34 @@ describe("read router (no database)", () => {
     });
     await router.close();
     assert.deepEqual(replicas.map((r) => r.closed), [true, true]);
+  });
+
+  it("tells the metrics where reads ran, each replica's lag while known, its place in the read set and its pool", async () => {
+    const { router, replicas, check, read } = setup(["pi-db-read1", "pi-db-read2"]);
+    replicas[0].usage = () => ({ limit: 10, busy: 1, idle: 2, waiting: 0, waits: 3, acquireTimeouts: 0 });
+    assert.equal(await read(), "primary");
+    router.start();
+    await check();
+    replicas[1].health = { ...HEALTHY, lagSeconds: 9 } as HealthSample;
+    await check();
+    assert.deepEqual([await read(), await read()], ["pi-db-read1", "pi-db-read1"]);
+    // A failed replica read runs on the primary; the replica's lag is unknown until its next check.
+    replicas[0].readError = Object.assign(new Error("reset by peer"), { code: "ECONNRESET" });
+    assert.equal(await read(), "primary");
+    assert.deepEqual(router.metrics(), {
+      primaryReads: 2,
+      replicas: [
+        { name: "pi-db-read1", reads: 2, lagSeconds: null, inReadSet: false, pool: { limit: 10, busy: 1, idle: 2, waiting: 0, waits: 3, acquireTimeouts: 0 } },
+        { name: "pi-db-read2", reads: 0, lagSeconds: 9, inReadSet: false, pool: null },
+      ],
+    });
+  });
+
+  it("does not count a read the primary failed", async () => {
+    const failing: Queryable = { query: () => Promise.reject(Object.assign(new Error("refused"), { code: "ECONNREFUSED" })) };
+    const router = new ReadRouter(failing, [], 5);
+    await assert.rejects(router.read((db) => db.query("SELECT 1")), { code: "ECONNREFUSED" });
+    assert.deepEqual(router.metrics(), { primaryReads: 0, replicas: [] });
   });
 
   it("connects to a replica with the primary's credentials and TLS, checking the replica's own name", () => {
