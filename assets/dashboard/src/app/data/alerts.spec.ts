@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { alertKey, alertsView, AlertsView, formatSince, parseAlerts } from './alerts';
+import { alertKey, alertsView, AlertsView, asksForAlerts, formatSince, parseAlerts } from './alerts';
+import { parseClusterConfig } from './cluster-config';
 import { FetchOutcome } from './types';
 
 const AT = Date.parse('2026-12-07T23:30:00Z');
@@ -152,5 +153,34 @@ describe('formatSince', () => {
   it('never counts negative time when the Pi\'s clock runs ahead of the browser\'s', () => {
     const start = new Date(2026, 11, 7, 23, 1).getTime();
     assert.equal(formatSince(start, start - 90_000), 'since 23:01 (0s)');
+  });
+});
+
+describe('asksForAlerts', () => {
+  const config = (monitoring?: unknown) =>
+    parseClusterConfig(
+      JSON.stringify({
+        loadBalancer: { name: 'pi-lb' },
+        webServers: [{ name: 'pi-web1' }],
+        database: { name: 'pi-db' },
+        ...(monitoring === undefined ? {} : { monitoring }),
+      }),
+    );
+
+  it('does not ask internal/alerts while cluster.json says monitoring is off', () => {
+    assert.equal(asksForAlerts(config({ enabled: false })), false);
+  });
+
+  it('asks while cluster.json says monitoring is on', () => {
+    assert.equal(asksForAlerts(config({ enabled: true })), true);
+  });
+
+  it('asks, as before the field, when cluster.json does not say (an older load balancer), or before any was read', () => {
+    assert.equal(asksForAlerts(config()), true);
+    assert.equal(asksForAlerts(null), true);
+  });
+
+  it('follows the cluster.json of the round: off, then on once a later one says so, and off again', () => {
+    assert.deepEqual([false, true, false].map((enabled) => asksForAlerts(config({ enabled }))), [false, true, false]);
   });
 });

@@ -4,7 +4,7 @@
  * unchanged while monitoring is on, and answers 404 `MONITORING_OFF` while it is off.
  */
 import { formatDuration } from './format';
-import { FetchOutcome } from './types';
+import { ClusterConfig, FetchOutcome } from './types';
 
 /** One firing alert, as the panel shows it. */
 export interface AlertRow {
@@ -30,6 +30,16 @@ export type AlertsView =
 export const NO_SEVERITY = 'none';
 
 const SEVERITY_RANK: Readonly<Record<string, number>> = { critical: 0, warning: 1 };
+
+/**
+ * Whether a round asks `internal/alerts`: not while cluster.json says monitoring is off (the
+ * panel is off without a request, as Chromium logs every 404 as an error); while it says on, or
+ * nothing (a load balancer older than the field, or no cluster.json read yet), it does, and a
+ * 404 `MONITORING_OFF` still reads as off.
+ */
+export function asksForAlerts(config: Pick<ClusterConfig, 'monitoring'> | null): boolean {
+  return config?.monitoring !== false;
+}
 
 /** Turns one poll of `internal/alerts` into the panel's view. Never throws. */
 export function alertsView(outcome: FetchOutcome): AlertsView {
