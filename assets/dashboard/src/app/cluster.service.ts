@@ -1,5 +1,5 @@
 import { computed, DestroyRef, inject, Injectable, linkedSignal, signal } from '@angular/core';
-import { alertsView, AlertsView, asksForAlerts } from './data/alerts';
+import { alertsView, AlertsView, asksForAlerts, withCriticalAlerts } from './data/alerts';
 import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from './data/cluster-config';
 import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
@@ -64,15 +64,19 @@ export class ClusterService {
   });
   /** The database card's "Writes" line: semi-sync as the freshest web server that reaches it reports. */
   readonly semiSync = computed(() => semiSyncView(this.db()?.db?.replication));
+  /** The banner: the nodes' state, made worse (never better) by firing critical alerts. */
   readonly overall = computed(() =>
-    deriveOverall({
-      configError: this.configError(),
-      lb: this.lb(),
-      webNodes: this.webNodes(),
-      db: this.db(),
-      replicas: this.replicas(),
-      semiSync: this.semiSync(),
-    }),
+    withCriticalAlerts(
+      deriveOverall({
+        configError: this.configError(),
+        lb: this.lb(),
+        webNodes: this.webNodes(),
+        db: this.db(),
+        replicas: this.replicas(),
+        semiSync: this.semiSync(),
+      }),
+      this.alerts(),
+    ),
   );
 
   private timer: ReturnType<typeof setTimeout> | null = null;
