@@ -52,7 +52,10 @@ export interface LoadBalancerArgs extends HostArgs {
     refreshSeconds: number;
     /** Dashboard per-request timeout. */
     requestTimeoutMs: number;
-    /** Alertmanager runs on this Pi (monitoring on): nginx serves its alerts as /internal/alerts. */
+    /**
+     * Alertmanager runs on this Pi (monitoring on): nginx serves its alerts as /internal/alerts,
+     * and cluster.json says `monitoring.enabled`. Required.
+     */
     alertmanager: boolean;
 }
 
@@ -118,6 +121,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                     database,
                     refreshSeconds: args.refreshSeconds,
                     requestTimeoutMs: args.requestTimeoutMs,
+                    monitoring: args.alertmanager,
                 };
                 return renderScript("lb-nginx-conf", {
                     STEP: `${name}-nginx-conf`,

@@ -490,6 +490,11 @@ export interface ClusterJsonArgs {
     database: Backend;
     refreshSeconds: number;
     requestTimeoutMs: number;
+    /**
+     * Monitoring runs (Alertmanager on the load balancer): the dashboard asks /internal/alerts
+     * only then, so a cluster without it logs no 404 a refresh in the browser. Required.
+     */
+    monitoring: boolean;
     /** With every Pi's address (/internal/cluster.json), or names only (/cluster.json, public). Default false. */
     internal?: boolean;
 }
@@ -505,6 +510,7 @@ export function renderClusterJson(a: ClusterJsonArgs): string {
                 webServers: a.webServers.map((w) => ({ ...pick(w), ...(w.maintenance ? { maintenance: true } : {}) })),
                 database: pick(a.database),
                 dashboard: { refreshSeconds: a.refreshSeconds, requestTimeoutMs: a.requestTimeoutMs },
+                monitoring: { enabled: a.monitoring },
             },
             null,
             2,

@@ -662,6 +662,17 @@ describe("PiCluster resource graph", function () {
             assert.strictEqual(step.inputs.connection.host, "10.254.0.121");
         });
 
+        it("says in both cluster.json files whether monitoring runs, as the site's /internal/alerts does", () => {
+            for (const [res, enabled] of [[plain, false], [on, true]] as const) {
+                const stdin = byName(res, "pi-lb-nginx-conf").inputs.stdin;
+                for (const file of ["CLUSTER_JSON_TEXT", "CLUSTER_INTERNAL_JSON_TEXT"]) {
+                    assert.deepStrictEqual(JSON.parse(decodeVar(stdin, file)).monitoring, { enabled }, `${file}, monitoring ${enabled}`);
+                }
+                const alerts = /location = \/internal\/alerts \{[\s\S]*?\n    \}/.exec(decodeVar(stdin, "SITE_TEXT"))![0];
+                assert.match(alerts, enabled ? /proxy_pass http:\/\/127\.0\.0\.1:9093;/ : /MONITORING_OFF/);
+            }
+        });
+
         it("runs Alertmanager after Prometheus, with no receiver unless a webhook is set", () => {
             const step = byName(on, "pi-cluster-monitoring-alertmanager");
             assert.deepStrictEqual(step.dependsOn, ["pi-cluster-monitoring-prometheus"]);

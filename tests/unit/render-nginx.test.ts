@@ -358,6 +358,7 @@ describe("nginx site", () => {
                 database: { name: "pi-db", address: "10.254.0.124" },
                 refreshSeconds: 10,
                 requestTimeoutMs: 4000,
+                monitoring: false,
             }),
         );
         assert.deepStrictEqual(j, {
@@ -366,6 +367,7 @@ describe("nginx site", () => {
             webServers: [{ name: "pi-web1", maintenance: true }],
             database: { name: "pi-db" },
             dashboard: { refreshSeconds: 10, requestTimeoutMs: 4000 },
+            monitoring: { enabled: false },
         });
     });
 
@@ -377,6 +379,7 @@ describe("nginx site", () => {
                 database: { name: "pi-db", address: "10.254.0.124" },
                 refreshSeconds: 10,
                 requestTimeoutMs: 4000,
+                monitoring: true,
                 internal: true,
             }),
         );
@@ -386,7 +389,24 @@ describe("nginx site", () => {
             webServers: [{ name: "pi-web1", address: "10.254.0.122" }],
             database: { name: "pi-db", address: "10.254.0.124" },
             dashboard: { refreshSeconds: 10, requestTimeoutMs: 4000 },
+            monitoring: { enabled: true },
         });
+    });
+
+    it("says in both cluster.json files whether monitoring runs, so the dashboard asks /internal/alerts only then", () => {
+        const hosts = {
+            loadBalancer: { name: "pi-lb", address: "10.254.0.121" },
+            webServers: [{ name: "pi-web1", address: "10.254.0.122" }],
+            database: { name: "pi-db", address: "10.254.0.124" },
+            refreshSeconds: 10,
+            requestTimeoutMs: 4000,
+        };
+        for (const monitoring of [true, false]) {
+            for (const internal of [true, false]) {
+                const text = renderClusterJson({ ...hosts, monitoring, internal });
+                assert.match(text, new RegExp(`\\n  "monitoring": \\{\\n    "enabled": ${monitoring}\\n  \\}\\n\\}\\n$`), `monitoring ${monitoring}, internal ${internal}`);
+            }
+        }
     });
 });
 

@@ -70,3 +70,12 @@ export function watchConsole(page: Page): { consoleErrors: ConsoleEntry[]; pageE
   page.on('pageerror', (err) => pageErrors.push(String(err)));
   return { consoleErrors, pageErrors };
 }
+
+/** When (epoch ms) the page asked `url`, each request as it leaves, whatever its answer. */
+export function watchRequests(page: Page, url: string): number[] {
+  const asked: number[] = [];
+  page.on('request', (r) => {
+    if (r.url() === url) asked.push(Date.now());
+  });
+  return asked;
+}

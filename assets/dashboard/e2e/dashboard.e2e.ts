@@ -7,7 +7,9 @@
  *   E2E_NODE      the web server to stop and start (default pi-web2); one in service
  *
  * A web server that cluster.json marks `"maintenance": true` (cordoned) must show as in
- * maintenance, whatever its status URL says, and never count against the banner.
+ * maintenance, whatever its status URL says, and never count against the banner. A firing
+ * critical alert does count (the banner is degraded while one fires): run it with none.
+ * With cluster.json's `monitoring.enabled` false, the page must never ask internal/alerts.
  *   E2E_DOWN_S    how long the dashboard may take to show it down (default 20)
  *   E2E_UP_S      how long it may take to come back after `start` (default 90: boot + PM2)
  *   E2E_REPLICA   the read replica to flip (default the first the web servers report). Its cases
@@ -19,14 +21,11 @@
  *   E2E_OUTPUT    screenshots and timings (default /work/main/test-output, i.e. <repo>/test-output)
  */
 import { strict as assert } from 'node:assert';
-import { execFile } from 'node:child_process';
 import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { Page } from 'playwright-core';
-import { Browser, ConsoleEntry, launchChromium, watchConsole } from './browser';
-
-const run = promisify(execFile);
+import { Browser, ConsoleEntry, launchChromium, watchConsole, watchRequests } from './browser';
+import { runLab } from './lab';
 
 const DASHBOARD_DIR = resolve(__dirname, '..');
 const LB_URL = (process.env['LB_URL'] ?? '').replace(/\/+$/, '');
@@ -41,6 +40,8 @@ interface ClusterJson {
   loadBalancer: { name: string };
   webServers: { name: string; maintenance?: boolean }[];
   database: { name: string };
+  /** Absent from a load balancer rendered before the field. */
+  monitoring?: { enabled: boolean };
 }
 
 const card = (name: string) => `article[data-node="${name}"]`;
@@ -49,10 +50,7 @@ async function state(page: Page, selector: string): Promise<string | null> {
   return page.locator(selector).getAttribute('data-state');
 }
 
-async function lab(...args: string[]): Promise<void> {
-  const { stdout, stderr } = await run(LAB, args, { timeout: 120_000 });
-  process.stdout.write(`      $ ${LAB} ${args.join(' ')}\n${(stdout + stderr).replace(/^/gm, '        ')}\n`);
-}
+const lab = (...args: string[]) => runLab(LAB, ...args);
 
 /** The read replicas a web server reports (db.replication.replicas), in config order; none without. */
 async function reportedReplicas(web: string): Promise<string[]> {
@@ -119,6 +117,7 @@ describe('dashboard against the load balancer', function () {
   let replicaFlipped = false;
   let consoleErrors: ConsoleEntry[] = [];
   let pageErrors: string[] = [];
+  let alertsAsked: number[] = [];
   const timings: Record<string, number> = {};
 
   before(async function () {
@@ -142,6 +141,7 @@ describe('dashboard against the load balancer', function () {
     browser = await launchChromium('dashboard-e2e-', { width: 1280, height: 900 });
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
     ({ consoleErrors, pageErrors } = watchConsole(page));
+    alertsAsked = watchRequests(page, `${LB_URL}/internal/alerts`);
   });
 
   after(async function () {
@@ -329,18 +329,23 @@ describe('dashboard against the load balancer', function () {
     replicaFlipped = false;
   });
 
-  it('logged no console errors but the stopped node\'s failed status requests', function () {
+  it('logged no console errors but the stopped node\'s failed status requests, and never asked internal/alerts with monitoring off', function () {
     // Chromium logs "Failed to load resource: the server responded with a status of 502 (Bad
     // Gateway)" for every non-2xx fetch, and the app cannot suppress it. That is expected only
     // for the status URLs of NODE and of servers in maintenance (one may be cordoned because it
     // is dead), and only as a gateway error from nginx (502/503/504); anything else (another
-    // URL, another status, any uncaught exception) fails the test. internal/alerts answers 404
-    // (MONITORING_OFF) on a cluster without monitoring, which the alerts panel shows as off.
+    // URL, another status, any uncaught exception) fails the test. With monitoring off the
+    // dashboard does not ask internal/alerts at all; only a load balancer whose cluster.json
+    // does not say (rendered before the field) is asked, and answers 404 MONITORING_OFF.
     const nodeUrls = [NODE, ...inMaintenance].map((n) => `${LB_URL}/api/nodes/${n}/`);
     const expected = /^Failed to load resource: the server responded with a status of 50[234]\b/;
-    const alertsOff = (e: ConsoleEntry) => e.url === `${LB_URL}/internal/alerts` && /status of 404\b/.test(e.text);
+    const oldLb = cluster.monitoring === undefined;
+    const alertsOff = (e: ConsoleEntry) => oldLb && e.url === `${LB_URL}/internal/alerts` && /status of 404\b/.test(e.text);
     const unexpected = consoleErrors.filter((e) => !(nodeUrls.some((u) => e.url.startsWith(u)) && expected.test(e.text)) && !alertsOff(e));
     assert.deepEqual(pageErrors, [], 'uncaught exceptions in the page');
     assert.deepEqual(unexpected, [], 'unexpected console errors');
+    if (cluster.monitoring?.enabled === false) {
+      assert.equal(alertsAsked.length, 0, `cluster.json says monitoring is off, yet the page asked internal/alerts ${alertsAsked.length} times`);
+    }
   });
 });

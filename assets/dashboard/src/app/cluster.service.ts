@@ -1,5 +1,5 @@
 import { computed, DestroyRef, inject, Injectable, linkedSignal, signal } from '@angular/core';
-import { alertsView, AlertsView } from './data/alerts';
+import { alertsView, AlertsView, asksForAlerts, withCriticalAlerts } from './data/alerts';
 import { effectiveRefreshSeconds, parseClusterConfig, DEFAULT_SETTINGS } from './data/cluster-config';
 import { fetchWithTimeout } from './data/fetch-with-timeout';
 import { appendSample, pruneHistories } from './data/history';
@@ -19,7 +19,10 @@ export const URLS = {
   /** A web server's full status (node and database internals); the management network only. */
   node: (name: string) => `api/nodes/${encodeURIComponent(name)}/internal/status`,
   tls: 'tls.json',
-  /** Alertmanager's firing alerts (API v2) through the LB; 404 MONITORING_OFF without monitoring; the management network only. */
+  /**
+   * Alertmanager's firing alerts (API v2) through the LB; 404 MONITORING_OFF without monitoring;
+   * the management network only. Not asked while cluster.json says monitoring is off.
+   */
   alerts: 'internal/alerts',
 };
 
@@ -61,15 +64,19 @@ export class ClusterService {
   });
   /** The database card's "Writes" line: semi-sync as the freshest web server that reaches it reports. */
   readonly semiSync = computed(() => semiSyncView(this.db()?.db?.replication));
+  /** The banner: the nodes' state, made worse (never better) by firing critical alerts. */
   readonly overall = computed(() =>
-    deriveOverall({
-      configError: this.configError(),
-      lb: this.lb(),
-      webNodes: this.webNodes(),
-      db: this.db(),
-      replicas: this.replicas(),
-      semiSync: this.semiSync(),
-    }),
+    withCriticalAlerts(
+      deriveOverall({
+        configError: this.configError(),
+        lb: this.lb(),
+        webNodes: this.webNodes(),
+        db: this.db(),
+        replicas: this.replicas(),
+        semiSync: this.semiSync(),
+      }),
+      this.alerts(),
+    ),
   );
 
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -105,12 +112,14 @@ export class ClusterService {
 
   private async round(): Promise<void> {
     this.refreshing.set(true);
-    // Not awaited: a slow Alertmanager never holds up the node cards or this round's end.
-    void this.pollAlerts();
     // Poll the nodes we already know right away, in parallel with re-reading cluster.json
     // (which picks up a scale-out or scale-in for the next rounds).
     const known = this.config();
-    const tasks: Promise<void>[] = [this.loadConfig(), this.loadTls()];
+    const config = this.loadConfig();
+    // After cluster.json, which says whether there is anything to ask (monitoring on or off);
+    // not awaited: a slow Alertmanager never holds up the node cards or this round's end.
+    void config.then(() => this.pollAlerts());
+    const tasks: Promise<void>[] = [config, this.loadTls()];
     if (known) tasks.push(this.pollLb(), ...known.webServers.map((w) => this.pollWeb(w.name)));
     await Promise.all(tasks);
     if (!known && this.config()) {
@@ -167,6 +176,7 @@ export class ClusterService {
   }
 
   private async pollAlerts(): Promise<void> {
+    if (!asksForAlerts(this.config())) return this.alerts.set({ kind: 'off', at: Date.now() });
     const outcome = await this.once('alerts', () => fetchWithTimeout(URLS.alerts, this.timeoutMs()));
     if (outcome) this.alerts.set(alertsView(outcome));
   }

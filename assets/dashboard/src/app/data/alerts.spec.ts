@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { alertKey, alertsView, AlertsView, formatSince, parseAlerts } from './alerts';
-import { FetchOutcome } from './types';
+import { alertKey, AlertRow, alertsView, AlertsView, asksForAlerts, criticalAlertsLine, formatSince, parseAlerts, withCriticalAlerts } from './alerts';
+import { parseClusterConfig } from './cluster-config';
+import { FetchOutcome, Overall } from './types';
 
 const AT = Date.parse('2026-12-07T23:30:00Z');
 
@@ -152,5 +153,89 @@ describe('formatSince', () => {
   it('never counts negative time when the Pi\'s clock runs ahead of the browser\'s', () => {
     const start = new Date(2026, 11, 7, 23, 1).getTime();
     assert.equal(formatSince(start, start - 90_000), 'since 23:01 (0s)');
+  });
+});
+
+describe('asksForAlerts', () => {
+  const config = (monitoring?: unknown) =>
+    parseClusterConfig(
+      JSON.stringify({
+        loadBalancer: { name: 'pi-lb' },
+        webServers: [{ name: 'pi-web1' }],
+        database: { name: 'pi-db' },
+        ...(monitoring === undefined ? {} : { monitoring }),
+      }),
+    );
+
+  it('does not ask internal/alerts while cluster.json says monitoring is off', () => {
+    assert.equal(asksForAlerts(config({ enabled: false })), false);
+  });
+
+  it('asks while cluster.json says monitoring is on', () => {
+    assert.equal(asksForAlerts(config({ enabled: true })), true);
+  });
+
+  it('asks, as before the field, when cluster.json does not say (an older load balancer), or before any was read', () => {
+    assert.equal(asksForAlerts(config()), true);
+    assert.equal(asksForAlerts(null), true);
+  });
+
+  it('follows the cluster.json of the round: off, then on once a later one says so, and off again', () => {
+    assert.deepEqual([false, true, false].map((enabled) => asksForAlerts(config({ enabled }))), [false, true, false]);
+  });
+});
+
+describe('withCriticalAlerts', () => {
+  const healthy: Overall = { state: 'healthy', reasons: ['all nodes up'], maintenance: [] };
+  const degraded: Overall = { state: 'degraded', reasons: ['pi-web2 is down (HTTP 502 Bad Gateway)'], maintenance: ['pi-web3'] };
+  const down: Overall = { state: 'down', reasons: ['every web server is down'], maintenance: [] };
+  const pending: Overall = { state: 'pending', reasons: ['waiting for the first answers'], maintenance: [] };
+  const row = (name: string, instance: string | null, severity: string): AlertRow => ({ name, instance, severity, summary: null, startsAt: AT });
+  const firing = (...alerts: AlertRow[]): AlertsView => ({ kind: 'ok', alerts, at: AT });
+  const piDown = row('PiDown', 'pi-web2', 'critical');
+
+  it('turns a healthy banner degraded while a critical alert fires, naming it', () => {
+    assert.deepEqual(withCriticalAlerts(healthy, firing(piDown, row('HighLoad', 'pi-web1', 'warning'))), {
+      state: 'degraded',
+      reasons: ['1 critical alert: PiDown pi-web2'],
+      maintenance: [],
+    });
+  });
+
+  it('keeps a degraded or down banner as it is, with the critical alerts\' line after the nodes\' reasons', () => {
+    const two = firing(piDown, row('DatabaseUnreachable', 'pi-web1', 'critical'));
+    assert.deepEqual(withCriticalAlerts(degraded, two), {
+      ...degraded,
+      reasons: [...degraded.reasons, '2 critical alerts: PiDown pi-web2, DatabaseUnreachable pi-web1'],
+    });
+    assert.deepEqual(withCriticalAlerts(down, two), { ...down, reasons: [...down.reasons, '2 critical alerts: PiDown pi-web2, DatabaseUnreachable pi-web1'] });
+  });
+
+  it('leaves every state as it is with warnings and other severities only', () => {
+    const notCritical = firing(row('HighLoad', 'pi-web1', 'warning'), row('Watchdog', null, 'none'), row('Info', 'pi-db', 'info'));
+    for (const overall of [healthy, degraded, down, pending]) assert.equal(withCriticalAlerts(overall, notCritical), overall, overall.state);
+  });
+
+  it('leaves the banner as it is with no alert firing, with monitoring off, with alerts unavailable, and before the first answer', () => {
+    const views: (AlertsView | null)[] = [firing(), { kind: 'off', at: AT }, { kind: 'unavailable', reason: 'HTTP 502 Bad Gateway', at: AT }, null];
+    for (const view of views) assert.equal(withCriticalAlerts(healthy, view), healthy, JSON.stringify(view));
+  });
+
+  it('does not decide for a banner still waiting for the nodes\' first answers', () => {
+    assert.equal(withCriticalAlerts(pending, firing(piDown)), pending);
+  });
+});
+
+describe('criticalAlertsLine', () => {
+  const row = (name: string, instance: string | null): AlertRow => ({ name, instance, severity: 'critical', summary: null, startsAt: AT });
+
+  it('names an alert without an instance by its name alone', () => {
+    assert.equal(criticalAlertsLine([row('BackupStale', null)]), '1 critical alert: BackupStale');
+  });
+
+  it('names the first three, in the panel\'s order, and counts the rest', () => {
+    const rows = ['pi-web1', 'pi-web2', 'pi-web3', 'pi-db', 'pi-lb'].map((i) => row('PiDown', i));
+    assert.equal(criticalAlertsLine(rows.slice(0, 3)), '3 critical alerts: PiDown pi-web1, PiDown pi-web2, PiDown pi-web3');
+    assert.equal(criticalAlertsLine(rows), '5 critical alerts: PiDown pi-web1, PiDown pi-web2, PiDown pi-web3 and 2 more');
   });
 });

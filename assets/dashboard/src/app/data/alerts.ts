@@ -4,7 +4,7 @@
  * unchanged while monitoring is on, and answers 404 `MONITORING_OFF` while it is off.
  */
 import { formatDuration } from './format';
-import { FetchOutcome } from './types';
+import { ClusterConfig, FetchOutcome, Overall } from './types';
 
 /** One firing alert, as the panel shows it. */
 export interface AlertRow {
@@ -29,7 +29,23 @@ export type AlertsView =
 /** The severity when an alert carries no `severity` label. */
 export const NO_SEVERITY = 'none';
 
-const SEVERITY_RANK: Readonly<Record<string, number>> = { critical: 0, warning: 1 };
+/** The stack's rules' severity that pages (components/render/alerts.ts); the only one the banner counts. */
+export const CRITICAL = 'critical';
+
+/** How many critical alerts the banner's line names before "and N more". */
+const BANNER_NAMES = 3;
+
+const SEVERITY_RANK: Readonly<Record<string, number>> = { [CRITICAL]: 0, warning: 1 };
+
+/**
+ * Whether a round asks `internal/alerts`: not while cluster.json says monitoring is off (the
+ * panel is off without a request, as Chromium logs every 404 as an error); while it says on, or
+ * nothing (a load balancer older than the field, or no cluster.json read yet), it does, and a
+ * 404 `MONITORING_OFF` still reads as off.
+ */
+export function asksForAlerts(config: Pick<ClusterConfig, 'monitoring'> | null): boolean {
+  return config?.monitoring !== false;
+}
 
 /** Turns one poll of `internal/alerts` into the panel's view. Never throws. */
 export function alertsView(outcome: FetchOutcome): AlertsView {
@@ -91,6 +107,30 @@ export function formatSince(startsAt: number, now: number): string {
 /** The row's `data-alert`: "<alertname> <instance>", the instance empty when there is none. */
 export function alertKey(row: AlertRow): string {
   return `${row.name} ${row.instance ?? ''}`;
+}
+
+/**
+ * The banner with the panel's firing critical alerts: they make a healthy cluster degraded, and
+ * add their line ("2 critical alerts: PiDown pi-web2, DbDown pi-db") to a degraded or down one,
+ * which keeps its state: never better than the node cards say. Warnings and other severities,
+ * and a panel that is off, unavailable or not answered yet, change nothing; nor does anything
+ * while the banner waits for the nodes' first answers.
+ */
+export function withCriticalAlerts(overall: Overall, alerts: AlertsView | null): Overall {
+  const critical = alerts?.kind === 'ok' ? alerts.alerts.filter((a) => a.severity === CRITICAL) : [];
+  if (critical.length === 0 || overall.state === 'pending') return overall;
+  const line = criticalAlertsLine(critical);
+  // A healthy banner's one reason, "all nodes up", gives way to the line: the cards still show it.
+  return overall.state === 'healthy'
+    ? { ...overall, state: 'degraded', reasons: [line] }
+    : { ...overall, reasons: [...overall.reasons, line] };
+}
+
+/** "1 critical alert: PiDown pi-web2"; past BANNER_NAMES, "5 critical alerts: A, B, C and 2 more", in the panel's order. */
+export function criticalAlertsLine(rows: readonly AlertRow[]): string {
+  const names = rows.slice(0, BANNER_NAMES).map((r) => alertKey(r).trim());
+  const more = rows.length - names.length;
+  return `${rows.length} critical alert${rows.length === 1 ? '' : 's'}: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
 /** An active alert's row, or null for one whose status.state is not "active" (suppressed, unprocessed). */

@@ -63,6 +63,28 @@ describe('parseClusterConfig', () => {
     }
   });
 
+  it('reads whether monitoring runs from monitoring.enabled', () => {
+    assert.equal(parseClusterConfig(JSON.stringify({ ...CONFIG, monitoring: { enabled: true } })).monitoring, true);
+    assert.equal(parseClusterConfig(JSON.stringify({ ...CONFIG, monitoring: { enabled: false } })).monitoring, false);
+  });
+
+  it('takes a cluster.json without "monitoring" (a load balancer older than the field) as unknown, not as off', () => {
+    assert.equal(parseClusterConfig(JSON.stringify(CONFIG)).monitoring, null);
+  });
+
+  it('rejects a monitoring that is not {"enabled": true|false}, naming the field and the value', () => {
+    const cases: [unknown, string][] = [
+      [{ enabled: 'false' }, 'cluster.json: monitoring.enabled must be true or false, got "false"'],
+      [{ enabled: null }, 'cluster.json: monitoring.enabled must be true or false, got null'],
+      [{}, 'cluster.json: monitoring.enabled must be true or false, got none'],
+      [true, 'cluster.json: "monitoring" must be an object, got true'],
+      [null, 'cluster.json: "monitoring" must be an object, got null'],
+    ];
+    for (const [monitoring, message] of cases) {
+      assert.throws(() => parseClusterConfig(JSON.stringify({ ...CONFIG, monitoring })), { message }, JSON.stringify(monitoring));
+    }
+  });
+
   it('rejects duplicate web server names', () => {
     const bad = { ...CONFIG, webServers: [CONFIG.webServers[0], CONFIG.webServers[0]] };
     assert.throws(() => parseClusterConfig(JSON.stringify(bad)), /duplicate/);

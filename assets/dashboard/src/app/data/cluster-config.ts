@@ -27,6 +27,17 @@ function webServerRef(v: unknown, field: string): WebServerRef {
   return { ...host, maintenance: maintenance ?? false };
 }
 
+/** `monitoring.enabled`; null when cluster.json has no `monitoring` (an LB older than the field). */
+function monitoringEnabled(v: unknown): boolean | null {
+  if (v === undefined) return null;
+  if (!isRecord(v)) throw new Error(`cluster.json: "monitoring" must be an object, got ${JSON.stringify(v)}`);
+  const enabled = v['enabled'];
+  if (typeof enabled !== 'boolean') {
+    throw new Error(`cluster.json: monitoring.enabled must be true or false, got ${enabled === undefined ? 'none' : JSON.stringify(enabled)}`);
+  }
+  return enabled;
+}
+
 function positive(v: unknown, fallback: number): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : fallback;
 }
@@ -54,6 +65,7 @@ export function parseClusterConfig(text: string): ClusterConfig {
       refreshSeconds: positive(dash['refreshSeconds'], DEFAULT_SETTINGS.refreshSeconds),
       requestTimeoutMs: positive(dash['requestTimeoutMs'], DEFAULT_SETTINGS.requestTimeoutMs),
     },
+    monitoring: monitoringEnabled(raw['monitoring']),
   };
 }
 

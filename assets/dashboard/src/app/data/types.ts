@@ -20,6 +20,8 @@ export interface ClusterConfig {
   webServers: WebServerRef[];
   database: HostRef;
   dashboard: DashboardSettings;
+  /** `monitoring.enabled`: whether the LB serves Alertmanager's alerts; null when cluster.json does not say (an LB rendered before the field). */
+  monitoring: boolean | null;
 }
 
 /** `GET /api/nodes/<name>/internal/status`: the web app's full status JSON (docs/contracts.md, "The web app"). */
