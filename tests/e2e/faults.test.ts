@@ -10,6 +10,7 @@
 // (1-4: a backup broken, then a restore to the latest point that must not be blocked by what
 // the fault left) and the restore cases (5-7: the restore itself broken).
 import * as assert from "assert";
+import { BACKUP_STATE_DIR } from "../../components/constants";
 import { backupUnitName } from "../../components/render/backup";
 import { record, waitFor } from "./checks";
 import { backupNow, backupResult, dataCase, databaseHost, restoreCommand, startAsync, startBackup, storedBackups, TARGET, TARGET_DIR, targetStatus } from "./dataPaths";
@@ -25,17 +26,34 @@ function sh(host: string, command: string): string {
     return r.out.trim();
 }
 
+/** The table addBallast fills with random rows: backups big enough to be caught mid-run. */
+const BALLAST_TABLE = "faults_ballast";
+/** What the backup tool's run tells of mariadb-backup's progress (assets/backup/pi-cluster-backup.sh). */
+const BACKUP_LOG = `${BACKUP_STATE_DIR}/mariadb-backup.log`;
+/** mariadb-backup's line as it starts to stream the ballast table's pages (10.11 and 11.x alike). */
+const STREAMING_BALLAST = `Streaming ./webapp_db/${BALLAST_TABLE}.ibd`;
+
 /**
- * SIGKILLs the processes `pattern` (an extended regex) matches on `host`, `after` seconds after
- * the first one appeared: as the issue's repro, mid-run. One command on the Pi, so no round
- * trip lies between the wait and the kill; it fails when the run ended before the kill (the
- * case would prove nothing). Write the pattern's first letter as a class ("[m]ariadb-backup"):
- * its own text then does not match it, so the shell running the loop is not among the matches.
+ * SIGKILLs the processes `pattern` (an extended regex) matches on `host` once the backup run's
+ * mariadb-backup has begun streaming the ballast table (its log says STREAMING_BALLAST): mid-run
+ * by the run's own progress, never by a clock (on a quick day a run ended before a fixed 1 s,
+ * and the case failed without proving anything). Tens of megabytes of ballast and the end of the
+ * backup still lie ahead at that line. One command on the Pi, so no round trip lies between the
+ * line and the kill; it fails when the run ended first. Write the pattern's first letter as a
+ * class ("[m]ariadb-backup"): its own text then does not match it.
  */
-function killAfter(host: string, pattern: string, after: number): void {
-    const script = `for ((i = 0; i < 2400; i++)); do pgrep -f -- '${pattern}' >/dev/null && break; sleep 0.05; done; sleep ${after}; pkill -KILL -f -- '${pattern}'`;
+function killMidBallast(host: string, pattern: string): void {
+    // The run's log is truncated by the shell that starts mariadb-backup: once that process is
+    // there, the log is this run's.
+    const script = [
+        "for ((i = 0; i < 2400; i++)); do pgrep -f -- '[m]ariadb-backup --backup' >/dev/null && break; sleep 0.05; done",
+        `for ((i = 0; i < 6000; i++)); do grep -qF -- '${STREAMING_BALLAST}' ${BACKUP_LOG} && break; sleep 0.01; done`,
+        `grep -qF -- '${STREAMING_BALLAST}' ${BACKUP_LOG} || { echo 'no ${STREAMING_BALLAST} in ${BACKUP_LOG}'; exit 1; }`,
+        `grep -q 'completed OK!' ${BACKUP_LOG} && { echo 'the run completed before the kill'; exit 1; }`,
+        `pkill -KILL -f -- '${pattern}' || { echo 'nothing to kill'; exit 1; }`,
+    ].join("; ");
     const r = onHost(host, `sudo bash -c ${JSON.stringify(script)}`);
-    assert.strictEqual(r.status, 0, `nothing matched ${pattern} on ${host} ${after} s after it started: ${r.out}`);
+    assert.strictEqual(r.status, 0, `${host}: killing ${pattern} mid-ballast: ${r.out}`);
 }
 
 /** Bytes of the hidden partial uploads of KIND on the target (0 when there is none); a binlog shipping run may be putting one of its own. */
@@ -72,8 +90,8 @@ function holdersOf(host: string, dir: string): string {
 
 /** Incompressible rows, so that a full backup runs for seconds and can be broken mid-run. */
 function addBallast(db: string, megabytes: number): void {
-    sql(db, "CREATE TABLE IF NOT EXISTS webapp_db.faults_ballast (id INT PRIMARY KEY, b BLOB NOT NULL) ENGINE=InnoDB");
-    sql(db, `INSERT IGNORE INTO webapp_db.faults_ballast SELECT seq, RANDOM_BYTES(1024) FROM webapp_db.seq_1_to_${megabytes * 1024}`);
+    sql(db, `CREATE TABLE IF NOT EXISTS webapp_db.${BALLAST_TABLE} (id INT PRIMARY KEY, b BLOB NOT NULL) ENGINE=InnoDB`);
+    sql(db, `INSERT IGNORE INTO webapp_db.${BALLAST_TABLE} SELECT seq, RANDOM_BYTES(1024) FROM webapp_db.seq_1_to_${megabytes * 1024}`);
 }
 
 /** A full that fails: nothing new is committed, the status still names the last good full, the failure is reported. */
@@ -190,7 +208,7 @@ describe("the data paths under faults, on the lab", function () {
                 const newestFull = status.full?.name;
                 // 1 s in, as the issue's repro: 2 s was past the end of a full of the 64 MB
                 // ballast once (CI, on a quick day), and the case then proved nothing.
-                killAfter(db, "[m]ariadb-backup --backup", 1);
+                killMidBallast(db, "[m]ariadb-backup --backup");
                 await assertFailedFullLeftNothing(db, before, newestFull);
                 return restoreLatest();
             });
@@ -202,7 +220,7 @@ describe("the data paths under faults, on the lab", function () {
                 // An incremental of a full that holds the ballast is small: make it big.
                 addBallast(db, 96);
                 const before = (await startBackup(db, "incremental")).stored;
-                killAfter(db, "[m]ariadb-backup --backup", 1);
+                killMidBallast(db, "[m]ariadb-backup --backup");
                 assert.notStrictEqual(await backupResult(db, "incremental"), "success", "the killed incremental succeeded");
                 assert.deepStrictEqual(storedBackups().filter((n) => !before.includes(n) && !n.startsWith("binlog-")), [], "the killed incremental left a backup");
                 assert.ok(targetStatus().failures.some((f: any) => f.kind === "incremental"));
@@ -260,7 +278,7 @@ describe("the data paths under faults, on the lab", function () {
             await dataCase("link-cut", async () => {
                 const { stored: before, status } = await startBackup(db, "full");
                 const newestFull = status.full?.name;
-                killAfter(db, "[s]sh .* put full-", 2);
+                killMidBallast(db, "[s]sh .* put full-");
                 await assertFailedFullLeftNothing(db, before, newestFull);
                 return restoreLatest();
             });
