@@ -17,7 +17,7 @@ import { assertFailuresOnlyDuring, BenchReport, benchOnce, failures, MIN_REQUEST
 import { clusterState, rerunEngineSteps, stateDiff } from "./hostState";
 import { assertAsDesired, driftItems, verify } from "./verify";
 import { convergeReportOf, hostShare, http, lab, LB_URL, onHost, opSpan, OUT, pulumi, recoverCommand, REPO, removeConfig, run, setConfig, up, UpResult, writeHeaders } from "./lib";
-import { APP_DIR, PM2_DIR } from "../../components/constants";
+import { APP_DIR, APP_SAVED_DIR, PM2_DIR } from "../../components/constants";
 
 const HOSTS = ["pi-lb", "pi-web1", "pi-web2", "pi-db"];
 const HOST_STEPS = ["base", "firewall", "wait-ssh"];
@@ -448,10 +448,12 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
             assert.deepStrictEqual(monitoring.packagesOf(h), packages[h], h);
         }
         // What differs is what the case did: pi-web2 booted again after its power cut, and both
-        // apps restarted on and off with their metrics listener (their units and processes
-        // started anew); the LB's site changed and changed back (nginx reloaded: new workers, the
-        // same master). Every file, package and other process is as before.
-        const restarted = (l: string) => /^pi-web[12]: [-+](unit|proc) /.test(l) || /^pi-lb: [-+]proc \d+ .* www-data nginx$/.test(l);
+        // apps rolled on and off with their metrics listener (their units and processes started
+        // anew, and each rollout kept the release, env and ecosystem it replaced in
+        // APP_SAVED_DIR, for a rollback); the LB's site changed and changed back (nginx
+        // reloaded: new workers, the same master). Every other file, package and process is as before.
+        const saved = new RegExp(`^pi-web[12]: \\+file \\S+  ${APP_SAVED_DIR}/(release|env|ecosystem)$`);
+        const restarted = (l: string) => /^pi-web[12]: [-+](unit|proc) /.test(l) || saved.test(l) || /^pi-lb: [-+]proc \d+ .* www-data nginx$/.test(l);
         assert.deepStrictEqual(stateDiff(before, clusterState(HOSTS)).filter((l) => !restarted(l)), []);
     });
 
