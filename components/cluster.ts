@@ -53,6 +53,11 @@ export function backupTargetOf(c: ClusterConfig): BackupOutput["target"] | undef
     };
 }
 
+/** The app's metrics listener on each web server: with monitoring on only (WebServerArgs.metricsPort). */
+export function appMetricsPortOf(c: ClusterConfig): number | undefined {
+    return c.monitoring.enabled ? APP_METRICS_PORT : undefined;
+}
+
 /** Who talks to whom, which each role's firewall follows; scripts/promote renders the same. */
 export function topologyOf(c: ClusterConfig): Topology {
     const target = backupTargetOf(c);
@@ -306,7 +311,7 @@ export class PiCluster extends pulumi.ComponentResource {
                         rollAfter: webs.length > 0 ? webs[webs.length - 1].admitStep : undefined,
                         unattendedUpgrades: c.unattendedUpgrades,
                         nodeExporter: monitoring,
-                        metricsPort: monitoring ? APP_METRICS_PORT : undefined,
+                        metricsPort: appMetricsPortOf(c),
                         reapply: c.reapply[w.name],
                     },
                     hostOpts(w.name),

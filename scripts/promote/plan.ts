@@ -2,7 +2,7 @@
 // every web server, the stack config that names the replica the database, and what the
 // Pis get before the next `pulumi up` (the same text that up renders, so it changes none of
 // it again: no second restart).
-import { topologyOf } from "../../components/cluster";
+import { appMetricsPortOf, topologyOf } from "../../components/cluster";
 import { ClusterConfig } from "../../components/config";
 import { serverCnf } from "../../components/database";
 import { renderAppEnv } from "../../components/render/app";
@@ -173,6 +173,7 @@ export function renderPromotion(c: ClusterConfig, lostAddress: string, oldBundle
                     dbTls: { caFile: DB_CA_FILE, serverName: db.name },
                     dbReplicas: c.dbReplicas.map((r) => ({ name: r.name, address: r.address, port: c.dbPort })),
                     dbReplicaMaxLagSeconds: c.dbReplicaMaxLagSeconds,
+                    metricsPort: appMetricsPortOf(c),
                 }),
             ),
             DB_CA_FILE,

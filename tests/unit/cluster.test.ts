@@ -186,7 +186,9 @@ describe("PiCluster resource graph", function () {
     });
 
     it("renders after a promotion what scripts/promote installed before it, so that up restarts nothing again", async () => {
-        const before = { ...rawConfig(2), dbReplicas: replicasConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY } };
+        // With monitoring on: the apps' env then names their metrics listener (CI found an up
+        // restarting the apps a promotion had switched when promote left it out).
+        const before = { ...rawConfig(2), dbReplicas: replicasConfig(2), backup: { agePublicKey: AGE_PUBLIC_KEY }, monitoring: { enabled: true } };
         const { config } = promotedConfig(before, "pi-db-read1");
         const bundle = FAKE_TLS_OUTPUT.caCertificate.repeat(3);
         const scripts = renderPromotion(mod.parseConfig(config), "10.254.0.124", bundle, ["pi-db-read1", "pi-db-read2"]);
@@ -199,6 +201,7 @@ describe("PiCluster resource graph", function () {
         same(scripts.db, "pi-db-read1-app-db", "CLIENTS_TEXT");
         for (const w of scripts.webs) {
             same(w.script, `${w.name}-app`, "ENV_TEXT");
+            assert.match(decodeVar(w.script, "ENV_TEXT"), /^METRICS_PORT="9464"$/m);
             same(w.script, `${w.name}-app`, "DB_CA_TEXT");
             // The fence is the one difference, and the up's ruleset lifts it.
             same(w.script, `${w.name}-firewall`, "RULESET_TEXT", (t) => t.replace(/^.*fence: the database before a promotion.*\n/gm, ""));
