@@ -359,7 +359,7 @@ describe("the cluster on the lab, with the Pulumi engine", function () {
         // kind, the stream up; and the full, older than its new bound once the receiver has
         // written that bound into status.json (at the next binlog shipment, within a minute).
         const backupSamples = await monitoring.until("the backup metrics in Prometheus", 60_000, () => {
-            const r = monitoring.prometheusApi(`/api/v1/query?query=${encodeURIComponent('pi_cluster_backup_last_success_timestamp_seconds{instance="pi-lb"} or pi_cluster_binlog_stream_up{instance="pi-lb"}')}`).result;
+            const r = monitoring.prometheusQuery('pi_cluster_backup_last_success_timestamp_seconds{instance="pi-lb"} or pi_cluster_binlog_stream_up{instance="pi-lb"}');
             return { value: r.length === 4 ? r : undefined, seen: JSON.stringify(r) };
         });
         const byKind = Object.fromEntries(backupSamples.map((x: { metric: { __name__: string; kind?: string }; value: [number, string] }) => [x.metric.kind ?? x.metric.__name__, Number(x.value[1])]));

@@ -50,21 +50,20 @@ export async function everyTargetUp(hosts: string[], webs: string[]): Promise<vo
  * (`/notes/:id`, never a raw path) and status, and the latency histogram beside them.
  */
 export async function appMetricsScraped(webs: string[]): Promise<void> {
-    const query = (q: string) => monitoringQuery(q);
     const counted = await until("the app's request counts in Prometheus", 60_000, () => {
-        const r = query('sum by (instance) (pi_cluster_http_requests_total{job="app"})');
+        const r = prometheusQuery('sum by (instance) (pi_cluster_http_requests_total{job="app"})');
         const have = r.map((x: { metric: { instance: string } }) => x.metric.instance).sort();
         return { value: JSON.stringify(have) === JSON.stringify([...webs].sort()) ? r : undefined, seen: JSON.stringify(r) };
     });
     for (const x of counted) assert.ok(Number(x.value[1]) > 0, JSON.stringify(x));
-    const routes: string[] = query('count by (route) (pi_cluster_http_requests_total{job="app"})').map((x: { metric: { route: string } }) => x.metric.route);
+    const routes: string[] = prometheusQuery('count by (route) (pi_cluster_http_requests_total{job="app"})').map((x: { metric: { route: string } }) => x.metric.route);
     for (const r of routes) assert.ok(r === "unmatched" || (r.startsWith("/") && !/\/\d+(\/|$)/.test(r)), `a route label that is not a pattern: ${r}`);
-    const buckets = query('count by (instance) (pi_cluster_http_request_duration_seconds_bucket{job="app"})');
+    const buckets = prometheusQuery('count by (instance) (pi_cluster_http_request_duration_seconds_bucket{job="app"})');
     assert.deepStrictEqual(buckets.map((x: { metric: { instance: string } }) => x.metric.instance).sort(), [...webs].sort());
 }
 
-/** An instant query's result vector. */
-function monitoringQuery(q: string): any[] {
+/** An instant query's result vector, from Prometheus's HTTP API on the load balancer. */
+export function prometheusQuery(q: string): any[] {
     return prometheusApi(`/api/v1/query?query=${encodeURIComponent(q)}`).result;
 }
 
